@@ -1,0 +1,179 @@
+"""The `excap` command line."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from capture_node import __version__
+from capture_node.errors import ExcapError
+from capture_node.recorder import Recorder
+from capture_node.recovery import recover_directory
+from capture_node.sim_session import SimSessionOptions, run_sim_session
+from capture_node.summary import summarize, summary_json, summary_text
+from capture_node.validation import validate_episode
+from drivers.profiles import DEFAULT_PROFILE
+
+DEFAULT_OUT = Path("episodes")
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="excap", description="Excavator and wheel-loader teleoperation "
+                                     "demonstration capture into HDF5 episodes.")
+    parser.add_argument("--version", action="version", version=f"excap {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    record = commands.add_parser("record", help="record one episode")
+    record.add_argument("--sim", action="store_true", help="record the simulated excavator and scripted operator")
+    record.add_argument("--duration", type=_positive(float), default=None, metavar="S",
+                        help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
+    record.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+                        help="episode folder (default: %(default)s)")
+    record.add_argument("--pattern", choices=["iso", "sae"], default=None,
+                        help="control pattern (default: the profile's)")
+    record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
+    record.add_argument("--profile", default=DEFAULT_PROFILE, help="machine profile name or YAML file")
+    record.add_argument("--fps", type=_positive(float), default=30.0, help="camera frame rate")
+    record.add_argument("--width", type=_positive(int), default=640)
+    record.add_argument("--height", type=_positive(int), default=480)
+    record.add_argument("--jpeg-quality", type=int, default=90)
+    record.add_argument("--seed", type=int, default=0, help="seed of the simulation and scripted operator")
+    record.add_argument("--operator", default="sim-operator", help="pseudonymous operator id")
+    record.add_argument("--certification", default="", help="operator certificate reference")
+    record.add_argument("--machine-id", default="sim-excavator-01")
+    record.add_argument("--site", default="simulated-site")
+    record.add_argument("--task", default="dig-and-load")
+    record.add_argument("--notes", default="")
+    record.add_argument("--quiet", action="store_true", help="no live status line")
+
+    inspect = commands.add_parser("inspect", help="per-stream counts, rates, gaps and drops of an episode")
+    inspect.add_argument("episode", type=Path)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+
+    validate = commands.add_parser("validate", help="check episodes against the schema in schemas/")
+    validate.add_argument("episodes", type=Path, nargs="+")
+
+    recover = commands.add_parser("recover", help="rebuild episodes from journals left by a crash")
+    recover.add_argument("dir", type=Path)
+    return parser
+
+
+class _StatusLine:
+    """One line on stderr, refreshed every second: is every stream alive, is anything dropping?"""
+
+    def __init__(self, recorder: Recorder, stop: threading.Event) -> None:
+        self.recorder = recorder
+        self.stop = stop
+        self._thread = threading.Thread(target=self._run, name="status-line", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(1.0) and self.recorder.running:
+            parts = []
+            for s in self.recorder.status():
+                if "/decoded/" in s.path or s.path == "events":
+                    continue
+                parts.append(f"{s.path.split('/')[-1]} {s.rate_hz:.0f}Hz" + (f" DROP {s.dropped}" if s.dropped else ""))
+            elapsed = (self.recorder.status()[0].last_t_ns or self.recorder.start_t_ns) - self.recorder.start_t_ns
+            sys.stderr.write(f"\r\033[K● REC {elapsed / 1e9:6.1f}s  " + "  ".join(parts))
+            sys.stderr.flush()
+        sys.stderr.write("\r\033[K")
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+        stop.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    if not args.sim:
+        raise ExcapError("record needs --sim (the simulated machine); station configs are not supported yet")
+    for result in recover_directory(args.out):
+        print(f"recovered {result.episode or result.journal}: {result.note}", file=sys.stderr)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    options = SimSessionOptions(
+        out_dir=args.out, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
+        width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
+        profile=args.profile, machine_id=args.machine_id, operator_id=args.operator,
+        certification=args.certification, site=args.site, task=args.task, notes=args.notes,
+    )
+    show_status = not args.quiet and sys.stderr.isatty()
+
+    def started(recorder: Recorder) -> None:
+        print(f"recording {recorder.paths.final} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if show_status:
+            _StatusLine(recorder, stop)
+
+    path = run_sim_session(options, stop, on_started=started)
+    stop.set()
+    print(path)
+    print(summary_text(summarize(path)), file=sys.stderr)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    summary = summarize(args.episode)
+    print(summary_json(summary) if args.json else summary_text(summary))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.episodes:
+        problems = validate_episode(path)
+        if problems:
+            failed += 1
+            for problem in problems:
+                print(problem)
+        else:
+            print(f"{path}: valid")
+    return 1 if failed else 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    if not args.dir.is_dir():
+        raise ExcapError(f"{args.dir}: no such folder")
+    results = recover_directory(args.dir)
+    if not results:
+        print(f"{args.dir}: no journals to recover")
+    for result in results:
+        print(f"{result.episode or result.journal}: {result.note}")
+    return 0
+
+
+COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ExcapError as exc:
+        print(f"excap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

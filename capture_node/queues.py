@@ -1,0 +1,47 @@
+"""A bounded, never-blocking hand-off from a driver thread to the writer thread."""
+
+import threading
+from collections import deque
+from typing import Any
+
+
+class DropCountingQueue:
+    """Bounded FIFO: `put` never blocks; a full queue drops the new row and counts it.
+
+    Dropping the newest row keeps what is queued contiguous, so a drop shows as one gap.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity <= 0:
+            raise ValueError("queue capacity must be positive")
+        self.capacity = capacity
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.dropped = 0
+        self._dropped_reported = 0
+
+    def put(self, item: Any) -> bool:
+        with self._lock:
+            if len(self._items) >= self.capacity:
+                self.dropped += 1
+                return False
+            self._items.append(item)
+            self.accepted += 1
+            return True
+
+    def drain(self) -> list[Any]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            return items
+
+    def take_new_drops(self) -> int:
+        """Drops since the previous call (for drop events)."""
+        with self._lock:
+            new = self.dropped - self._dropped_reported
+            self._dropped_reported = self.dropped
+            return new
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,1 @@
+"""Device drivers and the simulated machine: plain Python objects that produce timestamped samples."""

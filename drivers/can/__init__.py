@@ -1,0 +1,1 @@
+"""CAN: J1939 identifiers, DBC decoding and bus capture through python-can."""

@@ -1,0 +1,125 @@
+"""Machine profiles: a machine's functions and the control patterns that map sticks onto them."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from capture_node.errors import ConfigError
+from schemas import SCHEMAS_DIR
+
+PROFILES_DIR = SCHEMAS_DIR / "profiles"
+DEFAULT_PROFILE = "excavator_20t"
+
+
+@dataclass(frozen=True)
+class AxisBinding:
+    """One machine function driven by one input axis: function = sign * shaped(axis)."""
+
+    axis: str
+    sign: float
+
+
+@dataclass(frozen=True)
+class ControlPattern:
+    name: str
+    description: str
+    bindings: dict[str, AxisBinding]
+
+
+@dataclass(frozen=True)
+class MachineProfile:
+    name: str
+    kind: str
+    model: str
+    dbc: str
+    functions: tuple[str, ...]
+    function_meanings: dict[str, str]
+    axes: tuple[str, ...]
+    buttons: tuple[str, ...]
+    enable_button: str
+    deadband: float
+    expo: float
+    default_pattern: str
+    patterns: dict[str, ControlPattern]
+    source: Path
+
+    def pattern(self, name: str | None = None) -> ControlPattern:
+        key = (name or self.default_pattern).lower()
+        if key not in self.patterns:
+            raise ConfigError(f"{self.source}: no control pattern {key!r} (has {', '.join(self.patterns)})")
+        return self.patterns[key]
+
+    @property
+    def dbc_path(self) -> Path:
+        return SCHEMAS_DIR / self.dbc
+
+
+def resolve_profile_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = PROFILES_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+    raise ConfigError(f"machine profile {str(name_or_path)!r} not found (known: {known})")
+
+
+def _require(data: dict[str, Any], key: str, source: Path, where: str = "") -> Any:
+    if key not in data:
+        raise ConfigError(f"{source}: missing key {where}{key}")
+    return data[key]
+
+
+def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> MachineProfile:
+    source = resolve_profile_path(name_or_path)
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict) or data.get("schema") != "excap.machine_profile":
+        raise ConfigError(f"{source}: not an excap machine profile (schema: excap.machine_profile)")
+    functions_raw = _require(data, "functions", source)
+    functions = tuple(str(f["name"]) for f in functions_raw)
+    meanings = {str(f["name"]): f"+ {f.get('positive', '')} / - {f.get('negative', '')}" for f in functions_raw}
+    joystick = _require(data, "joystick", source)
+    axes = tuple(_require(joystick, "axes", source, "joystick."))
+    buttons = tuple(_require(joystick, "buttons", source, "joystick."))
+    enable = str(_require(joystick, "enable_button", source, "joystick."))
+    if enable not in buttons:
+        raise ConfigError(f"{source}: joystick.enable_button {enable!r} is not one of joystick.buttons")
+    patterns: dict[str, ControlPattern] = {}
+    for pattern_name, pattern in _require(data, "patterns", source).items():
+        bindings: dict[str, AxisBinding] = {}
+        for function, binding in _require(pattern, "functions", source, f"patterns.{pattern_name}.").items():
+            where = f"patterns.{pattern_name}.functions.{function}"
+            if function not in functions:
+                raise ConfigError(f"{source}: {where}: unknown machine function {function!r}")
+            if binding.get("axis") not in axes:
+                raise ConfigError(f"{source}: {where}.axis: unknown axis {binding.get('axis')!r}")
+            bindings[function] = AxisBinding(str(binding["axis"]), float(binding.get("sign", 1)))
+        missing = [f for f in functions if f not in bindings]
+        if missing:
+            raise ConfigError(f"{source}: patterns.{pattern_name} leaves {', '.join(missing)} unbound")
+        patterns[str(pattern_name).lower()] = ControlPattern(
+            str(pattern_name).lower(), str(pattern.get("description", "")), bindings)
+    profile = MachineProfile(
+        name=source.stem,
+        kind=str(_require(data, "kind", source)),
+        model=str(_require(data, "model", source)),
+        dbc=str(data.get("dbc", "")),
+        functions=functions,
+        function_meanings=meanings,
+        axes=axes,
+        buttons=buttons,
+        enable_button=enable,
+        deadband=float(joystick.get("deadband", 0.05)),
+        expo=float(joystick.get("expo", 0.0)),
+        default_pattern=str(data.get("default_pattern", next(iter(patterns)))).lower(),
+        patterns=patterns,
+        source=source,
+    )
+    profile.pattern()  # the default must exist
+    return profile

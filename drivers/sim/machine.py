@@ -1,0 +1,80 @@
+"""The simulated machine as a device: physics and its J1939 traffic on a python-can bus.
+
+It takes machine-function commands like a machine controller does and, like one, falls back to
+neutral when commands stop arriving (`command_timeout_s`).
+"""
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import can
+
+from capture_node.clock import now_ns
+from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
+from drivers.sim.j1939_traffic import J1939TrafficGenerator
+from schemas import schema_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DBC = schema_file("can/excavator_j1939.dbc")
+
+
+class SimulatedExcavator:
+    def __init__(self, bus: can.BusABC, dbc_path: Path = DEFAULT_DBC, seed: int = 0, tick_s: float = 0.005,
+                 command_timeout_s: float = 0.2) -> None:
+        self.bus = bus
+        self.model = ExcavatorModel(seed=seed)
+        self.tick_s = tick_s
+        self.command_timeout_s = command_timeout_s
+        self._dbc_path = dbc_path
+        self._seed = seed
+        self._command: tuple[tuple[float, ...], bool, int] = ((0.0,) * len(FUNCTIONS), False, 0)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames_sent = 0
+        self.send_errors = 0
+
+    @property
+    def state(self) -> ExcavatorState:
+        return self.model.state
+
+    def set_command(self, values: tuple[float, ...], enabled: bool, t_ns: int | None = None) -> None:
+        self._command = (tuple(values), enabled, now_ns() if t_ns is None else t_ns)
+
+    def start(self) -> None:
+        self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
+        self._thread = threading.Thread(target=self._run, name="sim-machine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    @property
+    def nominal_can_rate_hz(self) -> float:
+        return self._traffic.nominal_rate_hz
+
+    def _run(self) -> None:
+        last = now_ns()
+        next_tick = time.monotonic() + self.tick_s
+        while not self._stop.is_set():
+            delay = next_tick - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                break
+            next_tick = max(next_tick + self.tick_s, time.monotonic())
+            t = now_ns()
+            values, enabled, stamp = self._command
+            if (t - stamp) / 1e9 > self.command_timeout_s:
+                values, enabled = (0.0,) * len(FUNCTIONS), False
+            state = self.model.step((t - last) / 1e9, values, enabled)
+            last = t
+            for frame in self._traffic.due(t, state):
+                try:
+                    self.bus.send(frame)
+                    self.frames_sent += 1
+                except can.CanError as exc:
+                    self.send_errors += 1
+                    log.debug("sim machine send failed: %s", exc)

@@ -1,0 +1,13 @@
+"""Versioned data that defines excap: the episode schema, machine profiles and CAN databases."""
+
+from pathlib import Path
+
+SCHEMAS_DIR = Path(__file__).resolve().parent
+
+
+def schema_file(relative: str) -> Path:
+    """Path of a file shipped in `schemas/`, e.g. `schema_file("can/excavator_j1939.dbc")`."""
+    return SCHEMAS_DIR / relative
+
+
+__all__ = ["SCHEMAS_DIR", "schema_file"]

@@ -1,0 +1,53 @@
+"""Packaging for excap: teleoperation demonstration capture for excavators and loaders."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+PACKAGE_NAME = "excap"
+
+
+def share_files() -> list[tuple[str, list[str]]]:
+    """Data files installed under share/ so a ROS 2 workspace finds launch files and schemas."""
+    entries: list[tuple[str, list[str]]] = [
+        ("share/ament_index/resource_index/packages", ["resource/excap"]),
+        (f"share/{PACKAGE_NAME}", ["package.xml"]),
+    ]
+    for folder in ("launch", "schemas"):
+        for path in sorted((HERE / folder).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py":
+                rel = path.relative_to(HERE)
+                entries.append((f"share/{PACKAGE_NAME}/{rel.parent}", [str(rel)]))
+    return [(target, files) for target, files in entries if all((HERE / f).exists() for f in files)]
+
+
+setup(
+    name=PACKAGE_NAME,
+    version="0.1.0",
+    description="Excavator and wheel-loader teleoperation demonstration capture into HDF5 episodes",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["capture_node*", "drivers*", "schemas*"]),
+    package_data={"schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"]},
+    include_package_data=True,
+    data_files=share_files(),
+    install_requires=[
+        "numpy>=1.26",
+        "h5py>=3.10",
+        "opencv-python-headless>=4.9",
+        "python-can>=4.4",
+        "cantools>=39",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["excap = capture_node.cli:main"]},
+    zip_safe=False,
+)

@@ -1,0 +1,94 @@
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from capture_node.clock import now_ns
+from capture_node.episode import EpisodeMetadata
+from capture_node.errors import EpisodeError
+from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.streams import camera_spec, can_spec, control_spec
+from tests.conftest import wait_for
+
+
+def metadata(**overrides):
+    return EpisodeMetadata(**{"machine_kind": "excavator", "machine_model": "m", "machine_id": "exc-1",
+                              "control_pattern": "iso", "profile": "excavator_20t", **overrides})
+
+
+def test_rows_reach_the_episode_in_order_with_metadata(tmp_path):
+    with Recorder(RecorderConfig(tmp_path), metadata(operator_id="op-7")) as recorder:
+        control = recorder.add_stream(control_spec(["boom", "arm"]))
+        sent = [(now_ns(), [i / 1000, -i / 1000], i % 2 == 0) for i in range(2500)]
+        for row in sent:
+            assert control.put(row)
+        recorder.event("marker", label="first")
+    path = recorder.paths.final
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["control/t_ns"][()], [r[0] for r in sent])
+        np.testing.assert_allclose(f["control/commands"][()], np.array([r[1] for r in sent], np.float32))
+        assert f["control/enabled"][()].tolist() == [r[2] for r in sent]
+        assert list(f["control/commands"].attrs["names"]) == ["boom", "arm"]
+        assert f.attrs["operator_id"] == "op-7" and f.attrs["schema"] == "excap.episode"
+        assert f.attrs["duration_s"] > 0
+        kinds = [k.decode() for k in f["events/kind"][()]]
+        assert kinds[0] == "start" and kinds[-1] == "stop" and "marker" in kinds
+
+
+def test_finished_episode_appears_atomically(tmp_path):
+    recorder = Recorder(RecorderConfig(tmp_path, journal_interval_s=0.05, h5_interval_s=0.05), metadata())
+    recorder.start()
+    handle = recorder.add_stream(control_spec(["boom"]))
+    handle.put((now_ns(), [0.1], True))
+    wait_for(lambda: recorder.paths.journal.stat().st_size > 400, message="journal growth")
+    assert list(tmp_path.glob("*.h5")) == []  # nothing under a final name while recording
+    assert recorder.paths.partial.exists()
+    final = recorder.stop()
+    assert list(tmp_path.glob("*.h5")) == [final]
+    assert not recorder.paths.journal.exists() and not recorder.paths.partial.exists()
+
+
+def test_full_queue_drops_are_counted_and_recorded(tmp_path):
+    recorder = Recorder(RecorderConfig(tmp_path, journal_interval_s=10.0), metadata())
+    recorder.start()
+    camera = recorder.add_stream(camera_spec("side", 2, 2, 30, "test"))
+    accepted = sum(camera.put((now_ns(), 0, b"\xff\xd8")) for _ in range(camera.spec.queue_capacity + 25))
+    assert accepted == camera.spec.queue_capacity
+    path = recorder.stop()
+    with h5py.File(path, "r") as f:
+        assert f["cameras/side/t_ns"].shape == (camera.spec.queue_capacity,)
+        assert f["cameras/side"].attrs["dropped"] == 25
+        drops = [json.loads(d) for k, d in zip(f["events/kind"][()], f["events/detail"][()], strict=True)
+                 if k == b"drop"]
+        assert drops == [{"stream": "cameras/side", "count": 25}]
+
+
+def test_streams_may_appear_during_recording_and_empty_streams_are_kept(tmp_path):
+    with Recorder(RecorderConfig(tmp_path, journal_interval_s=0.05), metadata()) as recorder:
+        recorder.add_stream(can_spec("can1", "virtual"))
+        late = recorder.add_stream(control_spec(["boom"]))
+        late.put((now_ns(), [0.5], True))
+    with h5py.File(recorder.paths.final, "r") as f:
+        assert f["can/can1/data"].shape == (0, 8)
+        assert f["control/t_ns"].shape == (1,)
+
+
+def test_conflicting_stream_layouts_and_outcomes_are_refused(tmp_path):
+    with Recorder(RecorderConfig(tmp_path), metadata()) as recorder:
+        recorder.add_stream(control_spec(["boom"]))
+        with pytest.raises(EpisodeError, match="registered twice"):
+            recorder.add_stream(control_spec(["boom", "arm"]))
+        with pytest.raises(EpisodeError, match="outcome must be one of"):
+            recorder.set_outcome("great")
+        recorder.set_outcome("success")
+    with h5py.File(recorder.paths.final, "r") as f:
+        assert f.attrs["outcome"] == "success"
+
+
+def test_exception_in_session_finalizes_as_aborted(tmp_path):
+    recorder = Recorder(RecorderConfig(tmp_path), metadata())
+    with pytest.raises(RuntimeError), recorder:
+        raise RuntimeError("driver exploded")
+    with h5py.File(recorder.paths.final, "r") as f:
+        assert f.attrs["outcome"] == "aborted"

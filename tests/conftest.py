@@ -1,0 +1,40 @@
+"""Shared fixtures: temporary episode folders and a short real simulated recording."""
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CAN = REPO.parent / "shared" / "data" / "can"
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
+             message: str = "condition") -> object:
+    """Poll until `condition()` is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {message}")
+
+
+def excap_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "capture_node.cli", *args]
+
+
+@pytest.fixture(scope="session")
+def sim_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 4-second simulated recording, shared by read-only tests."""
+    from capture_node.sim_session import SimSessionOptions, run_sim_session
+
+    out = tmp_path_factory.mktemp("sim_episode")
+    return run_sim_session(SimSessionOptions(out_dir=out, duration_s=4.0, cameras=2, width=320, height=240,
+                                             fps=15.0))

@@ -1,0 +1,74 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from capture_node.errors import ConfigError
+from drivers.mapping import CommandMapper, shape_axis, unshape_axis
+from drivers.profiles import load_profile
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile("excavator_20t")
+
+
+@pytest.mark.parametrize("deadband,expo", [(0.0, 0.0), (0.05, 0.3), (0.1, 0.8)])
+def test_unshape_inverts_shape(deadband, expo):
+    for command in np.linspace(-1, 1, 41):
+        assert shape_axis(unshape_axis(command, deadband, expo), deadband, expo) == pytest.approx(command, abs=1e-9)
+
+
+def test_deadband_and_saturation():
+    assert shape_axis(0.04, 0.05, 0.3) == 0.0
+    assert shape_axis(-0.05, 0.05, 0.3) == 0.0
+    assert shape_axis(1.7, 0.05, 0.3) == pytest.approx(1.0)
+    assert shape_axis(-1.0, 0.05, 0.3) == pytest.approx(-1.0)
+    assert 0 < shape_axis(0.5, 0.05, 0.3) < 0.5  # expo softens the middle
+
+
+def test_iso_and_sae_give_same_machine_command_for_matching_stick_motions(profile):
+    iso, sae = CommandMapper(profile, "iso"), CommandMapper(profile, "sae")
+    buttons = [1, 0, 0]
+    for values in itertools.product([-0.8, 0.0, 0.6], repeat=4):
+        wanted = [*values, 0.3, -0.3]
+        iso_sticks, sae_sticks = iso.sticks_for(wanted), sae.sticks_for(wanted)
+        assert iso.command(iso_sticks, buttons).values == pytest.approx(wanted, abs=1e-9)
+        assert sae.command(sae_sticks, buttons).values == pytest.approx(wanted, abs=1e-9)
+    # The patterns really differ: boom is the right stick's Y in ISO and the left stick's Y in SAE.
+    axes = profile.axes
+    boom_only = [0.7, 0, 0, 0, 0, 0]
+    assert iso.sticks_for(boom_only)[axes.index("right_y")] != 0
+    assert sae.sticks_for(boom_only)[axes.index("left_y")] != 0
+    assert iso.sticks_for(boom_only)[axes.index("left_y")] == 0
+
+
+def test_same_stick_motion_means_different_functions_per_pattern(profile):
+    iso, sae = CommandMapper(profile, "iso"), CommandMapper(profile, "sae")
+    pull_left_stick_back = [0, -1.0, 0, 0, 0, 0]
+    functions = profile.functions
+    iso_cmd = iso.command(pull_left_stick_back, [1, 0, 0]).values
+    sae_cmd = sae.command(pull_left_stick_back, [1, 0, 0]).values
+    assert iso_cmd[functions.index("arm")] == pytest.approx(1.0)  # ISO: arm in
+    assert sae_cmd[functions.index("boom")] == pytest.approx(1.0)  # SAE: boom up
+    assert iso_cmd[functions.index("boom")] == 0.0
+
+
+def test_released_enable_gives_neutral(profile):
+    mapper = CommandMapper(profile, "iso")
+    command = mapper.command([1, 1, 1, 1, 1, 1], [0, 1, 1])
+    assert command.enabled is False
+    assert command.values == (0.0,) * len(profile.functions)
+
+
+def test_unknown_pattern_and_profile_are_config_errors(profile, tmp_path):
+    with pytest.raises(ConfigError, match="no control pattern 'xyz'"):
+        CommandMapper(profile, "xyz")
+    with pytest.raises(ConfigError, match="not found"):
+        load_profile("no-such-machine")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("schema: excap.machine_profile\nkind: excavator\nmodel: x\nfunctions: [{name: boom}]\n"
+                   "joystick: {axes: [a], buttons: [enable], enable_button: enable}\n"
+                   "patterns: {iso: {functions: {boom: {axis: nope}}}}\n")
+    with pytest.raises(ConfigError, match=r"patterns.iso.functions.boom.axis: unknown axis 'nope'"):
+        load_profile(bad)
