@@ -129,6 +129,10 @@ class JournalWriter:
         if durable:
             os.fsync(self._file.fileno())
 
+    def sync(self) -> None:
+        """Make what was handed to the OS durable; safe to call from another thread than the writer."""
+        os.fsync(self._file.fileno())
+
     def close(self) -> None:
         if not self._file.closed:
             self.flush()

@@ -1,8 +1,9 @@
 """The recorder: bounded per-stream queues, one writer thread, journal + HDF5, atomic finish.
 
-Drivers call `StreamHandle.put(row)` from their own threads; it never blocks. The writer thread
-drains every queue at `journal_interval_s`, appends the rows to the journal (handed to the OS
-at once, fsync'd every `durable_interval_s`) and to the HDF5 file every `h5_interval_s`.
+Drivers call `StreamHandle.put(row)` from their own threads; it never blocks. A journal thread
+drains every queue at `journal_interval_s` and appends the rows to the journal, handed to the OS
+at once; an HDF5 thread, every `h5_interval_s`, syncs the journal to disk and appends the rows to
+the HDF5 file.
 Stopping writes the last rows and the final attributes, then renames the finished file into
 place, so a stop takes well under a second whatever the episode's length.
 """
@@ -11,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 class RecorderConfig:
     out_dir: Path
     journal_interval_s: float = 0.25
-    durable_interval_s: float = 1.0
     h5_interval_s: float = 1.0
 
 
@@ -85,6 +84,8 @@ class Recorder:
         self._pending: dict[str, _Pending] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._journal_thread: threading.Thread | None = None
+        self._pending_lock = threading.Lock()
         self._journal: JournalWriter | None = None
         self._h5: EpisodeFileWriter | None = None
         self._finished: Path | None = None
@@ -129,7 +130,9 @@ class Recorder:
         self._journal.flush()
         self._h5 = EpisodeFileWriter(self.paths.partial, attrs)
         self.event("start", episode_id=self.metadata.episode_id)
-        self._thread = threading.Thread(target=self._run, name="excap-writer", daemon=True)
+        self._journal_thread = threading.Thread(target=self._run_journal, name="excap-journal", daemon=True)
+        self._thread = threading.Thread(target=self._run_h5, name="excap-hdf5", daemon=True)
+        self._journal_thread.start()
         self._thread.start()
 
     def stop(self, outcome: str | None = None, reason: str = "stop") -> Path:
@@ -200,28 +203,36 @@ class Recorder:
         return [StreamStatus(h.spec.path, h.queue.accepted, h.queue.dropped, h.last_t_ns, h.rate_hz)
                 for h in handles]
 
-    # -- writer thread --------------------------------------------------------------------
+    # -- writer threads -------------------------------------------------------------------
+    # The journal thread only drains queues and appends to the journal (page cache writes), so its
+    # cadence, and with it the crash-loss bound, never waits on HDF5 or on disk syncs. The HDF5
+    # thread syncs the journal to disk, then appends what the journal thread handed over.
 
-    def _run(self) -> None:
-        last_durable = last_h5 = time.monotonic()
+    def _run_journal(self) -> None:
         try:
             while True:
                 stopping = self._stop.wait(self.config.journal_interval_s)
-                now = time.monotonic()
-                durable = stopping or now - last_durable >= self.config.durable_interval_s
-                self._drain_to_journal(durable)
-                if durable:
-                    last_durable = now
-                if stopping or now - last_h5 >= self.config.h5_interval_s:
-                    self._write_pending_to_h5()
-                    last_h5 = now
+                self._drain_to_journal()
                 if stopping:
                     return
-        except Exception as exc:
-            self.fault = f"{type(exc).__name__}: {exc}"
-            log.error("writer stopped: %s", self.fault)
+        except Exception as exc:  # any writer failure must leave the journal for recovery
+            self._fail(exc)
 
-    def _drain_to_journal(self, durable: bool) -> None:
+    def _run_h5(self) -> None:
+        assert self._journal_thread is not None
+        try:
+            while self._journal_thread.is_alive():
+                self._journal_thread.join(self.config.h5_interval_s)
+                self._write_pending_to_h5()
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self.fault = self.fault or f"{type(exc).__name__}: {exc}"
+        log.error("recording writer stopped: %s", self.fault)
+        self._stop.set()
+
+    def _drain_to_journal(self) -> None:
         assert self._journal is not None
         t_ns = now_ns()
         with self._metadata_lock:
@@ -234,6 +245,7 @@ class Recorder:
             dropped = handle.queue.take_new_drops()
             if dropped:
                 self.event("drop", stream=handle.spec.path, count=dropped)
+        drained: list[tuple[StreamSpec, Batch]] = []
         for handle in [*handles, self.events]:
             handle.update_rate(t_ns)
             rows = handle.queue.drain()
@@ -241,15 +253,21 @@ class Recorder:
                 continue
             batch = rows_to_batch(handle.spec, rows)
             self._journal.write_batch(handle.spec, batch)
-            self._pending.setdefault(handle.spec.path, _Pending(handle.spec)).batches.append(batch)
-        self._journal.flush(durable=durable)
+            drained.append((handle.spec, batch))
+        self._journal.flush(durable=False)
+        with self._pending_lock:
+            for spec, batch in drained:
+                self._pending.setdefault(spec.path, _Pending(spec)).batches.append(batch)
 
     def _write_pending_to_h5(self) -> None:
-        assert self._h5 is not None
-        for pending in self._pending.values():
-            if pending.batches:
-                self._h5.append(pending.spec, concat_batches(pending.spec, pending.batches))
-                pending.batches.clear()
+        assert self._h5 is not None and self._journal is not None
+        self._journal.sync()
+        with self._pending_lock:
+            work = [(p.spec, p.batches) for p in self._pending.values() if p.batches]
+            for pending in self._pending.values():
+                pending.batches = []
+        for spec, batches in work:
+            self._h5.append(spec, concat_batches(spec, batches))
         self._h5.flush(durable=True)
 
 
