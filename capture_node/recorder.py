@@ -224,6 +224,7 @@ class Recorder:
             while self._journal_thread.is_alive():
                 self._journal_thread.join(self.config.h5_interval_s)
                 self._write_pending_to_h5()
+            self._write_pending_to_h5()  # the journal thread's last drain may land after the write above
         except Exception as exc:
             self._fail(exc)
 
