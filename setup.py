@@ -38,6 +38,8 @@ setup(
         "h5py>=3.10",
         "opencv-python-headless>=4.9",
         "python-can>=4.4",
+        "pyserial>=3.5",
+        "inputs>=0.5",
         "cantools>=39",
         "PyYAML>=6.0",
     ],

@@ -1,8 +1,8 @@
 """A recording session on the simulated excavator, driven by the scripted operator.
 
-Wiring: operator sticks -> profile mapping -> machine-function commands -> simulated machine;
-the machine's J1939 traffic on a python-can `virtual` bus and its rendered cameras are recorded
-exactly as real devices would be.
+Wiring: operator sticks -> command link (profile mapping, enable and safety) -> BJM1 frames on a
+python-can `virtual` bus -> simulated machine. The machine's J1939 traffic (and the command
+frames) on that bus and its rendered cameras are recorded exactly as real devices would be.
 """
 
 import threading
@@ -18,9 +18,11 @@ from capture_node.camera_capture import JpegEncoder
 from capture_node.can_capture import CanCapture
 from capture_node.clock import now_ns
 from capture_node.episode import EpisodeMetadata
+from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
 from capture_node.streams import camera_spec, control_spec, joystick_spec
 from drivers.can.decoder import FrameDecoder
+from drivers.command_link import CommandLink, CommandLinkConfig, OperatorInput
 from drivers.mapping import CommandMapper
 from drivers.profiles import DEFAULT_PROFILE, load_profile
 from drivers.sim.camera_source import SimulatedCamera
@@ -48,24 +50,21 @@ class SimSessionOptions:
     task: str = "dig-and-load"
     notes: str = ""
     joystick_rate_hz: float = 100.0
-    command_rate_hz: float = 50.0
 
 
-class _ControlLoop:
-    """The operator station loop: read sticks, map, send to the machine, record both."""
+class _OperatorLoop:
+    """The scripted operator's hands on the sticks: a periodic joystick device at `rate_hz`."""
 
-    def __init__(self, recorder: Recorder, machine: SimulatedExcavator, mapper: CommandMapper,
-                 operator: ScriptedOperator, joystick_rate_hz: float, command_rate_hz: float) -> None:
-        profile = mapper.profile
+    def __init__(self, recorder: Recorder, machine: SimulatedExcavator, operator: ScriptedOperator,
+                 link: CommandLink, rate_hz: float) -> None:
+        profile = operator.mapper.profile
         self.joystick = recorder.add_stream(joystick_spec("operator", profile.axes, profile.buttons,
                                                           backend="sim", device_name="scripted operator"))
-        self.control = recorder.add_stream(control_spec(profile.functions))
         self.recorder = recorder
         self.machine = machine
-        self.mapper = mapper
         self.operator = operator
-        self.period = 1.0 / joystick_rate_hz
-        self.command_every = max(1, round(joystick_rate_hz / command_rate_hz))
+        self.link = link
+        self.period = 1.0 / rate_hz
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sim-operator", daemon=True)
 
@@ -86,15 +85,24 @@ class _ControlLoop:
                 return
             sticks = self.operator.sample(self.machine.state)
             t_ns = now_ns()
+            self.link.set_input(OperatorInput(sticks.axes, sticks.buttons, t_ns))
             self.joystick.put((t_ns, t_ns, sticks.axes, sticks.buttons))
             if sticks.phase != phase:
                 phase = sticks.phase
                 self.recorder.event("operator_phase", t_ns=t_ns, phase=phase)
-            if tick % self.command_every == 0:
-                command = self.mapper.command(sticks.axes, sticks.buttons)
-                self.machine.set_command(command.values, command.enabled, t_ns)
-                self.control.put((t_ns, command.values, command.enabled))
             tick += 1
+
+
+def command_link_for(recorder: Recorder, mapper: CommandMapper, bus: can.BusABC,
+                     config: CommandLinkConfig | None = None) -> CommandLink:
+    """A command link that sends on `bus` and records what it sends (/control) and its events."""
+    control = recorder.add_stream(control_spec(mapper.profile.functions))
+    layout = mapper.profile.cab_joysticks
+    return CommandLink(
+        config or CommandLinkConfig(rate_hz=layout.rate_hz if layout else 50.0), mapper, layout, send=bus.send,
+        on_command=lambda t_ns, values, enabled: control.put((t_ns, values, enabled)),
+        on_event=lambda kind, t_ns, detail: recorder.event(kind, t_ns=t_ns, **detail),
+    )
 
 
 def _wait_until_done(stop: threading.Event, recorder: Recorder, duration_s: float | None) -> None:
@@ -118,18 +126,22 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
         certification=options.certification, site=options.site, task=options.task, notes=options.notes,
         profile=profile.name,
     )
+    if profile.cab_joysticks is None:
+        raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
     channel = f"excap-sim-{uuid.uuid4().hex[:12]}"
     machine_bus = can.Bus(interface="virtual", channel=channel)
     capture_bus = can.Bus(interface="virtual", channel=channel)
+    station_bus = can.Bus(interface="virtual", channel=channel)
     recorder = Recorder(RecorderConfig(options.out_dir), metadata)
     try:
         with recorder:
-            machine = SimulatedExcavator(machine_bus, profile.dbc_path, seed=options.seed)
-            can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_path),
+            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed,
+                                         cab_joysticks=profile.cab_joysticks)
+            can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
                                      interface="virtual")
+            link = command_link_for(recorder, mapper, station_bus)
             operator = ScriptedOperator(mapper, seed=options.seed)
-            control = _ControlLoop(recorder, machine, mapper, operator, options.joystick_rate_hz,
-                                   options.command_rate_hz)
+            control = _OperatorLoop(recorder, machine, operator, link, options.joystick_rate_hz)
             encoders: list[JpegEncoder] = []
             cameras: list[SimulatedCamera] = []
             for index in range(options.cameras):
@@ -147,6 +159,7 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 encoder.start()
             for camera in cameras:
                 camera.start()
+            link.start()
             control.start()
             if on_started is not None:
                 on_started(recorder)
@@ -154,6 +167,7 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 _wait_until_done(stop, recorder, options.duration_s)
             finally:
                 control.stop()
+                link.stop()
                 for camera in cameras:
                     camera.stop()
                 for encoder in encoders:
@@ -161,6 +175,6 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 machine.stop()
                 can_capture.stop()
     finally:
-        machine_bus.shutdown()
-        capture_bus.shutdown()
+        for bus in (machine_bus, capture_bus, station_bus):
+            bus.shutdown()
     return recorder.paths.final

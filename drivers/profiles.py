@@ -7,6 +7,7 @@ from typing import Any
 import yaml
 
 from capture_node.errors import ConfigError
+from drivers.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout
 from schemas import SCHEMAS_DIR
 
 PROFILES_DIR = SCHEMAS_DIR / "profiles"
@@ -33,7 +34,7 @@ class MachineProfile:
     name: str
     kind: str
     model: str
-    dbc: str
+    dbc: tuple[str, ...]
     functions: tuple[str, ...]
     function_meanings: dict[str, str]
     axes: tuple[str, ...]
@@ -44,6 +45,7 @@ class MachineProfile:
     default_pattern: str
     patterns: dict[str, ControlPattern]
     source: Path
+    cab_joysticks: CabJoystickLayout | None = None
 
     def pattern(self, name: str | None = None) -> ControlPattern:
         key = (name or self.default_pattern).lower()
@@ -52,8 +54,8 @@ class MachineProfile:
         return self.patterns[key]
 
     @property
-    def dbc_path(self) -> Path:
-        return SCHEMAS_DIR / self.dbc
+    def dbc_paths(self) -> list[Path]:
+        return [SCHEMAS_DIR / name for name in self.dbc]
 
 
 def resolve_profile_path(name_or_path: str | Path) -> Path:
@@ -109,7 +111,8 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> MachineProfile:
         name=source.stem,
         kind=str(_require(data, "kind", source)),
         model=str(_require(data, "model", source)),
-        dbc=str(data.get("dbc", "")),
+        dbc=tuple(str(d) for d in (data.get("dbc") or [])) if isinstance(data.get("dbc"), list)
+        else ((str(data["dbc"]),) if data.get("dbc") else ()),
         functions=functions,
         function_meanings=meanings,
         axes=axes,
@@ -120,6 +123,35 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> MachineProfile:
         default_pattern=str(data.get("default_pattern", next(iter(patterns)))).lower(),
         patterns=patterns,
         source=source,
+        cab_joysticks=_cab_layout(data.get("cab_joysticks"), functions, source),
     )
     profile.pattern()  # the default must exist
     return profile
+
+
+def _cab_layout(data: Any, functions: tuple[str, ...], source: Path) -> CabJoystickLayout | None:
+    if data is None:
+        return None
+    joysticks = []
+    for name, entry in _require(data, "joysticks", source, "cab_joysticks.").items():
+        axes: dict[str, CabAxis | None] = {}
+        for axis in ("x", "y"):
+            binding = entry.get(axis)
+            if binding is None:
+                axes[axis] = None
+                continue
+            if binding.get("function") not in functions:
+                raise ConfigError(f"{source}: cab_joysticks.joysticks.{name}.{axis}.function: "
+                                  f"unknown machine function {binding.get('function')!r}")
+            axes[axis] = CabAxis(str(binding["function"]), float(binding.get("sign", 1)))
+        address = int(_require(entry, "source_address", source, f"cab_joysticks.joysticks.{name}."))
+        joysticks.append(CabJoystick(str(name), address, axes["x"], axes["y"]))
+    enable = _require(data, "enable", source, "cab_joysticks.")
+    layout = CabJoystickLayout(float(data.get("rate_hz", 50)), tuple(joysticks), str(enable["joystick"]),
+                               int(enable["button"]))
+    missing = [f for f in functions if f not in layout.functions_covered]
+    if missing:
+        raise ConfigError(f"{source}: cab_joysticks leaves {', '.join(missing)} without a joystick axis")
+    if layout.enable_joystick not in {j.name for j in joysticks}:
+        raise ConfigError(f"{source}: cab_joysticks.enable.joystick: no joystick {layout.enable_joystick!r}")
+    return layout

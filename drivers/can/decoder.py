@@ -6,6 +6,7 @@ the error / not-available ranges decode as NaN, never as plausible numbers.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,19 @@ class DecodedFrame:
 
 
 class FrameDecoder:
-    def __init__(self, dbc_path: Path) -> None:
-        try:
-            self.database = cantools.database.load_file(str(dbc_path), strict=False)
-        except (OSError, cantools.database.UnsupportedDatabaseFormatError) as exc:
-            raise ConfigError(f"{dbc_path}: cannot load CAN database ({exc})") from exc
-        self.path = dbc_path
+    def __init__(self, dbc: Path | Sequence[Path]) -> None:
+        self.paths = [Path(dbc)] if isinstance(dbc, str | Path) else [Path(p) for p in dbc]
+        if not self.paths:
+            raise ConfigError("no CAN database given")
+        self.path = self.paths[0]
+        self.database = cantools.database.Database(strict=False)
+        for path in self.paths:
+            try:
+                self.database.add_dbc_file(str(path))
+            except (OSError, cantools.database.UnsupportedDatabaseFormatError, ValueError) as exc:
+                raise ConfigError(f"{path}: cannot load CAN database ({exc})") from exc
+            except Exception as exc:  # cantools' DBC parser raises its own parse errors
+                raise ConfigError(f"{path}: cannot load CAN database ({type(exc).__name__}: {exc})") from exc
         self._by_pgn_sa: dict[tuple[int, int], Message] = {}
         self._by_pgn: dict[int, Message] = {}
         self._by_id: dict[tuple[int, bool], Message] = {}

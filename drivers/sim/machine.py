@@ -12,6 +12,7 @@ from pathlib import Path
 import can
 
 from capture_node.clock import now_ns
+from drivers.cab_joysticks import CabJoystickLayout, CabJoystickReceiver
 from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
 from drivers.sim.j1939_traffic import J1939TrafficGenerator
 from schemas import schema_file
@@ -21,9 +22,20 @@ log = logging.getLogger(__name__)
 DEFAULT_DBC = schema_file("can/excavator_j1939.dbc")
 
 
+class _CommandListener(can.Listener):
+    def __init__(self, receiver: CabJoystickReceiver) -> None:
+        self.receiver = receiver
+
+    def on_message_received(self, msg: can.Message) -> None:
+        self.receiver.feed(msg, now_ns())
+
+
 class SimulatedExcavator:
+    """With a cab-joystick layout, commands come from BJM1 frames on the bus, as on the real machine;
+    without one, from `set_command` (direct drive, for tests)."""
+
     def __init__(self, bus: can.BusABC, dbc_path: Path = DEFAULT_DBC, seed: int = 0, tick_s: float = 0.005,
-                 command_timeout_s: float = 0.2) -> None:
+                 command_timeout_s: float = 0.2, cab_joysticks: CabJoystickLayout | None = None) -> None:
         self.bus = bus
         self.model = ExcavatorModel(seed=seed)
         self.tick_s = tick_s
@@ -35,6 +47,8 @@ class SimulatedExcavator:
         self._thread: threading.Thread | None = None
         self.frames_sent = 0
         self.send_errors = 0
+        self.receiver = CabJoystickReceiver(cab_joysticks, FUNCTIONS) if cab_joysticks else None
+        self._notifier: can.Notifier | None = None
 
     @property
     def state(self) -> ExcavatorState:
@@ -45,6 +59,8 @@ class SimulatedExcavator:
 
     def start(self) -> None:
         self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
+        if self.receiver is not None:
+            self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver)], timeout=0.05)
         self._thread = threading.Thread(target=self._run, name="sim-machine", daemon=True)
         self._thread.start()
 
@@ -52,6 +68,8 @@ class SimulatedExcavator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._notifier is not None:
+            self._notifier.stop()
 
     @property
     def nominal_can_rate_hz(self) -> float:
@@ -66,7 +84,7 @@ class SimulatedExcavator:
                 break
             next_tick = max(next_tick + self.tick_s, time.monotonic())
             t = now_ns()
-            values, enabled, stamp = self._command
+            values, enabled, stamp = self.receiver.command() if self.receiver else self._command
             if (t - stamp) / 1e9 > self.command_timeout_s:
                 values, enabled = (0.0,) * len(FUNCTIONS), False
             state = self.model.step((t - last) / 1e9, values, enabled)

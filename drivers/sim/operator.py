@@ -13,7 +13,7 @@ import numpy as np
 from drivers.mapping import CommandMapper
 from drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, bucket_tip, wrap_angle
 
-PHASES = ("return", "dig", "swing_loaded", "dump", "travel")
+PHASES = ("ready", "return", "dig", "swing_loaded", "dump", "travel")
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ScriptedOperator:
         self._rng = np.random.default_rng(seed)
         self.tremor = tremor
         self.travel_every = travel_every
-        self.phase = "return"
+        self.phase = "ready"  # enable pressed with the sticks centred, as the interlock requires
         self.cycles = 0
         self._phase_started = 0.0
         self._targets = self._new_targets()
@@ -60,7 +60,10 @@ class ScriptedOperator:
         swing = wrap_angle(s.swing)
         elapsed = s.t - self._phase_started
         cmd = dict.fromkeys(self._functions, 0.0)
-        if self.phase == "return":
+        if self.phase == "ready":
+            if elapsed > 0.3:
+                self._enter("return", s)
+        elif self.phase == "return":
             cmd["swing"] = _p(0.0 - swing, 2.5)
             cmd["arm"] = _p(s.arm - targets.arm_reach, 2.0)
             cmd["bucket"] = _p(s.bucket - (-0.4), 2.0)

@@ -1,0 +1,167 @@
+"""Industrial serial joystick over pyserial: a reader thread, staleness and unplug/replug handling."""
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+
+import serial
+
+from capture_node.clock import now_ns
+from capture_node.errors import DriverError
+from drivers.base import DriverCounters, Health
+from drivers.joystick.base import JoystickSample, SampleCallback
+from drivers.joystick.serial_protocols import PROTOCOLS, FrameParser, ProtocolName, make_parser
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SerialJoystickConfig:
+    port: str  # a device path (/dev/ttyUSB0) or any pyserial URL
+    baudrate: int = 115200
+    protocol: ProtocolName = "exjs1"
+    device: str = "serial_joystick"
+    read_timeout_s: float = 0.05
+    stale_after_s: float = 0.1
+    reconnect_interval_s: float = 0.5
+    button_count: int | None = None  # ascii only: buttons per line (default: 4 per hex digit)
+
+
+class SerialJoystick:
+    """Reads one serial joystick in a background thread and hands every frame to `on_sample`.
+
+    Health is OK while frames arrive, STALE when none came for `stale_after_s` (or none yet),
+    DISCONNECTED after the port failed (it is then reopened every `reconnect_interval_s`), and
+    STOPPED when closed. Nothing raises out of the reader thread.
+    """
+
+    def __init__(self, config: SerialJoystickConfig, on_sample: SampleCallback) -> None:
+        if config.protocol not in PROTOCOLS:
+            raise DriverError(f"serial joystick {config.port}: unknown protocol {config.protocol!r}, "
+                              f"expected one of {', '.join(PROTOCOLS)}")
+        self.config = config
+        self._on_sample = on_sample
+        self._parser: FrameParser = make_parser(config.protocol, config.button_count)
+        self._serial: serial.SerialBase | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected = False
+        self._last_frame_mono: float | None = None
+        self.counters = DriverCounters()
+        self.last_error: str | None = None
+
+    @property
+    def health(self) -> Health:
+        if self._thread is None:
+            return Health.STOPPED
+        if not self._connected:
+            return Health.DISCONNECTED
+        last = self._last_frame_mono
+        if last is None or time.monotonic() - last > self.config.stale_after_s:
+            return Health.STALE
+        return Health.OK
+
+    @property
+    def garbage_bytes(self) -> int:
+        return self._parser.garbage_bytes
+
+    @property
+    def lost_frames(self) -> int:
+        return self._parser.lost_frames
+
+    def open(self) -> None:
+        if self._thread is not None:
+            return
+        try:
+            self._serial = self._open_port()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise DriverError(f"cannot open serial joystick port {self.config.port}: "
+                              f"{' '.join(str(exc).split())}") from exc
+        self._connected = True
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"serial-joystick-{self.config.device}",
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0 + self.config.read_timeout_s)
+            if self._thread.is_alive():
+                log.warning("serial joystick %s: reader thread did not stop", self.config.port)
+        self._thread = None
+        self._connected = False
+        self._close_port()
+
+    def __enter__(self) -> "SerialJoystick":
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _open_port(self) -> serial.SerialBase:
+        return serial.serial_for_url(self.config.port, self.config.baudrate, timeout=self.config.read_timeout_s)
+
+    def _close_port(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            with contextlib.suppress(Exception):
+                port.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._serial is None:
+                    self._reconnect()
+                else:
+                    self._read_once(self._serial)
+            except (serial.SerialException, OSError) as exc:
+                self._disconnected(exc)
+            except Exception:
+                log.exception("serial joystick %s: unexpected error in reader thread", self.config.port)
+                self._stop.wait(self.config.read_timeout_s)
+        self._close_port()
+
+    def _read_once(self, port: serial.SerialBase) -> None:
+        data = port.read(port.in_waiting or 1)
+        if not data:
+            return
+        t_ns = now_ns()
+        parser = self._parser
+        bad_before = parser.bad_frames
+        frames = parser.feed(data)
+        if parser.bad_frames != bad_before:
+            self.counters.bad_frames = parser.bad_frames
+        for frame in frames:
+            self._last_frame_mono = time.monotonic()
+            sample = JoystickSample(device=self.config.device, t_ns=t_ns, t_device_ns=frame.t_device_us * 1000,
+                                    axes=frame.axes, buttons=frame.buttons)
+            self.counters.count_sample(t_ns)
+            try:
+                self._on_sample(sample)
+            except Exception:
+                self.counters.dropped += 1
+                log.exception("serial joystick %s: sample callback failed", self.config.port)
+
+    def _disconnected(self, exc: BaseException) -> None:
+        if self._connected:
+            log.warning("serial joystick %s disconnected: %s", self.config.port, exc)
+        self.last_error = " ".join(str(exc).split())
+        self._connected = False
+        self._close_port()
+
+    def _reconnect(self) -> None:
+        if self._stop.wait(self.config.reconnect_interval_s):
+            return
+        port = self._open_port()  # failures land in _run's handler and are retried
+        self._parser.reset()
+        self._last_frame_mono = None
+        self._serial = port
+        self._connected = True
+        self.counters.reconnects += 1
+        log.info("serial joystick %s reconnected", self.config.port)

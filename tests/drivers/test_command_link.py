@@ -1,0 +1,155 @@
+import math
+import threading
+import uuid
+
+import can
+import pytest
+
+from drivers.cab_joysticks import CabJoystickReceiver
+from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
+from drivers.mapping import CommandMapper
+from drivers.profiles import load_profile
+from tests.conftest import wait_for
+
+MS = 1_000_000
+ENABLE = (1, 0, 0)
+RELEASED = (0, 0, 0)
+CENTRED = (0.0,) * 6
+BOOM_UP = (0.0, 0.0, 0.0, -0.8, 0.0, 0.0)  # ISO: right stick pulled back
+
+
+@pytest.fixture
+def link_and_events():
+    profile = load_profile()
+    events: list[tuple[str, int, dict]] = []
+    commands: list[tuple[int, tuple, bool]] = []
+    link = CommandLink(CommandLinkConfig(rate_hz=50, stale_timeout_s=0.1), CommandMapper(profile, "iso"),
+                       profile.cab_joysticks, on_command=lambda t, v, e: commands.append((t, v, e)),
+                       on_event=lambda kind, t, detail: events.append((kind, t, detail)))
+    return link, events, commands
+
+
+def boom(values):
+    return values[0]
+
+
+def test_enable_from_neutral_then_commands_flow(link_and_events):
+    link, events, _ = link_and_events
+    assert link.tick(0) == ((0.0,) * 6, False)  # no input yet: disabled, silently
+    link.set_input(OperatorInput(CENTRED, ENABLE, 1 * MS))
+    assert link.tick(2 * MS)[1] is True and link.state == LinkState.ACTIVE
+    link.set_input(OperatorInput(BOOM_UP, ENABLE, 20 * MS))
+    values, enabled = link.tick(21 * MS)
+    assert enabled and boom(values) > 0.5
+    assert events == []
+
+
+def test_enable_with_sticks_off_centre_is_refused(link_and_events):
+    link, events, _ = link_and_events
+    link.set_input(OperatorInput(BOOM_UP, ENABLE, 1 * MS))
+    assert link.tick(2 * MS) == ((0.0,) * 6, False)
+    assert [e[0] for e in events] == ["enable_refused"]
+    link.set_input(OperatorInput(CENTRED, ENABLE, 3 * MS))
+    assert link.tick(4 * MS)[1] is True
+
+
+def test_stale_input_neutralises_on_the_first_period_past_the_timeout(link_and_events):
+    link, events, _ = link_and_events
+    link.set_input(OperatorInput(CENTRED, ENABLE, 0))
+    link.tick(1 * MS)
+    link.set_input(OperatorInput(BOOM_UP, ENABLE, 10 * MS))
+    assert link.tick(100 * MS)[1] is True  # 90 ms old: still fresh
+    assert link.tick(110 * MS)[1] is True  # exactly at the timeout
+    assert link.tick(111 * MS) == ((0.0,) * 6, False)  # first decision past it: neutral
+    assert events[-1][0] == "neutralised" and "stale" in events[-1][2]["reason"]
+
+
+@pytest.mark.parametrize("bad_axes,reason", [
+    ((0.0, 0.0, 0.0, math.nan, 0.0, 0.0), "axis out of range: right_y"),
+    ((1.3, 0.0, 0.0, 0.0, 0.0, 0.0), "axis out of range: left_x"),
+])
+def test_out_of_range_neutralises(link_and_events, bad_axes, reason):
+    link, events, _ = link_and_events
+    link.set_input(OperatorInput(CENTRED, ENABLE, 0))
+    link.tick(1 * MS)
+    link.set_input(OperatorInput(bad_axes, ENABLE, 2 * MS))
+    assert link.tick(3 * MS) == ((0.0,) * 6, False)
+    assert events[-1] == ("neutralised", 3 * MS, {"reason": reason})
+
+
+def test_recovery_only_after_re_enable_from_neutral(link_and_events):
+    link, events, _ = link_and_events
+    link.set_input(OperatorInput(CENTRED, ENABLE, 0))
+    link.tick(1 * MS)
+    link.input_lost("joystick unplugged", t_ns=1 * MS + 1)
+    assert link.tick(2 * MS)[1] is False and link.state == LinkState.NEUTRALISED
+    # Input returns with enable still held and the stick deflected: stays neutral.
+    link.set_input(OperatorInput(BOOM_UP, ENABLE, 3 * MS))
+    assert link.tick(4 * MS)[1] is False
+    # Still held, now centred: not enough, enable must be released first.
+    link.set_input(OperatorInput(CENTRED, ENABLE, 5 * MS))
+    assert link.tick(6 * MS)[1] is False
+    link.set_input(OperatorInput(CENTRED, RELEASED, 7 * MS))
+    assert link.tick(8 * MS)[1] is False
+    # Re-enabled with the sticks deflected: refused.
+    link.set_input(OperatorInput(BOOM_UP, ENABLE, 9 * MS))
+    assert link.tick(10 * MS)[1] is False
+    link.set_input(OperatorInput(CENTRED, ENABLE, 11 * MS))
+    assert link.tick(12 * MS)[1] is True and link.state == LinkState.ACTIVE
+    kinds = [e[0] for e in events]
+    assert kinds == ["neutralised", "command_restored"]
+    assert events[0][2] == {"reason": "input lost: joystick unplugged"}
+
+
+def test_on_a_real_bus_the_first_frame_after_a_loss_is_neutral():
+    """Threads and a python-can virtual bus: the machine side sees neutral right after the timeout."""
+    profile = load_profile()
+    channel = f"excap-test-{uuid.uuid4().hex}"
+    station, machine = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    receiver = CabJoystickReceiver(profile.cab_joysticks, profile.functions)
+    received: list[tuple[int, tuple, bool]] = []
+    lock = threading.Lock()
+
+    class Listener(can.Listener):
+        def on_message_received(self, msg):
+            from capture_node.clock import now_ns
+
+            t_ns = now_ns()
+            if receiver.feed(msg, t_ns):
+                values, enabled, _ = receiver.command()
+                with lock:
+                    received.append((t_ns, values, enabled))
+
+    notifier = can.Notifier(machine, [Listener()], timeout=0.05)
+    link = CommandLink(CommandLinkConfig(rate_hz=50, stale_timeout_s=0.1), CommandMapper(profile, "sae"),
+                       profile.cab_joysticks, send=station.send)
+    try:
+        from capture_node.clock import now_ns
+
+        link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
+        link.start()
+        sae_boom_up = (0.0, -0.8, 0.0, 0.0, 0.0, 0.0)  # SAE: left stick pulled back
+        feeding = threading.Event()
+
+        def feed():
+            while not feeding.wait(0.01):
+                link.set_input(OperatorInput(sae_boom_up, ENABLE, now_ns()))
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        wait_for(lambda: any(e and v[0] > 0.5 for _, v, e in list(received)), message="boom-up frames")
+        feeding.set()
+        feeder.join()
+        last_input = link._input.t_ns
+        expiry = last_input + int(0.1e9)
+        wait_for(lambda: any(t > expiry + 20 * MS for t, _, _ in list(received)), message="frames past expiry")
+        with lock:
+            after = [(t, v, e) for t, v, e in received if t > expiry]
+        first_after = after[0]
+        assert first_after[2] is False and first_after[1] == (0.0,) * 6
+        assert all(not e for _, _, e in after)
+    finally:
+        link.stop()
+        notifier.stop()
+        station.shutdown()
+        machine.shutdown()
