@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.profiles import ControlPattern, MachineProfile
+from drivers.profiles import ButtonBinding, ControlPattern, MachineProfile
 
 
 def shape_axis(value: float, deadband: float, expo: float) -> float:
@@ -54,20 +54,38 @@ class CommandMapper:
         self.pattern: ControlPattern = profile.pattern(pattern)
         self._axis_index = {name: i for i, name in enumerate(profile.axes)}
         self._enable_index = profile.buttons.index(profile.enable_button)
-        self._routes = [(self._axis_index[self.pattern.bindings[f].axis], self.pattern.bindings[f].sign)
-                        for f in profile.functions]
+        button_index = {name: i for i, name in enumerate(profile.buttons)}
+        self._routes: list[tuple[str, int, float | int | None]] = []
+        for function in profile.functions:
+            binding = self.pattern.bindings[function]
+            if isinstance(binding, ButtonBinding):
+                negative = button_index[binding.negative] if binding.negative else None
+                self._routes.append(("buttons", button_index[binding.positive], negative))
+            else:
+                self._routes.append(("axis", self._axis_index[binding.axis], binding.sign))
+
+    def _value(self, route: tuple[str, int, float | int | None], axes: Sequence[float],
+               buttons: Sequence[int]) -> float:
+        kind, index, extra = route
+        if kind == "buttons":
+            positive = bool(buttons[index])
+            negative = extra is not None and bool(buttons[int(extra)])
+            return float(positive) - float(negative)
+        return float(extra) * shape_axis(axes[index], self.profile.deadband, self.profile.expo)  # type: ignore[arg-type]
 
     def command(self, axes: Sequence[float], buttons: Sequence[int]) -> MachineCommand:
         enabled = bool(buttons[self._enable_index])
         if not enabled:
             return MachineCommand(tuple(0.0 for _ in self._routes), False)
-        values = tuple(sign * shape_axis(axes[index], self.profile.deadband, self.profile.expo)
-                       for index, sign in self._routes)
-        return MachineCommand(values, True)
+        return MachineCommand(tuple(self._value(route, axes, buttons) for route in self._routes), True)
 
     def sticks_for(self, commands: Sequence[float]) -> list[float]:
-        """Axis positions an operator holds to produce `commands` (profile function order)."""
+        """Axis positions an operator holds to produce `commands` (profile function order).
+
+        Button-driven functions (forward-neutral-reverse) have no axis and are left out.
+        """
         axes = [0.0] * len(self.profile.axes)
-        for (index, sign), value in zip(self._routes, commands, strict=True):
-            axes[index] = unshape_axis(value * sign, self.profile.deadband, self.profile.expo)
+        for (kind, index, sign), value in zip(self._routes, commands, strict=True):
+            if kind == "axis":
+                axes[index] = unshape_axis(value * float(sign), self.profile.deadband, self.profile.expo)  # type: ignore[arg-type]
         return axes

@@ -23,10 +23,18 @@ class AxisBinding:
 
 
 @dataclass(frozen=True)
+class ButtonBinding:
+    """A discrete function from buttons (e.g. forward-neutral-reverse): +1, -1, or 0 when neither or both."""
+
+    positive: str
+    negative: str | None = None
+
+
+@dataclass(frozen=True)
 class ControlPattern:
     name: str
     description: str
-    bindings: dict[str, AxisBinding]
+    bindings: dict[str, AxisBinding | ButtonBinding]
 
 
 @dataclass(frozen=True)
@@ -94,11 +102,20 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> MachineProfile:
         raise ConfigError(f"{source}: joystick.enable_button {enable!r} is not one of joystick.buttons")
     patterns: dict[str, ControlPattern] = {}
     for pattern_name, pattern in _require(data, "patterns", source).items():
-        bindings: dict[str, AxisBinding] = {}
+        bindings: dict[str, AxisBinding | ButtonBinding] = {}
         for function, binding in _require(pattern, "functions", source, f"patterns.{pattern_name}.").items():
             where = f"patterns.{pattern_name}.functions.{function}"
             if function not in functions:
                 raise ConfigError(f"{source}: {where}: unknown machine function {function!r}")
+            if "buttons" in binding:
+                pair = binding["buttons"]
+                for role in ("positive", "negative"):
+                    if pair.get(role) is not None and pair[role] not in buttons:
+                        raise ConfigError(f"{source}: {where}.buttons.{role}: unknown button {pair[role]!r}")
+                if pair.get("positive") is None:
+                    raise ConfigError(f"{source}: missing key {where}.buttons.positive")
+                bindings[function] = ButtonBinding(str(pair["positive"]), pair.get("negative"))
+                continue
             if binding.get("axis") not in axes:
                 raise ConfigError(f"{source}: {where}.axis: unknown axis {binding.get('axis')!r}")
             bindings[function] = AxisBinding(str(binding["axis"]), float(binding.get("sign", 1)))

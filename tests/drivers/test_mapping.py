@@ -72,3 +72,23 @@ def test_unknown_pattern_and_profile_are_config_errors(profile, tmp_path):
                    "patterns: {iso: {functions: {boom: {axis: nope}}}}\n")
     with pytest.raises(ConfigError, match=r"patterns.iso.functions.boom.axis: unknown axis 'nope'"):
         load_profile(bad)
+
+
+def test_wheel_loader_patterns_keep_function_meanings_and_fnr_buttons():
+    loader = load_profile("wheel_loader_20t")
+    assert loader.kind == "wheel_loader"
+    assert loader.functions == ("lift", "tilt", "steer", "throttle", "brake", "direction")
+    single, two = CommandMapper(loader, "single_lever"), CommandMapper(loader, "two_lever")
+    enable, forward, reverse = (1, 0, 0, 0, 0), (1, 1, 0, 0, 0), (1, 0, 1, 0, 0)
+    wanted = [0.5, -0.4, 0.3, 0.8, 0.0, 0.0]
+    for mapper in (single, two):
+        assert mapper.command(mapper.sticks_for(wanted), enable).values == pytest.approx(wanted, abs=1e-9)
+        assert mapper.command(mapper.sticks_for(wanted), forward).values[-1] == 1.0
+        assert mapper.command(mapper.sticks_for(wanted), reverse).values[-1] == -1.0
+        assert mapper.command(mapper.sticks_for(wanted), (1, 1, 1, 0, 0)).values[-1] == 0.0
+    # Tilt is lever 1 sideways in single-lever, lever 2 in two-lever; the episode sees "tilt" either way.
+    assert single.sticks_for(wanted)[loader.axes.index("lever1_x")] != 0
+    assert two.sticks_for(wanted)[loader.axes.index("lever2_y")] != 0
+    layout = loader.cab_joysticks
+    frames = layout.frames(loader.functions, wanted[:5] + [1.0], True)
+    assert len(frames) == 4
