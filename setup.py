@@ -16,7 +16,8 @@ def share_files() -> list[tuple[str, list[str]]]:
     ]
     for folder in ("launch", "schemas"):
         for path in sorted((HERE / folder).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".py":
+            launch_file = folder == "launch" and path.name.endswith(".launch.py")
+            if path.is_file() and "__pycache__" not in path.parts and (path.suffix != ".py" or launch_file):
                 rel = path.relative_to(HERE)
                 entries.append((f"share/{PACKAGE_NAME}/{rel.parent}", [str(rel)]))
     return [(target, files) for target, files in entries if all((HERE / f).exists() for f in files)]
@@ -38,6 +39,7 @@ setup(
         "h5py>=3.10",
         "opencv-python-headless>=4.9",
         "python-can>=4.4",
+        "asammdf>=7.4",
         "pyserial>=3.5",
         "inputs>=0.5",
         "cantools>=39",
@@ -49,7 +51,16 @@ setup(
             "pytest-timeout>=2.3",
             "ruff>=0.6",
         ],
+        # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)
+        "ros": [
+            "ros-kilted-rclpy>=9.1",
+            "ros-kilted-rmw-fastrtps-cpp>=9.3",
+            "ros-kilted-std-msgs>=5.5",
+            "ros-kilted-sensor-msgs>=5.5",
+            "ros-kilted-std-srvs>=5.5",
+            "ros-kilted-diagnostic-msgs>=5.5",
+        ],
     },
-    entry_points={"console_scripts": ["excap = capture_node.cli:main"]},
+    entry_points={"console_scripts": ["excap = capture_node.cli:main", "excap_node = capture_node.ros.node:main"]},
     zip_safe=False,
 )

@@ -1,6 +1,7 @@
 """The `excap` command line."""
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -9,10 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from capture_node import __version__
-from capture_node.errors import ExcapError
+from capture_node.errors import ConfigError, ExcapError
 from capture_node.recorder import Recorder
 from capture_node.recovery import recover_directory
 from capture_node.sim_session import SimSessionOptions, run_sim_session
+from capture_node.station_config import load_station_config
+from capture_node.station_session import run_station_session
 from capture_node.summary import summarize, summary_json, summary_text
 from capture_node.validation import validate_episode
 from drivers.profiles import DEFAULT_PROFILE
@@ -37,11 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     record = commands.add_parser("record", help="record one episode")
-    record.add_argument("--sim", action="store_true", help="record the simulated excavator and scripted operator")
+    source = record.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sim", action="store_true", help="record the simulated excavator and scripted operator")
+    source.add_argument("--config", type=Path, metavar="STATION.yaml",
+                        help="record the devices of a station config file")
     record.add_argument("--duration", type=_positive(float), default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
-    record.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
-                        help="episode folder (default: %(default)s)")
+    record.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"episode folder (default: {DEFAULT_OUT}, or the station config's out_dir)")
     record.add_argument("--pattern", choices=["iso", "sae"], default=None,
                         help="control pattern (default: the profile's)")
     record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
@@ -51,13 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--height", type=_positive(int), default=480)
     record.add_argument("--jpeg-quality", type=int, default=90)
     record.add_argument("--seed", type=int, default=0, help="seed of the simulation and scripted operator")
-    record.add_argument("--operator", default="sim-operator", help="pseudonymous operator id")
-    record.add_argument("--certification", default="", help="operator certificate reference")
-    record.add_argument("--machine-id", default="sim-excavator-01")
-    record.add_argument("--site", default="simulated-site")
-    record.add_argument("--task", default="dig-and-load")
-    record.add_argument("--notes", default="")
+    record.add_argument("--operator", default=None, help="pseudonymous operator id")
+    record.add_argument("--certification", default=None, help="operator certificate reference")
+    record.add_argument("--machine-id", default=None, help="(--sim) fleet id of the machine")
+    record.add_argument("--site", default=None)
+    record.add_argument("--task", default=None)
+    record.add_argument("--notes", default=None)
     record.add_argument("--quiet", action="store_true", help="no live status line")
+
+    check = commands.add_parser("check-config", help="report every mistake in station config files")
+    check.add_argument("configs", type=Path, nargs="+", metavar="STATION.yaml")
+
+    bench = commands.add_parser("bench", help="built-in benchmarks (JSON)")
+    bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    safety = bench_kinds.add_parser("safety", help="worst and p99 time to neutral over injected input losses")
+    safety.add_argument("--losses", type=int, default=90, help="injected losses (default: %(default)s)")
+    safety.add_argument("--rate", type=_positive(float), default=50.0, help="command rate Hz (default: %(default)s)")
+    safety.add_argument("--timeout-ms", type=_positive(float), default=100.0,
+                        help="input stale timeout (default: %(default)s)")
 
     inspect = commands.add_parser("inspect", help="per-stream counts, rates, gaps and drops of an episode")
     inspect.add_argument("episode", type=Path)
@@ -68,6 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     recover = commands.add_parser("recover", help="rebuild episodes from journals left by a crash")
     recover.add_argument("dir", type=Path)
+
+    can_parser = commands.add_parser("can", help="import CAN logs as episodes, export episodes' CAN frames as logs")
+    can_actions = can_parser.add_subparsers(dest="can_command", required=True, metavar="ACTION")
+    can_import = can_actions.add_parser("import", help="write a CAN log (.log .asc .blf .trc .csv .mf4) as an episode")
+    can_import.add_argument("log", type=Path)
+    can_import.add_argument("--out", type=Path, required=True, metavar="EPISODE.h5")
+    can_import.add_argument("--dbc", type=Path, default=None, help="decode the frames with this DBC")
+    can_import.add_argument("--channel", default="can0", metavar="NAME",
+                            help="stream name of a single-channel log (default: %(default)s)")
+    can_import.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="episode metadata, e.g. machine_kind=wheel_loader (repeatable)")
+    can_export = can_actions.add_parser("export", help="write an episode's raw CAN frames to a log (format by suffix)")
+    can_export.add_argument("episode", type=Path)
+    can_export.add_argument("--out", type=Path, required=True, metavar="LOG")
+    can_export.add_argument("--channel", default=None, metavar="NAME", help="only this CAN channel (default: all)")
     return parser
 
 
@@ -103,18 +135,14 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    if not args.sim:
-        raise ExcapError("record needs --sim (the simulated machine); station configs are not supported yet")
-    for result in recover_directory(args.out):
+    config = load_station_config(args.config) if args.config else None
+    if config is not None and args.out is not None:
+        config.out_dir = args.out
+    out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
+    for result in recover_directory(out_dir):
         print(f"recovered {result.episode or result.journal}: {result.note}", file=sys.stderr)
     stop = threading.Event()
     _install_stop_signals(stop)
-    options = SimSessionOptions(
-        out_dir=args.out, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
-        width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
-        profile=args.profile, machine_id=args.machine_id, operator_id=args.operator,
-        certification=args.certification, site=args.site, task=args.task, notes=args.notes,
-    )
     show_status = not args.quiet and sys.stderr.isatty()
 
     def started(recorder: Recorder) -> None:
@@ -122,10 +150,45 @@ def cmd_record(args: argparse.Namespace) -> int:
         if show_status:
             _StatusLine(recorder, stop)
 
-    path = run_sim_session(options, stop, on_started=started)
+    overrides = {"operator": args.operator, "certification": args.certification, "site": args.site,
+                 "task": args.task, "notes": args.notes}
+    if config is not None:
+        path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
+                                   overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed)
+    else:
+        options = SimSessionOptions(
+            out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
+            width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
+            profile=args.profile, machine_id=args.machine_id or "sim-excavator-01",
+            operator_id=args.operator or "sim-operator", certification=args.certification or "",
+            site=args.site or "simulated-site", task=args.task or "dig-and-load", notes=args.notes or "",
+        )
+        path = run_sim_session(options, stop, on_started=started)
     stop.set()
     print(path)
     print(summary_text(summarize(path)), file=sys.stderr)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.configs:
+        try:
+            config = load_station_config(path)
+        except ConfigError as exc:
+            failed += 1
+            print(exc)
+            continue
+        print(f"{path}: ok ({config.profile.name}, pattern {config.pattern}, {len(config.joysticks)} joysticks, "
+              f"{len(config.cans)} CAN buses, {len(config.cameras)} cameras)")
+    return 1 if failed else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from capture_node.bench_safety import run_safety_bench
+
+    result = run_safety_bench(losses=args.losses, rate_hz=args.rate, timeout_s=args.timeout_ms / 1000.0)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -159,7 +222,29 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover}
+def cmd_can(args: argparse.Namespace) -> int:
+    from capture_node.can_logs import export_can_log, import_can_log_report
+
+    if args.out.exists():
+        raise ExcapError(f"{args.out}: already exists, not overwriting")
+    if args.can_command == "export":
+        count = export_can_log(args.episode, args.out, args.channel)
+        print(args.out)
+        print(f"{count} frames", file=sys.stderr)
+        return 0
+    pairs = [item.partition("=") for item in args.set]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise ExcapError("--set takes KEY=VALUE")
+    report = import_can_log_report(args.log, args.out, args.dbc, args.channel,
+                                   **{key: value for key, _, value in pairs})
+    print(report.path)
+    print(report.summary(), file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover,
+            "check-config": cmd_check_config, "bench": cmd_bench,
+            "can": cmd_can}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,5 +90,5 @@ def test_wheel_loader_patterns_keep_function_meanings_and_fnr_buttons():
     assert single.sticks_for(wanted)[loader.axes.index("lever1_x")] != 0
     assert two.sticks_for(wanted)[loader.axes.index("lever2_y")] != 0
     layout = loader.cab_joysticks
-    frames = layout.frames(loader.functions, wanted[:5] + [1.0], True)
+    frames = layout.frames(loader.functions, [*wanted[:5], 1.0], True)
     assert len(frames) == 4
