@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import yaml
+
 from capture_node import __version__
 from capture_node.errors import ConfigError, ExcapError
 from capture_node.recorder import Recorder
@@ -64,6 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--task", default=None)
     record.add_argument("--notes", default=None)
     record.add_argument("--quiet", action="store_true", help="no live status line")
+
+    render = commands.add_parser("render", help="review video: cameras side by side with sticks, commands, "
+                                 "machine signals and events")
+    render.add_argument("episode", type=Path)
+    render.add_argument("--out", type=Path, required=True, metavar="VIDEO.mp4")
+    render.add_argument("--fps", type=_positive(float), default=None, help="default: the first camera's rate")
+    render.add_argument("--cameras", default=None, metavar="A,B", help="cameras to show (default: all)")
+    render.add_argument("--no-progress", action="store_true")
+
+    plot = commands.add_parser("plot", help="commands and CAN signals over time, events marked (PNG)")
+    plot.add_argument("episode", type=Path)
+    plot.add_argument("--out", type=Path, required=True, metavar="SIGNALS.png")
+    plot.add_argument("--signals", default=None, metavar="Msg.Sig,...", help="CAN signals (default: key ones)")
+
+    joystick = commands.add_parser("joystick", help="monitor or calibrate one joystick")
+    joystick_actions = joystick.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, text in (("monitor", "live view of axes, buttons, rate and health"),
+                         ("calibrate", "measure centre and range, write a calibration file")):
+        sub = joystick_actions.add_parser(action, help=text)
+        sub.add_argument("--config", type=Path, metavar="STATION.yaml", help="take the device from a station config")
+        sub.add_argument("--device", metavar="NAME", help="with --config: the joystick's name")
+        sub.add_argument("--type", choices=["hid", "serial", "j1939", "sim"], help="without --config: driver type")
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="without --config: a driver setting (port=/dev/ttyUSB0, device=..., source_address=43)")
+        sub.add_argument("--duration", type=_positive(float), default=None, metavar="S")
+        if action == "calibrate":
+            sub.add_argument("--out", type=Path, required=True, metavar="CAL.yaml")
+            sub.add_argument("--deadband", type=float, default=0.05)
+            sub.add_argument("--expo", type=float, default=0.0)
+            sub.add_argument("--invert", nargs="*", default=[], metavar="AXIS")
+            sub.add_argument("--centre-s", type=_positive(float), default=2.0, help="seconds to hold sticks released")
+            sub.add_argument("--sweep-s", type=_positive(float), default=8.0, help="seconds to sweep every axis")
 
     check = commands.add_parser("check-config", help="report every mistake in station config files")
     check.add_argument("configs", type=Path, nargs="+", metavar="STATION.yaml")
@@ -170,6 +204,80 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from capture_node.render import render_review_video
+
+    if args.out.exists():
+        raise ExcapError(f"{args.out}: already exists")
+    cameras = args.cameras.split(",") if args.cameras else None
+    frames = render_review_video(args.episode, args.out, fps=args.fps, cameras=cameras, progress=not args.no_progress)
+    print(f"{args.out}: {frames} frames")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from capture_node.plot import plot_signals
+
+    signals = args.signals.split(",") if args.signals else None
+    print(plot_signals(args.episode, args.out, signals))
+    return 0
+
+
+def _joystick_spec(args: argparse.Namespace) -> dict[str, object]:
+    if args.config is not None:
+        config = load_station_config(args.config)
+        entry = next((j for j in config.joysticks if j.name == args.device), None)
+        if entry is None:
+            names = ", ".join(j.name for j in config.joysticks) or "none"
+            raise ConfigError(f"{args.config}: no joystick named {args.device!r} (has: {names})")
+        spec: dict[str, object] = {"type": entry.type, **entry.options}
+        if entry.type == "hid":
+            spec.update(axes=tuple(entry.axes), buttons=tuple(entry.buttons), name=entry.name)
+        elif entry.type == "serial":
+            spec.setdefault("device", entry.name)
+        elif entry.type == "j1939":
+            bus = next(c for c in config.cans if c.name == entry.bus)
+            spec.update(name=entry.name, interface=bus.interface, channel=str(bus.channel))
+            if bus.bitrate:
+                spec["bitrate"] = bus.bitrate
+        return spec
+    if args.type is None:
+        raise ConfigError("joystick: give --config STATION.yaml --device NAME, or --type with --set KEY=VALUE")
+    spec = {"type": args.type}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"joystick: --set {item!r} is not KEY=VALUE")
+        spec[key] = yaml.safe_load(value)
+    return spec
+
+
+def cmd_joystick(args: argparse.Namespace) -> int:
+    from capture_node.joystick_tools import format_calibration, joystick_factory, monitor, run_calibration
+    from drivers.joystick.calibration import save_calibration
+
+    factory = joystick_factory(_joystick_spec(args))
+    if args.action == "monitor":
+        monitor(factory, sys.stdout, args.duration)
+        return 0
+    if args.out.exists():
+        raise ExcapError(f"{args.out}: already exists")
+
+    def prompt(text: str) -> None:
+        if sys.stdin.isatty():
+            input(f"{text}  [Enter] ")
+        else:
+            print(text, flush=True)
+
+    calibration = run_calibration(factory, sys.stdout, prompt, centre_s=args.centre_s, sweep_s=args.sweep_s,
+                                  deadband=args.deadband, expo=args.expo, invert=args.invert)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_calibration(calibration, args.out)
+    print(format_calibration(calibration))
+    print(f"saved {args.out}")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.configs:
@@ -243,7 +351,8 @@ def cmd_can(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover,
-            "check-config": cmd_check_config, "bench": cmd_bench,
+            "check-config": cmd_check_config, "bench": cmd_bench, "render": cmd_render, "plot": cmd_plot,
+            "joystick": cmd_joystick,
             "can": cmd_can}
 
 

@@ -129,6 +129,16 @@ def _joystick(data: Any, key: str, base: Path, problems: _Problems) -> JoystickE
         calibration = calibration if calibration.is_absolute() else base / calibration
         if not calibration.is_file():
             problems.add(f"{key}.calibration", f"file {calibration} does not exist (run excap joystick calibrate)")
+        else:
+            from drivers.joystick.calibration import load_calibration
+
+            try:
+                unknown = [a for a in load_calibration(calibration).axes if a not in (data.get("axes") or [])]
+                if unknown:
+                    problems.add(f"{key}.calibration", f"{calibration} calibrates axes the device does not list: "
+                                                       f"{', '.join(unknown)}")
+            except ConfigError as exc:
+                problems.add(f"{key}.calibration", " ".join(str(exc).split()))
     entry = JoystickEntry(name=str(data["name"]), type=kind, axes=_names(data["axes"], f"{key}.axes", problems),
                           buttons=_names(data["buttons"], f"{key}.buttons", problems), options=options,
                           calibration=calibration, bus=data.get("bus"))

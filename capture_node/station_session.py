@@ -97,22 +97,19 @@ def _metadata(config: StationConfig, mapper: CommandMapper, overrides: dict[str,
 
 def _joystick_callback(entry: JoystickEntry, stream: StreamHandle, inputs: StationInputs,
                        link: CommandLink) -> SampleCallback:
-    calibrate = None
-    if entry.calibration is not None:
-        from drivers.joystick.calibration import load_calibration
-
-        calibration = load_calibration(entry.calibration)
-        calibrate = calibration
+    """Record the device's (calibrated) sample and feed the composed input to the command link."""
 
     def on_sample(sample: JoystickSample) -> None:
-        if calibrate is not None:
-            sample = calibrate.apply_sample(sample, entry.axes)
         stream.put((sample.t_ns, sample.t_device_ns, sample.axes, sample.buttons))
         composed = inputs.update(sample)
         if composed is not None:
             link.set_input(composed)
 
-    return on_sample
+    if entry.calibration is None:
+        return on_sample
+    from drivers.joystick.calibration import calibrated, load_calibration
+
+    return calibrated(on_sample, load_calibration(entry.calibration), entry.axes)
 
 
 def _open_joystick(entry: JoystickEntry, on_sample: SampleCallback, captures: dict[str, CanCapture],

@@ -17,7 +17,8 @@ SignalValues = dict[str, float]
 
 def _ssi2(pitch_rad: float, roll_deg: float = 0.0) -> Callable[[ExcavatorState, np.random.Generator], SignalValues]:
     def values(_: ExcavatorState, rng: np.random.Generator) -> SignalValues:
-        return {"PitchAngleExRange": math.degrees(pitch_rad) + rng.normal(0, 0.02),
+        # An inclinometer reports its absolute pitch within one turn, [-180, 180) degrees.
+        return {"PitchAngleExRange": math.degrees(wrap_angle(pitch_rad)) + rng.normal(0, 0.02),
                 "RollAngleExRange": roll_deg + rng.normal(0, 0.02),
                 "PitchAngleFigureOfMerit": 0, "RollAngleFigureOfMerit": 0, "MeasurementLatency": 5.0}
     return values
