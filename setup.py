@@ -44,6 +44,8 @@ setup(
         "inputs>=0.5",
         "cantools>=39",
         "PyYAML>=6.0",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
     ],
     extras_require={
         "dev": [

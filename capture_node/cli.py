@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--centre-s", type=_positive(float), default=2.0, help="seconds to hold sticks released")
             sub.add_argument("--sweep-s", type=_positive(float), default=8.0, help="seconds to sweep every axis")
 
+    from capture_node.ros.cli import add_node_parser
+
+    add_node_parser(commands)
+
     check = commands.add_parser("check-config", help="report every mistake in station config files")
     check.add_argument("configs", type=Path, nargs="+", metavar="STATION.yaml")
 
@@ -278,6 +282,12 @@ def cmd_joystick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_node(args: argparse.Namespace) -> int:
+    from capture_node.ros.cli import cmd_node
+
+    return cmd_node(args)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.configs:
@@ -352,7 +362,7 @@ def cmd_can(args: argparse.Namespace) -> int:
 
 COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover,
             "check-config": cmd_check_config, "bench": cmd_bench, "render": cmd_render, "plot": cmd_plot,
-            "joystick": cmd_joystick,
+            "joystick": cmd_joystick, "node": _cmd_node,
             "can": cmd_can}
 
 

@@ -1,0 +1,53 @@
+"""`excap node`: run the ROS 2 node. Wired into `capture_node.cli` with `add_node_parser` / `cmd_node`."""
+
+import argparse
+from pathlib import Path
+
+from capture_node.errors import ExcapError
+
+
+def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
+    node = subparsers.add_parser("node", help="run the excap_recorder ROS 2 node (services start/stop/...)")
+    node.add_argument("--config", type=Path, default=None, metavar="STATION.yaml",
+                      help="station file (schema: excap.ros_station): topics, metadata, out_dir, ...")
+    node.add_argument("--sim", action="store_true", help="drive and record the simulated excavator in-process")
+    node.add_argument("--out", type=Path, default=None, metavar="DIR", help="episode folder (parameter out_dir)")
+    node.add_argument("--start", action="store_true", help="start an episode at once (parameter auto_start)")
+    node.add_argument("--name", default=None, help="node name (default: excap_recorder)")
+    node.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], metavar="ARG",
+                      help="further ROS arguments (last), e.g. --ros-args -p operator:=op-17")
+    return node
+
+
+def node_arguments(args: argparse.Namespace) -> list[str]:
+    """The node's command line (ROS arguments) for the parsed `excap node` options."""
+    extra = ["--ros-args", *args.ros_args] if args.ros_args else []
+    if args.config is not None and not args.config.is_file():
+        raise ExcapError(f"{args.config}: no such station file")
+    params = []
+    if args.config is not None:
+        params.append(f"station_config:={args.config.resolve()}")
+    if args.sim:
+        params.append("sim:=true")
+    if args.out is not None:
+        params.append(f"out_dir:={args.out.resolve()}")
+    if args.start:
+        params.append("auto_start:=true")
+    ros = ["--ros-args"] if params or args.name else []
+    for param in params:
+        ros += ["-p", param]
+    if args.name:
+        ros += ["-r", f"__node:={args.name}"]
+    return [*ros, *extra]
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    if args.config is None and not args.sim and not any("station_config" in a or "topics" in a for a in args.ros_args):
+        raise ExcapError("node needs --sim and/or --config STATION.yaml (or topic parameters after --ros-args)")
+    argv = node_arguments(args)
+    try:
+        from capture_node.ros.node import main
+    except ImportError as exc:
+        raise ExcapError(f"rclpy cannot be imported ({exc}): pip install 'excap[ros]', or source a ROS 2 "
+                         "distribution's setup.bash") from exc
+    return main(argv)

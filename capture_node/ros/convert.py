@@ -1,0 +1,111 @@
+"""Conversions between ROS 2 messages and excap rows. Duck-typed: no rclpy import needed here."""
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_IMAGE_SUFFIXES = ("image_raw", "image_rect", "image_color", "image", "compressed")
+
+
+def stamp_to_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp_fields(t_ns: int) -> tuple[int, int]:
+    return t_ns // 1_000_000_000, t_ns % 1_000_000_000
+
+
+def parse_topic_entry(entry: str, image: bool = False) -> tuple[str, str]:
+    """`name=/topic` or `/topic` -> (stream name, topic). Without a name, the topic's path is used
+    (for images without a trailing `image_raw`, `compressed`, ...): `/cab/front/image_raw` -> `cab_front`."""
+    name, sep, topic = entry.partition("=")
+    if not sep:
+        topic, name = entry, ""
+    topic = topic.strip()
+    if not topic:
+        raise ValueError(f"topic entry {entry!r}: no topic")
+    if not name:
+        parts = [p for p in topic.split("/") if p]
+        while image and len(parts) > 1 and parts[-1] in _IMAGE_SUFFIXES:
+            parts.pop()
+        name = "_".join(parts)
+    name = _UNSAFE.sub("_", name.strip()).strip("_")
+    if not name:
+        raise ValueError(f"topic entry {entry!r}: empty stream name")
+    return name, topic
+
+
+def image_to_bgr(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image -> BGR (or single-channel) uint8 array for JPEG encoding."""
+    encoding = msg.encoding.lower()
+    channels, dtype = {
+        "bgr8": (3, np.uint8), "rgb8": (3, np.uint8), "bgra8": (4, np.uint8), "rgba8": (4, np.uint8),
+        "mono8": (1, np.uint8), "8uc1": (1, np.uint8), "8uc3": (3, np.uint8), "mono16": (1, np.uint16),
+        "16uc1": (1, np.uint16),
+    }.get(encoding, (0, None))
+    if dtype is None:
+        raise ValueError(f"unsupported image encoding {msg.encoding!r}")
+    itemsize = np.dtype(dtype).itemsize
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    raw = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
+    if raw.size < height * step or step < width * channels * itemsize:
+        raise ValueError(f"image data too short: {raw.size} bytes for {height} rows of {step}")
+    rows = raw[: height * step].reshape(height, step)[:, : width * channels * itemsize]
+    if itemsize > 1:
+        wire = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+        image = rows.copy().view(wire).astype(dtype)
+    else:
+        image = rows.copy()
+    image = image.reshape(height, width, channels) if channels > 1 else image.reshape(height, width)
+    if dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if encoding == "rgb8":
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif encoding == "rgba8":
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+    elif encoding == "bgra8":
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def is_jpeg(fmt: str) -> bool:
+    """sensor_msgs/CompressedImage.format: `jpeg`, `rgb8; jpeg compressed bgr8`, ..."""
+    lowered = fmt.lower()
+    return "jpeg" in lowered or "jpg" in lowered
+
+
+def joy_row(t_ns: int, msg: Any) -> tuple[int, int, list[float], list[int]]:
+    """sensor_msgs/Joy -> joystick row; buttons are clamped into uint8."""
+    buttons = [min(max(int(b), 0), 255) for b in msg.buttons]
+    return t_ns, stamp_to_ns(msg.header.stamp), [float(a) for a in msg.axes], buttons
+
+
+def commands_from_joint_state(functions: Sequence[str], names: Sequence[str],
+                              positions: Sequence[float]) -> tuple[list[float], list[str]]:
+    """JointState names/positions -> values in the profile's function order (NaN where missing),
+    plus the names that are not machine functions."""
+    values = [float("nan")] * len(functions)
+    index = {name: i for i, name in enumerate(functions)}
+    unknown = []
+    for name, value in zip(names, positions, strict=False):
+        if name in index:
+            values[index[name]] = float(value)
+        else:
+            unknown.append(name)
+    return values, unknown
+
+
+JOINT_NAMES = ("swing", "boom", "arm", "bucket")
+
+
+def joint_positions(state: Any) -> list[float]:
+    """The simulated machine's joint angles (rad), in JOINT_NAMES order."""
+    return [float(getattr(state, name)) for name in JOINT_NAMES]
+
+
+def joint_velocities(state: Any) -> list[float]:
+    return [float(getattr(state, f"{name}_rate")) for name in JOINT_NAMES]

@@ -1,0 +1,476 @@
+"""The `excap_recorder` ROS 2 node: records ROS topics and/or the simulated machine into episodes.
+
+Services (std_srvs/Trigger) under the node's name: start, stop, discard, mark, mark_success,
+mark_failure. State on ~/state (JSON, latched), health on /diagnostics at 1 Hz. See docs/ros2.md.
+"""
+
+import json
+import logging
+import shutil
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from capture_node.ros.env import prepare_ros_environment
+
+prepare_ros_environment()
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image, JointState, Joy  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from capture_node.clock import now_ns  # noqa: E402
+from capture_node.episode import EpisodeMetadata  # noqa: E402
+from capture_node.errors import ExcapError  # noqa: E402
+from capture_node.recovery import recover_directory  # noqa: E402
+from capture_node.ros.config import NodeSettings, load_station_file  # noqa: E402
+from capture_node.ros.convert import (  # noqa: E402
+    JOINT_NAMES,
+    commands_from_joint_state,
+    image_to_bgr,
+    is_jpeg,
+    joint_positions,
+    joint_velocities,
+    joy_row,
+    parse_topic_entry,
+    stamp_to_ns,
+)
+from capture_node.ros.episodes import EpisodeSwitch, TeeStream  # noqa: E402
+from capture_node.ros.image_encoder import MessageJpegEncoder  # noqa: E402
+from capture_node.ros.sim_drivers import SimDrivers, SimListeners  # noqa: E402
+from capture_node.sim_session import SimSessionOptions  # noqa: E402
+from capture_node.streams import camera_spec, control_spec, joystick_spec  # noqa: E402
+from drivers.mapping import CommandMapper  # noqa: E402
+from drivers.profiles import load_profile  # noqa: E402
+
+NODE_NAME = "excap_recorder"
+SERVICES = ("start", "stop", "discard", "mark", "mark_success", "mark_failure")
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+JOINT_STATE_PERIOD_S = 0.02
+
+class ExcapRecorderNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        station = self.declare_parameter("station_config", "").value
+        file_values = load_station_file(Path(station).expanduser()) if station else {}
+        values = {}
+        for name, default in NodeSettings.defaults().items():
+            value = file_values.get(name, default)
+            if isinstance(value, list):  # an empty list would be taken for a byte array: declare the type
+                declared = self.declare_parameter(name, value or Parameter.Type.STRING_ARRAY)
+                values[name] = list(declared.value or [])
+            else:
+                values[name] = self.declare_parameter(name, value).value
+        self.settings = settings = NodeSettings(**values)
+        self.out_dir = Path(settings.out_dir).expanduser()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for result in recover_directory(self.out_dir):
+            self.get_logger().warning(f"recovered {result.episode or result.journal}: {result.note}")
+        self.profile = load_profile(settings.profile)
+        self.mapper = CommandMapper(self.profile, settings.pattern or None)
+        self.switch = EpisodeSwitch(self.out_dir)
+        self._lock = threading.Lock()
+        self._closing = False
+        self._markers = 0
+        self._warned: set[str] = set()
+        self._encoders: dict[str, MessageJpegEncoder] = {}
+        self._data_group = ReentrantCallbackGroup()
+        self._control_group = MutuallyExclusiveCallbackGroup()
+        prefix = settings.publish_prefix.rstrip("/")
+
+        self.state_pub = self.create_publisher(String, "~/state", LATCHED)
+        self.events_pub = self.create_publisher(String, "~/events", RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        for name in SERVICES:
+            self.create_service(Trigger, f"~/{name}", getattr(self, f"_srv_{name}"),
+                                callback_group=self._control_group)
+        self.create_subscription(String, "~/marker", self._on_marker, RELIABLE, callback_group=self._control_group)
+
+        self.sim: SimDrivers | None = None
+        if settings.sim:
+            self.joy_pub = self.create_publisher(Joy, f"{prefix}/joy", qos_profile_sensor_data)
+            self.commands_pub = self.create_publisher(JointState, f"{prefix}/commands", qos_profile_sensor_data)
+            self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", qos_profile_sensor_data)
+            self.camera_pubs = {}
+            options = self._sim_options()
+            self.sim = SimDrivers(self.switch, options, SimListeners(self._publish_joy, self._publish_command,
+                                                                     self._publish_frame))
+            for camera in self.sim.cameras:
+                self.camera_pubs[camera.name] = self.create_publisher(
+                    CompressedImage, f"{prefix}/cameras/{camera.name}/compressed", qos_profile_sensor_data)
+            self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
+        self._subscribe_topics()
+        self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._data_group)
+        if self.sim is not None:
+            self.sim.start()
+        self._publish_state()
+        if settings.auto_start:
+            self._start_episode()
+        self.get_logger().info(f"ready: sim={settings.sim} out_dir={self.out_dir}")
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _sim_options(self) -> SimSessionOptions:
+        s = self.settings
+        return SimSessionOptions(out_dir=self.out_dir, duration_s=None, pattern=s.pattern or None, cameras=s.cameras,
+                                 width=s.width, height=s.height, fps=s.fps, jpeg_quality=s.jpeg_quality, seed=s.seed,
+                                 profile=s.profile, machine_id=s.machine_id, operator_id=s.operator,
+                                 certification=s.certification, site=s.site, task=s.task, notes=s.notes)
+
+    def _subscribe_topics(self) -> None:
+        s = self.settings
+        taken: dict[str, str] = {}
+
+        def claim(kind: str, entry: str, image: bool = False) -> tuple[str, str]:
+            try:
+                name, topic = parse_topic_entry(entry, image=image)
+            except ValueError as exc:
+                raise ExcapError(f"parameter {kind}: {exc}") from exc
+            path = f"{'cameras' if image else 'joystick'}/{name}"
+            if path in taken:
+                raise ExcapError(f"parameter {kind}: {topic} and {taken[path]} both record to /{path}")
+            taken[path] = topic
+            return name, topic
+
+        if self.sim is not None:
+            taken["joystick/operator"] = "simulated operator"
+            for camera in self.sim.cameras:
+                taken[f"cameras/{camera.name}"] = "simulated camera"
+        for entry in s.joy_topics:
+            name, topic = claim("joy_topics", entry)
+            self.create_subscription(Joy, topic, lambda msg, n=name, t=topic: self._on_joy(n, t, msg),
+                                     qos_profile_sensor_data, callback_group=self._data_group)
+        for entry in s.image_topics:
+            name, topic = claim("image_topics", entry, image=True)
+            self.create_subscription(Image, topic, lambda msg, n=name, t=topic: self._on_image(n, t, msg),
+                                     qos_profile_sensor_data, callback_group=self._data_group)
+        for entry in s.compressed_image_topics:
+            name, topic = claim("compressed_image_topics", entry, image=True)
+            self.create_subscription(CompressedImage, topic,
+                                     lambda msg, n=name, t=topic: self._on_compressed(n, t, msg),
+                                     qos_profile_sensor_data, callback_group=self._data_group)
+        if self.sim is None:  # /control is part of every episode, empty if no command topic is set
+            self.control = self.switch.stream(control_spec(self.profile.functions))
+        if s.command_topic:
+            if self.sim is not None:
+                raise ExcapError("command_topic cannot be used with sim: the simulated operator drives /control")
+            self.create_subscription(JointState, s.command_topic, self._on_command, qos_profile_sensor_data,
+                                     callback_group=self._data_group)
+
+    # -- recorded topics ----------------------------------------------------------------------
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.get_logger().warning(text)
+
+    def _on_joy(self, name: str, topic: str, msg: Joy) -> None:
+        row = joy_row(now_ns(), msg)
+        spec = joystick_spec(name, [f"axis{i}" for i in range(len(row[2]))],
+                             [f"button{i}" for i in range(len(row[3]))], backend="ros2", device_name=topic)
+        try:
+            tee = self.switch.stream(spec)
+        except ExcapError:
+            self._warn_once(f"joy:{name}", f"{topic}: axes/buttons count changed; such messages are not recorded")
+            self._stream_for(f"joystick/{name}").reject()
+            return
+        tee.put(row)
+
+    def _stream_for(self, path: str) -> TeeStream:
+        return next(t for t in self.switch.streams() if t.spec.path == path)
+
+    def _camera_stream(self, name: str, topic: str, width: int, height: int) -> TeeStream:
+        spec = camera_spec(name, width, height, 0.0, source=f"ros2:{topic}")
+        for tee in self.switch.streams():
+            if tee.spec.path == spec.path:
+                return tee
+        return self.switch.stream(spec)
+
+    def _encoder(self, name: str, tee: TeeStream, to_image: Any) -> MessageJpegEncoder:
+        with self._lock:
+            encoder = self._encoders.get(name)
+            if encoder is None:
+                encoder = MessageJpegEncoder(self.switch, tee, to_image, self.settings.jpeg_quality)
+                encoder.start()
+                self._encoders[name] = encoder
+            return encoder
+
+    def _on_image(self, name: str, topic: str, msg: Image) -> None:
+        t_ns = now_ns()
+        tee = self._camera_stream(name, topic, int(msg.width), int(msg.height))
+        self._encoder(name, tee, image_to_bgr).submit(t_ns, stamp_to_ns(msg.header.stamp), msg)
+
+    def _on_compressed(self, name: str, topic: str, msg: CompressedImage) -> None:
+        t_ns = now_ns()
+        t_device_ns = stamp_to_ns(msg.header.stamp)
+        path = f"cameras/{name}"
+        tee = next((t for t in self.switch.streams() if t.spec.path == path), None)
+        if tee is None:
+            image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                self._warn_once(f"img:{name}", f"{topic}: cannot decode format {msg.format!r}")
+                return
+            tee = self._camera_stream(name, topic, image.shape[1], image.shape[0])
+        if is_jpeg(msg.format):
+            tee.put((t_ns, t_device_ns, bytes(msg.data)))
+        else:
+            self._encoder(name, tee, _decode_compressed).submit(t_ns, t_device_ns, msg)
+
+    def _on_command(self, msg: JointState) -> None:
+        values, unknown = commands_from_joint_state(self.profile.functions, msg.name, msg.position)
+        if unknown:
+            self._warn_once("cmd", f"{self.settings.command_topic}: not machine functions: {', '.join(unknown)}")
+        self.control.put((now_ns(), values, True))
+
+    def _on_marker(self, msg: String) -> None:
+        self._mark(msg.data)
+
+    # -- published (sim) ----------------------------------------------------------------------
+
+    def _stamp(self, msg: Any) -> None:
+        msg.header.stamp = self.get_clock().now().to_msg()
+
+    def _publish(self, publisher: Any, msg: Any) -> None:
+        """Publish from a driver thread; after shutdown (Ctrl-C) the drivers run on briefly: skip."""
+        if self._closing or not self.context.ok():
+            return
+        try:
+            publisher.publish(msg)
+        except RuntimeError:  # the context was shut down between the check and the call
+            if self.context.ok():
+                raise
+
+    def _publish_joy(self, t_ns: int, axes: list[float], buttons: list[int]) -> None:
+        msg = Joy(axes=[float(a) for a in axes], buttons=[int(b) for b in buttons])
+        self._stamp(msg)
+        msg.header.frame_id = "operator"
+        self._publish(self.joy_pub, msg)
+
+    def _publish_command(self, t_ns: int, values: Sequence[float], enabled: bool) -> None:
+        msg = JointState(name=list(self.profile.functions), position=[float(v) for v in values])
+        self._stamp(msg)
+        msg.header.frame_id = "enabled" if enabled else "disabled"
+        self._publish(self.commands_pub, msg)
+
+    def _publish_frame(self, name: str, t_ns: int, jpeg: bytes) -> None:
+        msg = CompressedImage(format="jpeg", data=jpeg)
+        self._stamp(msg)
+        msg.header.frame_id = name
+        self._publish(self.camera_pubs[name], msg)
+
+    def _publish_joint_state(self) -> None:
+        assert self.sim is not None
+        state = self.sim.state
+        msg = JointState(name=list(JOINT_NAMES), position=joint_positions(state), velocity=joint_velocities(state))
+        self._stamp(msg)
+        self._publish(self.joint_pub, msg)
+
+    # -- state and health ---------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        recorder = self.switch.recorder
+        last = self.switch.last
+        return {
+            "node": self.get_fully_qualified_name(),
+            "sim": self.settings.sim,
+            "out_dir": str(self.out_dir),
+            "recording": recorder is not None,
+            "episode_id": recorder.metadata.episode_id if recorder else None,
+            "path": str(recorder.paths.final) if recorder else None,
+            "outcome": recorder.metadata.outcome if recorder else None,
+            "markers": self._markers,
+            "last": None if last is None else {"episode_id": last.episode_id, "outcome": last.outcome,
+                                               "path": str(last.path) if last.path else None,
+                                               "discarded": last.discarded},
+        }
+
+    def _publish_state(self) -> None:
+        self.state_pub.publish(String(data=json.dumps(self.state(), sort_keys=True)))
+
+    def _publish_event(self, kind: str, **detail: Any) -> None:
+        self.events_pub.publish(String(data=json.dumps({"kind": kind, **detail}, sort_keys=True)))
+
+    def diagnostics(self) -> list[DiagnosticStatus]:
+        t_ns = now_ns()
+        s = self.settings
+        if self.sim is not None:
+            self.sim.encoder_drops()
+        statuses = []
+        recorder = self.switch.recorder
+        recorded = {st.path: st for st in recorder.status()} if recorder else {}
+        for tee in self.switch.streams():
+            statuses.append(self._stream_status(tee.spec.path, tee.update_rate(t_ns), tee.dropped,
+                                                tee.staleness_s(t_ns), tee.count, tee.spec.path in recorded))
+        known = {tee.spec.path for tee in self.switch.streams()}
+        for path, st in recorded.items():  # streams only the recorder knows (CAN capture)
+            if "/decoded/" in path or path == "events" or path in known:
+                continue
+            stale = None if st.last_t_ns is None else (t_ns - st.last_t_ns) / 1e9
+            statuses.append(self._stream_status(path, st.rate_hz, st.dropped, stale, st.accepted, True))
+        usage = shutil.disk_usage(self.out_dir)
+        free_gb = usage.free / 1e9
+        level, message = DiagnosticStatus.OK, f"{free_gb:.1f} GB free"
+        if free_gb < s.min_free_gb / 4:
+            level = DiagnosticStatus.ERROR
+        elif free_gb < s.min_free_gb:
+            level = DiagnosticStatus.WARN
+        statuses.append(_status("excap: disk", level, message, s.machine_id, {
+            "out_dir": str(self.out_dir), "free_bytes": str(usage.free), "total_bytes": str(usage.total),
+            "free_gb": f"{free_gb:.3f}"}))
+        fault = recorder.fault if recorder else ""
+        statuses.append(_status("excap: recorder", DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK,
+                                fault or ("recording" if recorder else "idle"), s.machine_id, {
+                                    "recording": str(recorder is not None).lower(),
+                                    "episode_id": recorder.metadata.episode_id if recorder else ""}))
+        return statuses
+
+    def _stream_status(self, path: str, rate: float, dropped: int, stale: float | None, samples: int,
+                       recording: bool) -> DiagnosticStatus:
+        level, message = DiagnosticStatus.OK, "ok"
+        if stale is None:
+            level, message = DiagnosticStatus.WARN, "no data yet"
+        elif stale > self.settings.stale_after_s:
+            level, message = DiagnosticStatus.WARN, f"stale for {stale:.1f} s"
+        elif dropped:
+            level, message = DiagnosticStatus.WARN, f"{dropped} dropped"
+        return _status(f"excap: {path}", level, message, self.settings.machine_id, {
+            "rate_hz": f"{rate:.2f}", "dropped": str(dropped), "staleness_s": "" if stale is None else f"{stale:.3f}",
+            "samples": str(samples), "recording": str(recording).lower()})
+
+    def _publish_diagnostics(self) -> None:
+        msg = DiagnosticArray(status=self.diagnostics())
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
+
+    # -- services -----------------------------------------------------------------------------
+
+    def _metadata(self) -> EpisodeMetadata:
+        s = self.settings
+        if self.sim is not None:
+            return self.sim.metadata()
+        return EpisodeMetadata(machine_kind=self.profile.kind, machine_model=self.profile.model,
+                               machine_id=s.machine_id, control_pattern=self.mapper.pattern.name,
+                               operator_id=s.operator,
+                               certification=s.certification, site=s.site, task=s.task, notes=s.notes,
+                               profile=self.profile.name)
+
+    def _start_episode(self) -> str:
+        recorder = self.switch.start(self._metadata())
+        self._publish_state()
+        self._publish_event("start", episode_id=recorder.metadata.episode_id, path=str(recorder.paths.final))
+        return str(recorder.paths.final)
+
+    def _stop_episode(self, reason: str, discard: bool = False) -> str:
+        result = self.switch.stop(reason=reason, discard=discard)
+        self._publish_state()
+        self._publish_event("discard" if discard else "stop", episode_id=result.episode_id, outcome=result.outcome,
+                            path=str(result.path) if result.path else None)
+        return str(result.path) if result.path else f"discarded {result.episode_id}"
+
+    def _mark(self, text: str = "") -> str:
+        self._markers += 1
+        if not self.switch.recording:
+            raise ExcapError("not recording")
+        self.switch.event("marker", index=self._markers, text=text)
+        self._publish_event("marker", index=self._markers, text=text)
+        return f"marker {self._markers}"
+
+    def _set_outcome(self, outcome: str) -> str:
+        self.switch.set_outcome(outcome)
+        self._publish_state()
+        return f"outcome {outcome}"
+
+    def _trigger(self, response: Trigger.Response, action: Any) -> Trigger.Response:
+        try:
+            response.message = action()
+            response.success = True
+        except ExcapError as exc:
+            response.success = False
+            response.message = str(exc)
+        return response
+
+    def _srv_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, self._start_episode)
+
+    def _srv_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, lambda: self._stop_episode("service"))
+
+    def _srv_discard(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, lambda: self._stop_episode("discard", discard=True))
+
+    def _srv_mark(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, self._mark)
+
+    def _srv_mark_success(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, lambda: self._set_outcome("success"))
+
+    def _srv_mark_failure(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, lambda: self._set_outcome("failure"))
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def close(self) -> Path | None:
+        """Finish a running episode, stop the drivers and encoders. Returns the episode's path, if any."""
+        self._closing = True
+        path = None
+        if self.switch.recording:
+            path = self.switch.stop(reason="shutdown").path
+        if self.sim is not None:
+            self.sim.stop()
+        for encoder in self._encoders.values():
+            encoder.stop()
+        return path
+
+
+def _decode_compressed(msg: CompressedImage) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot decode {msg.format!r} image")
+    return image
+
+
+def _status(name: str, level: bytes, message: str, hardware_id: str, values: dict[str, str]) -> DiagnosticStatus:
+    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
+                            values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the node until Ctrl-C / SIGTERM. `argv` excludes the program name (ROS args after --ros-args)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = sys.argv if argv is None else [sys.argv[0], *argv]
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = ExcapRecorderNode()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ExcapError as exc:
+        print(f"excap: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            path = node.close()
+            if path is not None:
+                print(path, flush=True)
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

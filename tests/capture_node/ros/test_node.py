@@ -1,0 +1,211 @@
+"""The excap_recorder node over the real middleware: a peer process publishes, the node process records,
+this process calls its services; the episodes are checked sample by sample."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from capture_node.ros.env import rclpy_available
+from capture_node.validation import validate_episode
+from tests.capture_node.ros import peer
+from tests.conftest import REPO, wait_for
+
+if not rclpy_available():
+    pytest.skip("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "
+                "distribution", allow_module_level=True)
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, JointState, Joy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 25.0
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.communicate()[0]
+
+
+class Client:
+    """This test process as a ROS node: service calls, and the messages it has seen per topic."""
+
+    def __init__(self, node_name: str = "excap_recorder") -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("excap_test_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.messages: dict[str, list[Any]] = {}
+        self.prefix = f"/{node_name}"
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shutting down
+                return
+
+    def subscribe(self, msg_type: type, topic: str, qos: QoSProfile = qos_profile_sensor_data) -> None:
+        self.messages[topic] = []
+        self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
+
+    def call(self, service: str, expect: bool = True) -> str:
+        client = self.node.create_client(Trigger, f"{self.prefix}/{service}")
+        assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, TIMEOUT, message=f"{service} response")
+        response = future.result()
+        assert response.success is expect, response.message
+        return response.message
+
+    def state(self) -> dict[str, Any]:
+        states = self.messages[f"{self.prefix}/state"]
+        return json.loads(states[-1].data) if states else {}
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def client() -> Iterator[Client]:
+    c = Client()
+    yield c
+    c.close()
+
+
+def diag_samples(c: Client, name: str) -> int:
+    for array in reversed(c.messages["/diagnostics"]):
+        for status in array.status:
+            if status.name == name:
+                return int({kv.key: kv.value for kv in status.values}["samples"])
+    return 0
+
+
+def test_records_joy_and_image_topics_from_another_process(tmp_path: Path, client: Client) -> None:
+    publisher = spawn(str(Path(peer.__file__)))
+    node = spawn("-m", "capture_node.ros.node", "--ros-args", "-p", f"out_dir:={tmp_path}",
+                 "-p", "joy_topics:=['pad=/peer/joy']", "-p", "image_topics:=['/peer/camera/image_raw']",
+                 "-p", "operator:=op-17", "-p", "task:=trench")
+    try:
+        client.subscribe(String, "/excap_recorder/state", LATCHED)
+        client.subscribe(DiagnosticArray, "/diagnostics", QoSProfile(depth=20))
+        wait_for(lambda: client.state().get("recording") is False, TIMEOUT, message="latched idle state")
+        started = client.call("start")
+        assert started.endswith(".h5")
+        wait_for(lambda: client.state().get("recording"), TIMEOUT, message="recording state")
+        wait_for(lambda: diag_samples(client, "excap: joystick/pad") >= 40
+                 and diag_samples(client, "excap: cameras/peer_camera") >= 40, TIMEOUT, message="samples")
+        assert client.call("mark") == "marker 1"
+        client.call("mark_success")
+        path = Path(client.call("stop"))
+        assert path == Path(started) and path.is_file()
+        client.call("stop", expect=False)
+        wait_for(lambda: client.state().get("last", {}) and client.state()["last"]["path"] == str(path), TIMEOUT,
+                 message="state after stop")
+    finally:
+        node_output = finish(node)
+        finish(publisher)
+    assert "Traceback" not in node_output, node_output
+    assert validate_episode(path) == []
+    with h5py.File(path) as f:
+        assert f.attrs["operator_id"] == "op-17" and f.attrs["task"] == "trench" and f.attrs["outcome"] == "success"
+        start, end = f.attrs["start_t_ns"], f.attrs["end_t_ns"]
+        joy = f["joystick/pad"]
+        assert joy.attrs["backend"] == "ros2" and joy.attrs["device_name"] == "/peer/joy"
+        t_ns, t_dev, axes, buttons = (joy[k][()] for k in ("t_ns", "t_device_ns", "axes", "buttons"))
+        assert len(t_ns) >= 40
+        assert np.all(np.diff(t_ns) >= 0) and start <= t_ns[0] and t_ns[-1] <= end
+        indices = [peer.index_of(int(t)) for t in t_dev]
+        assert indices == sorted(set(indices))
+        for i, t, a, b in zip(indices, t_dev, axes, buttons, strict=True):
+            assert t == peer.stamp_ns(i)
+            assert a.tolist() == peer.expected_axes(i)
+            assert b.tolist() == peer.expected_buttons(i)
+        camera = f["cameras/peer_camera"]
+        assert (camera.attrs["width"], camera.attrs["height"]) == (peer.WIDTH, peer.HEIGHT)
+        frames, frame_dev = camera["frames"][()], camera["t_device_ns"][()]
+        assert len(frames) >= 40
+        for jpeg, t in zip(frames, frame_dev, strict=True):
+            i = peer.index_of(int(t))
+            assert int(t) == peer.stamp_ns(i)
+            decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+            error = np.abs(decoded.astype(int) - peer.expected_image(i).astype(int))
+            assert error.mean() < 4 and np.percentile(error, 99) < 24, (i, error.mean())
+        kinds = [k.decode() if isinstance(k, bytes) else k for k in f["events/kind"][()]]
+        assert "marker" in kinds and kinds[0] == "start" and kinds[-1] == "stop"
+
+
+def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: Client) -> None:
+    node = spawn("-m", "capture_node.ros.node", "--ros-args", "-p", "sim:=true", "-p", f"out_dir:={tmp_path}",
+                 "-p", "cameras:=1", "-p", "width:=160", "-p", "height:=120", "-p", "fps:=10.0")
+    try:
+        client.subscribe(String, "/excap_recorder/state", LATCHED)
+        client.subscribe(DiagnosticArray, "/diagnostics", QoSProfile(depth=20))
+        topics = ((Joy, "/excap/joy"), (JointState, "/excap/commands"), (JointState, "/excap/joint_states"),
+                  (CompressedImage, "/excap/cameras/side/compressed"))
+        for msg_type, topic in topics:
+            client.subscribe(msg_type, topic)
+        wait_for(lambda: all(client.messages[t] for t in ("/excap/joy", "/excap/commands", "/excap/joint_states",
+                                                          "/excap/cameras/side/compressed", "/diagnostics")),
+                 TIMEOUT, message="sim topics")
+        joints = client.messages["/excap/joint_states"][-1]
+        assert list(joints.name) == ["swing", "boom", "arm", "bucket"] and len(joints.position) == 4
+        assert "boom" in list(client.messages["/excap/commands"][-1].name)
+        frame = client.messages["/excap/cameras/side/compressed"][-1]
+        assert cv2.imdecode(np.frombuffer(bytes(frame.data), np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+        names = {s.name for s in client.messages["/diagnostics"][-1].status}
+        assert {"excap: disk", "excap: joystick/operator", "excap: control", "excap: cameras/side"} <= names
+        disk = next(s for s in client.messages["/diagnostics"][-1].status if s.name == "excap: disk")
+        assert int({kv.key: kv.value for kv in disk.values}["free_bytes"]) > 0
+
+        discarded = client.call("start")
+        client.call("start", expect=False)
+        assert client.call("discard").startswith("discarded ")
+        assert not Path(discarded).exists()
+
+        started = client.call("start")
+        wait_for(lambda: diag_samples(client, "excap: can/can0") > 200, TIMEOUT, message="CAN frames recorded")
+        client.call("mark_failure")
+        path = Path(client.call("stop"))
+        assert path == Path(started)
+    finally:
+        output = finish(node)
+    assert "Traceback" not in output, output
+    assert validate_episode(path) == []
+    with h5py.File(path) as f:
+        assert f.attrs["outcome"] == "failure"
+        for stream in ("joystick/operator", "control", "cameras/side", "can/can0"):
+            assert len(f[stream]["t_ns"]) > 5, stream
+    assert sorted(p.name for p in tmp_path.glob("*.h5")) == [path.name]

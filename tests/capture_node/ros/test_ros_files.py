@@ -1,0 +1,200 @@
+"""Launch files, package.xml, station files and message conversions: no ROS middleware needed."""
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+
+from capture_node.errors import ConfigError
+from capture_node.ros.config import NodeSettings, load_station_file
+from capture_node.ros.convert import commands_from_joint_state, image_to_bgr, joy_row, parse_topic_entry
+
+REPO = Path(__file__).resolve().parents[3]
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+NODE_PARAMETERS = {"station_config", *NodeSettings.parameter_names()}
+
+
+def console_scripts() -> dict[str, str]:
+    text = (REPO / "setup.py").read_text()
+    return dict(re.findall(r'"([\w-]+) = ([\w.:]+)"', text))
+
+
+def _literal_keys(node: ast.AST) -> list[str]:
+    return [k.value for k in node.keys if isinstance(k, ast.Constant)] if isinstance(node, ast.Dict) else []
+
+
+def launch_nodes_by_ast(path: Path) -> list[dict[str, object]]:
+    """Every `Node(...)` call in a launch file: package, executable, parameter names."""
+    found = []
+    for call in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Node"):
+            continue
+        kwargs = {kw.arg: kw.value for kw in call.keywords}
+        params: list[str] = []
+        for item in getattr(kwargs.get("parameters"), "elts", []):
+            params += _literal_keys(item)
+        found.append({"package": kwargs["package"].value, "executable": kwargs["executable"].value,  # type: ignore[attr-defined]
+                      "parameters": params})
+    return found
+
+
+def launch_nodes(path: Path) -> list[dict[str, object]]:
+    """Through generate_launch_description() when `launch_ros` imports, else by reading the file."""
+    try:
+        import importlib.util
+
+        from launch_ros.actions import Node  # noqa: F401
+    except ImportError:
+        return launch_nodes_by_ast(path)
+    spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    description = module.generate_launch_description()
+    found = []
+    for entity in description.entities:
+        if type(entity).__name__ == "Node":
+            params = [key for group in entity._Node__parameters for key in getattr(group, "keys", lambda: [])()]
+            found.append({"package": entity.node_package, "executable": entity.node_executable,
+                          "parameters": [p if isinstance(p, str) else "".join(str(x) for x in p) for p in params]})
+    return found
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_references_exist(path: Path) -> None:
+    nodes = launch_nodes(path)
+    assert nodes, f"{path.name}: no Node action"
+    scripts = console_scripts()
+    for node in nodes:
+        assert node["package"] == "excap"
+        assert node["executable"] in scripts, f"{node['executable']} is not a console script"
+        module, _, func = scripts[node["executable"]].partition(":")
+        assert (REPO / (module.replace(".", "/") + ".py")).is_file()
+        assert f"def {func}(" in (REPO / (module.replace(".", "/") + ".py")).read_text()
+        unknown = set(node["parameters"]) - NODE_PARAMETERS  # type: ignore[arg-type]
+        assert not unknown, f"{path.name}: parameters the node does not declare: {unknown}"
+    for config in re.findall(r'"(launch/[\w.-]+\.yaml)"|"launch", "([\w.-]+\.yaml)"', path.read_text()):
+        name = next(c for c in config if c)
+        assert (REPO / "launch" / Path(name).name).is_file()
+
+
+def test_launch_files_exist() -> None:
+    assert {p.name for p in LAUNCH_FILES} == {"excap_sim.launch.py", "excap_station.launch.py"}
+
+
+def test_example_station_file_is_valid() -> None:
+    values = load_station_file(REPO / "launch" / "excap_station.yaml")
+    assert values["joy_topics"] and values["image_topics"] and values["command_topic"]
+
+
+def test_station_file_problems_are_listed(tmp_path: Path) -> None:
+    bad = tmp_path / "s.yaml"
+    bad.write_text("schema: excap.ros_station\nfoo: 1\njoy_topics: /joy\ncameras: two\n")
+    with pytest.raises(ConfigError) as info:
+        load_station_file(bad)
+    text = str(info.value)
+    assert "foo: unknown key" in text and "joy_topics: should be a list" in text and "cameras: should be int" in text
+    other = tmp_path / "o.yaml"
+    other.write_text("schema: excap.station\n")
+    with pytest.raises(ConfigError, match="not an excap ROS station file"):
+        load_station_file(other)
+
+
+def test_station_file_relative_out_dir(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("schema: excap.ros_station\nout_dir: eps\nfps: 15\n")
+    values = load_station_file(path)
+    assert values == {"out_dir": str(tmp_path / "eps"), "fps": 15.0}
+
+
+def test_package_xml() -> None:
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "excap"
+    assert root.find("export").findtext("build_type") == "ament_python"  # type: ignore[union-attr]
+    depends = {e.text for e in root.findall("exec_depend")}
+    assert {"rclpy", "std_msgs", "sensor_msgs", "std_srvs", "diagnostic_msgs", "python3-numpy", "python3-opencv",
+            "python3-h5py"} <= depends
+    assert (REPO / "resource" / "excap").is_file()
+
+
+def test_share_files_install_launch_files_and_package_xml() -> None:
+    namespace: dict[str, object] = {"__file__": str(REPO / "setup.py")}
+    source = (REPO / "setup.py").read_text().split("\nsetup(")[0]
+    exec(compile(source, "setup.py", "exec"), namespace)
+    entries = namespace["share_files"]()  # type: ignore[operator]
+    installed = {f for _, files in entries for f in files}
+    assert "package.xml" in installed and "resource/excap" in installed
+    for path in LAUNCH_FILES:
+        assert f"launch/{path.name}" in installed
+    assert "launch/excap_station.yaml" in installed
+    assert ("share/excap/launch", ["launch/excap_sim.launch.py"]) in entries
+
+
+@pytest.mark.parametrize(("entry", "image", "expected"), [
+    ("/joy", False, ("joy", "/joy")),
+    ("left=/station/joy_left", False, ("left", "/station/joy_left")),
+    ("/cab/front/image_raw", True, ("cab_front", "/cab/front/image_raw")),
+    ("/cam/image_raw/compressed", True, ("cam", "/cam/image_raw/compressed")),
+    ("a b=/x", False, ("a_b", "/x")),
+])
+def test_parse_topic_entry(entry: str, image: bool, expected: tuple[str, str]) -> None:
+    assert parse_topic_entry(entry, image=image) == expected
+
+
+def _image_msg(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False) -> SimpleNamespace:
+    height, width = array.shape[:2]
+    rows = array.reshape(height, -1)
+    if array.dtype == np.uint16:
+        rows = rows.astype(">u2" if bigendian else "<u2")
+    raw = rows.view(np.uint8).reshape(height, -1)
+    padded = np.zeros((height, raw.shape[1] + pad), np.uint8)
+    padded[:, : raw.shape[1]] = raw
+    return SimpleNamespace(height=height, width=width, encoding=encoding, step=padded.shape[1],
+                           is_bigendian=int(bigendian), data=padded.tobytes())
+
+
+def test_image_to_bgr_encodings() -> None:
+    rng = np.random.default_rng(0)
+    bgr = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    assert np.array_equal(image_to_bgr(_image_msg(bgr, "bgr8", pad=3)), bgr)
+    assert np.array_equal(image_to_bgr(_image_msg(np.ascontiguousarray(bgr[..., ::-1]), "rgb8", pad=1)), bgr)
+    rgba = np.dstack([bgr[..., ::-1], np.full((6, 5), 7, np.uint8)])
+    assert np.array_equal(image_to_bgr(_image_msg(rgba, "rgba8")), bgr)
+    mono = bgr[..., 0].copy()
+    assert np.array_equal(image_to_bgr(_image_msg(mono, "mono8", pad=2)), mono)
+    mono16 = mono.astype(np.uint16) << 8 | 0x55
+    for big in (False, True):
+        assert np.array_equal(image_to_bgr(_image_msg(mono16, "mono16", bigendian=big)), mono)
+    with pytest.raises(ValueError, match="unsupported"):
+        image_to_bgr(_image_msg(mono, "bayer_rggb8"))
+    short = _image_msg(bgr, "bgr8")
+    short.data = short.data[:-1]
+    with pytest.raises(ValueError, match="too short"):
+        image_to_bgr(short)
+    ok, _ = cv2.imencode(".jpg", image_to_bgr(_image_msg(bgr, "bgr8", pad=3)))
+    assert ok
+
+
+def test_joy_row_and_commands() -> None:
+    msg = SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=3, nanosec=5)), axes=[0.5, -1.0],
+                          buttons=[1, 0, 300, -2])
+    assert joy_row(42, msg) == (42, 3_000_000_005, [0.5, -1.0], [1, 0, 255, 0])
+    values, unknown = commands_from_joint_state(["boom", "arm", "bucket"], ["arm", "foo", "boom"], [0.2, 1.0, -0.4])
+    assert values[:2] == [pytest.approx(-0.4), pytest.approx(0.2)] and np.isnan(values[2]) and unknown == ["foo"]
+
+
+def test_node_command_line() -> None:
+    import argparse
+
+    from capture_node.ros.cli import add_node_parser, node_arguments
+
+    parser = argparse.ArgumentParser()
+    add_node_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["node", "--sim", "--out", "/tmp/e", "--ros-args", "-p", "operator:=op-1"])
+    assert node_arguments(args) == ["--ros-args", "-p", "sim:=true", "-p", f"out_dir:={Path('/tmp/e').resolve()}",
+                                    "--ros-args", "-p", "operator:=op-1"]
