@@ -46,12 +46,21 @@ setup(
         "PyYAML>=6.0",
         "matplotlib>=3.8",
         "tqdm>=4.66",
+        "pyarrow>=15",
+        "pandas>=2.0",
+        "av>=12",
+        "scikit-image>=0.22",
+        "fastapi>=0.115",
+        "uvicorn>=0.30",
+        "boto3>=1.35",
     ],
     extras_require={
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "ruff>=0.6",
+            "httpx>=0.27",
+            "moto[server]>=5.0",
         ],
         # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)
         "ros": [
@@ -61,6 +70,7 @@ setup(
             "ros-kilted-sensor-msgs>=5.5",
             "ros-kilted-std-srvs>=5.5",
             "ros-kilted-diagnostic-msgs>=5.5",
+            "ros-kilted-rosgraph-msgs>=2.3",
         ],
     },
     entry_points={"console_scripts": ["excap = capture_node.cli:main", "excap_node = capture_node.ros.node:main"]},

@@ -2,19 +2,24 @@
 
 import queue
 import threading
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from capture_node.recorder import Recorder, StreamHandle
+if TYPE_CHECKING:
+    from capture_node.episode_switch import EpisodeSink, StreamSink
 
 _STOP = object()
 
 
 class JpegEncoder:
-    """Takes raw frames from a camera thread without blocking it, encodes them, and records them."""
+    """Takes raw frames from a camera thread without blocking it, encodes them, and records them.
 
-    def __init__(self, recorder: Recorder, handle: StreamHandle, quality: int = 90, backlog: int = 8) -> None:
+    `recorder` is a `Recorder` or an `EpisodeSwitch`, `handle` its stream (`StreamHandle` or `TeeStream`).
+    """
+
+    def __init__(self, recorder: "EpisodeSink", handle: "StreamSink", quality: int = 90, backlog: int = 8) -> None:
         self.recorder = recorder
         self.handle = handle
         self.quality = quality
@@ -26,12 +31,23 @@ class JpegEncoder:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, t_ns: int, t_device_ns: int, image: np.ndarray) -> None:
+    def submit(self, t_ns: int, t_device_ns: int, image: Any) -> None:
         try:
             self._queue.put_nowait((t_ns, t_device_ns, image))
         except queue.Full:
             self.dropped += 1
             self.recorder.event("drop", t_ns=t_ns, stream=self.handle.spec.path, count=1, stage="encoder")
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait until every frame submitted before this call is encoded and handed on (False: timed out)."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
 
     def stop(self) -> None:
         """Encode what is queued, then end the thread."""
@@ -44,8 +60,14 @@ class JpegEncoder:
             item = self._queue.get()
             if item is _STOP:
                 return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
             t_ns, t_device_ns, image = item  # type: ignore[misc]
-            ok, jpeg = cv2.imencode(".jpg", image, params)
-            if ok:
-                self.handle.put((t_ns, t_device_ns, jpeg.tobytes()))
-                self.encoded += 1
+            self._encode(t_ns, t_device_ns, image, params)
+
+    def _encode(self, t_ns: int, t_device_ns: int, image: np.ndarray, params: list[int]) -> None:
+        ok, jpeg = cv2.imencode(".jpg", image, params)
+        if ok:
+            self.handle.put((t_ns, t_device_ns, jpeg.tobytes()))
+            self.encoded += 1

@@ -11,18 +11,21 @@ works again (`reconnect` event). The recording itself never stops because of a b
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import can
 import numpy as np
 
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
-from capture_node.recorder import Recorder, StreamHandle
 from capture_node.streams import CAN_CLASSIC_BYTES, CAN_FD_BYTES, can_decoded_spec, can_spec
 from drivers.base import DriverCounters, Health
 from drivers.can.bus_config import CanBusConfig, open_bus
 from drivers.can.decoder import FrameDecoder
 from drivers.can.dm1 import Dm1Monitor
+
+if TYPE_CHECKING:
+    from capture_node.episode_switch import EpisodeSink, StreamSink
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class CanCapture:
     built with `from_config`, the capture owns the bus, shuts it down on stop and reopens it after a failure.
     """
 
-    def __init__(self, recorder: Recorder, channel: str, bus: can.BusABC, decoder: FrameDecoder | None,
+    def __init__(self, recorder: "EpisodeSink", channel: str, bus: can.BusABC, decoder: FrameDecoder | None,
                  interface: str, fd: bool = False, config: CanBusConfig | None = None) -> None:
         self.recorder = recorder
         self.channel = channel
@@ -64,7 +67,7 @@ class CanCapture:
         dbc = ", ".join(str(path) for path in decoder.paths) if decoder else ""
         self.raw = recorder.add_stream(can_spec(channel, interface, fd, dbc))
         self._listeners: list[can.Listener] = []
-        self._decoded: dict[tuple[str, int], StreamHandle] = {}
+        self._decoded: dict[tuple[str, int], StreamSink] = {}
         self._lock = threading.Lock()
         self.frames = 0
         self.error_frames = 0
@@ -75,7 +78,7 @@ class CanCapture:
         self.dm1 = Dm1Monitor()
 
     @classmethod
-    def from_config(cls, recorder: Recorder, config: CanBusConfig,
+    def from_config(cls, recorder: "EpisodeSink", config: CanBusConfig,
                     decoder: FrameDecoder | None = None) -> "CanCapture":
         """Open the configured bus (DriverError if it cannot be opened) and capture it as `config.name`.
 
@@ -227,6 +230,11 @@ class CanCapture:
         if err & CAN_ERR_RESTARTED:
             self.bus_state = can.BusState.ERROR  # a restart is reported as such even if bus-off went unseen
             self._set_bus_state(can.BusState.ACTIVE, t_ns, "error_frame")
+
+    def flush(self) -> None:
+        """Wait until the frame being recorded, if any, has been handed to its streams."""
+        with self._frame_lock:
+            pass
 
     def on_frame(self, msg: can.Message) -> None:
         """Record one frame; serialised, so frames from the reader and from `send` keep t_ns order."""

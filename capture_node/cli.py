@@ -1,6 +1,7 @@
 """The `excap` command line."""
 
 import argparse
+import importlib
 import json
 import logging
 import signal
@@ -99,9 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--centre-s", type=_positive(float), default=2.0, help="seconds to hold sticks released")
             sub.add_argument("--sweep-s", type=_positive(float), default=8.0, help="seconds to sweep every axis")
 
+    from capture_node.annotation_cli import add_annotate_parser
+    from capture_node.datasets.cli import add_dataset_parsers
+    from capture_node.datasets.server_cli import (
+        add_partner_parser,
+        add_pull_parser,
+        add_push_parser,
+        add_serve_parser,
+    )
+    from capture_node.ledger import add_ledger_parser
+    from capture_node.operator_admin import add_operator_parser
+    from capture_node.replay.cli import add_replay_parser
     from capture_node.ros.cli import add_node_parser
 
     add_node_parser(commands)
+    add_replay_parser(commands)
+    add_dataset_parsers(commands)
+    for add in (add_partner_parser, add_serve_parser, add_push_parser, add_pull_parser, add_operator_parser,
+                add_annotate_parser, add_ledger_parser):
+        add(commands)
 
     check = commands.add_parser("check-config", help="report every mistake in station config files")
     check.add_argument("configs", type=Path, nargs="+", metavar="STATION.yaml")
@@ -282,6 +299,11 @@ def cmd_joystick(args: argparse.Namespace) -> int:
     return 0
 
 
+def _delegate(module: str, function: str, args: argparse.Namespace) -> int:
+    """Run a command implemented in its own module (imported only when that command runs)."""
+    return int(getattr(importlib.import_module(module), function)(args))
+
+
 def _cmd_node(args: argparse.Namespace) -> int:
     from capture_node.ros.cli import cmd_node
 
@@ -363,6 +385,17 @@ def cmd_can(args: argparse.Namespace) -> int:
 COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_validate, "recover": cmd_recover,
             "check-config": cmd_check_config, "bench": cmd_bench, "render": cmd_render, "plot": cmd_plot,
             "joystick": cmd_joystick, "node": _cmd_node,
+            "replay": lambda args: _delegate("capture_node.replay.cli", "cmd_replay", args),
+            "index": lambda args: _delegate("capture_node.datasets.cli", "cmd_index", args),
+            "list": lambda args: _delegate("capture_node.datasets.cli", "cmd_list", args),
+            "export": lambda args: _delegate("capture_node.datasets.cli", "cmd_export", args),
+            "partner": lambda args: _delegate("capture_node.datasets.server_cli", "cmd_partner", args),
+            "serve": lambda args: _delegate("capture_node.datasets.server_cli", "cmd_serve", args),
+            "push": lambda args: _delegate("capture_node.datasets.server_cli", "cmd_push", args),
+            "pull": lambda args: _delegate("capture_node.datasets.server_cli", "cmd_pull", args),
+            "operator": lambda args: _delegate("capture_node.operator_admin", "cmd_operator", args),
+            "annotate": lambda args: _delegate("capture_node.annotation_cli", "cmd_annotate", args),
+            "ledger": lambda args: _delegate("capture_node.ledger", "cmd_ledger", args),
             "can": cmd_can}
 
 

@@ -153,10 +153,9 @@ class Recorder:
             raise EpisodeError(f"recording failed ({self.fault}); captured data kept in "
                                f"{self.paths.journal}: run `excap recover {self.config.out_dir}`")
         final_attrs: dict[str, Any] = {
+            **self.metadata.to_attrs(),  # with every update made while recording
             "duration_s": (end_t_ns - self.start_t_ns) / 1e9,
             "end_t_ns": end_t_ns,
-            "outcome": self.metadata.outcome,
-            "notes": self.metadata.notes,
         }
         for path, handle in self._handles.items():
             self._h5.ensure_stream(handle.spec)

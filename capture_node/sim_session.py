@@ -22,7 +22,7 @@ from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
 from capture_node.streams import camera_spec, control_spec, joystick_spec
 from drivers.can.decoder import FrameDecoder
-from drivers.command_link import CommandLink, CommandLinkConfig, OperatorInput
+from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
 from drivers.mapping import CommandMapper
 from drivers.profiles import DEFAULT_PROFILE, load_profile
 from drivers.sim.camera_source import SimulatedCamera
@@ -83,7 +83,8 @@ class _OperatorLoop:
             delay = start + tick * self.period - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            sticks = self.operator.sample(self.machine.state)
+            blocked = self.link.state == LinkState.NEUTRALISED
+            sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
             t_ns = now_ns()
             self.link.set_input(OperatorInput(sticks.axes, sticks.buttons, t_ns))
             self.joystick.put((t_ns, t_ns, sticks.axes, sticks.buttons))

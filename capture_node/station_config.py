@@ -19,7 +19,10 @@ from drivers.profiles import MachineProfile, load_profile
 
 JOYSTICK_TYPES = ("hid", "serial", "j1939", "sim")
 _TOP_KEYS = ("schema", "schema_version", "station", "machine", "session", "joysticks", "inputs", "can", "cameras",
-             "command")
+             "command", "ros")
+_ROS_KEYS = ("joy_topics", "image_topics", "compressed_image_topics", "command_topic", "publish_prefix", "publish")
+_PUBLISH_KEYS = ("joy", "commands", "joint_states", "cameras", "diagnostics")
+SIM_CAMERA_PREFIX = "sim:"  # camera source `sim:<view>`: a view rendered from the simulated machine
 
 
 @dataclass(kw_only=True)
@@ -54,6 +57,22 @@ class CommandSettings:
 
 
 @dataclass(kw_only=True)
+class RosSettings:
+    """The `ros:` section: what the ROS 2 node records from topics and what it publishes."""
+
+    joy_topics: tuple[str, ...] = ()  # "name=/topic" or "/topic", sensor_msgs/Joy -> /joystick/<name>
+    image_topics: tuple[str, ...] = ()  # sensor_msgs/Image -> /cameras/<name>
+    compressed_image_topics: tuple[str, ...] = ()  # sensor_msgs/CompressedImage -> /cameras/<name>
+    command_topic: str = ""  # sensor_msgs/JointState of machine-function commands -> /control
+    publish_prefix: str = "/excap"
+    publish_joy: bool = True  # Joy per joystick device
+    publish_commands: bool = True  # the command link's commands (JointState)
+    publish_joint_states: bool = True  # machine state: the simulated machine, or decoded CAN
+    publish_cameras: bool = True  # CompressedImage per camera
+    publish_diagnostics: bool = True
+
+
+@dataclass(kw_only=True)
 class StationConfig:
     path: Path
     station_id: str
@@ -69,6 +88,11 @@ class StationConfig:
     cans: list[CanBusConfig]
     cameras: list[CameraConfig]
     command: CommandSettings
+    ros: RosSettings | None = None
+
+
+def is_sim_camera(camera: CameraConfig) -> bool:
+    return isinstance(camera.source, str) and camera.source.startswith(SIM_CAMERA_PREFIX)
 
 
 class _Problems:
@@ -215,7 +239,11 @@ def load_station_config(path: Path) -> StationConfig:
     machine = _mapping(data.get("machine"), "machine", problems)
     _unknown_keys(machine, ("profile", "pattern", "id", "simulated"), "machine", problems)
     session = _mapping(data.get("session"), "session", problems)
-    _unknown_keys(session, ("operator", "certification", "site", "task", "notes"), "session", problems)
+    _unknown_keys(session, ("operator", "certification", "site", "task", "notes", "certification_policy"), "session",
+                  problems)
+    if session.get("certification_policy", "refuse") not in ("refuse", "mark_uncertified"):
+        problems.add("session.certification_policy",
+                     f"must be refuse or mark_uncertified, not {session['certification_policy']!r}")
 
     profile = None
     try:
@@ -315,14 +343,87 @@ def load_station_config(path: Path) -> StationConfig:
     if simulated and not any(c.interface == "virtual" for c in cans):
         problems.add("machine.simulated", "the simulated machine needs a `can` entry with interface: virtual")
 
+    _check_sim_cameras(cameras, simulated, problems)
+    ros = _ros_settings(data.get("ros"), joysticks, cameras, problems) if "ros" in data else None
+
     if problems.lines:
         raise ConfigError("\n".join(problems.lines))
     assert profile is not None
-    out_dir = Path(station.get("out_dir", "episodes"))
+    out_dir = Path(station.get("out_dir", "episodes")).expanduser()
     return StationConfig(
         path=path, station_id=str(station.get("id", "station")),
         out_dir=out_dir if out_dir.is_absolute() else base / out_dir,
         profile=profile, pattern=pattern, machine_id=str(machine["id"]), simulated_machine=simulated,
         session={k: str(v) for k, v in session.items()}, joysticks=joysticks, axis_inputs=axis_inputs,
-        button_inputs=button_inputs, cans=cans, cameras=cameras, command=command,
+        button_inputs=button_inputs, cans=cans, cameras=cameras, command=command, ros=ros,
     )
+
+
+def _check_sim_cameras(cameras: list[CameraConfig], simulated: bool, problems: _Problems) -> None:
+    from drivers.sim.cameras import VIEWS
+
+    for index, camera in enumerate(cameras):
+        if not is_sim_camera(camera):
+            continue
+        view = str(camera.source)[len(SIM_CAMERA_PREFIX):]
+        if view not in VIEWS:
+            problems.add(f"cameras[{index}].source", f"unknown simulated view {view!r} (known: {', '.join(VIEWS)})")
+        if not simulated:
+            problems.add(f"cameras[{index}].source", "a simulated camera needs machine.simulated: true")
+
+
+def _topic_entries(value: Any, key: str, image: bool, problems: _Problems) -> tuple[tuple[str, str], ...]:
+    from capture_node.ros.convert import parse_topic_entry
+
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add(key, "must be a list of topic entries (name=/topic or /topic)")
+        return ()
+    entries = []
+    for index, entry in enumerate(value):
+        try:
+            entries.append(parse_topic_entry(entry, image=image))
+        except ValueError as exc:
+            problems.add(f"{key}[{index}]", str(exc))
+    return tuple(entries)
+
+
+def _ros_settings(value: Any, joysticks: list[JoystickEntry], cameras: list[CameraConfig],
+                  problems: _Problems) -> RosSettings:
+    data = _mapping(value, "ros", problems)
+    _unknown_keys(data, _ROS_KEYS, "ros", problems)
+    taken = {f"joystick/{j.name}": f"joysticks entry {j.name!r}" for j in joysticks}
+    taken |= {f"cameras/{c.name}": f"cameras entry {c.name!r}" for c in cameras}
+    lists: dict[str, tuple[str, ...]] = {}
+    for key, image in (("joy_topics", False), ("image_topics", True), ("compressed_image_topics", True)):
+        entries = _topic_entries(data.get(key), f"ros.{key}", image, problems)
+        for name, topic in entries:
+            path = f"{'cameras' if image else 'joystick'}/{name}"
+            if path in taken:
+                problems.add(f"ros.{key}", f"{topic} and {taken[path]} both record to /{path}")
+            taken[path] = topic
+        lists[key] = tuple(entry for entry in data.get(key) or () if isinstance(entry, str))
+    command_topic = data.get("command_topic") or ""
+    if not isinstance(command_topic, str):
+        problems.add("ros.command_topic", "must be a topic name")
+        command_topic = ""
+    if command_topic and joysticks:
+        problems.add("ros.command_topic", "the station's joysticks drive /control: a command topic cannot be "
+                                          "recorded as well")
+    prefix = data.get("publish_prefix", "/excap")
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        problems.add("ros.publish_prefix", f"must be a topic namespace like /excap, not {prefix!r}")
+        prefix = "/excap"
+    publish = _mapping(data.get("publish"), "ros.publish", problems)
+    _unknown_keys(publish, _PUBLISH_KEYS, "ros.publish", problems)
+    toggles = {}
+    for name in _PUBLISH_KEYS:
+        flag = publish.get(name, True)
+        if not isinstance(flag, bool):
+            problems.add(f"ros.publish.{name}", "must be true or false")
+            flag = True
+        toggles[f"publish_{name}"] = flag
+    return RosSettings(joy_topics=lists["joy_topics"], image_topics=lists["image_topics"],
+                       compressed_image_topics=lists["compressed_image_topics"], command_topic=command_topic,
+                       publish_prefix=prefix, **toggles)

@@ -6,7 +6,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from capture_node.annotation_store import recover_annotation
 from capture_node.episode_schema import load_episode_schema, stream_rule, supported_versions
+from capture_node.errors import EpisodeError
 from capture_node.reader import stream_paths
 
 _ATTR_TYPES: dict[str, tuple[type, ...]] = {
@@ -94,12 +96,60 @@ def _check_stream(group: h5py.Group, path: str, rule: dict[str, Any]) -> list[st
     return problems
 
 
+def _check_group(group: h5py.Group, name: str, rule: dict[str, Any]) -> list[str]:
+    """A non-stream group (e.g. /annotations): attributes, datasets, equal lengths, enums."""
+    problems = []
+    for attr, spec in rule.get("attrs", {}).items():
+        if attr not in group.attrs:
+            if spec.get("required"):
+                problems.append(f"/{name}: attribute {attr!r} is missing")
+            continue
+        value = group.attrs[attr]
+        value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        is_bool = isinstance(value, bool | np.bool_)
+        if not isinstance(value, _ATTR_TYPES[spec["type"]]) or is_bool != (spec["type"] == "bool"):
+            problems.append(f"/{name}: attribute {attr!r} should be {spec['type']}, is {type(value).__name__}")
+        elif "enum" in spec and value not in spec["enum"]:
+            problems.append(f"/{name}: attribute {attr!r} is {value!r}, not one of {', '.join(spec['enum'])}")
+    datasets = rule.get("datasets", {})
+    for item in group:
+        if item not in datasets:
+            problems.append(f"/{name}/{item}: not defined by the schema")
+    lengths = set()
+    for item, spec in datasets.items():
+        dataset = group.get(item)
+        if not isinstance(dataset, h5py.Dataset):
+            problems.append(f"/{name}/{item}: dataset is missing")
+            continue
+        if not _dtype_ok(dataset, spec["dtype"]) or dataset.ndim != spec["ndim"]:
+            problems.append(f"/{name}/{item}: should be {spec['dtype']} with {spec['ndim']} dimension(s)")
+            continue
+        lengths.add(dataset.shape[0])
+        if "enum" in spec and dataset.shape[0]:
+            bad = sorted(set(dataset.asstr()[()]) - set(spec["enum"]))
+            if bad:
+                problems.append(f"/{name}/{item}: {', '.join(map(repr, bad))} not one of {', '.join(spec['enum'])}")
+    if len(lengths) > 1:
+        problems.append(f"/{name}: datasets differ in length")
+    elif not problems and "t_start_ns" in datasets and "t_end_ns" in datasets:
+        start, end = group["t_start_ns"][()], group["t_end_ns"][()]
+        if np.any(end <= start):
+            problems.append(f"/{name}: a span ends before it starts")
+    return problems
+
+
 def validate_episode(path: Path) -> list[str]:
-    """Problems found in one file; an empty list means the episode is valid."""
+    """Problems found in one file; an empty list means the episode is valid.
+
+    A leftover annotation sidecar (an interrupted `excap annotate`) is applied first, see annotation_store."""
     if not path.exists():
         return [f"{path}: no such file"]
     if not h5py.is_hdf5(path):
         return [f"{path}: not an HDF5 file"]
+    try:
+        recover_annotation(path)
+    except (EpisodeError, OSError) as exc:
+        return [f"{path}: leftover annotation sidecar could not be applied ({exc})"]
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -126,4 +176,13 @@ def validate_episode(path: Path) -> list[str]:
                 problems.append(f"{path}: /{stream}: stream not defined by the schema")
                 continue
             problems += [f"{path}: {p}" for p in _check_stream(handle[stream], stream, matched[1])]
+        for name, rule in schema.get("groups", {}).items():
+            item = handle.get(name)
+            if item is None:
+                if rule.get("required"):
+                    problems.append(f"{path}: required group /{name} is missing")
+            elif not isinstance(item, h5py.Group):
+                problems.append(f"{path}: /{name} should be a group")
+            else:
+                problems += [f"{path}: {p}" for p in _check_group(item, name, rule)]
         return problems

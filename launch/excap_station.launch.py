@@ -1,4 +1,5 @@
-"""excap_recorder at a station: records the station's ROS topics as set in a station file.
+"""excap_recorder at a station: runs the devices of a station config (schema: excap.station) and records
+them and the ROS topics of its `ros:` section.
 
 `ros2 launch excap excap_station.launch.py station_config:=/etc/excap/station.yaml operator:=op-17`
 """
@@ -17,9 +18,11 @@ def generate_launch_description() -> LaunchDescription:
     example = os.path.join(get_package_share_directory("excap"), "launch", "excap_station.yaml")
     return LaunchDescription([
         DeclareLaunchArgument("station_config", default_value=example,
-                              description="station file (schema: excap.ros_station)"),
-        DeclareLaunchArgument("operator", default_value="anonymous", description="pseudonymous operator id"),
-        DeclareLaunchArgument("task", default_value="", description="task of the demonstrations"),
+                              description="station config (schema: excap.station, with a ros: section)"),
+        DeclareLaunchArgument("operator", default_value="",
+                              description="pseudonymous operator id (empty: the station config's session.operator)"),
+        DeclareLaunchArgument("task", default_value="",
+                              description="task of the demonstrations (empty: the station config's session.task)"),
         Node(
             package="excap",
             executable="excap_node",

@@ -1,27 +1,41 @@
-"""The node's parameters: names, defaults, and the station file that can set them.
+"""The node's parameters, and the station the node runs.
 
-A station file is YAML with `schema: excap.ros_station` and any of the parameters below as keys
-(see docs/ros2.md). Its values replace the built-in defaults; parameters given on the command line
-or in a launch file (`-p name:=value`) still win.
+A station config (`schema: excap.station`, see schemas/station.md) given as `station_config` names the
+devices the node drives and, in its `ros:` section, the topics it records and what it publishes. Its
+machine, session, out_dir and `ros:` values are the defaults of the matching parameters below;
+parameters given on the command line or in a launch file (`-p name:=value`) still win. Without a
+station config the node runs the built-in simulated station (`sim:=true`) or no devices at all
+(recording topics only).
 """
 
+import dataclasses
+import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from capture_node.errors import ConfigError
-from drivers.profiles import DEFAULT_PROFILE
+from capture_node.station_config import (
+    SIM_CAMERA_PREFIX,
+    CommandSettings,
+    InputSource,
+    JoystickEntry,
+    RosSettings,
+    StationConfig,
+)
+from drivers.camera.opencv_camera import CameraConfig
+from drivers.can.bus_config import CanBusConfig
+from drivers.profiles import DEFAULT_PROFILE, MachineProfile, load_profile
+from drivers.sim.cameras import camera_name, view_for_camera
 
-STATION_SCHEMA = "excap.ros_station"
+SESSION_PARAMETERS = ("operator", "certification", "site", "task", "notes")
 
 
 @dataclass
 class NodeSettings:
-    """Every ROS parameter of `excap_recorder` (the station file path is `station_config`)."""
+    """Every ROS parameter of `excap_recorder` (the station config path is `station_config`)."""
 
-    sim: bool = False
+    sim: bool = False  # without a station config: the built-in simulated station
     out_dir: str = "episodes"
     operator: str = "anonymous"
     certification: str = ""
@@ -31,7 +45,7 @@ class NodeSettings:
     machine_id: str = "machine-01"
     profile: str = DEFAULT_PROFILE
     pattern: str = ""  # "" = the profile's default; iso | sae
-    cameras: int = 2  # simulated cameras (sim mode)
+    cameras: int = 2  # cameras of the built-in simulated station
     width: int = 640
     height: int = 480
     fps: float = 30.0
@@ -42,6 +56,11 @@ class NodeSettings:
     compressed_image_topics: list[str] = field(default_factory=list)
     command_topic: str = ""  # sensor_msgs/JointState, names = machine functions
     publish_prefix: str = "/excap"
+    publish_joy: bool = True
+    publish_commands: bool = True
+    publish_joint_states: bool = True
+    publish_cameras: bool = True
+    publish_diagnostics: bool = True
     diagnostics_period_s: float = 1.0
     stale_after_s: float = 2.0
     min_free_gb: float = 2.0
@@ -56,41 +75,63 @@ class NodeSettings:
         settings = cls()
         return {name: getattr(settings, name) for name in cls.parameter_names()}
 
+    @property
+    def session(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in SESSION_PARAMETERS}
 
-def load_station_file(path: Path) -> dict[str, Any]:
-    """Parameter values from a station file; one ConfigError listing every problem."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("schema") != STATION_SCHEMA:
-        raise ConfigError(f"{path}: not an excap ROS station file (expected schema: {STATION_SCHEMA})")
-    defaults = NodeSettings.defaults()
-    values: dict[str, Any] = {}
-    problems = []
-    for key, value in data.items():
-        if key == "schema":
-            continue
-        if key not in defaults:
-            problems.append(f"{path}: {key}: unknown key")
-            continue
-        default = defaults[key]
-        if isinstance(default, list):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                problems.append(f"{path}: {key}: should be a list of strings")
-                continue
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                problems.append(f"{path}: {key}: should be true or false")
-                continue
-        elif isinstance(default, float) and isinstance(value, int | float) and not isinstance(value, bool):
-            value = float(value)
-        elif not isinstance(value, type(default)) or isinstance(value, bool):
-            problems.append(f"{path}: {key}: should be {type(default).__name__}")
-            continue
-        values[key] = value
-    if "out_dir" in values and not Path(values["out_dir"]).is_absolute():
-        values["out_dir"] = str((path.parent / values["out_dir"]).resolve())
-    if problems:
-        raise ConfigError("\n".join(problems))
+
+def station_defaults(config: StationConfig) -> dict[str, Any]:
+    """The parameter values a station config supplies: machine, session, out_dir and its `ros:` section."""
+    ros = config.ros or RosSettings()
+    values: dict[str, Any] = {
+        "out_dir": str(config.out_dir), "machine_id": config.machine_id, "profile": config.profile.name,
+        "pattern": config.pattern, **{k: v for k, v in config.session.items() if k in SESSION_PARAMETERS},
+        "joy_topics": list(ros.joy_topics), "image_topics": list(ros.image_topics),
+        "compressed_image_topics": list(ros.compressed_image_topics), "command_topic": ros.command_topic,
+        "publish_prefix": ros.publish_prefix,
+    }
+    for item in fields(RosSettings):
+        if item.name.startswith("publish_") and item.name != "publish_prefix":
+            values[item.name] = getattr(ros, item.name)
     return values
+
+
+def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: Path) -> StationConfig:
+    """The station the node runs: the given config with the parameters applied, or a built-in one."""
+    if config is not None:
+        if settings.sim:
+            raise ConfigError(f"{config.path}: sim:=true runs the built-in simulated station; a station config "
+                              "simulates with machine.simulated: true and joysticks of type sim")
+        if settings.profile != config.profile.name:
+            raise ConfigError(f"{config.path}: the profile is the station config's machine.profile "
+                              f"({config.profile.name}), not {settings.profile!r}")
+        return dataclasses.replace(config, out_dir=out_dir, machine_id=settings.machine_id,
+                                   pattern=(settings.pattern or config.pattern).lower(),
+                                   session={**config.session, **{k: v for k, v in settings.session.items() if v}})
+    profile = load_profile(settings.profile)
+    if settings.sim:
+        return sim_station(settings, profile, out_dir)
+    return StationConfig(path=Path("<topics only>"), station_id="ros", out_dir=out_dir, profile=profile,
+                         pattern=(settings.pattern or profile.default_pattern).lower(),
+                         machine_id=settings.machine_id, simulated_machine=False, session=settings.session,
+                         joysticks=[], axis_inputs={}, button_inputs={}, cans=[], cameras=[],
+                         command=CommandSettings())
+
+
+def sim_station(settings: NodeSettings, profile: MachineProfile, out_dir: Path) -> StationConfig:
+    """The built-in simulated station: the scripted operator as joystick `operator`, the simulated machine
+    answering cab-joystick frames on a private virtual bus `can0`, and `settings.cameras` rendered cameras."""
+    if profile.cab_joysticks is None:
+        raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
+    operator = JoystickEntry(name="operator", type="sim", axes=tuple(profile.axes), buttons=tuple(profile.buttons))
+    cameras = [CameraConfig(name=camera_name(i), source=f"{SIM_CAMERA_PREFIX}{view_for_camera(i)}",
+                            width=settings.width, height=settings.height, fps=settings.fps)
+               for i in range(settings.cameras)]
+    return StationConfig(
+        path=Path("<built-in simulated station>"), station_id="sim", out_dir=out_dir, profile=profile,
+        pattern=(settings.pattern or profile.default_pattern).lower(), machine_id=settings.machine_id,
+        simulated_machine=True, session=settings.session, joysticks=[operator],
+        axis_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.axes)},
+        button_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.buttons)},
+        cans=[CanBusConfig(name="can0", interface="virtual", channel=f"excap-ros-sim-{uuid.uuid4().hex[:12]}")],
+        cameras=cameras, command=CommandSettings(bus="can0"))

@@ -1,7 +1,8 @@
 """Conversions between ROS 2 messages and excap rows. Duck-typed: no rclpy import needed here."""
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -109,3 +110,28 @@ def joint_positions(state: Any) -> list[float]:
 
 def joint_velocities(state: Any) -> list[float]:
     return [float(getattr(state, f"{name}_rate")) for name in JOINT_NAMES]
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+def joints_from_signals(signals: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[float]]:
+    """Joint angles (rad) from decoded J1939 messages (`Message` -> signal -> value): the inclinometers
+    (BoomSSI2 / ArmSSI2 / BucketSSI2 report absolute pitch in degrees) and SwingStatus.SwingAngle.
+    Only the joints whose messages have been seen are returned, in JOINT_NAMES order."""
+
+    def pitch(message: str) -> float | None:
+        value = signals.get(message, {}).get("PitchAngleExRange")
+        return None if value is None or not math.isfinite(value) else math.radians(value)
+
+    boom, arm_abs, bucket_abs = pitch("BoomSSI2"), pitch("ArmSSI2"), pitch("BucketSSI2")
+    swing = signals.get("SwingStatus", {}).get("SwingAngle")
+    joints = {
+        "swing": math.radians(swing) if swing is not None and math.isfinite(swing) else None,
+        "boom": boom,
+        "arm": _wrap(arm_abs - boom) if arm_abs is not None and boom is not None else None,
+        "bucket": _wrap(bucket_abs - arm_abs) if bucket_abs is not None and arm_abs is not None else None,
+    }
+    names = [name for name in JOINT_NAMES if joints[name] is not None]
+    return names, [float(joints[name]) for name in names]  # type: ignore[arg-type]

@@ -6,8 +6,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from capture_node.camera_capture import _STOP, JpegEncoder
-from capture_node.ros.episodes import EpisodeSwitch, TeeStream
+from capture_node.camera_capture import JpegEncoder
+from capture_node.episode_switch import EpisodeSwitch, TeeStream
 
 
 class MessageJpegEncoder(JpegEncoder):
@@ -15,7 +15,7 @@ class MessageJpegEncoder(JpegEncoder):
 
     def __init__(self, switch: EpisodeSwitch, tee: TeeStream, to_image: Callable[[Any], np.ndarray],
                  quality: int = 90, backlog: int = 8) -> None:
-        super().__init__(switch, tee, quality, backlog)  # type: ignore[arg-type]
+        super().__init__(switch, tee, quality, backlog)
         self.to_image = to_image
         self.tee = tee
 
@@ -25,20 +25,13 @@ class MessageJpegEncoder(JpegEncoder):
         if self.dropped != before:
             self.tee.extra_drops += 1
 
-    def _run(self) -> None:
-        params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            t_ns, t_device_ns, message = item  # type: ignore[misc]
-            try:
-                image = self.to_image(message)
-                ok, jpeg = cv2.imencode(".jpg", image, params)
-            except (ValueError, cv2.error):
-                ok = False
-            if ok:
-                self.tee.put((t_ns, t_device_ns, jpeg.tobytes()))
-                self.encoded += 1
-            else:
-                self.tee.reject()
+    def _encode(self, t_ns: int, t_device_ns: int, image: Any, params: list[int]) -> None:
+        try:
+            ok, jpeg = cv2.imencode(".jpg", self.to_image(image), params)
+        except (ValueError, cv2.error):
+            ok = False
+        if ok:
+            self.tee.put((t_ns, t_device_ns, jpeg.tobytes()))
+            self.encoded += 1
+        else:
+            self.tee.reject()

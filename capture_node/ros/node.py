@@ -1,7 +1,11 @@
-"""The `excap_recorder` ROS 2 node: records ROS topics and/or the simulated machine into episodes.
+"""The `excap_recorder` ROS 2 node: runs a station's devices, publishes what it drives, and records
+episodes of the devices and of ROS topics.
 
-Services (std_srvs/Trigger) under the node's name: start, stop, discard, mark, mark_success,
-mark_failure. State on ~/state (JSON, latched), health on /diagnostics at 1 Hz. See docs/ros2.md.
+The devices of the station config (or of the built-in simulated station) stay open for as long as
+the node runs (`StationRuntime`); joystick samples, commands, machine state and camera frames are
+published whether or not an episode is recorded. Services (std_srvs/Trigger) under the node's name:
+start, stop, discard, mark, mark_success, mark_failure. State on ~/state (JSON, latched), health on
+/diagnostics at 1 Hz. See docs/ros2.md.
 """
 
 import json
@@ -31,10 +35,10 @@ from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from capture_node.clock import now_ns  # noqa: E402
-from capture_node.episode import EpisodeMetadata  # noqa: E402
+from capture_node.episode_switch import TeeStream  # noqa: E402
 from capture_node.errors import ExcapError  # noqa: E402
 from capture_node.recovery import recover_directory  # noqa: E402
-from capture_node.ros.config import NodeSettings, load_station_file  # noqa: E402
+from capture_node.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from capture_node.ros.convert import (  # noqa: E402
     JOINT_NAMES,
     commands_from_joint_state,
@@ -42,17 +46,16 @@ from capture_node.ros.convert import (  # noqa: E402
     is_jpeg,
     joint_positions,
     joint_velocities,
+    joints_from_signals,
     joy_row,
     parse_topic_entry,
     stamp_to_ns,
 )
-from capture_node.ros.episodes import EpisodeSwitch, TeeStream  # noqa: E402
 from capture_node.ros.image_encoder import MessageJpegEncoder  # noqa: E402
-from capture_node.ros.sim_drivers import SimDrivers, SimListeners  # noqa: E402
-from capture_node.sim_session import SimSessionOptions  # noqa: E402
-from capture_node.streams import camera_spec, control_spec, joystick_spec  # noqa: E402
-from drivers.mapping import CommandMapper  # noqa: E402
-from drivers.profiles import load_profile  # noqa: E402
+from capture_node.station_config import load_station_config  # noqa: E402
+from capture_node.station_runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
+from capture_node.streams import camera_spec, joystick_spec  # noqa: E402
+from drivers.joystick.base import JoystickSample  # noqa: E402
 
 NODE_NAME = "excap_recorder"
 SERVICES = ("start", "stop", "discard", "mark", "mark_success", "mark_failure")
@@ -60,35 +63,37 @@ RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 JOINT_STATE_PERIOD_S = 0.02
 
+
 class ExcapRecorderNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         station = self.declare_parameter("station_config", "").value
-        file_values = load_station_file(Path(station).expanduser()) if station else {}
+        config = load_station_config(Path(station).expanduser()) if station else None
         values = {}
-        for name, default in NodeSettings.defaults().items():
-            value = file_values.get(name, default)
-            if isinstance(value, list):  # an empty list would be taken for a byte array: declare the type
-                declared = self.declare_parameter(name, value or Parameter.Type.STRING_ARRAY)
+        for name, default in (NodeSettings.defaults() | (station_defaults(config) if config else {})).items():
+            if isinstance(default, list):  # an empty list would be taken for a byte array: declare the type
+                declared = self.declare_parameter(name, default or Parameter.Type.STRING_ARRAY)
                 values[name] = list(declared.value or [])
             else:
-                values[name] = self.declare_parameter(name, value).value
+                values[name] = self.declare_parameter(name, default).value
         self.settings = settings = NodeSettings(**values)
         self.out_dir = Path(settings.out_dir).expanduser()
+        self.station = node_station(settings, config, self.out_dir)
+        self.profile = self.station.profile
+        self.runtime = StationRuntime(self.station, seed=settings.seed, jpeg_quality=settings.jpeg_quality)
+        if settings.command_topic and self.runtime.drives_commands:
+            raise ExcapError(f"command_topic {settings.command_topic}: the station's joysticks drive /control")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for result in recover_directory(self.out_dir):
             self.get_logger().warning(f"recovered {result.episode or result.journal}: {result.note}")
-        self.profile = load_profile(settings.profile)
-        self.mapper = CommandMapper(self.profile, settings.pattern or None)
-        self.switch = EpisodeSwitch(self.out_dir)
+        self.switch = self.runtime.switch
+        self.control = self.runtime.control
         self._lock = threading.Lock()
         self._closing = False
-        self._markers = 0
         self._warned: set[str] = set()
         self._encoders: dict[str, MessageJpegEncoder] = {}
         self._data_group = ReentrantCallbackGroup()
         self._control_group = MutuallyExclusiveCallbackGroup()
-        prefix = settings.publish_prefix.rstrip("/")
 
         self.state_pub = self.create_publisher(String, "~/state", LATCHED)
         self.events_pub = self.create_publisher(String, "~/events", RELIABLE)
@@ -97,41 +102,48 @@ class ExcapRecorderNode(Node):
             self.create_service(Trigger, f"~/{name}", getattr(self, f"_srv_{name}"),
                                 callback_group=self._control_group)
         self.create_subscription(String, "~/marker", self._on_marker, RELIABLE, callback_group=self._control_group)
-
-        self.sim: SimDrivers | None = None
-        if settings.sim:
-            self.joy_pub = self.create_publisher(Joy, f"{prefix}/joy", qos_profile_sensor_data)
-            self.commands_pub = self.create_publisher(JointState, f"{prefix}/commands", qos_profile_sensor_data)
-            self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", qos_profile_sensor_data)
-            self.camera_pubs = {}
-            options = self._sim_options()
-            self.sim = SimDrivers(self.switch, options, SimListeners(self._publish_joy, self._publish_command,
-                                                                     self._publish_frame))
-            for camera in self.sim.cameras:
-                self.camera_pubs[camera.name] = self.create_publisher(
-                    CompressedImage, f"{prefix}/cameras/{camera.name}/compressed", qos_profile_sensor_data)
-            self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
+        self._create_device_publishers()
         self._subscribe_topics()
-        self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics, callback_group=self._data_group)
-        if self.sim is not None:
-            self.sim.start()
-        self._publish_state()
-        if settings.auto_start:
-            self._start_episode()
-        self.get_logger().info(f"ready: sim={settings.sim} out_dir={self.out_dir}")
+        if settings.publish_diagnostics:
+            self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
+                              callback_group=self._data_group)
+        self.runtime.open()
+        try:
+            self._publish_state()
+            if settings.auto_start:
+                self._start_episode()
+        except BaseException:
+            self.runtime.close(reason="exception", outcome="aborted")
+            raise
+        self.get_logger().info(f"ready: station={self.station.path} out_dir={self.out_dir}")
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def _sim_options(self) -> SimSessionOptions:
-        s = self.settings
-        return SimSessionOptions(out_dir=self.out_dir, duration_s=None, pattern=s.pattern or None, cameras=s.cameras,
-                                 width=s.width, height=s.height, fps=s.fps, jpeg_quality=s.jpeg_quality, seed=s.seed,
-                                 profile=s.profile, machine_id=s.machine_id, operator_id=s.operator,
-                                 certification=s.certification, site=s.site, task=s.task, notes=s.notes)
+    def _create_device_publishers(self) -> None:
+        """Publishers for what the station drives: Joy per joystick, commands, machine state, cameras."""
+        s, station = self.settings, self.station
+        prefix = s.publish_prefix.rstrip("/")
+        sensor = qos_profile_sensor_data
+        self.joy_pubs = {j.name: self.create_publisher(Joy, f"{prefix}/joy/{j.name}", sensor)
+                         for j in station.joysticks} if s.publish_joy else {}
+        self.commands_pub = None
+        if s.publish_commands and self.runtime.drives_commands:
+            self.commands_pub = self.create_publisher(JointState, f"{prefix}/commands", sensor)
+        self.camera_pubs = {c.name: self.create_publisher(CompressedImage, f"{prefix}/cameras/{c.name}/compressed",
+                                                          sensor) for c in station.cameras} if s.publish_cameras else {}
+        self.joint_pub = None
+        if s.publish_joint_states and (station.simulated_machine or station.cans):
+            self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", sensor)
+            self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
+        self._subscription = self.runtime.subscribe(
+            joystick=self._publish_joy if self.joy_pubs else None,
+            command=self._publish_command if self.commands_pub is not None else None,
+            frame=self._publish_frame if self.camera_pubs else None)
 
     def _subscribe_topics(self) -> None:
         s = self.settings
-        taken: dict[str, str] = {}
+        taken: dict[str, str] = {f"joystick/{j.name}": f"station joystick {j.name}" for j in self.station.joysticks}
+        taken |= {f"cameras/{c.name}": f"station camera {c.name}" for c in self.station.cameras}
 
         def claim(kind: str, entry: str, image: bool = False) -> tuple[str, str]:
             try:
@@ -144,30 +156,23 @@ class ExcapRecorderNode(Node):
             taken[path] = topic
             return name, topic
 
-        if self.sim is not None:
-            taken["joystick/operator"] = "simulated operator"
-            for camera in self.sim.cameras:
-                taken[f"cameras/{camera.name}"] = "simulated camera"
+        # One mutually exclusive group per topic: a topic's messages are taken (and time-stamped) in order.
         for entry in s.joy_topics:
             name, topic = claim("joy_topics", entry)
             self.create_subscription(Joy, topic, lambda msg, n=name, t=topic: self._on_joy(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=self._data_group)
+                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
         for entry in s.image_topics:
             name, topic = claim("image_topics", entry, image=True)
             self.create_subscription(Image, topic, lambda msg, n=name, t=topic: self._on_image(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=self._data_group)
+                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
         for entry in s.compressed_image_topics:
             name, topic = claim("compressed_image_topics", entry, image=True)
             self.create_subscription(CompressedImage, topic,
                                      lambda msg, n=name, t=topic: self._on_compressed(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=self._data_group)
-        if self.sim is None:  # /control is part of every episode, empty if no command topic is set
-            self.control = self.switch.stream(control_spec(self.profile.functions))
+                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
         if s.command_topic:
-            if self.sim is not None:
-                raise ExcapError("command_topic cannot be used with sim: the simulated operator drives /control")
             self.create_subscription(JointState, s.command_topic, self._on_command, qos_profile_sensor_data,
-                                     callback_group=self._data_group)
+                                     callback_group=MutuallyExclusiveCallbackGroup())
 
     # -- recorded topics ----------------------------------------------------------------------
 
@@ -235,9 +240,12 @@ class ExcapRecorderNode(Node):
         self.control.put((now_ns(), values, True))
 
     def _on_marker(self, msg: String) -> None:
-        self._mark(msg.data)
+        try:
+            self._mark(msg.data)
+        except ExcapError as exc:
+            self._warn_once("marker", f"marker ignored: {exc}")
 
-    # -- published (sim) ----------------------------------------------------------------------
+    # -- published (what the station drives) --------------------------------------------------
 
     def _stamp(self, msg: Any) -> None:
         msg.header.stamp = self.get_clock().now().to_msg()
@@ -252,45 +260,64 @@ class ExcapRecorderNode(Node):
             if self.context.ok():
                 raise
 
-    def _publish_joy(self, t_ns: int, axes: list[float], buttons: list[int]) -> None:
-        msg = Joy(axes=[float(a) for a in axes], buttons=[int(b) for b in buttons])
+    def _publish_joy(self, sample: JoystickSample) -> None:
+        publisher = self.joy_pubs.get(sample.device)
+        if publisher is None:
+            return
+        msg = Joy(axes=[float(a) for a in sample.axes], buttons=[int(b) for b in sample.buttons])
         self._stamp(msg)
-        msg.header.frame_id = "operator"
-        self._publish(self.joy_pub, msg)
+        msg.header.frame_id = sample.device
+        self._publish(publisher, msg)
 
-    def _publish_command(self, t_ns: int, values: Sequence[float], enabled: bool) -> None:
-        msg = JointState(name=list(self.profile.functions), position=[float(v) for v in values])
+    def _publish_command(self, command: CommandState) -> None:
+        assert self.commands_pub is not None
+        msg = JointState(name=list(self.profile.functions), position=[float(v) for v in command.values])
         self._stamp(msg)
-        msg.header.frame_id = "enabled" if enabled else "disabled"
+        msg.header.frame_id = "enabled" if command.enabled else "disabled"
         self._publish(self.commands_pub, msg)
 
-    def _publish_frame(self, name: str, t_ns: int, jpeg: bytes) -> None:
-        msg = CompressedImage(format="jpeg", data=jpeg)
+    def _publish_frame(self, frame: CameraFrame) -> None:
+        publisher = self.camera_pubs.get(frame.camera)
+        if publisher is None:
+            return
+        msg = CompressedImage(format="jpeg", data=frame.jpeg)
         self._stamp(msg)
-        msg.header.frame_id = name
-        self._publish(self.camera_pubs[name], msg)
+        msg.header.frame_id = frame.camera
+        self._publish(publisher, msg)
 
     def _publish_joint_state(self) -> None:
-        assert self.sim is not None
-        state = self.sim.state
-        msg = JointState(name=list(JOINT_NAMES), position=joint_positions(state), velocity=joint_velocities(state))
+        """The simulated machine's joints, else those the decoded CAN traffic reports (when it does)."""
+        assert self.joint_pub is not None
+        state = self.runtime.machine_state
+        if state is not None:
+            msg = JointState(name=list(JOINT_NAMES), position=joint_positions(state),
+                             velocity=joint_velocities(state))
+        else:
+            signals: dict[str, dict[str, float]] = {}
+            for key, values in self.runtime.decoded().items():
+                signals.setdefault(key.partition("/")[2], {}).update({k: v.value for k, v in values.items()})
+            names, positions = joints_from_signals(signals)
+            if not names:
+                return
+            msg = JointState(name=names, position=positions)
         self._stamp(msg)
         self._publish(self.joint_pub, msg)
 
     # -- state and health ---------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        recorder = self.switch.recorder
-        last = self.switch.last
+        recorder = self.runtime.recorder
+        last = self.runtime.last
         return {
             "node": self.get_fully_qualified_name(),
-            "sim": self.settings.sim,
+            "station": str(self.station.path),
+            "sim": self.station.simulated_machine,
             "out_dir": str(self.out_dir),
             "recording": recorder is not None,
             "episode_id": recorder.metadata.episode_id if recorder else None,
             "path": str(recorder.paths.final) if recorder else None,
             "outcome": recorder.metadata.outcome if recorder else None,
-            "markers": self._markers,
+            "markers": self.runtime.markers,
             "last": None if last is None else {"episode_id": last.episode_id, "outcome": last.outcome,
                                                "path": str(last.path) if last.path else None,
                                                "discarded": last.discarded},
@@ -303,22 +330,22 @@ class ExcapRecorderNode(Node):
         self.events_pub.publish(String(data=json.dumps({"kind": kind, **detail}, sort_keys=True)))
 
     def diagnostics(self) -> list[DiagnosticStatus]:
-        t_ns = now_ns()
         s = self.settings
-        if self.sim is not None:
-            self.sim.encoder_drops()
         statuses = []
-        recorder = self.switch.recorder
-        recorded = {st.path: st for st in recorder.status()} if recorder else {}
-        for tee in self.switch.streams():
-            statuses.append(self._stream_status(tee.spec.path, tee.update_rate(t_ns), tee.dropped,
-                                                tee.staleness_s(t_ns), tee.count, tee.spec.path in recorded))
-        known = {tee.spec.path for tee in self.switch.streams()}
-        for path, st in recorded.items():  # streams only the recorder knows (CAN capture)
-            if "/decoded/" in path or path == "events" or path in known:
+        for stream in self.runtime.stream_status():
+            if "/decoded/" in stream.path:
                 continue
-            stale = None if st.last_t_ns is None else (t_ns - st.last_t_ns) / 1e9
-            statuses.append(self._stream_status(path, st.rate_hz, st.dropped, stale, st.accepted, True))
+            statuses.append(self._stream_status(stream.path, stream.rate_hz, stream.dropped, stream.staleness_s,
+                                                stream.samples, stream.recording))
+        for device, health in self.runtime.health().items():
+            level = {"ok": DiagnosticStatus.OK, "stale": DiagnosticStatus.WARN}.get(str(health), DiagnosticStatus.ERROR)
+            statuses.append(_status(f"excap: device {device}", level, str(health), s.machine_id,
+                                    {"health": str(health)}))
+        command = self.runtime.command
+        if command is not None:
+            level = DiagnosticStatus.WARN if command.link_state == "neutralised" else DiagnosticStatus.OK
+            statuses.append(_status("excap: command link", level, command.fault or command.link_state, s.machine_id,
+                                    {"state": command.link_state, "enabled": str(command.enabled).lower()}))
         usage = shutil.disk_usage(self.out_dir)
         free_gb = usage.free / 1e9
         level, message = DiagnosticStatus.OK, f"{free_gb:.1f} GB free"
@@ -329,6 +356,7 @@ class ExcapRecorderNode(Node):
         statuses.append(_status("excap: disk", level, message, s.machine_id, {
             "out_dir": str(self.out_dir), "free_bytes": str(usage.free), "total_bytes": str(usage.total),
             "free_gb": f"{free_gb:.3f}"}))
+        recorder = self.runtime.recorder
         fault = recorder.fault if recorder else ""
         statuses.append(_status("excap: recorder", DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK,
                                 fault or ("recording" if recorder else "idle"), s.machine_id, {
@@ -356,39 +384,31 @@ class ExcapRecorderNode(Node):
 
     # -- services -----------------------------------------------------------------------------
 
-    def _metadata(self) -> EpisodeMetadata:
-        s = self.settings
-        if self.sim is not None:
-            return self.sim.metadata()
-        return EpisodeMetadata(machine_kind=self.profile.kind, machine_model=self.profile.model,
-                               machine_id=s.machine_id, control_pattern=self.mapper.pattern.name,
-                               operator_id=s.operator,
-                               certification=s.certification, site=s.site, task=s.task, notes=s.notes,
-                               profile=self.profile.name)
-
     def _start_episode(self) -> str:
-        recorder = self.switch.start(self._metadata())
+        recorder = self.runtime.start_episode()
         self._publish_state()
         self._publish_event("start", episode_id=recorder.metadata.episode_id, path=str(recorder.paths.final))
         return str(recorder.paths.final)
 
     def _stop_episode(self, reason: str, discard: bool = False) -> str:
-        result = self.switch.stop(reason=reason, discard=discard)
+        if discard:
+            result = self.runtime.discard_episode(reason=reason)
+        else:
+            self.runtime.stop_episode(reason=reason)
+            result = self.runtime.last
+            assert result is not None
         self._publish_state()
         self._publish_event("discard" if discard else "stop", episode_id=result.episode_id, outcome=result.outcome,
                             path=str(result.path) if result.path else None)
         return str(result.path) if result.path else f"discarded {result.episode_id}"
 
     def _mark(self, text: str = "") -> str:
-        self._markers += 1
-        if not self.switch.recording:
-            raise ExcapError("not recording")
-        self.switch.event("marker", index=self._markers, text=text)
-        self._publish_event("marker", index=self._markers, text=text)
-        return f"marker {self._markers}"
+        index = self.runtime.mark(text)
+        self._publish_event("marker", index=index, text=text)
+        return f"marker {index}"
 
     def _set_outcome(self, outcome: str) -> str:
-        self.switch.set_outcome(outcome)
+        self.runtime.set_outcome(outcome)
         self._publish_state()
         return f"outcome {outcome}"
 
@@ -422,16 +442,12 @@ class ExcapRecorderNode(Node):
     # -- shutdown -----------------------------------------------------------------------------
 
     def close(self) -> Path | None:
-        """Finish a running episode, stop the drivers and encoders. Returns the episode's path, if any."""
+        """Stop the devices and encoders, finish a running episode. Returns the episode's path, if any."""
         self._closing = True
-        path = None
-        if self.switch.recording:
-            path = self.switch.stop(reason="shutdown").path
-        if self.sim is not None:
-            self.sim.stop()
+        self._subscription.cancel()
         for encoder in self._encoders.values():
             encoder.stop()
-        return path
+        return self.runtime.close()
 
 
 def _decode_compressed(msg: CompressedImage) -> np.ndarray:

@@ -31,6 +31,9 @@ class StickSample:
 
 
 class ScriptedOperator:
+    REARM_RELEASE_S = 0.3  # enable released, sticks centred
+    REARM_HOLD_S = 0.3  # enable pressed again with the sticks centred, before moving on
+
     def __init__(self, mapper: CommandMapper, seed: int = 0, geometry: ExcavatorGeometry | None = None,
                  tremor: float = 0.01, travel_every: int = 4) -> None:
         self.mapper = mapper
@@ -44,6 +47,7 @@ class ScriptedOperator:
         self._targets = self._new_targets()
         self._functions = mapper.profile.functions
         self._enable = mapper.profile.buttons.index(mapper.profile.enable_button)
+        self._rearm_started: float | None = None
 
     def _new_targets(self) -> CycleTargets:
         return CycleTargets(dump_swing=math.radians(self._rng.uniform(80, 100)),
@@ -98,7 +102,20 @@ class ScriptedOperator:
                 self._enter("return", s)
         return cmd
 
-    def sample(self, s: ExcavatorState) -> StickSample:
+    def sample(self, s: ExcavatorState, commands_blocked: bool = False) -> StickSample:
+        """Stick positions now. `commands_blocked`: the station shows commands neutralised (or enable
+        refused); like a trained operator, release enable, centre the sticks, then re-enable."""
+        if commands_blocked and self._rearm_started is None:
+            self._rearm_started = s.t
+        if self._rearm_started is not None:
+            elapsed = s.t - self._rearm_started
+            buttons = [0] * len(self.mapper.profile.buttons)
+            if elapsed >= self.REARM_RELEASE_S:
+                buttons[self._enable] = 1
+            if elapsed >= self.REARM_RELEASE_S + self.REARM_HOLD_S:
+                # still blocked: the fault outlasted the first try, so release and re-enable again
+                self._rearm_started = s.t if commands_blocked else None
+            return StickSample(tuple(0.0 for _ in self.mapper.profile.axes), tuple(buttons), "rearm")
         wanted = self.decide(s)
         commands = [wanted[f] for f in self._functions]
         axes = self.mapper.sticks_for(commands)

@@ -108,3 +108,10 @@ def test_every_row_put_before_stop_is_in_the_episode(tmp_path, journal_interval,
         path = recorder.stop()
         with h5py.File(path, "r") as f:
             assert f["control/t_ns"].shape == (200 + 37 * attempt,)
+
+
+def test_metadata_updated_while_recording_reaches_the_episode(tmp_path):
+    with Recorder(RecorderConfig(tmp_path), metadata()) as recorder:
+        recorder.update_metadata(certification="UNCERTIFIED: certificate expired", site="quarry-2")
+    with h5py.File(recorder.paths.final, "r") as f:
+        assert f.attrs["certification"] == "UNCERTIFIED: certificate expired" and f.attrs["site"] == "quarry-2"

@@ -103,3 +103,18 @@ def test_bucket_tip_kinematics():
     x, z = bucket_tip(state, ExcavatorModel().geometry)
     assert x == pytest.approx(0.6 + 5.7 + 2.9 + 1.5)
     assert z == pytest.approx(2.0)
+
+
+def test_scripted_operator_re_enables_from_neutral_when_commands_are_neutralised():
+    from dataclasses import replace
+
+    mapper = CommandMapper(load_profile(), "iso")
+    operator = ScriptedOperator(mapper, seed=1)
+    state = ExcavatorState(t=5.0)
+    assert operator.sample(state).buttons[0] == 1
+    samples = [operator.sample(replace(state, t=5.0 + 0.07 * i), commands_blocked=i < 4) for i in range(20)]
+    enable = [s.buttons[0] for s in samples]
+    assert enable[:5] == [0] * 5  # released first (0.3 s) ...
+    assert all(a == 0.0 for s in samples[:9] for a in s.axes)  # ... sticks centred throughout ...
+    assert enable[5:9] == [1] * 4  # ... then enable again while still centred
+    assert samples[-1].phase != "rearm"  # then back to work

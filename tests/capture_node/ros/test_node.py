@@ -125,8 +125,11 @@ def test_records_joy_and_image_topics_from_another_process(tmp_path: Path, clien
         started = client.call("start")
         assert started.endswith(".h5")
         wait_for(lambda: client.state().get("recording"), TIMEOUT, message="recording state")
-        wait_for(lambda: diag_samples(client, "excap: joystick/pad") >= 40
-                 and diag_samples(client, "excap: cameras/peer_camera") >= 40, TIMEOUT, message="samples")
+        joy_before, camera_before = diag_samples(client, "excap: joystick/pad"), diag_samples(
+            client, "excap: cameras/peer_camera")  # counts include messages from before the episode
+        wait_for(lambda: diag_samples(client, "excap: joystick/pad") >= joy_before + 40
+                 and diag_samples(client, "excap: cameras/peer_camera") >= camera_before + 40, TIMEOUT,
+                 message="samples")
         assert client.call("mark") == "marker 1"
         client.call("mark_success")
         path = Path(client.call("stop"))
@@ -173,12 +176,11 @@ def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: 
     try:
         client.subscribe(String, "/excap_recorder/state", LATCHED)
         client.subscribe(DiagnosticArray, "/diagnostics", QoSProfile(depth=20))
-        topics = ((Joy, "/excap/joy"), (JointState, "/excap/commands"), (JointState, "/excap/joint_states"),
-                  (CompressedImage, "/excap/cameras/side/compressed"))
+        topics = ((Joy, "/excap/joy/operator"), (JointState, "/excap/commands"),
+                  (JointState, "/excap/joint_states"), (CompressedImage, "/excap/cameras/side/compressed"))
         for msg_type, topic in topics:
             client.subscribe(msg_type, topic)
-        wait_for(lambda: all(client.messages[t] for t in ("/excap/joy", "/excap/commands", "/excap/joint_states",
-                                                          "/excap/cameras/side/compressed", "/diagnostics")),
+        wait_for(lambda: all(client.messages[t] for _, t in topics) and client.messages["/diagnostics"],
                  TIMEOUT, message="sim topics")
         joints = client.messages["/excap/joint_states"][-1]
         assert list(joints.name) == ["swing", "boom", "arm", "bucket"] and len(joints.position) == 4
@@ -186,7 +188,8 @@ def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: 
         frame = client.messages["/excap/cameras/side/compressed"][-1]
         assert cv2.imdecode(np.frombuffer(bytes(frame.data), np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
         names = {s.name for s in client.messages["/diagnostics"][-1].status}
-        assert {"excap: disk", "excap: joystick/operator", "excap: control", "excap: cameras/side"} <= names
+        assert {"excap: disk", "excap: joystick/operator", "excap: control", "excap: cameras/side",
+                "excap: device joystick/operator", "excap: device machine"} <= names
         disk = next(s for s in client.messages["/diagnostics"][-1].status if s.name == "excap: disk")
         assert int({kv.key: kv.value for kv in disk.values}["free_bytes"]) > 0
 
@@ -196,7 +199,10 @@ def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: 
         assert not Path(discarded).exists()
 
         started = client.call("start")
-        wait_for(lambda: diag_samples(client, "excap: can/can0") > 200, TIMEOUT, message="CAN frames recorded")
+        wait_for(lambda: diag_samples(client, "excap: can/can0") > 200 and client.state().get("recording"),
+                 TIMEOUT, message="CAN frames")
+        count = len(client.messages["/excap/commands"])
+        wait_for(lambda: len(client.messages["/excap/commands"]) > count + 50, TIMEOUT, message="a second of commands")
         client.call("mark_failure")
         path = Path(client.call("stop"))
         assert path == Path(started)
@@ -209,3 +215,75 @@ def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: 
         for stream in ("joystick/operator", "control", "cameras/side", "can/can0"):
             assert len(f[stream]["t_ns"]) > 5, stream
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == [path.name]
+
+
+STATION = """
+schema: excap.station
+schema_version: 1
+station: {id: ros-test, out_dir: episodes}
+machine: {profile: excavator_20t, pattern: sae, id: exc-ros, simulated: true}
+session: {operator: op-5, task: grading}
+joysticks:
+  - {name: console, type: sim, axes: [lx, ly, rx, ry, tl, tr], buttons: [enable, horn, marker]}
+inputs:
+  axes: {left_x: console.lx, left_y: console.ly, right_x: console.rx, right_y: console.ry,
+         travel_left: console.tl, travel_right: console.tr}
+  buttons: {enable: console.enable}
+can:
+  - {name: can0, interface: virtual, channel: excap-ros-station-test}
+cameras:
+  - {name: cab, source: "sim:top", width: 160, height: 120, fps: 10}
+command: {bus: can0}
+ros:
+  joy_topics: [pad=/peer/joy]
+  publish_prefix: /station
+  publish: {cameras: true, diagnostics: true}
+"""
+
+
+def test_station_config_node_publishes_its_devices_and_records_them_with_topics(tmp_path: Path,
+                                                                                client: Client) -> None:
+    config = tmp_path / "station.yaml"
+    config.write_text(STATION)
+    publisher = spawn(str(Path(peer.__file__)))
+    node = spawn("-m", "capture_node.cli", "node", "--config", str(config), "--ros-args", "-p", "task:=trench")
+    try:
+        client.subscribe(String, "/excap_recorder/state", LATCHED)
+        client.subscribe(DiagnosticArray, "/diagnostics", QoSProfile(depth=20))
+        topics = ((Joy, "/station/joy/console"), (JointState, "/station/commands"),
+                  (JointState, "/station/joint_states"), (CompressedImage, "/station/cameras/cab/compressed"))
+        for msg_type, topic in topics:
+            client.subscribe(msg_type, topic)
+        wait_for(lambda: all(client.messages[t] for _, t in topics), TIMEOUT, message="station topics")
+        wait_for(lambda: client.state().get("recording") is False, TIMEOUT, message="idle state")
+        assert client.state()["station"] == str(config) and client.state()["sim"] is True
+        joy = client.messages["/station/joy/console"][-1]
+        assert len(joy.axes) == 6 and len(joy.buttons) == 3 and joy.header.frame_id == "console"
+        assert list(client.messages["/station/joint_states"][-1].name) == ["swing", "boom", "arm", "bucket"]
+        assert "bucket" in list(client.messages["/station/commands"][-1].name)
+
+        started = client.call("start")
+        wait_for(lambda: diag_samples(client, "excap: joystick/pad") > 0, TIMEOUT, message="peer joy")
+        count = len(client.messages["/station/commands"])
+        wait_for(lambda: len(client.messages["/station/commands"]) > count + 50, TIMEOUT, message="commands")
+        assert client.call("mark") == "marker 1"
+        path = Path(client.call("stop"))
+        assert path == Path(started) and path.parent == tmp_path / "episodes"
+        count = len(client.messages["/station/commands"])
+        wait_for(lambda: len(client.messages["/station/commands"]) > count + 10, TIMEOUT,
+                 message="commands between episodes")
+    finally:
+        output = finish(node)
+        finish(publisher)
+    assert "Traceback" not in output, output
+    assert validate_episode(path) == []
+    with h5py.File(path) as f:
+        assert f.attrs["operator_id"] == "op-5" and f.attrs["task"] == "trench" and f.attrs["machine_id"] == "exc-ros"
+        assert f.attrs["control_pattern"] == "sae"
+        for stream in ("joystick/console", "joystick/pad", "control", "cameras/cab", "can/can0",
+                       "can/can0/decoded/BJM1"):
+            assert len(f[stream]["t_ns"]) > 0, stream
+        assert len(f["control/t_ns"]) > 40
+        kinds = [k.decode() if isinstance(k, bytes) else k for k in f["events/kind"][()]]
+        assert "marker" in kinds
+    assert sorted(p.name for p in (tmp_path / "episodes").glob("*.h5")) == [path.name]

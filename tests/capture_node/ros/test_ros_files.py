@@ -9,10 +9,18 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from capture_node.errors import ConfigError
-from capture_node.ros.config import NodeSettings, load_station_file
-from capture_node.ros.convert import commands_from_joint_state, image_to_bgr, joy_row, parse_topic_entry
+from capture_node.ros.config import NodeSettings, node_station, station_defaults
+from capture_node.ros.convert import (
+    commands_from_joint_state,
+    image_to_bgr,
+    joints_from_signals,
+    joy_row,
+    parse_topic_entry,
+)
+from capture_node.station_config import load_station_config
 
 REPO = Path(__file__).resolve().parents[3]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -86,29 +94,91 @@ def test_launch_files_exist() -> None:
     assert {p.name for p in LAUNCH_FILES} == {"excap_sim.launch.py", "excap_station.launch.py"}
 
 
-def test_example_station_file_is_valid() -> None:
-    values = load_station_file(REPO / "launch" / "excap_station.yaml")
-    assert values["joy_topics"] and values["image_topics"] and values["command_topic"]
+def test_example_station_config_is_a_regular_station_config_with_a_ros_section() -> None:
+    config = load_station_config(REPO / "launch" / "excap_station.yaml")
+    assert config.simulated_machine and config.joysticks[0].type == "sim" and config.cameras
+    assert config.ros is not None and config.ros.joy_topics and config.ros.image_topics
+    assert config.ros.compressed_image_topics and config.ros.publish_joint_states
+    values = station_defaults(config)
+    assert set(values) <= set(NodeSettings.parameter_names())
+    assert values["machine_id"] == "sim-excavator-01" and values["joy_topics"] == ["pad=/station/joy"]
 
 
-def test_station_file_problems_are_listed(tmp_path: Path) -> None:
-    bad = tmp_path / "s.yaml"
-    bad.write_text("schema: excap.ros_station\nfoo: 1\njoy_topics: /joy\ncameras: two\n")
+SIM_STATION = (REPO / "examples" / "station_sim.yaml").read_text()
+
+
+def _station(tmp_path: Path, **sections: object) -> Path:
+    data = yaml.safe_load(SIM_STATION)
+    data.update(sections)
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_ros_section_problems_are_listed(tmp_path: Path) -> None:
+    path = _station(tmp_path, ros={"foo": 1, "joy_topics": "/joy", "image_topics": ["operator=/x", "a="],
+                                   "command_topic": "/cmd", "publish": {"joy": "yes", "bar": True},
+                                   "publish_prefix": "excap"},
+                    cameras=[{"name": "cam", "source": "sim:front"}])
     with pytest.raises(ConfigError) as info:
-        load_station_file(bad)
+        load_station_config(path)
     text = str(info.value)
-    assert "foo: unknown key" in text and "joy_topics: should be a list" in text and "cameras: should be int" in text
-    other = tmp_path / "o.yaml"
-    other.write_text("schema: excap.station\n")
-    with pytest.raises(ConfigError, match="not an excap ROS station file"):
-        load_station_file(other)
+    for expected in ("ros.foo: unknown key", "ros.joy_topics: must be a list", "ros.image_topics[1]:",
+                     "ros.command_topic: the station's joysticks drive /control", "ros.publish.joy: must be true",
+                     "ros.publish.bar: unknown key", "ros.publish_prefix:",
+                     "cameras[0].source: unknown simulated view"):
+        assert expected in text, expected
+    clash = _station(tmp_path, ros={"joy_topics": ["operator=/joy"]})
+    with pytest.raises(ConfigError, match="both record to /joystick/operator"):
+        load_station_config(clash)
+    not_simulated = _station(tmp_path, machine={"profile": "excavator_20t", "id": "m", "simulated": False},
+                             joysticks=[], inputs={}, cameras=[{"name": "cam", "source": "sim:side"}])
+    with pytest.raises(ConfigError, match=r"needs machine\.simulated: true"):
+        load_station_config(not_simulated)
 
 
-def test_station_file_relative_out_dir(tmp_path: Path) -> None:
-    path = tmp_path / "s.yaml"
-    path.write_text("schema: excap.ros_station\nout_dir: eps\nfps: 15\n")
-    values = load_station_file(path)
-    assert values == {"out_dir": str(tmp_path / "eps"), "fps": 15.0}
+def test_the_old_ros_station_format_is_not_a_station_config(tmp_path: Path) -> None:
+    old = tmp_path / "o.yaml"
+    old.write_text("schema: excap.ros_station\njoy_topics: [/joy]\n")
+    with pytest.raises(ConfigError, match="not an excap station config"):
+        load_station_config(old)
+
+
+def test_ros_section_defaults_and_relative_out_dir(tmp_path: Path) -> None:
+    config = load_station_config(_station(tmp_path, station={"id": "s", "out_dir": "eps"},
+                                          ros={"command_topic": "/cmd"}, joysticks=[], inputs={}, command={}))
+    assert config.out_dir == tmp_path / "eps"
+    assert config.ros is not None and config.ros.command_topic == "/cmd" and config.ros.publish_prefix == "/excap"
+    assert config.ros.publish_joy and config.ros.publish_diagnostics and config.ros.joy_topics == ()
+    assert load_station_config(_station(tmp_path)).ros is None
+
+
+def test_node_station_applies_parameters_or_builds_the_simulated_station(tmp_path: Path) -> None:
+    config = load_station_config(_station(tmp_path))
+    settings = NodeSettings(**(NodeSettings.defaults() | station_defaults(config) | {"task": "trench",
+                                                                                     "operator": ""}))
+    station = node_station(settings, config, tmp_path / "out")
+    assert station.out_dir == tmp_path / "out" and station.session["task"] == "trench"
+    assert station.session["operator"] == "sim-operator" and station.joysticks == config.joysticks
+    with pytest.raises(ConfigError, match="sim:=true"):
+        node_station(NodeSettings(**(settings.__dict__ | {"sim": True})), config, tmp_path)
+    with pytest.raises(ConfigError, match=r"machine\.profile"):
+        node_station(NodeSettings(**(settings.__dict__ | {"profile": "wheel_loader_20t"})), config, tmp_path)
+    sim = node_station(NodeSettings(sim=True, cameras=3, width=160, height=120), None, tmp_path)
+    assert sim.simulated_machine and [j.type for j in sim.joysticks] == ["sim"]
+    assert [c.name for c in sim.cameras] == ["side", "top", "side2"] and sim.cameras[0].source == "sim:side"
+    assert set(sim.axis_inputs) == set(sim.profile.axes) and sim.command.bus == "can0"
+    bare = node_station(NodeSettings(), None, tmp_path)
+    assert not bare.joysticks and not bare.cans and not bare.simulated_machine
+
+
+def test_joints_from_decoded_inclinometers() -> None:
+    names, positions = joints_from_signals({"BoomSSI2": {"PitchAngleExRange": 30.0},
+                                            "ArmSSI2": {"PitchAngleExRange": -60.0},
+                                            "SwingStatus": {"SwingAngle": 90.0}})
+    assert names == ["swing", "boom", "arm"]
+    assert positions == pytest.approx([np.pi / 2, np.pi / 6, -np.pi / 2])
+    assert joints_from_signals({}) == ([], [])
 
 
 def test_package_xml() -> None:

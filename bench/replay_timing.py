@@ -1,0 +1,188 @@
+"""Benchmark: how faithfully `excap replay` reproduces the recorded timing; prints JSON.
+
+    python bench/replay_timing.py [--duration 20] [--episode EPISODE.h5] [--rate 1.0] [--no-ros]
+
+Records a simulated episode (1 camera) unless one is given, then replays it (1) onto a python-can
+virtual bus read by a receiver thread, with every other stream into an in-process probe, and (2)
+if rclpy is available, into ROS 2 topics read by a subscriber node in this process (reliable QoS).
+For each received sample the error is |replayed inter-sample interval - recorded interval / rate|,
+reported in milliseconds as p50 / p99 / max overall and per stream.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import can
+import numpy as np
+
+from capture_node.episode_reader import EpisodeReader
+from capture_node.replay import Replay, ReplayOptions, Sample
+from capture_node.replay.can_sink import CanSink, parse_can_target
+from capture_node.sim_session import SimSessionOptions, run_sim_session
+
+
+def interval_errors_ms(recorded_ns: Iterable[int], replayed_ns: Iterable[int], rate: float) -> np.ndarray:
+    recorded = np.asarray(list(recorded_ns), dtype=np.int64)
+    replayed = np.asarray(list(replayed_ns), dtype=np.int64)
+    if len(recorded) < 2:
+        return np.zeros(0)
+    return np.abs(np.diff(replayed) - np.diff(recorded) / rate) / 1e6
+
+
+def figures(errors: np.ndarray) -> dict[str, Any]:
+    if errors.size == 0:
+        return {"intervals": 0}
+    return {"intervals": int(errors.size), "p50_ms": round(float(np.percentile(errors, 50)), 3),
+            "p99_ms": round(float(np.percentile(errors, 99)), 3), "max_ms": round(float(errors.max()), 3)}
+
+
+def report(pairs: dict[str, tuple[list[int], list[int]]], rate: float) -> dict[str, Any]:
+    per_stream = {path: interval_errors_ms(rec, rep, rate) for path, (rec, rep) in sorted(pairs.items())}
+    overall = np.concatenate([e for e in per_stream.values()] or [np.zeros(0)])
+    return {"overall": figures(overall), "per_stream": {p: figures(e) for p, e in per_stream.items()}}
+
+
+class Probe:
+    """An in-process receiver: the monotonic time at which each non-CAN sample is emitted."""
+
+    def __init__(self) -> None:
+        self.pairs: dict[str, tuple[list[int], list[int]]] = {}
+
+    def paths(self, reader: EpisodeReader) -> list[str]:
+        return [s.path for s in reader.streams if s.kind != "can"]
+
+    def open(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def close(self) -> None: ...
+
+    def emit(self, sample: Sample) -> None:
+        recorded, replayed = self.pairs.setdefault(sample.path, ([], []))
+        recorded.append(sample.t_ns)
+        replayed.append(time.monotonic_ns())
+
+
+def bench_can(episode: Path, rate: float) -> dict[str, Any]:
+    channel = f"bench-replay-{os.getpid()}"
+    receiver = can.Bus(interface="virtual", channel=channel)
+    received: list[tuple[int, can.Message]] = []
+    done = threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            msg = receiver.recv(0.1)
+            if msg is not None:
+                received.append((time.monotonic_ns(), msg))
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    sink = CanSink(parse_can_target(f"virtual:{channel}"), transmit=True)
+    probe = Probe()
+    with EpisodeReader(episode) as reader:
+        replay = Replay(reader, [sink, probe], ReplayOptions(rate=rate))
+        stats = replay.run()
+        raw = {path: reader.stream(path) for path in reader.paths("can")}
+        recorded = {path: (stream.t_ns.tolist(), stream.column("id").tolist()) for path, stream in raw.items()}
+    time.sleep(0.3)
+    done.set()
+    thread.join(2)
+    receiver.shutdown()
+    frames = received[:stats.total - sum(probe.pairs[p][0].__len__() for p in probe.pairs)]
+    (path, (t_rec, ids)), = recorded.items()
+    order_ok = [m.arbitration_id for _, m in frames] == ids
+    pairs = dict(probe.pairs)
+    pairs[path] = (t_rec[:len(frames)], [t for t, _ in frames])
+    return {"frames_sent": sink.report.frames, "frames_received": len(frames), "ids_in_order": order_ok,
+            "late_samples": stats.late, "resyncs": stats.resyncs, **report(pairs, rate)}
+
+
+def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
+    from capture_node.ros.env import rclpy_available
+
+    if not rclpy_available():
+        return {"skipped": "rclpy not importable"}
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from capture_node.replay.ros import RELIABLE, RosSink
+    from capture_node.ros.convert import stamp_to_ns
+
+    sink = RosSink(prefix="/bench", reliable=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("replay_bench", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    arrivals: dict[str, list[tuple[int, int]]] = {}
+
+    def spin() -> None:
+        while context.ok():
+            try:
+                executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                return
+
+    with EpisodeReader(episode) as reader:
+        offset = int(reader.metadata["clock_offset_ns"])
+        replay = Replay(reader, [sink], ReplayOptions(rate=rate))
+        for path in replay.paths:
+            if path == "events":
+                continue
+            topic = sink._topics[path]
+            arrivals[path] = []
+            node.create_subscription(sink._types[path], topic, lambda m, a=arrivals[path]: a.append(
+                (stamp_to_ns(m.header.stamp) - offset, time.monotonic_ns())), RELIABLE)
+        threading.Thread(target=spin, daemon=True).start()
+        replay.pause()
+        runner = threading.Thread(target=replay.run)
+        runner.start()
+        deadline = time.monotonic() + 30
+        while sink.subscriber_count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replay.resume()
+        runner.join()
+        published = sum(sink.published.values())
+    time.sleep(0.5)
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+    pairs = {path: ([t for t, _ in a], [r for _, r in a]) for path, a in arrivals.items()}
+    received = sum(len(a) for a in arrivals.values())
+    return {"published": published, "received": received, **report(pairs, rate)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--episode", type=Path, default=None)
+    parser.add_argument("--rate", type=float, default=1.0)
+    parser.add_argument("--no-ros", action="store_true")
+    args = parser.parse_args()
+    episode = args.episode
+    if episode is None:
+        out = Path(tempfile.mkdtemp(prefix="excap-replay-bench-"))
+        episode = run_sim_session(SimSessionOptions(out_dir=out, duration_s=args.duration, cameras=1, width=640,
+                                                    height=480, fps=30.0))
+    result: dict[str, Any] = {"episode": str(episode), "rate": args.rate, "cpus": os.cpu_count(),
+                              "python": platform.python_version(), "load_avg_1min": round(os.getloadavg()[0], 2),
+                              "can_and_probe": bench_can(episode, args.rate)}
+    if not args.no_ros:
+        result["ros"] = bench_ros(episode, args.rate)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""`excap export --format robomimic`: episodes as one robomimic-style HDF5 file.
+
+```
+data                      attrs total (frames in all demos), env_args (JSON: env_name, type, env_kwargs)
+data/demo_N/obs/state     (n, S) float32: the state vector (names in data attrs excap_state_names)
+data/demo_N/obs/<cam>_image  (n, H, W, 3) uint8 RGB, optionally resized
+data/demo_N/actions       (n, A) float32: machine-function commands (names in excap_action_names)
+data/demo_N/rewards       (n,) float64 zeros
+data/demo_N/dones         (n,) int64, 1 at the last step
+data/demo_N               attrs num_samples, excap_episode_id, excap_operator (per-partner pseudonym), excap_outcome
+mask/train, mask/valid    demo names (bytes); the split is deterministic: demos are ranked by SHA-256 of their
+                          episode id and the first ceil(valid_ratio * n) are the validation set (none when n < 2)
+```
+
+Frames are `EpisodeReader.steps` at `fps` (see capture_node.datasets.frames). The file is written under a
+temporary name and renamed when complete, so an interrupted export leaves no partial dataset behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from capture_node.datasets.catalogue import EpisodeFilter
+from capture_node.datasets.export_lerobot import ExportResult
+from capture_node.datasets.faces import FaceBlurrer
+from capture_node.datasets.frames import FrameCounters, Layout, common_layout, iter_frames
+from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, select_for_export
+from capture_node.errors import ConfigError, ExcapError
+
+DEFAULT_FILE = "robomimic.hdf5"
+ENV_TYPE_GYM = 2  # robomimic's EnvType: excap demonstrations come from real machines, not a simulator
+
+
+@dataclass
+class RobomimicExportOptions:
+    out: Path  # a .hdf5/.h5 file, or a folder that gets robomimic.hdf5
+    fps: float = 10.0
+    partner: str = DEFAULT_PARTNER
+    selection: EpisodeFilter | None = None
+    blur_faces: bool = False
+    image_size: tuple[int, int] | None = None  # (width, height); None keeps the camera's size
+    valid_ratio: float = 0.1
+    registry: Path | None = None
+    progress: bool = True
+
+
+def output_file(out: Path) -> Path:
+    return out if out.suffix in (".hdf5", ".h5") else out / DEFAULT_FILE
+
+
+def split_demos(episode_ids: list[str], valid_ratio: float) -> tuple[list[int], list[int]]:
+    """(train, valid) demo indices: a fixed function of the episode ids."""
+    count = len(episode_ids)
+    n_valid = 0 if count < 2 else min(count - 1, math.ceil(valid_ratio * count))
+    ranked = sorted(range(count), key=lambda i: hashlib.sha256(episode_ids[i].encode()).hexdigest())
+    valid = sorted(ranked[:n_valid])
+    return [i for i in range(count) if i not in valid], valid
+
+
+def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or (image.shape[1], image.shape[0]) == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class RobomimicExporter:
+    def __init__(self, directory: Path, options: RobomimicExportOptions) -> None:
+        self.directory = Path(directory)
+        self.options = options
+        if options.fps <= 0:
+            raise ConfigError(f"--fps must be positive, not {options.fps}")
+        if not 0 <= options.valid_ratio < 1:
+            raise ConfigError(f"valid ratio must be in [0, 1), not {options.valid_ratio}")
+
+    def run(self) -> ExportResult:
+        selection = select_for_export(self.directory, self.options.selection, self.options.partner,
+                                      self.options.registry)
+        if not selection.episodes:
+            raise ExcapError(f"no episodes to export (left out: {selection.excluded or 'none matched the filters'})")
+        layout = common_layout([e.path for e in selection.episodes])
+        target = output_file(Path(self.options.out))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        blurrer = FaceBlurrer() if self.options.blur_faces else None
+        counters = FrameCounters()
+        with h5py.File(tmp, "w", track_order=True) as handle:
+            total = self._write(handle, selection, layout, blurrer, counters)
+        os.replace(tmp, target)
+        report = {**selection.report(), "format": "robomimic", "exported_frames": total,
+                  "faces_blurred": counters.faces_blurred}
+        report.pop("partner", None)
+        return ExportResult(target, len(selection.episodes), total, selection.excluded, 0, counters.faces_blurred,
+                            report)
+
+    def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
+               counters: FrameCounters) -> int:
+        data = handle.create_group("data", track_order=True)
+        total = 0
+        names = []
+        bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
+        for index, episode in enumerate(bar):
+            frames = list(iter_frames(episode.path, self.options.fps, layout, blurrer, counters))
+            if not frames:
+                raise ExcapError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
+            name = f"demo_{index}"
+            names.append(name)
+            demo = data.create_group(name)
+            obs = demo.create_group("obs")
+            obs.create_dataset("state", data=np.stack([f.state for f in frames]))
+            for camera in layout.camera_names:
+                images = np.stack([_resize(f.images[camera], self.options.image_size) for f in frames])
+                obs.create_dataset(f"{camera}_image", data=images, chunks=(1, *images.shape[1:]))
+            count = len(frames)
+            demo.create_dataset("actions", data=np.stack([f.action for f in frames]))
+            demo.create_dataset("rewards", data=np.zeros(count, dtype=np.float64))
+            dones = np.zeros(count, dtype=np.int64)
+            dones[-1] = 1
+            demo.create_dataset("dones", data=dones)
+            demo.create_dataset("timestamps", data=np.array([f.timestamp_s for f in frames], dtype=np.float64))
+            demo.attrs["num_samples"] = count
+            demo.attrs["excap_episode_id"] = episode.record.episode_id
+            demo.attrs["excap_operator"] = episode.operator_pseudonym
+            demo.attrs["excap_outcome"] = episode.record.outcome
+            demo.attrs["excap_task"] = episode.record.task
+            total += count
+        data.attrs["total"] = total
+        models = sorted({e.record.machine_model for e in selection.episodes})
+        data.attrs["env_args"] = json.dumps({
+            "env_name": f"excap_{'+'.join(models)}", "type": ENV_TYPE_GYM,
+            "env_kwargs": {"fps": self.options.fps, "cameras": layout.camera_names,
+                           "state_names": list(layout.state_names), "action_names": list(layout.action_names)},
+        }, sort_keys=True)
+        data.attrs["excap_state_names"] = json.dumps(list(layout.state_names))
+        data.attrs["excap_action_names"] = json.dumps(list(layout.action_names))
+        train, valid = split_demos([e.record.episode_id for e in selection.episodes], self.options.valid_ratio)
+        mask = handle.create_group("mask")
+        mask.create_dataset("train", data=np.array([names[i] for i in train], dtype="S"))
+        mask.create_dataset("valid", data=np.array([names[i] for i in valid], dtype="S"))
+        return total
+
+
+def export_robomimic(directory: str | Path, options: RobomimicExportOptions) -> ExportResult:
+    return RobomimicExporter(Path(directory), options).run()

@@ -1,0 +1,55 @@
+"""Which episodes an export contains: catalogue filters, validity, operator consent, and pseudonyms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, select_episodes
+from capture_node.datasets.operators import key_path, load_or_create_key, load_registry, pseudonym, registry_path
+
+DEFAULT_PARTNER = "default"
+
+
+@dataclass
+class SelectedEpisode:
+    record: EpisodeRecord
+    path: Path  # absolute path of the episode file
+    operator_pseudonym: str
+
+
+@dataclass
+class ExportSelection:
+    partner: str
+    episodes: list[SelectedEpisode]
+    excluded: dict[str, int] = field(default_factory=dict)  # reason -> episodes left out
+
+    def report(self) -> dict[str, Any]:
+        """Counts for the export report: no operator ids, names or paths of left-out episodes."""
+        return {"partner": self.partner, "exported_episodes": len(self.episodes),
+                "excluded_episodes": dict(sorted(self.excluded.items()))}
+
+
+def select_for_export(directory: str | Path, selection: EpisodeFilter | None, partner: str = DEFAULT_PARTNER,
+                      registry_file: str | Path | None = None) -> ExportSelection:
+    """Valid matching episodes whose operator consented to sharing, each with its per-partner pseudonym.
+    Left out (and counted): invalid files, operators without consent, operators not in the registry."""
+    directory = Path(directory)
+    registry = load_registry(registry_path(directory, registry_file))
+    secret = load_or_create_key(key_path(directory))
+    result = ExportSelection(partner, [])
+    for record in select_episodes(directory, selection):
+        reason = None
+        if not record.valid:
+            reason = "invalid"
+        elif registry.get(record.operator_id) is None:
+            reason = "operator_not_in_registry"
+        elif not registry.consented(record.operator_id):
+            reason = "no_consent"
+        if reason:
+            result.excluded[reason] = result.excluded.get(reason, 0) + 1
+            continue
+        result.episodes.append(SelectedEpisode(record, directory / record.path,
+                                               pseudonym(secret, partner, record.operator_id)))
+    return result

@@ -1,0 +1,100 @@
+"""Writing camera frames as video files with PyAV (FFmpeg bundled with the `av` package)."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only on stderr
+
+PREFERRED_CODECS = ("libsvtav1", "libx264")  # AV1 is LeRobot's default; H.264 where SVT-AV1 is missing
+
+
+def codec_available(name: str) -> bool:
+    try:
+        av.codec.Codec(name, "w")
+    except Exception:  # PyAV raises different errors for unknown codecs across versions
+        return False
+    return True
+
+
+def default_codec() -> str:
+    for name in PREFERRED_CODECS:
+        if codec_available(name):
+            return name
+    return "mpeg4"
+
+
+def codec_options(codec: str, gop: int = 2, crf: int = 30) -> dict[str, str]:
+    """Settings as LeRobot uses them: a keyframe every `gop` frames (fast random access), constant quality."""
+    options = {"g": str(gop)}
+    if codec in ("libsvtav1", "libx264", "libx265"):
+        options["crf"] = str(crf)
+    if codec == "libsvtav1":
+        options["preset"] = "12"
+    return options
+
+
+class VideoWriter:
+    """Frame k (RGB uint8, H x W x 3) is shown at k / fps; `close()` flushes the encoder and the file."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: int, codec: str, pix_fmt: str = "yuv420p") -> None:
+        self.path = path
+        self.fps = fps
+        self.frames = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(path), "w", format="mp4")
+        self._stream = self._container.add_stream(codec, rate=fps, options=codec_options(codec))
+        self._stream.width = width
+        self._stream.height = height
+        self._stream.pix_fmt = pix_fmt
+        self._stream.codec_context.time_base = Fraction(1, fps)
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = self.frames
+        frame.time_base = Fraction(1, self.fps)
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._container.close()
+
+
+def video_info(path: Path) -> dict[str, object]:
+    """The `info` of a LeRobot video feature, read from the file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return {
+            "video.height": stream.height,
+            "video.width": stream.width,
+            "video.codec": stream.codec_context.codec.canonical_name,
+            "video.pix_fmt": stream.pix_fmt or stream.codec_context.pix_fmt,
+            "video.is_depth_map": False,
+            "video.fps": int(stream.base_rate) if stream.base_rate else 0,
+            "video.channels": 3,
+            "has_audio": False,
+        }
+
+
+def decode_rgb(path: Path) -> list[np.ndarray]:
+    """Every frame of a video as RGB uint8 (for checks and tests)."""
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]

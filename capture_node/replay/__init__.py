@@ -1,0 +1,15 @@
+"""`excap replay`: an episode's streams played back at their recorded pace onto a CAN bus and/or ROS 2 topics.
+
+- `timeline`: the chosen streams merged by t_ns, read block by block (memory independent of length).
+- `scheduler`: emits each sample when due at the chosen rate; pause / resume / stop.
+- `can_sink`: recorded frames (all, or only BJM1 / EJM1 commands, or commands re-encoded from /control)
+  onto a python-can bus; a dry run unless asked to transmit.
+- `ros` (needs rclpy): the streams republished as ROS 2 messages with their recorded stamps.
+- `player`: ties a timeline, a scheduler and sinks together; `cli`: the `excap replay` command.
+"""
+
+from capture_node.replay.player import Replay, ReplayOptions, replay_episode
+from capture_node.replay.scheduler import ReplayStats, Scheduler
+from capture_node.replay.timeline import Sample, Timeline
+
+__all__ = ["Replay", "ReplayOptions", "ReplayStats", "Sample", "Scheduler", "Timeline", "replay_episode"]

@@ -1,0 +1,179 @@
+"""Emits samples at the pace they were recorded: sample t is due at start_wall + (t - t_origin) / rate.
+
+Waiting uses `time.monotonic` and `Event.wait`, so `pause()`, `resume()` and `stop()` (from any
+thread) take effect at once. Pausing remembers the replay position; resuming restarts the timing
+from there, so the samples after a pause keep their recorded spacing (no burst). A replay that
+falls more than `resync_after_s` behind (a stalled process) restarts its timing at the late
+sample instead of rushing to catch up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from capture_node.replay.timeline import Sample
+
+LATE_S = 0.002
+
+
+@dataclass
+class ReplayStats:
+    emitted: dict[str, int] = field(default_factory=dict)
+    passes: int = 0
+    late: int = 0  # samples emitted more than LATE_S after they were due
+    max_late_s: float = 0.0
+    resyncs: int = 0
+    pauses: int = 0
+    paused_s: float = 0.0
+    stopped: bool = False  # ended by stop() rather than by running out of samples
+
+    @property
+    def total(self) -> int:
+        return sum(self.emitted.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {"samples": self.total, "per_stream": dict(sorted(self.emitted.items())), "passes": self.passes,
+                "late": self.late, "max_late_ms": round(self.max_late_s * 1e3, 3), "resyncs": self.resyncs,
+                "pauses": self.pauses, "paused_s": round(self.paused_s, 3), "stopped": self.stopped}
+
+
+class Scheduler:
+    def __init__(self, rate: float = 1.0, loop: bool = False, resync_after_s: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be positive, not {rate}")
+        self.rate = rate
+        self.loop = loop
+        self.resync_after_s = resync_after_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._paused = False
+        self._stopped = False
+        self._wall0 = 0.0
+        self._t0 = 0
+        self._pause_position = 0
+        self._paused_at = 0.0
+        self.stats = ReplayStats()
+        self.on_pause: Callable[[], None] | None = None  # called from the replay thread when it pauses
+        self.on_resume: Callable[[], None] | None = None
+
+    # -- control, from any thread ---------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> bool:
+        """Hold the replay at its current position; False if it was already paused."""
+        with self._lock:
+            if self._paused:
+                return False
+            now = self.clock()
+            self._paused = True
+            self._paused_at = now
+            self._pause_position = self._position(now)
+            self.stats.pauses += 1
+        self._wake.set()
+        return True
+
+    def resume(self) -> bool:
+        """Go on from the position where it paused; False if it was not paused."""
+        with self._lock:
+            if not self._paused:
+                return False
+            now = self.clock()
+            self._paused = False
+            self.stats.paused_s += now - self._paused_at
+            self._anchor(now, self._pause_position)
+        self._wake.set()
+        return True
+
+    def toggle(self) -> bool:
+        """Pause if running, resume if paused; returns True if now paused."""
+        if not self.pause():
+            self.resume()
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    # -- timing ---------------------------------------------------------------------------------
+
+    def _anchor(self, wall: float, t_ns: int) -> None:
+        self._wall0, self._t0 = wall, t_ns
+
+    def _position(self, wall: float) -> int:
+        return self._t0 + round((wall - self._wall0) * self.rate * 1e9)
+
+    def due(self, t_ns: int) -> float:
+        """The monotonic time at which a sample recorded at `t_ns` is due."""
+        return self._wall0 + (t_ns - self._t0) / 1e9 / self.rate
+
+    def _wait_until_due(self, t_ns: int) -> float | None:
+        """Sleep until `t_ns` is due (staying asleep while paused); its due time, or None once stopped."""
+        announced_pause = False
+        while True:
+            self._wake.clear()
+            if self._stopped:
+                return None
+            with self._lock:
+                paused = self._paused
+                due = self.due(t_ns)
+            if paused:
+                if not announced_pause and self.on_pause is not None:
+                    self.on_pause()
+                announced_pause = True
+                self._wake.wait()
+                continue
+            if announced_pause:
+                announced_pause = False
+                if self.on_resume is not None:
+                    self.on_resume()
+                continue
+            delay = due - self.clock()
+            if delay <= 0:
+                return due
+            self._wake.wait(delay)
+
+    def run(self, samples: Iterable[Sample], emit: Callable[[Sample], None],
+            origin_ns: int | None = None) -> ReplayStats:
+        """Emit every sample when due (again and again with `loop`) until done or `stop()`.
+
+        `origin_ns` is the recorded time replayed at the start (default: the first sample's)."""
+        stats = self.stats
+        while not self._stopped:
+            stats.passes += 1
+            emitted_this_pass = 0
+            origin = origin_ns
+            for sample in samples:
+                if origin is None:
+                    origin = sample.t_ns
+                if emitted_this_pass == 0:
+                    with self._lock:
+                        self._anchor(self.clock(), origin)
+                        if self._paused:
+                            self._pause_position = origin
+                due = self._wait_until_due(sample.t_ns)
+                if due is None:
+                    break
+                late = self.clock() - due
+                if late > self.resync_after_s:
+                    with self._lock:
+                        self._anchor(self.clock(), sample.t_ns)
+                    stats.resyncs += 1
+                elif late > LATE_S:
+                    stats.late += 1
+                stats.max_late_s = max(stats.max_late_s, late)
+                emit(sample)
+                emitted_this_pass += 1
+                stats.emitted[sample.path] = stats.emitted.get(sample.path, 0) + 1
+            if not self.loop or emitted_this_pass == 0:
+                break
+        stats.stopped = self._stopped
+        return stats

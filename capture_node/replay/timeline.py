@@ -1,0 +1,158 @@
+"""All chosen streams of an episode as one sequence of samples in t_ns order.
+
+Each stream is read in blocks of rows (a few hundred at a time, never whole columns), and the
+streams are merged with a heap keyed on (t_ns, stream order, row), so memory does not grow with
+the episode's length. A window [start_ns, end_ns] is found by binary search on the t_ns datasets.
+Events may carry a t_ns slightly earlier than the previous event's; they are merged as they come.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import heapq
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from capture_node.episode_reader import EpisodeReader, Stream, StreamInfo
+
+BLOCK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One row of one stream: `row` maps column names to values (vectors as numpy, JPEG as bytes)."""
+
+    t_ns: int
+    path: str
+    kind: str
+    index: int
+    row: dict[str, Any]
+
+
+def _cell_kind(dataset: h5py.Dataset) -> str:
+    if h5py.check_string_dtype(dataset.dtype) is not None:
+        return "str"
+    return "bytes" if h5py.check_vlen_dtype(dataset.dtype) is not None else "value"
+
+
+def _plain_cell(kind: str, value: Any) -> Any:
+    if kind == "bytes":
+        return np.asarray(value, dtype=np.uint8).tobytes()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def first_index_at_or_after(t_ns: h5py.Dataset, t: int) -> int:
+    """Binary search on a non-decreasing t_ns dataset, reading O(log N) single values."""
+    low, high = 0, int(t_ns.shape[0])
+    while low < high:
+        middle = (low + high) // 2
+        if int(t_ns[middle]) < t:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def _group(stream: Stream) -> h5py.Group:
+    return stream._group  # the reader's own handle on the stream's group (read-only)
+
+
+class StreamRows:
+    """The rows of one stream between two times, read block by block."""
+
+    def __init__(self, stream: Stream, start_ns: int | None = None, end_ns: int | None = None,
+                 block_rows: int = BLOCK_ROWS) -> None:
+        self.stream = stream
+        self.info: StreamInfo = stream.info
+        self.group = _group(stream)
+        self.block_rows = block_rows
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        t_ns = self.group["t_ns"]
+        ordered = self.info.kind != "events"
+        self.first = 0 if start_ns is None or not ordered else first_index_at_or_after(t_ns, start_ns)
+        self.stop = len(stream) if end_ns is None or not ordered else first_index_at_or_after(t_ns, end_ns + 1)
+
+    def __iter__(self) -> Iterator[Sample]:
+        columns = self.info.columns
+        datasets = {name: self.group[name] for name in columns}
+        kinds = {name: _cell_kind(dataset) for name, dataset in datasets.items()}
+        for begin in range(self.first, self.stop, self.block_rows):
+            end = min(begin + self.block_rows, self.stop)
+            block: dict[str, Any] = {}
+            for name, dataset in datasets.items():
+                if kinds[name] == "str":
+                    block[name] = dataset.asstr()[begin:end]
+                else:
+                    block[name] = dataset[begin:end]
+            times = block["t_ns"].tolist()
+            for offset, t in enumerate(times):
+                if self.start_ns is not None and t < self.start_ns:
+                    continue
+                if self.end_ns is not None and t > self.end_ns:
+                    continue
+                row = {name: _plain_cell(kinds[name], values[offset]) for name, values in block.items()}
+                yield Sample(int(t), self.info.path, self.info.kind, begin + offset, row)
+
+
+def select_paths(infos: Sequence[StreamInfo], patterns: Sequence[str] | None = None,
+                 kinds: Sequence[str] | None = None) -> list[str]:
+    """Stream paths matching any of the glob `patterns` (all if None) and of one of `kinds` (all if None)."""
+    chosen = []
+    for info in infos:
+        if kinds is not None and info.kind not in kinds:
+            continue
+        if patterns and not any(fnmatch.fnmatchcase(info.path, p.strip("/")) for p in patterns):
+            continue
+        chosen.append(info.path)
+    return chosen
+
+
+class Timeline:
+    """Samples of the chosen streams of an open episode, merged by t_ns; iterate as often as wanted."""
+
+    def __init__(self, reader: EpisodeReader, paths: Sequence[str], start_ns: int | None = None,
+                 end_ns: int | None = None, block_rows: int = BLOCK_ROWS) -> None:
+        self.reader = reader
+        self.paths = list(paths)
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.block_rows = block_rows
+
+    def rows(self) -> list[StreamRows]:
+        return [StreamRows(self.reader.stream(p), self.start_ns, self.end_ns, self.block_rows) for p in self.paths]
+
+    def __len__(self) -> int:
+        total = 0
+        for rows in self.rows():
+            if rows.info.kind == "events":
+                total += sum(1 for _ in rows)
+            else:
+                total += rows.stop - rows.first
+        return total
+
+    def __iter__(self) -> Iterator[Sample]:
+        iterators = [iter(rows) for rows in self.rows()]
+        heap: list[tuple[int, int, int, Sample]] = []
+        for order, iterator in enumerate(iterators):
+            sample = next(iterator, None)
+            if sample is not None:
+                heap.append((sample.t_ns, order, sample.index, sample))
+        heapq.heapify(heap)
+        while heap:
+            _, order, _, sample = heap[0]
+            following = next(iterators[order], None)
+            if following is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (following.t_ns, order, following.index, following))
+            yield sample
+
+    def first_t_ns(self) -> int | None:
+        return next((s.t_ns for s in self), None)

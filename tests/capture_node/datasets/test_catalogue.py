@@ -1,0 +1,77 @@
+import json
+import os
+from pathlib import Path
+
+import h5py
+import pytest
+
+from capture_node.datasets.catalogue import Catalogue, EpisodeFilter, parse_time_bound, update_catalogue
+from capture_node.datasets.cli import main
+from capture_node.errors import ConfigError
+
+
+def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
+    report = update_catalogue(episode_dir)
+    assert len(report.added) == 3 and not report.updated and not report.removed
+    assert (episode_dir / ".excap" / "catalogue.sqlite").is_file()
+    assert update_catalogue(episode_dir).unchanged == 3
+
+    files = sorted(episode_dir.glob("*.h5"))
+    stat = files[0].stat()
+    os.utime(files[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    files[1].unlink()
+    with h5py.File(episode_dir / "foreign.h5", "w") as handle:
+        handle.attrs["schema"] = "something-else"
+    report = update_catalogue(episode_dir)
+    assert report.updated == [files[0].name]
+    assert report.removed == [files[1].name]
+    assert report.added == ["foreign.h5"]
+    assert report.unchanged == 1
+
+    with Catalogue(episode_dir) as catalogue:
+        records = {r.path: r for r in catalogue.records()}
+        assert not records["foreign.h5"].valid and records["foreign.h5"].problems
+        episode = records[files[0].name]
+        assert episode.valid and episode.machine_kind == "excavator" and episode.duration_s > 2
+        assert episode.sha256 and episode.size == files[0].stat().st_size
+        assert any(s["path"] == "cameras/side" for s in episode.streams)
+        assert [r.path for r in catalogue.records(EpisodeFilter(valid=True))] == [files[0].name, files[2].name]
+
+    report = update_catalogue(episode_dir, rebuild=True)
+    assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"])
+
+
+def test_filters(episode_dir: Path) -> None:
+    with Catalogue(episode_dir) as catalogue:
+        catalogue.update()
+        everything = catalogue.records()
+        assert len(everything) == 3
+        assert [r.started_at for r in everything] == sorted(r.started_at for r in everything)
+        day = everything[0].started_at[:10]
+        assert len(catalogue.records(EpisodeFilter(since=day, until=day))) == 3
+        assert catalogue.records(EpisodeFilter(until="2000-01-01")) == []
+        assert len(catalogue.records(EpisodeFilter(since=everything[1].started_at))) == 2
+        assert len(catalogue.records(EpisodeFilter(until=everything[0].started_at))) == 1
+        assert [r.operator_id for r in catalogue.records(EpisodeFilter(operator_id="operator-bert-23"))] == [
+            "operator-bert-23"]
+        assert len(catalogue.records(EpisodeFilter(task="trenching"))) == 1
+        assert len(catalogue.records(EpisodeFilter(machine_kind="excavator", site="simulated-site"))) == 3
+        assert catalogue.records(EpisodeFilter(machine_model="no-such-model")) == []
+        assert catalogue.records(EpisodeFilter(outcome="success")) == []
+        assert len(catalogue.records(EpisodeFilter(min_duration=1.0, max_duration=60.0))) == 3
+        assert catalogue.records(EpisodeFilter(min_duration=100.0)) == []
+    with pytest.raises(ConfigError):
+        parse_time_bound("yesterday", upper=False)
+
+
+def test_cli_index_and_list(episode_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", str(episode_dir)]) == 0
+    assert "3 added" in capsys.readouterr().out
+    assert main(["list", str(episode_dir), "--task", "dig-and-load", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 2 and {r["task"] for r in listed} == {"dig-and-load"}
+    assert main(["list", str(episode_dir), "--operator", "operator-cleo-31"]) == 0
+    table = capsys.readouterr().out
+    assert "operator-cleo-31" in table and "1 episodes" in table
+    assert main(["list", str(episode_dir), "--since", "not-a-date"]) == 2
+    assert "excap: error:" in capsys.readouterr().err

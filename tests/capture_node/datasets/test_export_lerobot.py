@@ -1,0 +1,145 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from capture_node.datasets import export_lerobot as module
+from capture_node.datasets.catalogue import EpisodeFilter
+from capture_node.datasets.cli import main
+from capture_node.datasets.export_lerobot import LeRobotExportOptions, export_lerobot
+from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
+from capture_node.datasets.video import decode_rgb
+from capture_node.episode_reader import EpisodeReader
+from capture_node.errors import ExcapError
+
+from .conftest import OPERATORS, all_bytes
+
+
+def options(out: Path, **kwargs: object) -> LeRobotExportOptions:
+    return LeRobotExportOptions(out=out, fps=10, partner="oem-test", progress=False, **kwargs)
+
+
+def parquet_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.parquet"))
+            if module.WORK_DIR not in p.parts}
+
+
+@pytest.fixture(scope="module")
+def exported(recorded_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("lerobot") / "dataset"
+    result = export_lerobot(recorded_dir, options(out))
+    assert result.episodes == 2 and result.excluded == {"no_consent": 1}
+    return out
+
+
+def test_structure_and_info(exported: Path) -> None:
+    info = json.loads((exported / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10
+    assert info["total_episodes"] == 2 and info["total_tasks"] == 2
+    assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+    assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+    features = info["features"]
+    assert features["observation.state"]["names"][0] == "BoomSSI2.PitchAngleExRange"
+    assert features["action"]["names"][:3] == ["boom", "arm", "bucket"]
+    video = features["observation.images.side"]
+    assert video["dtype"] == "video" and video["shape"] == [120, 160, 3]
+    assert video["info"]["video.pix_fmt"] == "yuv420p" and video["info"]["video.fps"] == 10
+    for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        assert name in features
+    data = pq.read_table(exported / "data" / "chunk-000" / "file-000.parquet")
+    assert data.num_rows == info["total_frames"]
+    stats = json.loads((exported / "meta" / "stats.json").read_text())
+    assert np.array(stats["observation.images.side"]["mean"]).shape == (3, 1, 1)
+    assert len(stats["action"]["q99"]) == 6 and stats["index"]["count"] == [info["total_frames"]]
+    tasks = pq.read_table(exported / "meta" / "tasks.parquet").to_pandas()
+    assert list(tasks.index) == ["dig-and-load", "trenching"] and list(tasks["task_index"]) == [0, 1]
+
+
+def test_frames_match_the_episodes(exported: Path, recorded_dir: Path) -> None:
+    data = pq.read_table(exported / "data" / "chunk-000" / "file-000.parquet").to_pydict()
+    episodes = pq.read_table(exported / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    assert [e["episode_index"] for e in episodes] == [0, 1]
+    assert data["index"] == list(range(len(data["index"])))
+    sources = {p.stem: p for p in recorded_dir.glob("*.h5")}
+    for episode in episodes:
+        start, stop = episode["dataset_from_index"], episode["dataset_to_index"]
+        assert stop - start == episode["length"]
+        assert set(data["episode_index"][start:stop]) == {episode["episode_index"]}
+        assert data["frame_index"][start:stop] == list(range(episode["length"]))
+        video = exported / f"videos/observation.images.side/chunk-000/file-{episode['episode_index']:03d}.mp4"
+        frames = decode_rgb(video)
+        assert len(frames) == episode["length"] and frames[0].shape == (120, 160, 3)
+        assert episode["videos/observation.images.side/from_timestamp"] == 0.0
+        with EpisodeReader(sources[episode["excap/episode_id"]]) as reader:
+            steps = list(reader.steps(rate_hz=10, joysticks=False))
+            assert len(steps) == episode["length"]
+            measured = [(s.t_ns - steps[0].t_ns) / 1e9 for s in steps]
+            np.testing.assert_allclose(data["timestamp"][start:stop], measured, atol=1e-6)
+            assert episode["excap/first_step_offset_s"] == pytest.approx((steps[0].t_ns - reader.start_t_ns) / 1e9)
+            np.testing.assert_array_equal(np.array(data["action"][start:stop], dtype=np.float32),
+                                          np.stack([s.action for s in steps]))
+            np.testing.assert_allclose(np.array(data["observation.state"][start:stop]),
+                                       np.stack([s.observation["state"] for s in steps]), rtol=1e-6)
+            # lossy video: the decoded frame is close to the recorded camera image (RGB)
+            original = steps[5].observation["cameras/side"][:, :, ::-1].astype(float)
+            assert np.abs(frames[5].astype(float) - original).mean() < 12
+
+
+def test_consent_and_pseudonyms(exported: Path, recorded_dir: Path) -> None:
+    episodes = pq.read_table(exported / "meta" / "episodes" / "chunk-000" / "file-000.parquet").to_pylist()
+    key = load_or_create_key(key_path(recorded_dir))
+    assert [e["excap/operator"] for e in episodes] == [pseudonym(key, "oem-test", "operator-anna-17"),
+                                                       pseudonym(key, "oem-test", "operator-cleo-31")]
+    report = json.loads((exported / "meta" / "excap_export.json").read_text())
+    assert report["excluded_episodes"] == {"no_consent": 1} and report["exported_episodes"] == 2
+    blob = all_bytes(exported)
+    for operator_id, (name, _) in OPERATORS.items():
+        assert operator_id.encode() not in blob
+        for part in name.split():
+            assert part.encode() not in blob
+    assert b"oem-test" not in blob
+
+
+def test_byte_identical_reexport(exported: Path, recorded_dir: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    export_lerobot(recorded_dir, options(again))
+    assert parquet_files(again) == parquet_files(exported)
+    for name in ("info.json", "stats.json", "excap_export.json"):
+        assert (again / "meta" / name).read_bytes() == (exported / "meta" / name).read_bytes()
+
+
+def test_resume_after_interruption(exported: Path, recorded_dir: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "resumed"
+    real = module.LeRobotExporter._export_episode
+    calls: list[int] = []
+
+    def interrupted(self: module.LeRobotExporter, index: int, *args: object) -> dict:
+        calls.append(index)
+        if index == 1:
+            raise KeyboardInterrupt
+        return real(self, index, *args)
+
+    monkeypatch.setattr(module.LeRobotExporter, "_export_episode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_lerobot(recorded_dir, options(out))
+    assert not (out / "meta" / "info.json").exists()
+    monkeypatch.setattr(module.LeRobotExporter, "_export_episode", real)
+    result = export_lerobot(recorded_dir, options(out))
+    assert calls == [0, 1] and result.resumed_episodes == 1
+    assert parquet_files(out) == parquet_files(exported)
+    with pytest.raises(ExcapError, match="other settings"):
+        export_lerobot(recorded_dir, LeRobotExportOptions(out=out, fps=5, partner="oem-test", progress=False))
+
+
+def test_filters_and_cli(recorded_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "trenching"
+    assert main(["export", str(recorded_dir), "--format", "lerobot", "--out", str(out), "--task", "trenching",
+                 "--partner", "oem-test", "--no-progress"]) == 0
+    assert "1 episodes" in capsys.readouterr().out
+    assert json.loads((out / "meta" / "info.json").read_text())["total_episodes"] == 1
+    with pytest.raises(ExcapError, match="no episodes"):
+        export_lerobot(recorded_dir, options(tmp_path / "none",
+                                             selection=EpisodeFilter(operator_id="operator-bert-23")))

@@ -1,0 +1,59 @@
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from capture_node.datasets.export_robomimic import RobomimicExportOptions, export_robomimic, split_demos
+from capture_node.episode_reader import EpisodeReader
+
+from .conftest import OPERATORS, all_bytes
+
+
+def test_robomimic_layout(recorded_dir: Path, tmp_path: Path) -> None:
+    result = export_robomimic(recorded_dir, RobomimicExportOptions(out=tmp_path / "out", fps=10, partner="oem-test",
+                                                                   image_size=(84, 64), valid_ratio=0.5,
+                                                                   progress=False))
+    assert result.out == tmp_path / "out" / "robomimic.hdf5" and result.excluded == {"no_consent": 1}
+    sources = {p.stem: p for p in recorded_dir.glob("*.h5")}
+    with h5py.File(result.out, "r") as handle:
+        data = handle["data"]
+        assert sorted(data) == ["demo_0", "demo_1"]
+        env_args = json.loads(data.attrs["env_args"])
+        assert env_args["env_kwargs"]["action_names"][0] == "boom" and "type" in env_args
+        total = 0
+        for name in ("demo_0", "demo_1"):
+            demo = data[name]
+            count = int(demo.attrs["num_samples"])
+            total += count
+            assert demo["obs/state"].shape == (count, 5) and demo["obs/state"].dtype == np.float32
+            assert demo["obs/side_image"].shape == (count, 64, 84, 3) and demo["obs/side_image"].dtype == np.uint8
+            assert demo["actions"].shape == (count, 6)
+            assert not demo["rewards"][()].any()
+            assert demo["dones"][()].tolist() == [0] * (count - 1) + [1]
+            with EpisodeReader(sources[demo.attrs["excap_episode_id"]]) as reader:
+                steps = list(reader.steps(rate_hz=10, joysticks=False))
+            assert len(steps) == count
+            np.testing.assert_array_equal(demo["actions"][()], np.stack([s.action for s in steps]))
+        assert int(data.attrs["total"]) == total
+        train = [n.decode() for n in handle["mask/train"][()]]
+        valid = [n.decode() for n in handle["mask/valid"][()]]
+        assert sorted(train + valid) == ["demo_0", "demo_1"] and len(valid) == 1
+    blob = all_bytes(tmp_path / "out")
+    for operator_id in OPERATORS:
+        assert operator_id.encode() not in blob
+
+
+def test_split_is_deterministic() -> None:
+    ids = [f"episode-{i}" for i in range(20)]
+    train, valid = split_demos(ids, 0.1)
+    assert split_demos(ids, 0.1) == (train, valid)
+    assert len(valid) == 2 and sorted(train + valid) == list(range(20))
+    assert split_demos(["only"], 0.5) == ([0], [])
+
+
+def test_blur_faces_option_runs_the_detector(recorded_dir: Path, tmp_path: Path) -> None:
+    result = export_robomimic(recorded_dir, RobomimicExportOptions(out=tmp_path / "blurred.hdf5", fps=5,
+                                                                   partner="oem-test", blur_faces=True,
+                                                                   progress=False))
+    assert result.out.is_file() and result.faces_blurred == 0  # the simulated cameras show no people

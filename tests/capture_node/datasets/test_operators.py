@@ -1,0 +1,46 @@
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from capture_node.datasets.operators import load_or_create_key, load_registry, pseudonym
+from capture_node.errors import ConfigError
+
+
+def test_registry(episode_dir: Path) -> None:
+    registry = load_registry(episode_dir / ".excap" / "operators.yaml")
+    anna = registry.get("operator-anna-17")
+    assert anna is not None and anna.consent_to_share and anna.consent_date == date(2026, 1, 15)
+    assert anna.certificates[0].machine_kinds == ("excavator",)
+    assert anna.certificates[0].valid_on(date(2027, 6, 30)) and not anna.certificates[0].valid_on(date(2027, 7, 1))
+    assert registry.consented("operator-cleo-31")
+    assert not registry.consented("operator-bert-23") and not registry.consented("unknown")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("operators: {}", "top-level 'operators' list"),
+    ("operators: [{display_name: x}]", "operator_id"),
+    ("operators: [{operator_id: a, consent_to_share: 'yes'}]", "true or false"),
+    ("operators: [{operator_id: a}, {operator_id: a}]", "listed twice"),
+    ("operators: [{operator_id: a, consent_date: soon}]", "ISO date"),
+    ("operators: [{operator_id: a, certificates: [{expiry: 2027-01-01}]}]", "kind"),
+])
+def test_registry_mistakes(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "operators.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_registry(path)
+
+
+def test_key_created_once_private_and_pseudonyms_stable(tmp_path: Path) -> None:
+    path = tmp_path / ".excap" / "pseudonym.key"
+    key = load_or_create_key(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(key) == 32
+    assert load_or_create_key(path) == key
+    first = pseudonym(key, "oem-a", "operator-anna-17")
+    assert first == pseudonym(key, "oem-a", "operator-anna-17")
+    assert first != pseudonym(key, "oem-b", "operator-anna-17")
+    assert first != pseudonym(key, "oem-a", "operator-cleo-31")
+    assert first != pseudonym(b"\x00" * 32, "oem-a", "operator-anna-17")
+    assert first.startswith("anon-") and len(first) == len("anon-") + 16

@@ -1,0 +1,159 @@
+"""push / pull against moto's stand-alone S3 server on a loopback ephemeral port (no real S3 is contacted)."""
+
+import argparse
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from capture_node.datasets.s3sync import MiB, S3Location, SyncError, SyncOptions, pull, push, selected
+from capture_node.datasets.server_cli import add_pull_parser, add_push_parser, cmd_pull, cmd_push
+from capture_node.errors import ConfigError
+
+BUCKET = "excap-test"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[object]:
+    """Credentials only from the environment (as a user would set them); a fresh bucket per test."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def options(endpoint: str, **overrides: object) -> SyncOptions:
+    values: dict[object, object] = {"endpoint_url": endpoint, "progress": False, "multipart_threshold": 5 * MiB,
+                                    "multipart_chunksize": 5 * MiB, **overrides}
+    return SyncOptions(**values)
+
+
+def site(root: Path) -> dict[str, bytes]:
+    files = {
+        "20260101T000000Z_m1_aaaaaa.h5": b"episode-a" * 1000,
+        "day2/20260102T000000Z_m1_bbbbbb.h5": b"episode-b" * 1000,
+        "exports/dig-v1/meta/info.json": b'{"total_episodes": 2}',
+        "exports/dig-v1/data/chunk-000/big.bin": bytes(range(256)) * (12 * 4096 + 7),  # ~12 MiB: multipart
+    }
+    for relative, data in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(data)
+    (root / ".excap").mkdir()
+    (root / ".excap" / "partners.sqlite").write_bytes(b"private")
+    (root / ".recording").mkdir()
+    (root / ".recording" / "partial.h5").write_bytes(b"partial")
+    (root / "notes.txt").write_text("not an episode")
+    return files
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_push_then_pull_round_trip_with_checksums(s3: object, s3_endpoint: str, tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    files = site(source)
+    report = push(source, f"s3://{BUCKET}/fleet/site-1", options(s3_endpoint))
+    assert sorted(report.transferred) == sorted(files) and report.bytes == sum(map(len, files.values()))
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
+    assert keys == sorted(f"fleet/site-1/{name}" for name in files)
+    for name, data in files.items():
+        head = s3.head_object(Bucket=BUCKET, Key=f"fleet/site-1/{name}")
+        assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+    big = s3.head_object(Bucket=BUCKET, Key="fleet/site-1/exports/dig-v1/data/chunk-000/big.bin")
+    assert big["ETag"].strip('"').endswith("-3")  # uploaded in 3 parts
+
+    again = push(source, f"s3://{BUCKET}/fleet/site-1", options(s3_endpoint))
+    assert again.transferred == [] and sorted(again.skipped) == sorted(files)
+
+    pulled = pull(f"s3://{BUCKET}/fleet/site-1/", target, options(s3_endpoint))
+    assert sorted(pulled.transferred) == sorted(files)
+    assert tree(target) == files
+    assert pull(f"s3://{BUCKET}/fleet/site-1", target, options(s3_endpoint)).transferred == []
+
+
+def test_changed_files_are_transferred_again(s3: object, s3_endpoint: str, tmp_path: Path) -> None:
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    site(source)
+    push(source, f"s3://{BUCKET}/p", options(s3_endpoint))
+    pull(f"s3://{BUCKET}/p", target, options(s3_endpoint))
+    (source / "exports/dig-v1/meta/info.json").write_bytes(b'{"total_episodes": 3}')
+    assert push(source, f"s3://{BUCKET}/p", options(s3_endpoint)).transferred == ["exports/dig-v1/meta/info.json"]
+    (target / "20260101T000000Z_m1_aaaaaa.h5").write_bytes(b"damaged locally")
+    again = pull(f"s3://{BUCKET}/p", target, options(s3_endpoint))
+    assert sorted(again.transferred) == ["20260101T000000Z_m1_aaaaaa.h5", "exports/dig-v1/meta/info.json"]
+    assert tree(target) == {k: v for k, v in tree(source).items() if selected(k)}
+
+
+def test_pull_refuses_objects_whose_content_does_not_match(s3: object, s3_endpoint: str, tmp_path: Path) -> None:
+    s3.put_object(Bucket=BUCKET, Key="p/bad.h5", Body=b"tampered", Metadata={"sha256": "0" * 64})
+    target = tmp_path / "target"
+    with pytest.raises(SyncError, match="differs"):
+        pull(f"s3://{BUCKET}/p", target, options(s3_endpoint))
+    assert not (target / "bad.h5").exists() and not any(target.rglob("*.part"))
+    s3.put_object(Bucket=BUCKET, Key="p/bad.h5", Body=b"no checksum")
+    with pytest.raises(SyncError, match="no sha256"):
+        pull(f"s3://{BUCKET}/p", target, options(s3_endpoint))
+
+
+def test_pull_refuses_keys_that_leave_the_folder(s3: object, s3_endpoint: str, tmp_path: Path) -> None:
+    s3.put_object(Bucket=BUCKET, Key="p/../../escape.h5", Body=b"x",
+                  Metadata={"sha256": hashlib.sha256(b"x").hexdigest()})
+    with pytest.raises(SyncError, match="leaves the target folder"):
+        pull(f"s3://{BUCKET}/p", tmp_path / "target", options(s3_endpoint))
+    assert not (tmp_path / "escape.h5").exists()
+
+
+def test_errors_are_one_line_sync_errors(s3: object, s3_endpoint: str, tmp_path: Path) -> None:
+    site(tmp_path)
+    for run in (lambda: push(tmp_path, "s3://no-such-bucket/x", options(s3_endpoint)),
+                lambda: pull("s3://no-such-bucket/x", tmp_path / "target", options(s3_endpoint))):
+        with pytest.raises(SyncError, match="s3://no-such-bucket: no such bucket"):
+            run()
+    with pytest.raises(ConfigError):
+        S3Location.parse("http://bucket/x")
+    assert S3Location.parse("s3://b") == S3Location("b", "")
+    assert S3Location.parse("s3://b/a/b/").key("c.h5") == "a/b/c.h5"
+
+
+def test_push_and_pull_commands(s3: object, s3_endpoint: str, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="excap")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_push_parser(commands)
+    add_pull_parser(commands)
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.mkdir()
+    files = site(source)
+    assert cmd_push(parser.parse_args(["push", str(source), f"s3://{BUCKET}/cli", "--endpoint-url", s3_endpoint,
+                                       "--multipart-threshold-mb", "5", "--no-progress"])) == 0
+    assert f"{len(files)} uploaded" in capsys.readouterr().out
+    assert cmd_pull(parser.parse_args(["pull", f"s3://{BUCKET}/cli", str(target), "--endpoint-url", s3_endpoint,
+                                       "--no-progress"])) == 0
+    assert f"{len(files)} downloaded" in capsys.readouterr().out
+    assert tree(target) == files

@@ -1,0 +1,170 @@
+"""`excap replay --ros` over the real middleware: the replay runs in its own process, this process
+subscribes as a node, starts it through ~/resume, and checks every message against the episode."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from capture_node.episode_reader import EpisodeReader
+from capture_node.ros.env import rclpy_available
+from tests.conftest import REPO, wait_for
+
+if not rclpy_available():
+    pytest.skip("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "
+                "distribution", allow_module_level=True)
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CompressedImage, JointState, Joy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from capture_node.ros.convert import stamp_to_ns
+
+pytestmark = pytest.mark.slow
+TIMEOUT = 25.0
+RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+END_S = 2.5
+TOPICS = {"/excap/joystick/operator": Joy, "/excap/commands": JointState, "/excap/cameras/side/compressed":
+          CompressedImage, "/excap/can/can0/decoded/EEC1": JointState, "/excap/events": String, "/clock": Clock}
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("excap_replay_test", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.messages: dict[str, list[Any]] = {}
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shutting down
+                return
+
+    def subscribe(self, msg_type: type, topic: str) -> None:
+        self.messages[topic] = []
+        qos = qos_profile_sensor_data if topic == "/clock" else RELIABLE  # /clock is best effort, as in ROS
+        self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
+
+    def call(self, service: str) -> Any:
+        client = self.node.create_client(Trigger, service)
+        assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, TIMEOUT, message=f"{service} response")
+        return future.result()
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def subscriber() -> Iterator[Subscriber]:
+    s = Subscriber()
+    yield s
+    s.close()
+
+
+def spawn_replay(*args: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "capture_node.replay", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 20) -> str:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
+    return process.communicate()[0]
+
+
+def by_stamp(messages: list[Any], offset: int) -> dict[int, Any]:
+    return {stamp_to_ns(m.header.stamp) - offset: m for m in messages}
+
+
+def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, subscriber: Subscriber) -> None:
+    for topic, msg_type in TOPICS.items():
+        subscriber.subscribe(msg_type, topic)
+    process = spawn_replay(str(sim_episode), "--ros", "--ros-reliable", "--clock", "--paused", "--end", str(END_S))
+    try:
+        wait_for(lambda: all(subscriber.node.count_publishers(t) for t in TOPICS), TIMEOUT,
+                 message="replay publishers")
+        response = subscriber.call("/excap_replay/resume")
+        assert response.success and response.message == "resumed"
+        assert not subscriber.call("/excap_replay/resume").success
+        wait_for(lambda: subscriber.messages["/excap/commands"], TIMEOUT, message="first commands")
+        paused = subscriber.call("/excap_replay/pause")
+        assert paused.success and paused.message == "paused"
+        assert subscriber.call("/excap_replay/resume").success
+        output = finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert summary["pauses"] == 2 and not summary["stopped"]
+    with EpisodeReader(sim_episode) as reader:
+        offset = int(reader.metadata["clock_offset_ns"])
+        end = reader.start_t_ns + int(END_S * 1e9)
+        wait_for(lambda: len(subscriber.messages["/excap/commands"]) >= 0.9 * int(
+            (reader.stream("control").t_ns <= end).sum()), 5, message="commands delivered")
+
+        def check(path: str, topic: str, compare: Any) -> None:
+            stream = reader.stream(path)
+            rows = int((stream.t_ns <= end).sum())
+            received = by_stamp(subscriber.messages[topic], offset)
+            assert len(received) >= 0.9 * rows, (topic, len(received), rows)
+            index = {int(t): i for i, t in enumerate(stream.t_ns[:rows].tolist())}
+            for stamp, msg in received.items():
+                assert stamp in index, (topic, stamp)
+                compare(stream[index[stamp]], msg)
+
+        def joy(row: dict[str, Any], msg: Joy) -> None:
+            assert list(msg.axes) == row["axes"].tolist() and list(msg.buttons) == row["buttons"].tolist()
+            assert msg.header.frame_id == "operator"
+
+        def commands(row: dict[str, Any], msg: JointState) -> None:
+            assert list(msg.name) == reader.command_names
+            assert list(msg.position) == row["commands"].astype(np.float64).tolist()
+            assert msg.header.frame_id == ("enabled" if row["enabled"] else "disabled")
+
+        def image(row: dict[str, Any], msg: CompressedImage) -> None:
+            assert msg.format == "jpeg" and bytes(msg.data) == row["frames"]
+
+        def engine(row: dict[str, Any], msg: JointState) -> None:
+            values = dict(zip(msg.name, msg.position, strict=True))
+            assert values["EngSpeed"] == row["EngSpeed"] and msg.header.frame_id == "can0"
+
+        check("joystick/operator", "/excap/joystick/operator", joy)
+        check("control", "/excap/commands", commands)
+        check("cameras/side", "/excap/cameras/side/compressed", image)
+        check("can/can0/decoded/EEC1", "/excap/can/can0/decoded/EEC1", engine)
+        assert cv2.imdecode(np.frombuffer(bytes(subscriber.messages["/excap/cameras/side/compressed"][0].data),
+                                          np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+        events = [json.loads(m.data) for m in subscriber.messages["/excap/events"]]
+        recorded = [e for e in reader.events() if e.t_ns <= end]
+        assert [(e["t_ns"], e["kind"], e["detail"]) for e in events] == [(e.t_ns, e.kind, e.detail) for e in recorded]
+        assert all(e["stamp_ns"] == e["t_ns"] + offset for e in events)
+        clocks = [stamp_to_ns(m.clock) - offset for m in subscriber.messages["/clock"]]
+        assert clocks and clocks == sorted(clocks) and reader.start_t_ns <= clocks[0] and clocks[-1] <= end

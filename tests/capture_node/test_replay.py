@@ -1,0 +1,359 @@
+"""`excap replay`: the merged timeline, the scheduler's timing, pause / resume, and CAN replay onto
+python-can virtual buses compared frame by frame with the recording."""
+
+import io
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import can
+import numpy as np
+import pytest
+
+from capture_node.episode_reader import EpisodeReader
+from capture_node.errors import ConfigError
+from capture_node.replay import Replay, ReplayOptions, Sample, Scheduler, Timeline
+from capture_node.replay.can_sink import CanSink, is_command_frame, parse_can_target
+from capture_node.replay.cli import add_replay_parser, cmd_replay
+from drivers.cab_joysticks import CabJoystickReceiver
+from drivers.profiles import load_profile
+
+# Timing tolerances for a loaded 2-core CI machine (errors of replayed inter-sample intervals).
+MEDIAN_MS = 2.0
+P95_MS = 10.0
+_channels = iter(range(1_000_000))
+
+
+def channel() -> str:
+    return f"replay-test-{os.getpid()}-{next(_channels)}"
+
+
+class Probe:
+    """A sink that records when each sample of the chosen kinds was emitted."""
+
+    def __init__(self, kinds: tuple[str, ...] = ("control", "joystick")) -> None:
+        self.kinds = kinds
+        self.samples: list[tuple[float, Sample]] = []
+        self.pauses = 0
+
+    def paths(self, reader: EpisodeReader) -> list[str]:
+        return [s.path for s in reader.streams if s.kind in self.kinds]
+
+    def open(self) -> None: ...
+    def resume(self) -> None: ...
+    def close(self) -> None: ...
+
+    def pause(self) -> None:
+        self.pauses += 1
+
+    def emit(self, sample: Sample) -> None:
+        self.samples.append((time.monotonic(), sample))
+
+
+class Receiver:
+    """A python-can virtual bus read on a thread: every frame with its send time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.bus = can.Bus(interface="virtual", channel=name)
+        self.frames: list[can.Message] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            msg = self.bus.recv(0.05)
+            if msg is not None:
+                self.frames.append(msg)
+
+    def close(self) -> None:
+        self._done.set()
+        self._thread.join(2)
+        self.bus.shutdown()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(channel())
+    yield r
+    r.close()
+
+
+def interval_errors_ms(recorded_ns: np.ndarray, replayed_s: np.ndarray, rate: float = 1.0) -> np.ndarray:
+    return np.abs(np.diff(replayed_s) * 1e3 - np.diff(recorded_ns) / 1e6 / rate)
+
+
+def assert_timing(errors: np.ndarray) -> None:
+    assert np.median(errors) < MEDIAN_MS, np.median(errors)
+    assert np.percentile(errors, 95) < P95_MS, np.percentile(errors, 95)
+
+
+def recorded_frames(reader: EpisodeReader, start_ns: int, end_ns: int) -> dict[str, np.ndarray]:
+    stream = reader.stream("can/can0")
+    keep = (stream.t_ns >= start_ns) & (stream.t_ns <= end_ns)
+    return {name: stream.column(name)[keep] for name in ("t_ns", "id", "extended", "dlc", "data")}
+
+
+# -- timeline ---------------------------------------------------------------------------------
+
+
+def test_timeline_merges_every_stream_in_time_order(sim_episode: Path) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        paths = [s.path for s in reader.streams if s.kind != "events"]
+        timeline = Timeline(reader, paths, block_rows=64)
+        samples = list(timeline)
+        assert len(samples) == len(timeline) == sum(s.samples for s in reader.streams if s.kind != "events")
+        times = [s.t_ns for s in samples]
+        assert times == sorted(times)
+        for path in ("control", "cameras/side", "can/can0"):
+            rows = [s for s in samples if s.path == path]
+            stream = reader.stream(path)
+            assert [s.index for s in rows] == list(range(len(stream)))
+            for sample in rows[::37]:
+                expected = stream[sample.index]
+                assert sample.row.keys() == expected.keys()
+                for key, value in expected.items():
+                    assert np.array_equal(sample.row[key], value) if isinstance(value, np.ndarray) \
+                        else sample.row[key] == value
+
+
+def test_timeline_window_is_inclusive(sim_episode: Path) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        t = reader.stream("control").t_ns
+        start, end = int(t[10]), int(t[40])
+        rows = list(Timeline(reader, ["control", "events"], start, end))
+        assert [s.index for s in rows if s.path == "control"] == list(range(10, 41))
+        assert all(start <= s.t_ns <= end for s in rows)
+
+
+# -- scheduler --------------------------------------------------------------------------------
+
+
+def test_rate_start_and_end(sim_episode: Path) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        for rate in (0.5, 2.0):
+            probe = Probe()
+            replay = Replay(reader, [probe], ReplayOptions(rate=rate, start_s=0.5, end_s=3.5))
+            began = time.monotonic()
+            stats = replay.run()
+            start_ns, end_ns = reader.start_t_ns + 500_000_000, reader.start_t_ns + 3_500_000_000
+            expected = sum(int(((s.t_ns >= start_ns) & (s.t_ns <= end_ns)).sum())
+                           for s in (reader.stream("control"), reader.stream("joystick/operator")))
+            assert stats.total == len(probe.samples) == expected
+            recorded = np.array([s.t_ns for _, s in probe.samples])
+            replayed = np.array([w for w, _ in probe.samples])
+            assert recorded.min() >= start_ns and recorded.max() <= end_ns
+            # the first sample is due (t_first - start) / rate after the replay began
+            assert abs((replayed[0] - began) - (recorded[0] - start_ns) / 1e9 / rate) < 0.05
+            assert abs((replayed[-1] - replayed[0]) - (recorded[-1] - recorded[0]) / 1e9 / rate) < 0.1
+            assert_timing(interval_errors_ms(recorded, replayed, rate))
+
+
+def test_pause_and_resume_do_not_burst(sim_episode: Path) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        probe = Probe(("control",))
+        replay = Replay(reader, [probe], ReplayOptions(start_s=0.5, end_s=2.5))
+        runner = threading.Thread(target=replay.run)
+        runner.start()
+        time.sleep(0.6)
+        assert replay.pause() and not replay.pause()
+        paused_at = time.monotonic()
+        emitted = len(probe.samples)
+        time.sleep(0.7)
+        assert len(probe.samples) <= emitted + 1  # at most one already on its way out
+        assert probe.pauses == 1
+        resumed_at = time.monotonic()
+        assert replay.resume() and not replay.resume()
+        runner.join(10)
+    assert not runner.is_alive()
+    stats = replay.scheduler.stats
+    assert stats.pauses == 1 and 0.6 < stats.paused_s < 2.0
+    walls = np.array([w for w, _ in probe.samples])
+    recorded = np.array([s.t_ns for _, s in probe.samples])
+    after = walls >= resumed_at
+    assert after.sum() > 20
+    errors = interval_errors_ms(recorded, walls)
+    # across the pause one interval is long by the pause; every other interval keeps its recorded length
+    pause_gap = int(np.argmax(np.diff(walls)))
+    assert paused_at <= walls[pause_gap + 1] and walls[pause_gap + 1] >= resumed_at
+    assert_timing(np.delete(errors, pause_gap))
+    # no burst: the samples after resuming come out at their recorded spacing, not at once
+    first_after = int(np.argmax(after))
+    assert walls[-1] - walls[first_after] == pytest.approx((recorded[-1] - recorded[first_after]) / 1e9, abs=0.1)
+
+
+def test_scheduler_stop_and_loop() -> None:
+    samples = [Sample(t * 10_000_000, "s", "control", t, {}) for t in range(5)]
+    scheduler = Scheduler(rate=1.0, loop=True)
+    seen: list[Sample] = []
+
+    def emit(sample: Sample) -> None:
+        seen.append(sample)
+        if len(seen) == 12:
+            scheduler.stop()
+
+    began = time.monotonic()
+    stats = scheduler.run(samples, emit)
+    assert len(seen) == 12 and stats.passes == 3 and stats.stopped
+    assert [s.index for s in seen] == [0, 1, 2, 3, 4] * 2 + [0, 1]
+    assert time.monotonic() - began >= 0.09  # two passes of 40 ms and 10 ms into the third
+    with pytest.raises(ValueError):
+        Scheduler(rate=0)
+
+
+# -- CAN --------------------------------------------------------------------------------------
+
+
+def test_can_replay_matches_recording(sim_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), transmit=True)
+        stats = Replay(reader, [sink], ReplayOptions(start_s=1.0, end_s=3.0)).run()
+        start = reader.start_t_ns + 1_000_000_000
+        expected = recorded_frames(reader, start, start + 2_000_000_000)
+    count = len(expected["t_ns"])
+    assert count > 1000 and stats.total == sink.report.frames == count
+    wait_frames(receiver, count)
+    frames = receiver.frames[:count]
+    assert [m.arbitration_id for m in frames] == expected["id"].tolist()
+    assert [m.is_extended_id for m in frames] == expected["extended"].tolist()
+    for msg, dlc, data in zip(frames, expected["dlc"], expected["data"], strict=True):
+        assert msg.dlc == dlc and bytes(msg.data) == bytes(data[:dlc])
+    assert_timing(interval_errors_ms(expected["t_ns"], np.array([m.timestamp for m in frames])))
+
+
+def receiver_channel(r: Receiver) -> str:
+    return r.name
+
+
+def wait_frames(r: Receiver, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(r.frames) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(r.frames) >= count, (len(r.frames), count)
+
+
+def test_commands_only_and_neutral_at_the_end(sim_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), mode="commands", transmit=True)
+        Replay(reader, [sink], ReplayOptions(start_s=1.0, end_s=2.0, rate=2.0)).run()
+        start = reader.start_t_ns + 1_000_000_000
+        recorded = recorded_frames(reader, start, start + 1_000_000_000)
+        keep = [is_command_frame(i, e) for i, e in zip(recorded["id"].tolist(), recorded["extended"].tolist(),
+                                                        strict=True)]
+        expected_ids = recorded["id"][keep].tolist()
+        profile = load_profile(reader.metadata["profile"])
+        functions = reader.command_names
+    assert expected_ids and sink.report.frames == len(expected_ids) and sink.report.neutral_frames == 3
+    wait_frames(receiver, len(expected_ids) + 3)
+    frames = receiver.frames
+    assert [m.arbitration_id for m in frames[:-3]] == expected_ids
+    machine = CabJoystickReceiver(profile.cab_joysticks, functions)
+    for msg in frames[-3:]:  # the last frames leave every cab joystick neutral, enable released
+        assert machine.feed(msg, 0)
+    values, enabled, _ = machine.command()
+    assert not enabled and all(v == 0 for v in values)
+
+
+def test_commands_re_encoded_from_control(sim_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(sim_episode) as reader:
+        sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), mode="control", transmit=True)
+        replay = Replay(reader, [sink], ReplayOptions(start_s=1.5, end_s=3.0, rate=2.0))
+        assert replay.paths == ["control"]
+        replay.run()
+        control = reader.stream("control")
+        start = reader.start_t_ns + 1_500_000_000
+        rows = [control[i] for i in np.flatnonzero((control.t_ns >= start) & (control.t_ns <= start + 1_500_000_000))]
+        profile = load_profile(reader.metadata["profile"])
+        functions = reader.command_names
+    joysticks = len(profile.cab_joysticks.joysticks)
+    wait_frames(receiver, len(rows) * joysticks)
+    machine = CabJoystickReceiver(profile.cab_joysticks, functions)
+    assert any(row["enabled"] for row in rows)
+    for i, row in enumerate(rows):
+        for msg in receiver.frames[i * joysticks:(i + 1) * joysticks]:
+            assert machine.feed(msg, 0)
+        values, enabled, _ = machine.command()
+        assert enabled == row["enabled"]
+        if enabled:  # BJM1 carries 0.1 % steps
+            assert np.allclose(values, row["commands"], atol=0.0011)
+
+
+def test_dry_run_sends_nothing_and_lists_the_frames(sim_episode: Path, receiver: Receiver) -> None:
+    echo = io.StringIO()
+    with EpisodeReader(sim_episode) as reader:
+        opened: list[object] = []
+        sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), echo=echo,
+                       bus_factory=lambda config: opened.append(config))  # type: ignore[arg-type,return-value]
+        Replay(reader, [sink], ReplayOptions(start_s=2.0, end_s=2.5)).run()
+        start = reader.start_t_ns + 2_000_000_000
+        expected = recorded_frames(reader, start, start + 500_000_000)
+    time.sleep(0.2)
+    assert receiver.frames == [] and opened == []
+    lines = echo.getvalue().splitlines()
+    assert sink.report.frames == len(expected["id"]) > 100
+    assert len(lines) == sink.report.frames + sink.report.neutral_frames
+    first = lines[0].split()
+    assert first[1] == f"virtual:{receiver_channel(receiver)}"
+    assert first[2] == f"{int(expected['id'][0]):08X}#{bytes(expected['data'][0][:expected['dlc'][0]]).hex().upper()}"
+
+
+def test_transmit_onto_a_real_interface_needs_the_explicit_flag() -> None:
+    with pytest.raises(ConfigError, match="i-understand-this-moves-the-machine"):
+        CanSink(parse_can_target("socketcan:can0"), transmit=True)
+    CanSink(parse_can_target("socketcan:can0"))  # a dry run is always allowed
+    CanSink(parse_can_target("socketcan:can0"), transmit=True, allow_machine=True)  # nothing opened yet
+    with pytest.raises(ConfigError, match="INTERFACE:CHANNEL"):
+        parse_can_target("can0")
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def parse(*argv: str) -> object:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="excap")
+    add_replay_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["replay", *argv])
+
+
+def test_cli_dry_run_paused_by_sigusr1(sim_episode: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(str(sim_episode), "--can", "socketcan:can0", "--paused", "--start", "1", "--end", "1.3")
+    original = signal.getsignal(signal.SIGUSR1)
+    resumed: list[float] = []
+
+    def nudge() -> None:  # once the replay has installed its handler (it is paused by then), resume it
+        deadline = time.monotonic() + 20
+        while signal.getsignal(signal.SIGUSR1) is original and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        resumed.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    thread = threading.Thread(target=nudge, daemon=True)
+    thread.start()
+    assert cmd_replay(args) == 0  # type: ignore[arg-type]
+    thread.join(5)
+    assert resumed and time.monotonic() - resumed[0] >= 0.2  # the window still plays in full after resuming
+    assert signal.getsignal(signal.SIGUSR1) is original
+    out, err = capsys.readouterr()
+    assert "DRY RUN" in err and "resumed" in err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["pauses"] == 1 and summary["paused_s"] >= 0.25
+    assert summary["can"]["transmit"] is False and summary["can"]["frames"] == len(out.splitlines()) - 1 - 3
+
+
+def test_cli_refuses_unsafe_options(sim_episode: Path) -> None:
+    with pytest.raises(ConfigError, match="moves"):
+        cmd_replay(parse(str(sim_episode), "--can", "socketcan:can0", "--transmit"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="need --can"):
+        cmd_replay(parse(str(sim_episode), "--transmit", "--ros"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="nothing to replay"):
+        cmd_replay(parse(str(sim_episode)))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--end"):
+        cmd_replay(parse(str(sim_episode), "--can", "virtual:x", "--start", "2", "--end", "1"))  # type: ignore[arg-type]

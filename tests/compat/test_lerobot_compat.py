@@ -1,0 +1,81 @@
+"""An excap LeRobot export read by LeRobot's own LeRobotDataset (local folder, no hub access).
+
+Skipped unless `lerobot` is importable; it runs in a separate environment with lerobot installed (see the
+module docstring of capture_node.datasets.export_lerobot for the format).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+lerobot_dataset = pytest.importorskip("lerobot.datasets.lerobot_dataset")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+VIDEO_BACKEND = "torchcodec"
+REGISTRY = "operators:\n  - {operator_id: operator-compat-1, display_name: Compat Person, consent_to_share: true}\n"
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from capture_node.datasets.export_lerobot import LeRobotExportOptions, export_lerobot
+    from capture_node.sim_session import SimSessionOptions, run_sim_session
+
+    episodes = tmp_path_factory.mktemp("episodes")
+    for seed in (1, 2):
+        run_sim_session(SimSessionOptions(out_dir=episodes, duration_s=2.5, cameras=2, width=160, height=120, fps=10,
+                                          seed=seed, operator_id="operator-compat-1"))
+    (episodes / ".excap").mkdir()
+    (episodes / ".excap" / "operators.yaml").write_text(REGISTRY, encoding="utf-8")
+    out = tmp_path_factory.mktemp("lerobot") / "excap_sim"
+    export_lerobot(episodes, LeRobotExportOptions(out=out, fps=10, partner="compat", progress=False))
+    return episodes, out
+
+
+def test_lerobot_dataset_reads_the_export(exported: tuple[Path, Path]) -> None:
+    import pyarrow.parquet as pq
+
+    _, out = exported
+    dataset = lerobot_dataset.LeRobotDataset("excap/sim", root=out, video_backend=VIDEO_BACKEND)
+    info = json.loads((out / "meta" / "info.json").read_text())
+    data = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet").to_pydict()
+    assert dataset.num_episodes == 2 and len(dataset) == info["total_frames"] == len(data["index"])
+    assert dataset.fps == 10
+    assert sorted(dataset.meta.video_keys) == ["observation.images.side", "observation.images.top"]
+    for index in (0, len(dataset) // 2, len(dataset) - 1):
+        item = dataset[index]
+        assert int(item["index"]) == index
+        assert float(item["timestamp"]) == pytest.approx(data["timestamp"][index], abs=1e-6)
+        np.testing.assert_allclose(item["action"].numpy(), data["action"][index], rtol=1e-6)
+        np.testing.assert_allclose(item["observation.state"].numpy(), data["observation.state"][index], rtol=1e-6)
+        for key in dataset.meta.video_keys:
+            assert tuple(item[key].shape) == (3, 120, 160)
+            assert float(item[key].min()) >= 0.0 and float(item[key].max()) <= 1.0
+        assert item["task"] == "dig-and-load"
+
+
+def test_lerobot_frames_match_the_videos(exported: tuple[Path, Path]) -> None:
+    from capture_node.datasets.video import decode_rgb
+
+    _, out = exported
+    dataset = lerobot_dataset.LeRobotDataset("excap/sim", root=out, video_backend=VIDEO_BACKEND)
+    episode = dataset.meta.episodes[1]
+    start = episode["dataset_from_index"]
+    frames = decode_rgb(out / "videos" / "observation.images.side" / "chunk-000" / "file-001.mp4")
+    assert len(frames) == episode["length"]
+    for offset in (0, episode["length"] - 1):
+        image = dataset[start + offset]["observation.images.side"].permute(1, 2, 0).numpy() * 255.0
+        assert np.abs(image - frames[offset].astype(float)).mean() < 2.0
+
+
+def test_lerobot_delta_timestamps(exported: tuple[Path, Path]) -> None:
+    _, out = exported
+    dataset = lerobot_dataset.LeRobotDataset("excap/sim", root=out, video_backend=VIDEO_BACKEND,
+                                             delta_timestamps={"action": [0.0, 0.1, 0.2],
+                                                               "observation.images.side": [-0.1, 0.0]})
+    item = dataset[5]
+    assert tuple(item["action"].shape) == (3, 6)
+    assert tuple(item["observation.images.side"].shape) == (2, 3, 120, 160)
