@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, select_episodes
 from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
+from capture_node.datasets.partner_episodes import partner_episode
 from capture_node.datasets.partners import STATE_DIR, Partner, PartnerStore, check_name
 from capture_node.errors import ConfigError
 
@@ -527,8 +528,10 @@ def create_app(root: Path) -> ASGIApp:
 
     @app.api_route("/v1/episodes/{episode_id}", methods=["GET", "HEAD"])
     def episode(request: Request, episode_id: str) -> Response:
-        target, known = service.episode_file(partner_of(request), episode_id)
-        return file_response(request, target, service.hashes, filename=target.name, known=known)
+        partner = partner_of(request)
+        recorded, (_, _, sha256) = service.episode_file(partner, episode_id)
+        target = partner_episode(root, partner.name, recorded, sha256)  # operator pseudonymised
+        return file_response(request, target, service.hashes, filename=target.name)
 
     return Gatekeeper(app, PartnerStore(root), AccessLog(root / STATE_DIR / ACCESS_LOG))
 

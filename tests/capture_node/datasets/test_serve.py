@@ -22,6 +22,7 @@ from capture_node.datasets.operators import key_path, load_or_create_key, pseudo
 from capture_node.datasets.partners import PartnerStore
 from capture_node.datasets.serve import BackgroundServer, ServerOptions, parse_range
 from capture_node.errors import ConfigError
+from capture_node.validation import validate_episode
 from tests.conftest import REPO, wait_for
 
 BLOB = bytes(range(256)) * 12_289  # ~3 MiB: several 1 MiB chunks, not a multiple of the chunk size
@@ -235,13 +236,29 @@ def test_episodes_are_those_of_granted_datasets_with_pseudonymous_operators(deli
         assert [e["episode_id"] for e in client.get("/v1/episodes").json()["episodes"]] == [theirs]
 
 
-def test_episode_download_with_range_and_etag(delivery: Delivery) -> None:
+def test_episode_download_with_range_and_etag(delivery: Delivery, tmp_path: Path) -> None:
     mine, theirs = delivery.episode_ids
-    data = (delivery.root / "episodes" / "a.h5").read_bytes()
+    recorded = delivery.root / "episodes" / "a.h5"
+    with h5py.File(recorded, "r") as f:
+        operator = f.attrs["operator_id"]
     with delivery.client(delivery.acme) as client:
         whole = client.get(f"/v1/episodes/{mine}")
-        assert whole.status_code == 200 and whole.content == data
+        assert whole.status_code == 200
+        data = whole.content
         assert whole.headers["etag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+        received = tmp_path / "received.h5"
+        received.write_bytes(data)
+        with h5py.File(received, "r") as f, h5py.File(recorded, "r") as original:
+            # the partner's copy: same recording, the operator replaced by the partner's pseudonym
+            assert f.attrs["operator_id"].startswith("anon-") and f.attrs["operator_id"] != operator
+            assert f.attrs["notes"] == "" and f.attrs["certification"] == ""
+            assert f.attrs["episode_id"] == original.attrs["episode_id"]
+            for stream in ("control/commands", "control/t_ns"):
+                assert (f[stream][()] == original[stream][()]).all()
+        assert operator.encode() not in data  # not even in the file's free space
+        assert validate_episode(received) == []
+        again = client.get(f"/v1/episodes/{mine}")
+        assert again.content == data  # the copy is made once and served stably (resumable)
         assert 'filename="a.h5"' in whole.headers["content-disposition"]
         part = client.get(f"/v1/episodes/{mine}", headers={"Range": "bytes=100-"})
         assert part.status_code == 206 and data[:100] + part.content == data
