@@ -36,7 +36,8 @@ def station_file(tmp_path: Path, port: str, video: Path) -> Path:
                    "buttons": {"enable": "console.trigger"}},
         "can": [{"name": "can0", "interface": "virtual", "channel": f"excap-runtime-{uuid.uuid4().hex}"}],
         "cameras": [{"name": "boom", "source": str(video), "loop": True}],
-        "command": {"bus": "can0"},
+        # a generous input timeout: these tests are about recording, not about a loaded host's scheduling
+        "command": {"bus": "can0", "stale_timeout_ms": 500},
     }))
     return path
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from capture_node.operator_admin import add_operator, certify_operator
 from capture_node.station_config import load_station_config
 from capture_node.station_session import run_station_session
 from capture_node.validation import validate_episode
@@ -66,8 +67,12 @@ def test_station_config_session_records_every_device_and_drives_the_machine(tmp_
                    "buttons": {"enable": "console.trigger"}},
         "can": [{"name": "can0", "interface": "virtual", "channel": channel}],
         "cameras": [{"name": "boom", "source": str(video), "loop": True}],
-        "command": {"bus": "can0"},
+        # a generous input timeout: these tests are about recording, not about a loaded host's scheduling
+        "command": {"bus": "can0", "stale_timeout_ms": 500},
     }))
+    registry = tmp_path / "episodes" / ".excap" / "operators.yaml"  # op-1 is certified: recording is allowed
+    add_operator(registry, "op-1")
+    certify_operator(registry, "op-1", "excavator-cpcs-a59", ["excavator"], None, ref="A59-1")
     config = load_station_config(config_path)
     stop = threading.Event()
     recorders = []
@@ -90,7 +95,7 @@ def test_station_config_session_records_every_device_and_drives_the_machine(tmp_
         wait_for(lambda: rows("cameras/boom") > 10 and rows("control") > 80, message="boom commands and frames")
         peer.pause()  # the console goes silent: commands must go neutral
         paused_at = rows("control")
-        wait_for(lambda: rows("control") > paused_at + 25, message="half a second of commands after the silence")
+        wait_for(lambda: rows("control") > paused_at + 50, message="a second of commands after the silence")
     finally:
         stop.set()
         thread.join(timeout=60)
@@ -99,6 +104,7 @@ def test_station_config_session_records_every_device_and_drives_the_machine(tmp_
     assert validate_episode(path) == []
     with h5py.File(path, "r") as f:
         assert f.attrs["control_pattern"] == "sae" and f.attrs["operator_id"] == "op-1"
+        assert f.attrs["certification"] == "excavator-cpcs-a59 #A59-1"
         axes = f["joystick/console/axes"][()]
         assert axes.shape[1] == 6 and np.isclose(axes[:, 1], -0.9, atol=1e-3).any()
         names = list(f["control/commands"].attrs["names"])
