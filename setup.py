@@ -31,7 +31,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["capture_node*", "drivers*", "schemas*"]),
-    package_data={"schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"]},
+    package_data={"schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"],
+                  "capture_node": ["station_static/*"]},
     include_package_data=True,
     data_files=share_files(),
     install_requires=[
@@ -61,6 +62,7 @@ setup(
             "ruff>=0.6",
             "httpx>=0.27",
             "moto[server]>=5.0",
+            "selenium>=4.20",
         ],
         # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)
         "ros": [

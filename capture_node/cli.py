@@ -112,12 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     from capture_node.operator_admin import add_operator_parser
     from capture_node.replay.cli import add_replay_parser
     from capture_node.ros.cli import add_node_parser
+    from capture_node.station_cli import add_station_parser
 
     add_node_parser(commands)
     add_replay_parser(commands)
     add_dataset_parsers(commands)
     for add in (add_partner_parser, add_serve_parser, add_push_parser, add_pull_parser, add_operator_parser,
-                add_annotate_parser, add_ledger_parser):
+                add_annotate_parser, add_ledger_parser, add_station_parser):
         add(commands)
 
     check = commands.add_parser("check-config", help="report every mistake in station config files")
@@ -396,6 +397,7 @@ COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_valida
             "operator": lambda args: _delegate("capture_node.operator_admin", "cmd_operator", args),
             "annotate": lambda args: _delegate("capture_node.annotation_cli", "cmd_annotate", args),
             "ledger": lambda args: _delegate("capture_node.ledger", "cmd_ledger", args),
+            "station": lambda args: _delegate("capture_node.station_cli", "cmd_station", args),
             "can": cmd_can}
 
 

@@ -7,6 +7,8 @@ joins the virtual bus and answers the commands, for dry runs of a whole station.
 
 One session is one episode over a `StationRuntime`: open the devices, start the episode, wait,
 stop the devices (the last commands recorded are the neutral ones sent at shutdown), finish it.
+The operator's certification is checked first (`capture_node.station_certification`): a refused
+operator raises CertificationRefused before any device is opened.
 """
 
 import threading
@@ -15,6 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from capture_node.recorder import Recorder
+from capture_node.station_certification import (
+    CertificationRefused,
+    check_station_operator,
+    session_operator,
+    start_certified,
+)
 from capture_node.station_config import StationConfig
 from capture_node.station_runtime import StationRuntime
 
@@ -24,9 +32,12 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
                         overrides: dict[str, str] | None = None, seed: int = 0) -> Path:
     """Record one episode with the station's devices; returns the finished episode's path."""
     stop = stop or threading.Event()
+    check = check_station_operator(config, session_operator(config, overrides))
+    if not check.allowed:
+        raise CertificationRefused(check)
     runtime = StationRuntime(config, seed=seed).open()
     try:
-        recorder = runtime.start_episode(overrides)
+        recorder, _check = start_certified(runtime, overrides, check)
         if on_started is not None:
             on_started(recorder)
         deadline = None if duration_s is None else time.monotonic() + duration_s

@@ -30,6 +30,18 @@ class ButtonBinding:
     negative: str | None = None
 
 
+STATION_ACTIONS = ("start", "stop", "start_stop", "success", "failure", "discard", "marker")
+
+
+@dataclass(frozen=True)
+class StationBinding:
+    """A station action (start, stop, ..., marker) on a press of `buttons` together, held `hold_s` seconds."""
+
+    action: str
+    buttons: frozenset[str]
+    hold_s: float = 0.0
+
+
 @dataclass(frozen=True)
 class ControlPattern:
     name: str
@@ -54,6 +66,7 @@ class MachineProfile:
     patterns: dict[str, ControlPattern]
     source: Path
     cab_joysticks: CabJoystickLayout | None = None
+    station_bindings: tuple[StationBinding, ...] = ()
 
     def pattern(self, name: str | None = None) -> ControlPattern:
         key = (name or self.default_pattern).lower()
@@ -141,9 +154,44 @@ def load_profile(name_or_path: str | Path = DEFAULT_PROFILE) -> MachineProfile:
         patterns=patterns,
         source=source,
         cab_joysticks=_cab_layout(data.get("cab_joysticks"), functions, source),
+        station_bindings=_station_bindings(data.get("bindings"), buttons, enable, patterns, source),
     )
     profile.pattern()  # the default must exist
     return profile
+
+
+def _station_bindings(data: Any, buttons: tuple[str, ...], enable: str, patterns: dict[str, ControlPattern],
+                      source: Path) -> tuple[StationBinding, ...]:
+    """`bindings: {action: {buttons: [..], hold_s: S}}`; never the enable button or a machine-function button."""
+    if data is None:
+        return ()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: bindings must be a mapping of action -> {{buttons, hold_s}}")
+    driving = {enable} | {name for p in patterns.values() for b in p.bindings.values() if isinstance(b, ButtonBinding)
+                          for name in (b.positive, b.negative) if name}
+    result = []
+    for action, entry in data.items():
+        where = f"{source}: bindings.{action}"
+        if action not in STATION_ACTIONS:
+            raise ConfigError(f"{where}: unknown action (known: {', '.join(STATION_ACTIONS)})")
+        names = entry.get("buttons") if isinstance(entry, dict) else None
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not names:
+            raise ConfigError(f"{where}.buttons: missing (a list of profile buttons pressed together)")
+        for name in names:
+            if name not in buttons:
+                raise ConfigError(f"{where}.buttons: unknown button {name!r} (has: {', '.join(buttons)})")
+            if name in driving:
+                raise ConfigError(f"{where}.buttons: {name!r} drives the machine (enable or a function button)")
+        hold_s = float(entry.get("hold_s", 0.0))
+        if hold_s < 0:
+            raise ConfigError(f"{where}.hold_s: must not be negative")
+        result.append(StationBinding(str(action), frozenset(str(n) for n in names), hold_s))
+    gestures = [(b.buttons, b.hold_s) for b in result]
+    if len(set(gestures)) != len(gestures):
+        raise ConfigError(f"{source}: bindings: two actions share the same buttons and hold time")
+    return tuple(result)
 
 
 def _cab_layout(data: Any, functions: tuple[str, ...], source: Path) -> CabJoystickLayout | None:
