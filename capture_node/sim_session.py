@@ -94,13 +94,13 @@ class _OperatorLoop:
             tick += 1
 
 
-def command_link_for(recorder: Recorder, mapper: CommandMapper, bus: can.BusABC,
+def command_link_for(recorder: Recorder, mapper: CommandMapper, send: Callable[[can.Message], None],
                      config: CommandLinkConfig | None = None) -> CommandLink:
-    """A command link that sends on `bus` and records what it sends (/control) and its events."""
+    """A command link that sends with `send` and records what it sends (/control) and its events."""
     control = recorder.add_stream(control_spec(mapper.profile.functions))
     layout = mapper.profile.cab_joysticks
     return CommandLink(
-        config or CommandLinkConfig(rate_hz=layout.rate_hz if layout else 50.0), mapper, layout, send=bus.send,
+        config or CommandLinkConfig(rate_hz=layout.rate_hz if layout else 50.0), mapper, layout, send=send,
         on_command=lambda t_ns, values, enabled: control.put((t_ns, values, enabled)),
         on_event=lambda kind, t_ns, detail: recorder.event(kind, t_ns=t_ns, **detail),
     )
@@ -131,8 +131,7 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
         raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
     channel = f"excap-sim-{uuid.uuid4().hex[:12]}"
     machine_bus = can.Bus(interface="virtual", channel=channel)
-    capture_bus = can.Bus(interface="virtual", channel=channel)
-    station_bus = can.Bus(interface="virtual", channel=channel)
+    capture_bus = can.Bus(interface="virtual", channel=channel)  # also sends the commands: every bus is read
     recorder = Recorder(RecorderConfig(options.out_dir), metadata)
     try:
         with recorder:
@@ -140,7 +139,7 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                                          cab_joysticks=profile.cab_joysticks)
             can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
                                      interface="virtual")
-            link = command_link_for(recorder, mapper, station_bus)
+            link = command_link_for(recorder, mapper, can_capture.send)
             operator = ScriptedOperator(mapper, seed=options.seed)
             control = _OperatorLoop(recorder, machine, operator, link, options.joystick_rate_hz)
             encoders: list[JpegEncoder] = []
@@ -176,6 +175,6 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 machine.stop()
                 can_capture.stop()
     finally:
-        for bus in (machine_bus, capture_bus, station_bus):
+        for bus in (machine_bus, capture_bus):
             bus.shutdown()
     return recorder.paths.final

@@ -24,6 +24,7 @@ from enum import StrEnum
 import can
 
 from capture_node.clock import now_ns
+from capture_node.errors import DriverError
 from drivers.cab_joysticks import CabJoystickLayout
 from drivers.mapping import CommandMapper
 
@@ -180,7 +181,7 @@ class CommandLink:
                 try:
                     self._send(frame)
                     self.sent_frames += 1
-                except can.CanError as exc:
+                except (can.CanError, DriverError, OSError) as exc:  # bus gone: keep deciding, count, retry next period
                     self.send_errors += 1
                     log.warning("command frame not sent: %s", exc)
         if self._on_command is not None:

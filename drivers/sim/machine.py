@@ -23,11 +23,14 @@ DEFAULT_DBC = schema_file("can/excavator_j1939.dbc")
 
 
 class _CommandListener(can.Listener):
-    def __init__(self, receiver: CabJoystickReceiver) -> None:
+    """Reads every frame on the machine's bus (an unread bus would queue frames without end)."""
+
+    def __init__(self, receiver: CabJoystickReceiver | None) -> None:
         self.receiver = receiver
 
     def on_message_received(self, msg: can.Message) -> None:
-        self.receiver.feed(msg, now_ns())
+        if self.receiver is not None:
+            self.receiver.feed(msg, now_ns())
 
 
 class SimulatedExcavator:
@@ -59,8 +62,7 @@ class SimulatedExcavator:
 
     def start(self) -> None:
         self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
-        if self.receiver is not None:
-            self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver)], timeout=0.05)
+        self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver)], timeout=0.05)
         self._thread = threading.Thread(target=self._run, name="sim-machine", daemon=True)
         self._thread.start()
 
