@@ -113,9 +113,15 @@ def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: 
         return sim_station(settings, profile, out_dir)
     return StationConfig(path=Path("<topics only>"), station_id="ros", out_dir=out_dir, profile=profile,
                          pattern=(settings.pattern or profile.default_pattern).lower(),
-                         machine_id=settings.machine_id, simulated_machine=False, session=settings.session,
+                         machine_id=settings.machine_id, simulated_machine=False, session=_unregistered(settings),
                          joysticks=[], axis_inputs={}, button_inputs={}, cans=[], cameras=[],
                          command=CommandSettings())
+
+
+def _unregistered(settings: NodeSettings) -> dict[str, str]:
+    """Session of a station without a config file: an operator missing from the registry is recorded, marked
+    uncertified (a station config chooses its own `certification_policy`)."""
+    return {"certification_policy": "mark_uncertified", **{k: v for k, v in settings.session.items() if v}}
 
 
 def sim_station(settings: NodeSettings, profile: MachineProfile, out_dir: Path) -> StationConfig:
@@ -130,7 +136,7 @@ def sim_station(settings: NodeSettings, profile: MachineProfile, out_dir: Path) 
     return StationConfig(
         path=Path("<built-in simulated station>"), station_id="sim", out_dir=out_dir, profile=profile,
         pattern=(settings.pattern or profile.default_pattern).lower(), machine_id=settings.machine_id,
-        simulated_machine=True, session=settings.session, joysticks=[operator],
+        simulated_machine=True, session=_unregistered(settings), joysticks=[operator],
         axis_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.axes)},
         button_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.buttons)},
         cans=[CanBusConfig(name="can0", interface="virtual", channel=f"excap-ros-sim-{uuid.uuid4().hex[:12]}")],

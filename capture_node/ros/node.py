@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from capture_node.ros.env import prepare_ros_environment
+from capture_node.station_certification import start_certified
 
 prepare_ros_environment()
 
@@ -385,7 +386,7 @@ class ExcapRecorderNode(Node):
     # -- services -----------------------------------------------------------------------------
 
     def _start_episode(self) -> str:
-        recorder = self.runtime.start_episode()
+        recorder, _ = start_certified(self.runtime)  # the station's certification policy, as on the page
         self._publish_state()
         self._publish_event("start", episode_id=recorder.metadata.episode_id, path=str(recorder.paths.final))
         return str(recorder.paths.final)

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
+from capture_node.operator_admin import add_operator, certify_operator
 from capture_node.ros.env import rclpy_available
 from capture_node.validation import validate_episode
 from tests.capture_node.ros import peer
@@ -245,6 +246,9 @@ def test_station_config_node_publishes_its_devices_and_records_them_with_topics(
                                                                                 client: Client) -> None:
     config = tmp_path / "station.yaml"
     config.write_text(STATION)
+    registry = tmp_path / "episodes" / ".excap" / "operators.yaml"  # policy refuse: op-5 must be certified
+    add_operator(registry, "op-5")
+    certify_operator(registry, "op-5", "excavator-cpcs-a59", ["excavator"], None, ref="A59-5")
     publisher = spawn(str(Path(peer.__file__)))
     node = spawn("-m", "capture_node.cli", "node", "--config", str(config), "--ros-args", "-p", "task:=trench")
     try:
@@ -279,6 +283,7 @@ def test_station_config_node_publishes_its_devices_and_records_them_with_topics(
     assert validate_episode(path) == []
     with h5py.File(path) as f:
         assert f.attrs["operator_id"] == "op-5" and f.attrs["task"] == "trench" and f.attrs["machine_id"] == "exc-ros"
+        assert "A59-5" in f.attrs["certification"]
         assert f.attrs["control_pattern"] == "sae"
         for stream in ("joystick/console", "joystick/pad", "control", "cameras/cab", "can/can0",
                        "can/can0/decoded/BJM1"):
