@@ -8,9 +8,6 @@ when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationSe
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import threading
 import time
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -21,6 +18,7 @@ from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from capture_node.errors import ConfigError, ExcapError
+from capture_node.http_thread import ThreadedServer, bind, is_loopback, server_url
 from capture_node.station_bindings import StationBindings
 from capture_node.station_control import ActionResult, StationController
 from capture_node.station_status import StationMonitor, station_status
@@ -139,15 +137,6 @@ def create_app(station: Station) -> FastAPI:
     return app
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_host(host: str, allow_remote: bool) -> None:
     if not is_loopback(host) and not allow_remote:
         raise ConfigError(f"refusing to serve the station page on non-loopback address {host!r} without "
@@ -159,36 +148,19 @@ class StationServer:
 
     def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False) -> None:
         check_host(host, allow_remote)
-        family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self._sock.bind((host.strip("[]"), port))
+            sock = bind(host, port)
         except OSError as exc:
-            self._sock.close()
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self._sock.listen(64)
-        bound_host, bound_port = self._sock.getsockname()[:2]
-        self.url = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
+        self.url = server_url(sock)
         config = uvicorn.Config(create_app(station), log_level="warning", access_log=False, server_header=False,
                                 lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="station-web", daemon=True)
+        self._server = ThreadedServer(config, sock, "station-web")
 
     def start(self, timeout: float = 20.0) -> StationServer:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            pause.wait(0.01)
-        if not self._server.started:
-            self.stop()
+        if not self._server.start(timeout):
             raise ExcapError("the station page server did not start")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=20.0)
-        self._sock.close()
+        self._server.stop()

@@ -47,7 +47,7 @@ from capture_node.datasets import stats as feature_stats
 from capture_node.datasets.catalogue import EpisodeFilter
 from capture_node.datasets.faces import FaceBlurrer
 from capture_node.datasets.frames import FrameCounters, Layout, common_layout, iter_frames
-from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, select_for_export
+from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
 from capture_node.datasets.video import VideoWriter, codec_available, default_codec, video_info
 from capture_node.errors import ConfigError, ExcapError
 
@@ -123,10 +123,8 @@ class LeRobotExporter:
             raise ConfigError(f"--fps must be a positive whole number (LeRobot stores fps as int), not {options.fps}")
 
     def run(self) -> ExportResult:
-        selection = select_for_export(self.directory, self.options.selection, self.options.partner,
-                                      self.options.registry)
-        if not selection.episodes:
-            raise ExcapError(f"no episodes to export (left out: {selection.excluded or 'none matched the filters'})")
+        selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
+                                       self.options.registry)
         layout = common_layout([e.path for e in selection.episodes])
         plan = self._plan(selection, layout)
         manifest = self._open_manifest(plan)

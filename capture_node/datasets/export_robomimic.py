@@ -34,7 +34,7 @@ from capture_node.datasets.catalogue import EpisodeFilter
 from capture_node.datasets.export_lerobot import ExportResult
 from capture_node.datasets.faces import FaceBlurrer
 from capture_node.datasets.frames import FrameCounters, Layout, common_layout, iter_frames
-from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, select_for_export
+from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, episodes_to_export
 from capture_node.errors import ConfigError, ExcapError
 
 DEFAULT_FILE = "robomimic.hdf5"
@@ -83,10 +83,8 @@ class RobomimicExporter:
             raise ConfigError(f"valid ratio must be in [0, 1), not {options.valid_ratio}")
 
     def run(self) -> ExportResult:
-        selection = select_for_export(self.directory, self.options.selection, self.options.partner,
-                                      self.options.registry)
-        if not selection.episodes:
-            raise ExcapError(f"no episodes to export (left out: {selection.excluded or 'none matched the filters'})")
+        selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
+                                       self.options.registry)
         layout = common_layout([e.path for e in selection.episodes])
         target = output_file(Path(self.options.out))
         target.parent.mkdir(parents=True, exist_ok=True)

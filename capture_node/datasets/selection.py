@@ -8,6 +8,7 @@ from typing import Any
 
 from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, select_episodes
 from capture_node.datasets.operators import key_path, load_or_create_key, load_registry, pseudonym, registry_path
+from capture_node.errors import ExcapError
 
 DEFAULT_PARTNER = "default"
 
@@ -52,4 +53,13 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
             continue
         result.episodes.append(SelectedEpisode(record, directory / record.path,
                                                pseudonym(secret, partner, record.operator_id)))
+    return result
+
+
+def episodes_to_export(directory: str | Path, selection: EpisodeFilter | None, partner: str = DEFAULT_PARTNER,
+                       registry_file: str | Path | None = None) -> ExportSelection:
+    """`select_for_export`, refusing (ExcapError) when nothing is left to export."""
+    result = select_for_export(directory, selection, partner, registry_file)
+    if not result.episodes:
+        raise ExcapError(f"no episodes to export (left out: {result.excluded or 'none matched the filters'})")
     return result

@@ -12,7 +12,6 @@ it exists or not, is 404.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import re
@@ -35,6 +34,7 @@ from capture_node.datasets.operators import key_path, load_or_create_key, pseudo
 from capture_node.datasets.partner_episodes import partner_episode
 from capture_node.datasets.partners import STATE_DIR, Partner, PartnerStore, check_name
 from capture_node.errors import ConfigError
+from capture_node.http_thread import ThreadedServer, bind, is_loopback, server_url
 
 EXPORTS_DIR = "exports"
 ACCESS_LOG = "access.log"
@@ -539,15 +539,6 @@ def create_app(root: Path) -> ASGIApp:
 # ---------------------------------------------------------------- running the server
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class ServerOptions:
     root: Path
@@ -573,16 +564,6 @@ def _uvicorn_config(options: ServerOptions) -> uvicorn.Config:
                           ssl_keyfile=str(options.ssl_keyfile) if options.ssl_keyfile else None)
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host.strip("[]") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host.strip("[]"), port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
-
-
 def serve(options: ServerOptions, on_listening: Callable[[str], None] | None = None) -> None:
     """Serves until interrupted (Ctrl-C / SIGTERM)."""
     options.check()
@@ -597,9 +578,7 @@ def serve(options: ServerOptions, on_listening: Callable[[str], None] | None = N
 
 
 def _url(options: ServerOptions, sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    scheme = "https" if options.ssl_certfile else "http"
-    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+    return server_url(sock, "https" if options.ssl_certfile else "http")
 
 
 class BackgroundServer:
@@ -607,28 +586,18 @@ class BackgroundServer:
 
     def __init__(self, options: ServerOptions) -> None:
         options.check()
-        self._sock = bind(options.host, options.port)
-        self.url = _url(options, self._sock)
-        self._server = uvicorn.Server(_uvicorn_config(options))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="excap-serve", daemon=True)
+        sock = bind(options.host, options.port)
+        self.url = _url(options, sock)
+        self._server = ThreadedServer(_uvicorn_config(options), sock, "excap-serve")
 
     def start(self, timeout: float = 20.0) -> BackgroundServer:
         """Starts the thread and returns once uvicorn accepts connections."""
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        pause = threading.Event()
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            pause.wait(0.01)
-        if not self._server.started:
-            self.stop()
+        if not self._server.start(timeout):
             raise RuntimeError("the delivery server did not start")
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20.0)
-        self._sock.close()
+        self._server.stop()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
