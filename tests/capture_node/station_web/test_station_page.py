@@ -84,7 +84,9 @@ def test_page_records_marks_labels_and_discards(make_station, browser, tmp_path)
     loads = int(attribute(browser, "cam-side", "data-loads") or 0)
     wait_for(lambda: float(attribute(browser, "rec-timer", "data-seconds")) > 1.5, message="timer running")
     wait_for(lambda: int(attribute(browser, "cam-side", "data-loads")) > loads + 3, message="preview refreshing")
-    assert browser.execute_script("return document.getElementById('cam-top').naturalWidth") == 320
+    # a preview being refreshed has no size until its next JPEG has loaded: wait for a loaded one
+    wait_for(lambda: browser.execute_script("return document.getElementById('cam-top').naturalWidth") == 320,
+             message="top camera preview at its recorded width")
     assert "ok" in attribute(browser, "stream-cameras-side", "class")
     assert text(browser, "can-can0").split()[0] == "can0"
     browser.save_screenshot(str(tmp_path / "station_page.png"))
