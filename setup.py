@@ -59,6 +59,8 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "mutmut>=3.2",
             "ruff>=0.6",
             "httpx>=0.27",
             "moto[server]>=5.0",

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import report
+
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,3 +40,13 @@ def sim_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim_episode")
     return run_sim_session(SimSessionOptions(out_dir=out, duration_s=4.0, cameras=2, width=320, height=240,
                                              fps=15.0))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the figures tests measured (fuzz inputs tried, fault trials and losses)."""
+    lines = report.lines()
+    if lines:
+        terminalreporter.section("measured by the tests")
+        for line in lines:
+            terminalreporter.write_line(line)
+    report.write_if_asked()

@@ -1,0 +1,1 @@
+"""Importable helpers shared by the tests (no tests here)."""
