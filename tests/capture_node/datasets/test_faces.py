@@ -2,11 +2,9 @@
 
 import cv2
 import numpy as np
-import pytest
+from skimage import data as skimage_data
 
 from capture_node.datasets.faces import FaceBlurrer
-
-skimage_data = pytest.importorskip("skimage.data")
 
 
 def test_blurs_the_face_of_a_real_photo() -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (rclpy is imported once the requirement check has passed)
 """The excap_recorder node over the real middleware: a peer process publishes, the node process records,
 this process calls its services; the episodes are checked sample by sample."""
 
@@ -17,14 +18,12 @@ import numpy as np
 import pytest
 
 from capture_node.operator_admin import add_operator, certify_operator
-from capture_node.ros.env import rclpy_available
 from capture_node.validation import validate_episode
 from tests.capture_node.ros import peer
 from tests.conftest import REPO, wait_for
+from tests.support.requirements import require_ros
 
-if not rclpy_available():
-    pytest.skip("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "
-                "distribution", allow_module_level=True)
+require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray

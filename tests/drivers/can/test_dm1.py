@@ -9,8 +9,8 @@ import pytest
 from capture_node.can_capture import CanCapture
 from drivers.can.dm1 import DM1_PGN, Dm1Monitor, Dtc, decode_dm1
 from drivers.can.j1939 import J1939Id
-from tests.conftest import SHARED_CAN
 from tests.drivers.can.test_j1939_tp import bam_frames, dm1_payload
+from tests.support.requirements import require_shared_data
 
 
 def test_dtc_fields() -> None:
@@ -83,11 +83,11 @@ def test_capture_records_dm1_events() -> None:
     assert [d["spn"] for d in dm1_events[0]["dtcs"]] == [190, 520193, 84]
 
 
-@pytest.mark.skipif(not SHARED_CAN.is_dir(), reason=f"real J1939 recordings not found: {SHARED_CAN} is absent")
 def test_real_dm1_frames() -> None:
+    shared = require_shared_data()
     monitor = Dm1Monitor()
     found = []
-    for msg in can.LogReader(SHARED_CAN / "css-j1939-heavy-vehicle.MF4"):
+    for msg in can.LogReader(shared / "css-j1939-heavy-vehicle.MF4"):
         if msg.is_extended_id:
             result = monitor.feed(msg.arbitration_id, bytes(msg.data), round(msg.timestamp * 1e9))
             if result is not None:

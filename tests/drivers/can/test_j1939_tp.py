@@ -6,7 +6,7 @@ import pytest
 from drivers.can.dm1 import DM1_PGN, decode_dm1
 from drivers.can.j1939 import J1939Id
 from drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
-from tests.conftest import SHARED_CAN
+from tests.support.requirements import require_shared_data
 
 MS = 1_000_000
 EEC1_ID = 0x0CF00400
@@ -110,13 +110,8 @@ def test_bad_announcement_is_counted_not_opened() -> None:
     assert reassembler.stats.aborts == 1 and reassembler.open_sessions == 0
 
 
-needs_shared = pytest.mark.skipif(not SHARED_CAN.is_dir(),
-                                  reason=f"real J1939 recordings not found: {SHARED_CAN} is absent")
-
-
-@needs_shared
 def test_real_recording_transport_frames_reassemble() -> None:
-    messages = list(can.LogReader(SHARED_CAN / "css-j1939-short.MF4"))
+    messages = list(can.LogReader(require_shared_data() / "css-j1939-short.MF4"))
     tp = [m for m in messages if m.is_extended_id and J1939Id.parse(m.arbitration_id).pgn in (TP_CM_PGN, TP_DT_PGN)]
     announcements = [m for m in tp if J1939Id.parse(m.arbitration_id).pgn == TP_CM_PGN and m.data[0] == CM_BAM]
     assert len(tp) > 0, "css-j1939-short.MF4 is documented to hold transport-protocol frames"
@@ -143,11 +138,10 @@ def test_real_recording_transport_frames_reassemble() -> None:
     assert results[0].payload == b"".join(bytes(p.data[1:]) for p in packets)[:len(results[0].payload)]
 
 
-@needs_shared
 def test_heavy_vehicle_recording_has_no_transport_frames() -> None:
     """Its DM1 messages are single frames (see test_dm1); nothing for the reassembler there."""
     frames = [(m.arbitration_id, bytes(m.data), round(m.timestamp * 1e9))
-              for m in can.LogReader(SHARED_CAN / "css-j1939-heavy-vehicle.MF4") if m.is_extended_id]
+              for m in can.LogReader(require_shared_data() / "css-j1939-heavy-vehicle.MF4") if m.is_extended_id]
     pgns = {J1939Id.parse(ident).pgn for ident, _, _ in frames}
     assert not pgns & {TP_CM_PGN, TP_DT_PGN}
     assert list(reassemble(frames)) == []
