@@ -9,7 +9,8 @@ import pytest
 from capture_node.can_capture import CanCapture
 from drivers.can.dm1 import DM1_PGN, Dm1Monitor, Dtc, decode_dm1
 from drivers.can.j1939 import J1939Id
-from tests.drivers.can.test_j1939_tp import bam_frames, dm1_payload
+from tests.drivers.can.test_j1939_tp import dm1_payload
+from tests.support.j1939 import bam_frames
 from tests.support.requirements import require_shared_data
 
 

@@ -6,23 +6,11 @@ import pytest
 from drivers.can.dm1 import DM1_PGN, decode_dm1
 from drivers.can.j1939 import J1939Id
 from drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
+from tests.support.j1939 import bam_frames
 from tests.support.requirements import require_shared_data
 
 MS = 1_000_000
 EEC1_ID = 0x0CF00400
-
-
-def bam_frames(pgn: int, source: int, payload: bytes) -> list[tuple[int, bytes]]:
-    """TP.CM_BAM then the TP.DT packets of one broadcast message, as (arbitration id, data)."""
-    packets = -(-len(payload) // 7)
-    cm_id = J1939Id(7, TP_CM_PGN, source, 0xFF).arbitration_id()
-    dt_id = J1939Id(7, TP_DT_PGN, source, 0xFF).arbitration_id()
-    cm = bytes([CM_BAM]) + len(payload).to_bytes(2, "little") + bytes([packets, 0xFF]) + pgn.to_bytes(3, "little")
-    frames = [(cm_id, cm)]
-    for index in range(packets):
-        chunk = payload[index * 7:(index + 1) * 7]
-        frames.append((dt_id, bytes([index + 1]) + chunk + b"\xff" * (7 - len(chunk))))
-    return frames
 
 
 def dm1_payload() -> bytes:
