@@ -6,19 +6,11 @@ import pytest
 from drivers.can.dm1 import DM1_PGN, decode_dm1
 from drivers.can.j1939 import J1939Id
 from drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
-from tests.support.j1939 import bam_frames
+from tests.support.j1939 import bam_frames, dm1_payload
 from tests.support.requirements import require_shared_data
 
 MS = 1_000_000
 EEC1_ID = 0x0CF00400
-
-
-def dm1_payload() -> bytes:
-    """Amber lamp on, three active DTCs: 14 bytes, too long for one frame."""
-    dtcs = [(190, 2, 5, 0), (520193, 31, 126, 1), (84, 9, 1, 0)]
-    body = b"".join(
-        bytes([spn & 0xFF, (spn >> 8) & 0xFF, ((spn >> 16) << 5) | fmi, (cm << 7) | oc]) for spn, fmi, oc, cm in dtcs)
-    return bytes([0x04, 0xFF]) + body
 
 
 def timed(frames: list[tuple[int, bytes]], start_ns: int = 0, step_ns: int = 50 * MS) -> list[tuple[int, bytes, int]]:
