@@ -46,6 +46,34 @@ STATE_POLL_S = 0.2
 _STATE_EVENTS = {can.BusState.ERROR: "can_bus_off", can.BusState.PASSIVE: "can_error_passive"}
 
 
+def skip_malformed_input(bus: can.BusABC, exc: Exception) -> bool:
+    """True if `exc` is what python-can's text-protocol interfaces (slcan) raise on one line they cannot parse
+    (a ValueError or IndexError, or a CanOperationError wrapping bytes that are not UTF-8), and the bus can go
+    on reading: the adapter itself is fine. python-can 4.6's slcan keeps a line that is not UTF-8 in its read
+    buffer, so every later read would fail on it again; that line is dropped here."""
+    cause = exc.__cause__ if isinstance(exc, can.CanError) else exc
+    if not isinstance(cause, ValueError | IndexError) or isinstance(cause, OSError):
+        return False
+    if isinstance(cause, UnicodeDecodeError):
+        buffer = getattr(bus, "_buffer", None)
+        if not isinstance(buffer, bytearray):
+            return False  # cannot drop the line: reopen the bus instead
+        buffer.clear()
+    return True
+
+
+def frame_problem(msg: can.Message, width: int) -> str | None:
+    """Why a received frame cannot be recorded as it is, or None. python-can passes some malformed adapter
+    input on as messages (negative or oversized ids, a DLC that does not match the data)."""
+    if not 0 <= msg.arbitration_id < (1 << 29 if msg.is_extended_id else 1 << 11):
+        return f"id {msg.arbitration_id:#x} out of range"
+    if not 0 <= msg.dlc <= width or (not msg.is_remote_frame and len(msg.data) != msg.dlc):
+        return f"DLC {msg.dlc} with {len(msg.data)} data bytes on a {width}-byte channel"
+    if not 0 <= msg.timestamp < 2**63 / 1e9:
+        return f"timestamp {msg.timestamp} out of range"
+    return None
+
+
 class CanCapture:
     """Records one bus: a reader thread receives frames and hands each to `on_frame`.
 
@@ -143,8 +171,12 @@ class CanCapture:
                 continue
             try:
                 msg = bus.recv(RECV_TIMEOUT_S)
-            except Exception as exc:  # whatever the backend raises, the device is gone for now
-                self.on_error(exc)
+            except Exception as exc:  # a line the adapter garbled is one bad frame; anything else: device gone
+                if skip_malformed_input(bus, exc):
+                    self.counters.bad_frames += 1
+                    log.debug("CAN %s: malformed input skipped: %s", self.channel, exc)
+                else:
+                    self.on_error(exc)
                 continue
             if msg is not None:
                 try:
@@ -246,6 +278,11 @@ class CanCapture:
         if msg.is_error_frame:
             self.error_frames += 1
             self._on_error_frame(msg, t_ns)
+            return
+        problem = frame_problem(msg, self.width)
+        if problem is not None:
+            self.counters.bad_frames += 1
+            log.debug("CAN %s: frame not recorded: %s", self.channel, problem)
             return
         data = np.zeros(self.width, np.uint8)
         payload = bytes(msg.data)[: self.width]

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import report
+from tests.support import report, skip_policy
+from tests.support.requirements import REPO, SHARED_CAN
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_CAN = REPO.parent / "shared" / "data" / "can"
+__all__ = ["REPO", "SHARED_CAN", "excap_command", "wait_for"]
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
@@ -40,6 +40,11 @@ def sim_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sim_episode")
     return run_sim_session(SimSessionOptions(out_dir=out, duration_s=4.0, cameras=2, width=320, height=240,
                                              fps=15.0))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under EXCAP_REQUIRE_ALL=1 (CI) a skip not on the allow-list fails the run (tests/support/skip_policy.py)."""
+    skip_policy.register(config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -21,7 +21,8 @@ EXJS1_MIN_PAYLOAD = 6  # axis count, button count, u32 timestamp
 
 ASCII_AXIS_FULL_SCALE = 1000
 ASCII_TALKER = b"$JOY"
-ASCII_MAX_LINE = 512
+ASCII_MAX_LINE = 512  # bytes from `$` to `\n`, both included
+ASCII_MAX_T_US = 0xFFFFFFFF  # the device clock wraps at 2**32 µs
 _ASCII_INT = re.compile(r"-?[0-9]+")
 _ASCII_UINT = re.compile(r"[0-9]+")
 _ASCII_HEX = re.compile(r"[0-9A-Fa-f]+")
@@ -226,7 +227,7 @@ class AsciiParser:
                 break
             line = bytes(buf[:end + 1])
             del buf[:end + 1]
-            frame = self._parse(line)
+            frame = self._parse(line) if len(line) <= ASCII_MAX_LINE else None
             if frame is None:
                 self.bad_frames += 1
             else:
@@ -250,13 +251,16 @@ class AsciiParser:
         t_text, axis_texts, button_text = fields[1], fields[2:-1], fields[-1]
         if not _ASCII_UINT.fullmatch(t_text) or not _ASCII_HEX.fullmatch(button_text):
             return None
+        t_device_us = int(t_text)
+        if t_device_us > ASCII_MAX_T_US:
+            return None
         if not all(_ASCII_INT.fullmatch(text) for text in axis_texts):
             return None
         raw_axes = [int(text) for text in axis_texts]
         if any(abs(raw) > ASCII_AXIS_FULL_SCALE for raw in raw_axes):
             return None
         count = self.button_count if self.button_count is not None else 4 * len(button_text)
-        return ParsedFrame(t_device_us=int(t_text),
+        return ParsedFrame(t_device_us=t_device_us,
                            axes=tuple(raw / ASCII_AXIS_FULL_SCALE for raw in raw_axes),
                            buttons=_unpack_buttons(int(button_text, 16), count))
 

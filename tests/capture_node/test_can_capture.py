@@ -291,7 +291,6 @@ class SlcanPeer:
 
 @pytest.fixture
 def slcan_peer():
-    pytest.importorskip("serial")
     peers: list[SlcanPeer] = []
 
     def start(link: Path | None = None) -> SlcanPeer:

@@ -15,15 +15,19 @@ from capture_node.errors import ExcapError
 from capture_node.validation import validate_episode
 from drivers.can.j1939 import J1939Id
 from tests.conftest import REPO, SHARED_CAN, excap_command
-
-pytestmark = pytest.mark.skipif(not SHARED_CAN.is_dir(),
-                                reason=f"real J1939 recordings not found: {SHARED_CAN} is absent")
+from tests.support.requirements import require_shared_data
 
 SHORT = SHARED_CAN / "css-j1939-short.MF4"
 HEAVY = SHARED_CAN / "css-j1939-heavy-vehicle.MF4"
 DBC = SHARED_CAN / "CSS-Electronics-SAE-J1939-DEMO.dbc"
 EEC1_PGN = 0xF004
 ENGINE_SPEED_MAX = 8031.875  # raw 0xFAFF * 0.125 rpm
+
+
+@pytest.fixture(autouse=True, scope="module")
+def shared_recordings() -> None:
+    """Every test here reads the real recordings; refusals of bad input are in test_can_log_errors.py."""
+    require_shared_data()
 
 
 def frames_by_channel(log: Path) -> dict[str, list[can.Message]]:
@@ -168,20 +172,6 @@ def test_heavy_vehicle_import(tmp_path: Path) -> None:
     assert all(d["source_address"] == 0x2F and d["dtcs"] == [] and d["channel"] == "can1" for d in details)
 
 
-def test_import_refuses_bad_input(tmp_path: Path, short_episode: Path) -> None:
-    with pytest.raises(ExcapError, match="already exists"):
-        import_can_log(SHORT, short_episode)
-    with pytest.raises(ExcapError, match="no such file"):
-        import_can_log(tmp_path / "missing.log", tmp_path / "out.h5")
-    (tmp_path / "notes.txt").write_text("not a CAN log\n")
-    with pytest.raises(ExcapError, match="cannot read CAN log"):
-        import_can_log(tmp_path / "notes.txt", tmp_path / "out.h5")
-    with pytest.raises(ExcapError, match="machine_kind"):
-        import_can_log(SHORT, tmp_path / "out.h5", machine_kind="crane")
-    assert not (tmp_path / "out.h5").exists()
-    assert list(tmp_path.glob(".*partial")) == []
-
-
 def run_excap(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(excap_command(*args), capture_output=True, text=True, cwd=REPO, timeout=120)
 
@@ -202,21 +192,3 @@ def test_cli_import_and_export(tmp_path: Path) -> None:
     result = run_excap("can", "export", str(episode), "--out", str(log))
     assert result.returncode == 0, result.stderr
     assert len(list(can.LogReader(log))) == 1815
-
-
-def test_cli_one_line_errors(tmp_path: Path, short_episode: Path) -> None:
-    cases = [
-        ("can", "import", str(tmp_path / "missing.log"), "--out", str(tmp_path / "a.h5")),
-        ("can", "import", str(SHORT), "--out", str(short_episode)),
-        ("can", "export", str(short_episode), "--out", str(short_episode)),
-        ("can", "import", str(REPO / "pyproject.toml"), "--out", str(tmp_path / "b.h5")),
-        ("can", "export", str(short_episode), "--out", str(tmp_path / "frames.unknown")),
-    ]
-    expected = ["no such file", "already exists", "already exists", "cannot read CAN log", "cannot write CAN log"]
-    for args, text in zip(cases, expected, strict=True):
-        result = run_excap(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("excap: error: ") and text in lines[0], result.stderr
-    assert not (tmp_path / "a.h5").exists() and not (tmp_path / "b.h5").exists()
-    assert not (tmp_path / "frames.unknown").exists()

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-lerobot_dataset = pytest.importorskip("lerobot.datasets.lerobot_dataset")
+from tests.support.requirements import require_lerobot
+
+lerobot_dataset = require_lerobot()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

@@ -2,31 +2,26 @@
 
 import shutil
 import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import REPO
-
-COLCON = Path(sys.executable).parent / "colcon"
+from tests.support.requirements import missing, require_colcon
 
 
 def tracked_files() -> list[str]:
     result = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        pytest.skip("not a git checkout: the package's files cannot be listed")
+        missing("not a git checkout: the package's files cannot be listed")
     return result.stdout.split()
 
 
-@pytest.mark.skipif(not COLCON.exists(), reason="colcon is not installed (pip install -e '.[dev]')")
 def test_colcon_build_installs_package_launch_files_schemas_and_scripts(tmp_path):
+    colcon = require_colcon()
     source = tmp_path / "ws" / "src" / "excap"
     for name in tracked_files():
         target = source / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)
-    result = subprocess.run([str(COLCON), "build", "--packages-select", "excap"], cwd=tmp_path / "ws",
+    result = subprocess.run([str(colcon), "build", "--packages-select", "excap"], cwd=tmp_path / "ws",
                             capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     install = tmp_path / "ws" / "install" / "excap"

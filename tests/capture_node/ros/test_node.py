@@ -1,15 +1,8 @@
+# ruff: noqa: E402  (rclpy is imported once the requirement check has passed)
 """The excap_recorder node over the real middleware: a peer process publishes, the node process records,
 this process calls its services; the episodes are checked sample by sample."""
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import h5py
@@ -17,93 +10,21 @@ import numpy as np
 import pytest
 
 from capture_node.operator_admin import add_operator, certify_operator
-from capture_node.ros.env import rclpy_available
 from capture_node.validation import validate_episode
 from tests.capture_node.ros import peer
-from tests.conftest import REPO, wait_for
+from tests.conftest import wait_for
+from tests.support.requirements import require_ros
 
-if not rclpy_available():
-    pytest.skip("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "
-                "distribution", allow_module_level=True)
+require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import CompressedImage, JointState, Joy
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
+
+from tests.support.ros_node import LATCHED, TIMEOUT, Client, finish, spawn
 
 pytestmark = pytest.mark.slow
-TIMEOUT = 25.0
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
-def finish(process: subprocess.Popen[str]) -> str:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    return process.communicate()[0]
-
-
-class Client:
-    """This test process as a ROS node: service calls, and the messages it has seen per topic."""
-
-    def __init__(self, node_name: str = "excap_recorder") -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("excap_test_client", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.messages: dict[str, list[Any]] = {}
-        self.prefix = f"/{node_name}"
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # shutting down
-                return
-
-    def subscribe(self, msg_type: type, topic: str, qos: QoSProfile = qos_profile_sensor_data) -> None:
-        self.messages[topic] = []
-        self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
-
-    def call(self, service: str, expect: bool = True) -> str:
-        client = self.node.create_client(Trigger, f"{self.prefix}/{service}")
-        assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
-        future = client.call_async(Trigger.Request())
-        wait_for(future.done, TIMEOUT, message=f"{service} response")
-        response = future.result()
-        assert response.success is expect, response.message
-        return response.message
-
-    def state(self) -> dict[str, Any]:
-        states = self.messages[f"{self.prefix}/state"]
-        return json.loads(states[-1].data) if states else {}
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(5)
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client()
-    yield c
-    c.close()
 
 
 def diag_samples(c: Client, name: str) -> int:

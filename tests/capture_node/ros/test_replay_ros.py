@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (rclpy is imported once the requirement check has passed)
 """`excap replay --ros` over the real middleware: the replay runs in its own process, this process
 subscribes as a node, starts it through ~/resume, and checks every message against the episode."""
 
@@ -16,12 +17,10 @@ import numpy as np
 import pytest
 
 from capture_node.episode_reader import EpisodeReader
-from capture_node.ros.env import rclpy_available
 from tests.conftest import REPO, wait_for
+from tests.support.requirements import require_ros
 
-if not rclpy_available():
-    pytest.skip("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "
-                "distribution", allow_module_level=True)
+require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor

@@ -1,6 +1,7 @@
 """Launch files, package.xml, station files and message conversions: no ROS middleware needed."""
 
 import ast
+import dataclasses
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -161,9 +162,9 @@ def test_node_station_applies_parameters_or_builds_the_simulated_station(tmp_pat
     assert station.out_dir == tmp_path / "out" and station.session["task"] == "trench"
     assert station.session["operator"] == "sim-operator" and station.joysticks == config.joysticks
     with pytest.raises(ConfigError, match="sim:=true"):
-        node_station(NodeSettings(**(settings.__dict__ | {"sim": True})), config, tmp_path)
+        node_station(dataclasses.replace(settings, sim=True), config, tmp_path)
     with pytest.raises(ConfigError, match=r"machine\.profile"):
-        node_station(NodeSettings(**(settings.__dict__ | {"profile": "wheel_loader_20t"})), config, tmp_path)
+        node_station(dataclasses.replace(settings, profile="wheel_loader_20t"), config, tmp_path)
     sim = node_station(NodeSettings(sim=True, cameras=3, width=160, height=120), None, tmp_path)
     assert sim.simulated_machine and [j.type for j in sim.joysticks] == ["sim"]
     assert [c.name for c in sim.cameras] == ["side", "top", "side2"] and sim.cameras[0].source == "sim:side"

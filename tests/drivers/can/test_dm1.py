@@ -1,16 +1,23 @@
 """DM1 decoding, the DM1 monitor, and DM1 events recorded by the CAN capture."""
 
 import json
-from typing import Any
+import uuid
+from pathlib import Path
 
 import can
+import h5py
 import pytest
 
 from capture_node.can_capture import CanCapture
+from capture_node.episode import EpisodeMetadata
+from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.streams import control_spec
+from capture_node.validation import validate_episode
 from drivers.can.dm1 import DM1_PGN, Dm1Monitor, Dtc, decode_dm1
 from drivers.can.j1939 import J1939Id
-from tests.conftest import SHARED_CAN
-from tests.drivers.can.test_j1939_tp import bam_frames, dm1_payload
+from tests.conftest import wait_for
+from tests.support.j1939 import bam_frames, dm1_payload
+from tests.support.requirements import require_shared_data
 
 
 def test_dtc_fields() -> None:
@@ -49,45 +56,39 @@ def test_monitor_single_frame_and_bam() -> None:
     assert all(monitor.feed(ident, data, 10**9 + i) is None for i, (ident, data) in enumerate(other))
 
 
-class _FakeStream:
-    def __init__(self) -> None:
-        self.rows: list[tuple[Any, ...]] = []
-
-    def put(self, row: tuple[Any, ...]) -> bool:
-        self.rows.append(row)
-        return True
-
-
-class _FakeRecorder:
-    def __init__(self) -> None:
-        self.streams: dict[str, _FakeStream] = {}
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def add_stream(self, spec: Any) -> _FakeStream:
-        return self.streams.setdefault(spec.path, _FakeStream())
-
-    def event(self, kind: str, t_ns: int | None = None, **detail: Any) -> None:
-        self.events.append((kind, detail))
-
-
-def test_capture_records_dm1_events() -> None:
-    recorder = _FakeRecorder()
-    capture = CanCapture(recorder, "can0", None, None, "virtual")  # type: ignore[arg-type]
+def test_capture_records_dm1_events(tmp_path: Path) -> None:
+    """A DM1 sent over BAM on a virtual bus, captured into a real episode: one `dm1` event with its DTCs."""
+    channel = f"excap-dm1-{uuid.uuid4().hex}"
+    recorder = Recorder(RecorderConfig(tmp_path, journal_interval_s=0.05, h5_interval_s=0.2),
+                        EpisodeMetadata(machine_kind="excavator", machine_model="m", machine_id="x",
+                                        control_pattern="iso"))
+    recorder.add_stream(control_spec(["boom"]))
     frames = [(0x0CF00400, bytes(8)), *bam_frames(DM1_PGN, 0x00, dm1_payload()), (0x123, bytes(2))]
-    for ident, data in frames:
-        capture.on_frame(can.Message(arbitration_id=ident, data=data, is_extended_id=ident > 0x7FF))
-    assert len(recorder.streams["can/can0"].rows) == len(frames)
-    dm1_events = [detail for kind, detail in recorder.events if kind == "dm1"]
+    with recorder, can.Bus(interface="virtual", channel=channel) as machine, \
+            can.Bus(interface="virtual", channel=channel) as bus:
+        capture = CanCapture(recorder, "can0", bus, None, "virtual")
+        capture.start()
+        for ident, data in frames:
+            machine.send(can.Message(arbitration_id=ident, data=data, is_extended_id=ident > 0x7FF))
+        wait_for(lambda: capture.frames == len(frames), message="every frame captured")
+        capture.stop()
+    path = recorder.paths.final
+    assert validate_episode(path) == []
+    with h5py.File(path, "r") as f:
+        assert f["can/can0/id"][()].tolist() == [ident for ident, _ in frames]
+        events = [(kind, json.loads(detail)) for kind, detail in
+                  zip(f["events/kind"].asstr()[()], f["events/detail"].asstr()[()], strict=True)]
+    dm1_events = [detail for kind, detail in events if kind == "dm1"]
     assert len(dm1_events) == 1
     assert dm1_events[0]["channel"] == "can0" and dm1_events[0]["source_address"] == 0
     assert [d["spn"] for d in dm1_events[0]["dtcs"]] == [190, 520193, 84]
 
 
-@pytest.mark.skipif(not SHARED_CAN.is_dir(), reason=f"real J1939 recordings not found: {SHARED_CAN} is absent")
 def test_real_dm1_frames() -> None:
+    shared = require_shared_data()
     monitor = Dm1Monitor()
     found = []
-    for msg in can.LogReader(SHARED_CAN / "css-j1939-heavy-vehicle.MF4"):
+    for msg in can.LogReader(shared / "css-j1939-heavy-vehicle.MF4"):
         if msg.is_extended_id:
             result = monitor.feed(msg.arbitration_id, bytes(msg.data), round(msg.timestamp * 1e9))
             if result is not None:

@@ -6,31 +6,11 @@ import pytest
 from drivers.can.dm1 import DM1_PGN, decode_dm1
 from drivers.can.j1939 import J1939Id
 from drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
-from tests.conftest import SHARED_CAN
+from tests.support.j1939 import bam_frames, dm1_payload
+from tests.support.requirements import require_shared_data
 
 MS = 1_000_000
 EEC1_ID = 0x0CF00400
-
-
-def bam_frames(pgn: int, source: int, payload: bytes) -> list[tuple[int, bytes]]:
-    """TP.CM_BAM then the TP.DT packets of one broadcast message, as (arbitration id, data)."""
-    packets = -(-len(payload) // 7)
-    cm_id = J1939Id(7, TP_CM_PGN, source, 0xFF).arbitration_id()
-    dt_id = J1939Id(7, TP_DT_PGN, source, 0xFF).arbitration_id()
-    cm = bytes([CM_BAM]) + len(payload).to_bytes(2, "little") + bytes([packets, 0xFF]) + pgn.to_bytes(3, "little")
-    frames = [(cm_id, cm)]
-    for index in range(packets):
-        chunk = payload[index * 7:(index + 1) * 7]
-        frames.append((dt_id, bytes([index + 1]) + chunk + b"\xff" * (7 - len(chunk))))
-    return frames
-
-
-def dm1_payload() -> bytes:
-    """Amber lamp on, three active DTCs: 14 bytes, too long for one frame."""
-    dtcs = [(190, 2, 5, 0), (520193, 31, 126, 1), (84, 9, 1, 0)]
-    body = b"".join(
-        bytes([spn & 0xFF, (spn >> 8) & 0xFF, ((spn >> 16) << 5) | fmi, (cm << 7) | oc]) for spn, fmi, oc, cm in dtcs)
-    return bytes([0x04, 0xFF]) + body
 
 
 def timed(frames: list[tuple[int, bytes]], start_ns: int = 0, step_ns: int = 50 * MS) -> list[tuple[int, bytes, int]]:
@@ -110,13 +90,8 @@ def test_bad_announcement_is_counted_not_opened() -> None:
     assert reassembler.stats.aborts == 1 and reassembler.open_sessions == 0
 
 
-needs_shared = pytest.mark.skipif(not SHARED_CAN.is_dir(),
-                                  reason=f"real J1939 recordings not found: {SHARED_CAN} is absent")
-
-
-@needs_shared
 def test_real_recording_transport_frames_reassemble() -> None:
-    messages = list(can.LogReader(SHARED_CAN / "css-j1939-short.MF4"))
+    messages = list(can.LogReader(require_shared_data() / "css-j1939-short.MF4"))
     tp = [m for m in messages if m.is_extended_id and J1939Id.parse(m.arbitration_id).pgn in (TP_CM_PGN, TP_DT_PGN)]
     announcements = [m for m in tp if J1939Id.parse(m.arbitration_id).pgn == TP_CM_PGN and m.data[0] == CM_BAM]
     assert len(tp) > 0, "css-j1939-short.MF4 is documented to hold transport-protocol frames"
@@ -143,11 +118,10 @@ def test_real_recording_transport_frames_reassemble() -> None:
     assert results[0].payload == b"".join(bytes(p.data[1:]) for p in packets)[:len(results[0].payload)]
 
 
-@needs_shared
 def test_heavy_vehicle_recording_has_no_transport_frames() -> None:
     """Its DM1 messages are single frames (see test_dm1); nothing for the reassembler there."""
     frames = [(m.arbitration_id, bytes(m.data), round(m.timestamp * 1e9))
-              for m in can.LogReader(SHARED_CAN / "css-j1939-heavy-vehicle.MF4") if m.is_extended_id]
+              for m in can.LogReader(require_shared_data() / "css-j1939-heavy-vehicle.MF4") if m.is_extended_id]
     pgns = {J1939Id.parse(ident).pgn for ident, _, _ in frames}
     assert not pgns & {TP_CM_PGN, TP_DT_PGN}
     assert list(reassemble(frames)) == []

@@ -1,0 +1,83 @@
+"""Talking to the excap_recorder node from a test: spawn it as a process, and be a ROS node that calls its
+services and keeps the messages it sees. Import only after `requirements.require_ros()` has passed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_srvs.srv import Trigger
+
+from tests.conftest import REPO, wait_for
+
+TIMEOUT = 25.0
+LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """`python ARGS` from the repository, stdout and stderr together."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Ctrl-C the process if it still runs (kill it if it does not end), and return its output."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.communicate()[0]
+
+
+class Client:
+    """This test process as a ROS node: service calls, and the messages it has seen per topic."""
+
+    def __init__(self, node_name: str = "excap_recorder") -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("excap_test_client", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.messages: dict[str, list[Any]] = {}
+        self.prefix = f"/{node_name}"
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # shutting down
+                return
+
+    def subscribe(self, msg_type: type, topic: str, qos: QoSProfile = qos_profile_sensor_data) -> None:
+        self.messages[topic] = []
+        self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
+
+    def call(self, service: str, expect: bool = True) -> str:
+        client = self.node.create_client(Trigger, f"{self.prefix}/{service}")
+        assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
+        future = client.call_async(Trigger.Request())
+        wait_for(future.done, TIMEOUT, message=f"{service} response")
+        response = future.result()
+        assert response.success is expect, response.message
+        return response.message
+
+    def state(self) -> dict[str, Any]:
+        states = self.messages[f"{self.prefix}/state"]
+        return json.loads(states[-1].data) if states else {}
+
+    def close(self) -> None:
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(5)
+
