@@ -25,20 +25,26 @@ def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
     report = update_catalogue(episode_dir)
     assert report.updated == [files[0].name]
     assert report.removed == [files[1].name]
-    assert report.added == ["foreign.h5"]
+    assert report.added == []
+    assert report.unreadable == [("foreign.h5", "not an excap episode (no schema='excap.episode' root attribute)")]
     assert report.unchanged == 1
+    assert update_catalogue(episode_dir).unreadable == report.unreadable  # reported again, not read again
 
     with Catalogue(episode_dir) as catalogue:
         records = {r.path: r for r in catalogue.records()}
-        assert not records["foreign.h5"].valid and records["foreign.h5"].problems
+        assert "foreign.h5" not in records
         episode = records[files[0].name]
         assert episode.valid and episode.machine_kind == "excavator" and episode.duration_s > 2
         assert episode.sha256 and episode.size == files[0].stat().st_size
         assert any(s["path"] == "cameras/side" for s in episode.streams)
         assert [r.path for r in catalogue.records(EpisodeFilter(valid=True))] == [files[0].name, files[2].name]
 
+    with h5py.File(files[0], "r") as source, h5py.File(episode_dir / "foreign.h5", "w") as handle:
+        handle.attrs.update(source.attrs)  # replaced by an (invalid) episode: read again
     report = update_catalogue(episode_dir, rebuild=True)
-    assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"])
+    assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"]) and not report.unreadable
+    with Catalogue(episode_dir) as catalogue:
+        assert not next(r for r in catalogue.records() if r.path == "foreign.h5").valid
 
 
 def test_filters(episode_dir: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
 from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import BackgroundServer, ServerOptions, parse_range
+from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
 from capture_node.errors import ConfigError
 from capture_node.validation import validate_episode
 from tests.conftest import REPO, wait_for
@@ -100,7 +100,8 @@ def delivery(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     store.grant("acme", "dig-v1")
     store.grant("acme", "elsewhere")  # a dataset folder that is a symlink out of exports/ is never served
     store.grant("bolt", "secret-v1")
-    with BackgroundServer(ServerOptions(root=root, host="127.0.0.1", port=0)) as server:
+    unlimited = AccessLogOptions(refused_burst=100_000)  # every line kept: these tests read them back
+    with BackgroundServer(ServerOptions(root=root, host="127.0.0.1", port=0, access_log=unlimited)) as server:
         yield Delivery(root, server.url, acme, bolt, ids)
 
 
@@ -182,7 +183,7 @@ def test_download_ranges_resume_and_etag(delivery: Delivery) -> None:
         assert inside_link.status_code == 206 and inside_link.content == BLOB[5:10]
 
 
-@pytest.mark.parametrize("path", [
+TRAVERSALS = [
     "/v1/datasets/dig-v1/files/../../../outside/passwd",
     "/v1/datasets/dig-v1/files/meta/../../secret-v1/meta/info.json",
     "/v1/datasets/dig-v1/files/%2e%2e/%2e%2e/%2e%2e/outside/passwd",
@@ -201,7 +202,10 @@ def test_download_ranges_resume_and_etag(delivery: Delivery) -> None:
     "/v1/datasets/%2e%2e%2fexports%2fsecret-v1/manifest",
     "/v1/datasets/../exports/secret-v1/manifest",
     "/v1/episodes/..%2f..%2fepisodes%2fb.h5",
-])
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
 def test_path_traversal_is_refused(delivery: Delivery, path: str) -> None:
     assert delivery.raw_get(path, delivery.acme) in (400, 404)
 
@@ -216,8 +220,8 @@ def test_episodes_are_those_of_granted_datasets_with_pseudonymous_operators(deli
     with delivery.client(delivery.acme) as client:
         listed = client.get("/v1/episodes").json()["episodes"]
         assert [e["episode_id"] for e in listed] == [mine]
-        assert listed[0]["datasets"] == ["dig-v1"] and listed[0]["file"] == "a.h5"
-        assert "path" not in listed[0] and "mtime_ns" not in listed[0]
+        assert listed[0]["datasets"] == ["dig-v1"] and listed[0]["file"] == f"{mine}.h5"  # not the server's name
+        assert "path" not in listed[0] and "mtime_ns" not in listed[0] and "problems" not in listed[0]
         with h5py.File(delivery.root / "episodes" / "a.h5") as handle:
             operator = handle.attrs["operator_id"]
         secret = load_or_create_key(key_path(delivery.root))
@@ -259,7 +263,7 @@ def test_episode_download_with_range_and_etag(delivery: Delivery, tmp_path: Path
         assert validate_episode(received) == []
         again = client.get(f"/v1/episodes/{mine}")
         assert again.content == data  # the copy is made once and served stably (resumable)
-        assert 'filename="a.h5"' in whole.headers["content-disposition"]
+        assert f'filename="{mine}.h5"' in whole.headers["content-disposition"]
         part = client.get(f"/v1/episodes/{mine}", headers={"Range": "bytes=100-"})
         assert part.status_code == 206 and data[:100] + part.content == data
         assert client.get(f"/v1/episodes/{theirs}").status_code == 404
@@ -297,8 +301,20 @@ def test_every_access_is_logged(delivery: Delivery) -> None:
     assert granted["token_id"] == delivery.acme.split("_")[1]
     assert anonymous["partner"] is None and anonymous["status"] == 401
     assert delivery.acme not in (delivery.root / ".excap" / "access.log").read_text()
-    traversal = [e for e in delivery.log() if "%2e%2e" in e["path"].lower() or ".." in e["path"]]
-    assert all(e["status"] in (400, 404) for e in traversal)
+
+
+def test_refused_traversals_are_logged_as_sent(delivery: Delivery) -> None:
+    sent = [f"{path}?trace={i}" for i, path in enumerate(TRAVERSALS)]
+    for path in sent:
+        assert delivery.raw_get(path, delivery.acme) in (400, 404)
+
+    def traced() -> list[dict] | None:
+        found = [e for e in delivery.log() if "?trace=" in e["path"]]
+        return found if len(found) == len(sent) else None
+
+    lines = wait_for(traced, message=f"{len(sent)} access log lines of refused traversals")
+    assert sorted(e["path"] for e in lines) == sorted(sent)  # logged verbatim, encoded as the client sent them
+    assert all(e["status"] in (400, 404) and e["partner"] == "acme" and e["bytes"] < 200 for e in lines)
 
 
 def test_non_loopback_hosts_need_allow_remote(tmp_path: Path) -> None:
@@ -320,6 +336,12 @@ def test_parse_range() -> None:
     assert parse_range("bytes=7-3", 10) == "unsatisfiable"
     assert parse_range("bytes=10-", 10) == "unsatisfiable"
     assert parse_range("bytes=-0", 10) == "unsatisfiable"
+    assert parse_range("bytes=" + "9" * 18 + "-", 10) == "unsatisfiable"
+    assert parse_range(" BYTES = 2 - 3 ", 10).length == 2
+    for malformed in ("bytes=abc", "bytes=-", "bytes=1-2-3", "bytes=" + "1" * 19 + "-", "bytes=-" + "9" * 4300,
+                      "bytes=" + ",".join(["0-1"] * 17), "bytes=0x10-", "bytes=\u0661-"):
+        with pytest.raises(RangeError):
+            parse_range(malformed, 10)
 
 
 SERVE_SCRIPT = """
