@@ -44,6 +44,7 @@ EXPORTS_DIR = "exports"
 ACCESS_LOG = "access.log"
 CHUNK = 1 << 20
 DEFAULT_PORT = 8750
+MAX_REMEMBERED_HASHES = 100_000
 EPISODE_FILTERS = ("machine_kind", "machine_model", "site", "task", "operator_id", "outcome", "since", "until",
                    "min_duration", "max_duration", "valid")
 BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
@@ -72,15 +73,16 @@ class NotFound(HTTPException):
 
 
 class Sha256Cache:
-    """SHA-256 of files, remembered per (device, inode, size, mtime) so unchanged files are hashed once."""
+    """SHA-256 of files, remembered per (device, inode, size, mtime, ctime) so unchanged files are hashed once. The
+    change time cannot be set back, so a file edited in place with its mtime restored is hashed again."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, int, int, int], str] = {}
+        self._known: dict[tuple[int, int, int, int, int], str] = {}
         self._lock = threading.Lock()
 
     def of_fd(self, fd: int) -> str:
         st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._lock:
             known = self._known.get(key)
         if known is not None:
@@ -92,6 +94,8 @@ class Sha256Cache:
             offset += len(block)
         value = digest.hexdigest()
         with self._lock:
+            if len(self._known) >= MAX_REMEMBERED_HASHES:
+                self._known.clear()
             self._known[key] = value
         return value
 

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import yaml
 
+from capture_node.datasets.partners import PartnerStore
 from capture_node.datasets.redaction import Identities, Scrubber, write_redacted
 from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, ServerOptions
-from capture_node.datasets.partners import PartnerStore
 from capture_node.datasets.state_dir import DIR_MODE, FILE_MODE
 from capture_node.station_app import RunningStation
 from capture_node.station_config import load_station_config

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import h5py
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -372,3 +373,53 @@ def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
     refused = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--host", "0.0.0.0"],
                              capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert refused.returncode != 0 and "allow-remote" in refused.stderr
+
+
+def _recorded_commands(data: bytes, tmp_path: Path) -> np.ndarray:
+    copy = tmp_path / f"copy-{hashlib.sha256(data).hexdigest()[:8]}.h5"
+    copy.write_bytes(data)
+    with h5py.File(copy, "r") as handle:
+        return handle["control/commands"][()]
+
+
+def test_partner_copies_follow_the_recorded_file_not_its_name(sim_episode: Path, tmp_path: Path) -> None:
+    """A file replaced under the same name (even with the old size and mtime), edited in place with its mtime
+    set back, or another file of the same name in another folder never gets a stale copy."""
+    root = tmp_path / "site"
+    ids = ("20260301T000000Z_sim-excavator-01_cccccc", "20260302T000000Z_sim-excavator-01_dddddd")
+    for folder, episode_id in zip(("day1", "day2"), ids, strict=True):
+        (root / folder).mkdir(parents=True)
+        _copy_episode(sim_episode, root / folder / "a.h5", episode_id, "success")
+    with h5py.File(root / "day2" / "a.h5", "r+") as handle:
+        handle["control/commands"][0] = 0.5  # different content under the same name in another folder
+    (root / "exports" / "set").mkdir(parents=True)
+    (root / "exports" / "set" / "episodes.jsonl").write_text("".join(json.dumps({"episode_id": i}) + "\n"
+                                                                    for i in ids))
+    store = PartnerStore(root)
+    token = store.add("acme")
+    store.grant("acme", "set")
+    recorded = root / "day1" / "a.h5"
+    with BackgroundServer(ServerOptions(root=root, port=0)) as server, \
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        first = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        other = _recorded_commands(client.get(f"/v1/episodes/{ids[1]}").content, tmp_path)
+        assert first[0, 0] != 0.5 and other[0, 0] == 0.5
+
+        before = recorded.stat()
+        replacement = root / "day1" / ".a.h5.new"
+        shutil.copyfile(recorded, replacement)
+        with h5py.File(replacement, "r+") as handle:
+            handle["control/commands"][1] = 0.25
+        assert replacement.stat().st_size == before.st_size
+        os.replace(replacement, recorded)
+        os.utime(recorded, ns=(before.st_atime_ns, before.st_mtime_ns))  # same name, size and mtime
+        replaced = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        assert replaced[1, 0] == 0.25
+
+        with h5py.File(recorded, "r+") as handle:
+            handle["control/commands"][2] = -0.75
+        os.utime(recorded, ns=(before.st_atime_ns, before.st_mtime_ns))
+        edited = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        assert edited[2, 0] == -0.75 and edited[1, 0] == 0.25
+    copies = sorted(p.name for p in (root / ".excap" / "partner-episodes" / "acme").iterdir())
+    assert len(copies) == 2  # the current copy of each episode; older ones removed
