@@ -345,6 +345,7 @@ class AccessLogOptions:
 
 
 MAX_FIELD_CHARS = {"method": 16, "path": 512, "range": 100}
+SUMMARY_DELAY_S = 1.0
 
 
 def _clip(text: str | None, limit: int) -> str | None:
@@ -358,41 +359,39 @@ class _Client:
     tokens: float
     refilled: float
     suppressed: int = 0
-    summarised: float = 0.0
 
 
 @dataclass
 class RefusalLimiter:
-    """A token bucket per client address for the log lines of refused requests."""
+    """A token bucket per client address for the log lines of refused requests; what it holds back is counted."""
 
     burst: int
     per_s: float
     max_clients: int
     clients: OrderedDict[str, _Client] = field(default_factory=OrderedDict)
 
-    def allow(self, client: str, now: float) -> tuple[bool, list[tuple[str, int]]]:
-        """Whether this refused request gets its own line, and the (client, suppressed) summaries now due."""
+    def allow(self, client: str, now: float) -> bool:
+        """Whether this refused request gets its own line (else it is counted for the next summary)."""
         state = self.clients.get(client)
         if state is None:
-            state = self.clients[client] = _Client(float(self.burst), now, summarised=now)
+            state = self.clients[client] = _Client(float(self.burst), now)
+            while len(self.clients) > self.max_clients:  # forget the longest-quiet client (its count is lost)
+                self.clients.popitem(last=False)
         self.clients.move_to_end(client)
         state.tokens = min(float(self.burst), state.tokens + (now - state.refilled) * self.per_s)
         state.refilled = now
-        due: list[tuple[str, int]] = []
-        while len(self.clients) > self.max_clients:
-            gone, old = self.clients.popitem(last=False)
-            if old.suppressed:
-                due.append((gone, old.suppressed))
         if state.tokens >= 1.0:
             state.tokens -= 1.0
-            allowed = True
-        else:
-            state.suppressed += 1
-            allowed = False
-        if state.suppressed and now - state.summarised >= 1.0:
-            due.append((client, state.suppressed))
-            state.suppressed, state.summarised = 0, now
-        return allowed, due
+            return True
+        state.suppressed += 1
+        return False
+
+    def take_counts(self) -> list[tuple[str, int]]:
+        """(client, refused requests not logged) since the last call, and reset them."""
+        counts = [(client, state.suppressed) for client, state in self.clients.items() if state.suppressed]
+        for client, _ in counts:
+            self.clients[client].suppressed = 0
+        return counts
 
 
 class AccessLog:
@@ -404,6 +403,7 @@ class AccessLog:
         self._lock = threading.Lock()
         self._limiter = RefusalLimiter(self.options.refused_burst, self.options.refused_per_s,
                                        self.options.max_clients)
+        self._summary: threading.Timer | None = None
         private_dir(path.parent)
         for existing in self.files():
             private_file(existing)
@@ -417,17 +417,28 @@ class AccessLog:
         self._append((json.dumps(entry, sort_keys=False) + "\n").encode("utf-8"))
 
     def request(self, entry: dict[str, Any], client_host: str) -> None:
-        """Log one answered request; refused ones (status >= 400) are rate-limited per client."""
+        """Log one answered request; refused ones (status >= 400) are rate-limited per client, and what was held
+        back is written as one summary line per client a second later."""
         if entry["status"] < 400:
             self.write(entry)
             return
         with self._lock:
-            allowed, due = self._limiter.allow(client_host, time.monotonic())
-        for client, count in due:
-            self.write({"time": entry["time"], "client": client, "refused_not_logged": count,
-                        "note": "refused requests beyond the rate limit, counted only"})
+            allowed = self._limiter.allow(client_host, time.monotonic())
+            if not allowed and self._summary is None:
+                self._summary = threading.Timer(SUMMARY_DELAY_S, self._write_summaries)
+                self._summary.daemon = True
+                self._summary.start()
         if allowed:
             self.write(entry)
+
+    def _write_summaries(self) -> None:
+        with self._lock:
+            counts = self._limiter.take_counts()
+            self._summary = None
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for client, count in counts:
+            self.write({"time": now, "client": client, "refused_not_logged": count,
+                        "note": "refused requests beyond the rate limit in the last second, counted only"})
 
     def _append(self, line: bytes) -> None:
         with self._lock:
