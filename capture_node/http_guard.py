@@ -139,12 +139,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _same_origin(url: str, host: str, scheme: str) -> bool:
-    """Whether a URL (an Origin or a Referer) is scheme://host of this request."""
+    """Whether a URL (an Origin or a Referer) is scheme://host of this request, on this server's scheme."""
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return False
-    if parts.scheme not in DEFAULT_PORTS or not parts.netloc or "@" in parts.netloc:
+    if parts.scheme != scheme or not parts.netloc or "@" in parts.netloc:
         return False
     theirs = split_authority(parts.netloc, DEFAULT_PORTS[parts.scheme])
     ours = split_authority(host, DEFAULT_PORTS.get(scheme, 80))
