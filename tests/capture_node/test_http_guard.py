@@ -39,7 +39,8 @@ def test_remote_server_names() -> None:
     assert not wildcard.allows("evil.example:8750") and not wildcard.allows("192.0.2.7:8751")
     https = AllowedHosts.for_server("0.0.0.0", 443, scheme="https")
     assert https.allows("192.0.2.7") and not https.allows("192.0.2.7:80")
-    assert split_authority("[::1]:80", 0) == ("[::1]", 80) and split_authority("Example.ORG", 443) == ("example.org", 443)
+    assert split_authority("[::1]:80", 0) == ("[::1]", 80)
+    assert split_authority("Example.ORG", 443) == ("example.org", 443)
 
 
 def test_state_changing_requests_need_the_own_origin_and_json() -> None:

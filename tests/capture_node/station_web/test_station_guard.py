@@ -31,7 +31,7 @@ class AttackerSite:
         pages = self.pages
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            def do_GET(self) -> None:
                 body = pages.get(self.path, "not here").encode()
                 self.send_response(200 if self.path in pages else 404)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -123,12 +123,14 @@ def test_a_page_of_another_origin_cannot_start_or_discard(make_station, attacker
         browser.get(station.url)
         wait_for(lambda: browser.find_element("id", "rec-state").text == "● REC", message="own page shows REC")
         browser.find_element("id", "btn-success").click()
-        wait_for(lambda: not runtime.recording, message="stopped from the station's own page")
-    (path,) = station.out_dir.glob("*.h5")
+        wait_for(lambda: "(success)" in browser.find_element("id", "last-episode").text,
+                 message="stopped from the station's own page")
+    (path,) = wait_for(lambda: list(station.out_dir.glob("*.h5")), message="the episode file")
     assert path.stem == episode_id and validate_episode(path) == []
 
 
-def raw(station: StationFixture, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, dict]:
+def raw(station: StationFixture, method: str, path: str, headers: dict[str, str],
+        body: bytes = b"") -> tuple[int, dict]:
     port = int(station.url.rsplit(":", 1)[1])
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
