@@ -286,18 +286,19 @@ def _chunks(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
             yield block
 
 
-def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None,
-                  known: tuple[int, int, str] | None = None) -> Response:
+def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None) -> Response:
     """The file with ETag = its SHA-256, single-range requests (206 / 416), If-Range, If-None-Match and HEAD.
-    `known` is (size, mtime_ns, sha256) from the catalogue, used while the file still has that size and mtime.
     The checksum and the bytes sent come from the same open file; a file object closes itself when a response
     is abandoned before its body was read."""
-    handle = path.open("rb", buffering=0)
+    try:
+        handle = path.open("rb", buffering=0)
+    except OSError as exc:  # removed since it was found
+        raise NotFound("file") from exc
     streaming = False
     try:
         st = os.fstat(handle.fileno())
         size = st.st_size
-        sha = known[2] if known and known[:2] == (size, st.st_mtime_ns) and known[2] else hashes.of_fd(handle.fileno())
+        sha = hashes.of_fd(handle.fileno())
         etag = f'"{sha}"'
         headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-Sha256": sha}
         if filename:
@@ -617,9 +618,10 @@ class DeliveryService:
         return path
 
     def listing(self, partner: Partner, query: dict[str, str]) -> list[Listed]:
-        """Catalogued episodes matching the filters that were exported into one of the partner's datasets, as the
-        partner sees them (`capture_node.datasets.redaction`): the operator as the partner's pseudonym (as in its
-        exports, also when filtering), registered names scrubbed, no server paths. Unreadable files are left out."""
+        """Valid catalogued episodes matching the filters that were exported into one of the partner's datasets, as
+        the partner sees them (`capture_node.datasets.redaction`): the operator as the partner's pseudonym (as in its
+        exports, also when filtering), registered names scrubbed, no server paths. Unreadable or invalid files (e.g.
+        damaged since the export) are left out."""
         unknown = sorted(set(query) - set(EPISODE_FILTERS) - {"dataset"})
         if unknown:
             shown = ", ".join(name[:40] for name in unknown[:5])
@@ -639,7 +641,7 @@ class DeliveryService:
                 membership.setdefault(episode_id, []).append(name)
         if not membership:
             return []
-        records = [r for r in self._records(selection) if r.episode_id in membership]
+        records = [r for r in self._records(selection) if r.episode_id in membership and r.valid]
         registry, _ = registry_of(self.root)
         scrub = scrubber_for(self.root, partner.name, registry, *(r.operator_id for r in records))
         listed = []

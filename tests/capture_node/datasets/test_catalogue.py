@@ -81,3 +81,24 @@ def test_cli_index_and_list(episode_dir: Path, capsys: pytest.CaptureFixture[str
     assert "operator-cleo-31" in table and "1 episodes" in table
     assert main(["list", str(episode_dir), "--since", "not-a-date"]) == 2
     assert "excap: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--since", "9999-12-31"], ["--until", "0001-01-01"], ["--since", "2262-04-12"],
+                                    ["--until", "9999-12-31T23:59:59+14:00"], ["--min-duration", "nan"],
+                                    ["--max-duration", "inf"]])
+def test_out_of_range_filters_are_one_line_errors(episode_dir: Path, option: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", str(episode_dir), *option]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("excap: error: ") and captured.out == ""
+
+
+def test_start_times_outside_the_catalogue_range_do_not_break_it(episode_dir: Path) -> None:
+    first = sorted(episode_dir.glob("*.h5"))[0]
+    with h5py.File(first, "r+") as handle:
+        handle.attrs["started_at"] = "9999-12-31T23:59:59Z"
+    with Catalogue(episode_dir) as catalogue:
+        assert catalogue.update().added and not catalogue.update().unreadable
+        (record,) = [r for r in catalogue.records() if r.path == first.name]
+        assert record.started_ns is None and len(catalogue.records(EpisodeFilter(since="2000-01-01"))) == 2
