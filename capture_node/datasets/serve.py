@@ -345,7 +345,7 @@ class AccessLogOptions:
     max_clients: int = 4096
 
 
-MAX_FIELD_CHARS = {"method": 16, "path": 512, "range": 100}
+MAX_FIELD_CHARS = {"method": 16, "path": 400, "range": 100}
 SUMMARY_DELAY_S = 1.0
 
 
