@@ -102,3 +102,14 @@ def test_start_times_outside_the_catalogue_range_do_not_break_it(episode_dir: Pa
         assert catalogue.update().added and not catalogue.update().unreadable
         (record,) = [r for r in catalogue.records() if r.path == first.name]
         assert record.started_ns is None and len(catalogue.records(EpisodeFilter(since="2000-01-01"))) == 2
+
+
+def test_catalogue_is_private_and_repaired(episode_dir: Path) -> None:
+    state, database = episode_dir / ".excap", episode_dir / ".excap" / "catalogue.sqlite"
+    os.chmod(state, 0o755)
+    update_catalogue(episode_dir)
+    assert state.stat().st_mode & 0o777 == 0o700 and database.stat().st_mode & 0o777 == 0o600
+    os.chmod(state, 0o755)
+    os.chmod(database, 0o644)
+    update_catalogue(episode_dir)
+    assert state.stat().st_mode & 0o777 == 0o700 and database.stat().st_mode & 0o777 == 0o600

@@ -356,7 +356,8 @@ sys.exit(cmd_serve(parser.parse_args(sys.argv[1:])))
 
 def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--port", "0"],
+    with subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--port", "0",
+                           "--allow-host", "data.example.org"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) as process:
         try:
             line = process.stdout.readline()
@@ -366,6 +367,10 @@ def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
             with httpx.Client(base_url=url, timeout=30.0) as client:
                 assert client.get("/v1/datasets").status_code == 401
                 names = client.get("/v1/datasets", headers={"Authorization": f"Bearer {delivery.acme}"}).json()
+                for host, status in (("data.example.org", 200), ("data.example.org:443", 200), ("evil.example", 421)):
+                    answer = client.get("/v1/datasets", headers={"Authorization": f"Bearer {delivery.acme}",
+                                                                 "Host": host})
+                    assert answer.status_code == status, host
             assert [d["name"] for d in names["datasets"]] == ["dig-v1"]
         finally:
             process.terminate()
