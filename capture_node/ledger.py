@@ -8,8 +8,9 @@ An episode is **accepted** when all three hold (docs/annotation.md):
 Columns: operator_id, task, episodes (all episodes in the period), accepted, accepted_hours (sum of the
 `duration_s` of accepted episodes / 3600), last_date (UTC date of the operator's latest episode for the task).
 Rows are sorted by operator_id, then task. `--since` / `--until` select on the episode start (UTC; a date alone
-is the whole day). Episodes are found through the folder's catalogue (capture_node/datasets/catalogue.py).
-Operators appear by their pseudonymous id only.
+is the whole day). Episodes are found through the folder's catalogue (capture_node/datasets/catalogue.py); a
+file that cannot be read is skipped with one warning line, and an episode whose annotation cannot be read counts
+as not accepted. Operators appear by their pseudonymous id only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capture_node.annotation_store import annotation_status
-from capture_node.datasets.catalogue import EpisodeFilter, select_episodes
+from capture_node.datasets.catalogue import UNREADABLE_ERRORS, EpisodeFilter, Warn, select_episodes, stderr_warning
 from capture_node.errors import ExcapError
 
 CSV_COLUMNS = ("operator_id", "task", "episodes", "accepted", "accepted_hours", "last_date")
@@ -57,16 +58,17 @@ class LedgerRow:
         return self.accepted_s / 3600.0
 
 
-def ledger_episodes(directory: str | Path, since: str | None = None, until: str | None = None) -> list[LedgerEpisode]:
+def ledger_episodes(directory: str | Path, since: str | None = None, until: str | None = None,
+                    warn: Warn | None = stderr_warning) -> list[LedgerEpisode]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ExcapError(f"{directory}: no such folder")
     episodes = []
-    for record in select_episodes(directory, EpisodeFilter(since=since, until=until)):
+    for record in select_episodes(directory, EpisodeFilter(since=since, until=until), warn=warn):
         path = directory / record.path
         try:
             status = annotation_status(path) if record.valid else ""
-        except (OSError, ExcapError):
+        except UNREADABLE_ERRORS:
             status = ""
         episodes.append(LedgerEpisode(path, record.operator_id, record.task, record.started_at, record.duration_s,
                                       record.outcome, record.valid, status))

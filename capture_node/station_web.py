@@ -4,6 +4,10 @@
 `GET|POST /api/session` the session form (operator, site, task, notes) and the operator's certification,
 `POST /api/start`, `/api/stop {outcome}`, `/api/discard`, `/api/mark {label}` the actions (409 with the reason
 when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationServer` runs it on a thread.
+
+Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
+Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
+JSON body, which an HTML form cannot send (`capture_node.http_guard`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from capture_node.errors import ConfigError, ExcapError
+from capture_node.http_guard import AllowedHosts, HostOriginGuard
 from capture_node.http_thread import ThreadedServer, bind, is_loopback, server_url
 from capture_node.station_bindings import StationBindings
 from capture_node.station_control import ActionResult, StationController
@@ -143,17 +148,25 @@ def check_host(host: str, allow_remote: bool) -> None:
                           "--allow-remote (anyone who reaches it can start and stop recordings)")
 
 
-class StationServer:
-    """The page and API served by uvicorn on a thread; port 0 picks a free port."""
+def guarded_app(station: Station, hosts: AllowedHosts) -> HostOriginGuard:
+    """The station app behind the Host, origin and JSON checks."""
+    return HostOriginGuard(create_app(station), hosts, require_json=True, name="excap station")
 
-    def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False) -> None:
+
+class StationServer:
+    """The page and API served by uvicorn on a thread; port 0 picks a free port. `allowed_hosts`: further names
+    (NAME or NAME:PORT) browsers may use to reach a station served with `allow_remote`."""
+
+    def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
         check_host(host, allow_remote)
         try:
             sock = bind(host, port)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self.url = server_url(sock)
-        config = uvicorn.Config(create_app(station), log_level="warning", access_log=False, server_header=False,
+        self.guard = guarded_app(station, AllowedHosts.for_server(host, sock.getsockname()[1], allowed_hosts))
+        config = uvicorn.Config(self.guard, log_level="warning", access_log=False, server_header=False,
                                 lifespan="off")
         self._server = ThreadedServer(config, sock, "station-web")
 

@@ -3,27 +3,34 @@
 It only holds what can be derived from the episode files (metadata, duration, streams, validation state,
 SHA-256, size, mtime), so it can always be rebuilt from them. `update_catalogue` is incremental: files whose
 size and mtime are unchanged are skipped, new and changed files are (re)read, rows of deleted files go.
+
+A file that cannot be read as an episode at all (not HDF5, truncated, not an excap episode, or so malformed that
+reading it fails) is no episode: it is kept aside in the `unreadable` table with the reason, reported by every
+update (`IndexReport.unreadable`, one line each) and read again only when it changes. Files that can be read but
+break the episode schema are catalogued as invalid.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from capture_node.datasets.state_dir import STATE_DIR, create_private, private_file
 from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ConfigError, EpisodeError
+from capture_node.errors import ConfigError, EpisodeError, ExcapError
 from capture_node.validation import validate_episode
 
-CATALOGUE_VERSION = 1
-EXCAP_DIR = ".excap"
+CATALOGUE_VERSION = 2
+EXCAP_DIR = STATE_DIR
 CATALOGUE_NAME = "catalogue.sqlite"
 EPISODE_SUFFIXES = (".h5", ".hdf5")
 METADATA_KEYS = ("episode_id", "machine_kind", "machine_model", "machine_id", "site", "task", "operator_id",
@@ -35,6 +42,15 @@ _COLUMNS = (
     "recovered INTEGER", "duration_s REAL", "streams TEXT", "valid INTEGER", "problems TEXT", "sha256 TEXT",
     "size INTEGER", "mtime_ns INTEGER",
 )
+_UNREADABLE_COLUMNS = ("path TEXT PRIMARY KEY", "size INTEGER", "mtime_ns INTEGER", "problem TEXT")
+# What reading a malformed file can raise, here or in h5py and numpy below the readers: such a file is skipped with
+# its reason, and the folder tool goes on. Anything else is a defect and is not hidden.
+UNREADABLE_ERRORS = (ExcapError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError, RuntimeError)
+MAX_PROBLEM_CHARS = 300
+# Times are int64 nanoseconds since 1970 (as SQLite stores them): the range they can express, in whole days.
+EARLIEST_DATE = date(1678, 1, 1)
+LATEST_DATE = date(2261, 12, 31)
+Warn = Callable[[str, str], None]  # (file, problem)
 
 
 @dataclass
@@ -71,24 +87,53 @@ class IndexReport:
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (relative path, problem), skipped
 
     def text(self) -> str:
         return (f"{len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
-                f"{self.unchanged} unchanged")
+                f"{self.unchanged} unchanged" + (f", {len(self.unreadable)} skipped" if self.unreadable else ""))
+
+
+def one_line(exc: BaseException, path: Path | None = None) -> str:
+    """An exception as one short line, without a leading copy of the file name."""
+    text = " ".join(str(exc).split())
+    if path is not None and text.startswith(f"{path}: "):
+        text = text[len(str(path)) + 2:]
+    if not isinstance(exc, ExcapError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= MAX_PROBLEM_CHARS else text[:MAX_PROBLEM_CHARS - 3] + "..."
+
+
+def stderr_warning(path: str, problem: str) -> None:
+    """The one line a command prints for a file it skips."""
+    import sys
+
+    print(f"excap: warning: {path}: skipped: {problem}", file=sys.stderr)
 
 
 def parse_time_bound(text: str, *, upper: bool) -> int:
     """A --since/--until value as UTC nanoseconds. A date alone means the whole day: as an upper bound the
-    next midnight (exclusive); a date and time is exact (inclusive). Times without a zone are UTC."""
+    next midnight (exclusive); a date and time is exact (inclusive). Times without a zone are UTC. Dates outside
+    EARLIEST_DATE..LATEST_DATE are refused (ConfigError), as is anything but ISO 8601."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + (timedelta(days=1) if upper else timedelta())
-            return _utc_ns(moment) - (1 if upper else 0)
-        moment = datetime.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(text)
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     except ValueError as exc:
-        raise ConfigError(f"{text!r} is not an ISO 8601 date or date and time") from exc
-    return _utc_ns(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        raise ConfigError(f"{shown!r} is not an ISO 8601 date or date and time") from exc
+    try:
+        in_range = EARLIEST_DATE <= moment.astimezone(UTC).date() <= LATEST_DATE
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise ConfigError(f"{shown!r} is out of range (dates from {EARLIEST_DATE} to {LATEST_DATE})")
+    if len(text) == 10 and upper:
+        return _utc_ns(moment + timedelta(days=1)) - 1
+    return _utc_ns(moment)
 
 
 def _utc_ns(moment: datetime) -> int:
@@ -97,11 +142,11 @@ def _utc_ns(moment: datetime) -> int:
 
 
 def started_ns(started_at: str) -> int | None:
+    """The start time as UTC nanoseconds; None if it is not an ISO 8601 time within the catalogue's range."""
     try:
-        moment = datetime.fromisoformat(started_at)
-    except ValueError:
+        return parse_time_bound(started_at, upper=False)
+    except ConfigError:
         return None
-    return _utc_ns(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 @dataclass
@@ -119,6 +164,15 @@ class EpisodeFilter:
     min_duration: float | None = None
     max_duration: float | None = None
     valid: bool | None = None
+
+    def check(self) -> EpisodeFilter:
+        """Raise ConfigError for a value no episode could be selected by (bad dates, non-finite durations)."""
+        self.where()
+        for name in ("min_duration", "max_duration"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number of seconds, not {value}")
+        return self
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -164,26 +218,33 @@ def episode_files(directory: Path) -> Iterator[Path]:
 
 
 def read_record(directory: Path, path: Path) -> EpisodeRecord:
-    """Everything the catalogue keeps about one file, read from the file itself."""
-    stat = path.stat()
-    record = EpisodeRecord(path=path.relative_to(directory).as_posix(), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                           sha256=file_sha256(path))
-    record.problems = validate_episode(path)
-    record.valid = not record.problems
+    """Everything the catalogue keeps about one file, read from the file itself. EpisodeError (one line) if the
+    file cannot be read as an episode at all."""
     try:
+        stat = path.stat()
+        record = EpisodeRecord(path=path.relative_to(directory).as_posix(), size=stat.st_size,
+                               mtime_ns=stat.st_mtime_ns, sha256=file_sha256(path))
+        record.problems = validate_episode(path)
+        record.valid = not record.problems
         with EpisodeReader(path) as reader:
             meta = reader.metadata
             for key in METADATA_KEYS:
-                setattr(record, key, str(meta.get(key, "")))
+                setattr(record, key, _text(meta.get(key, "")))
             record.recovered = bool(meta.get("recovered", False))
-            record.duration_s = float(meta.get("duration_s", 0.0) or 0.0)
-            record.streams = [{"path": s.path, "kind": s.kind, "samples": s.samples} for s in reader.streams]
-    except (EpisodeError, OSError, KeyError, ValueError, TypeError) as exc:
-        if record.valid:
-            record.valid = False
-            record.problems = [f"{path}: cannot be read: {exc}"]
+            duration = float(meta.get("duration_s", 0.0) or 0.0)
+            record.streams = [{"path": s.path, "kind": s.kind, "samples": int(s.samples)} for s in reader.streams]
+    except UNREADABLE_ERRORS as exc:
+        raise EpisodeError(f"{path}: {one_line(exc, path)}") from exc
+    record.duration_s = duration if math.isfinite(duration) else 0.0
+    if not math.isfinite(duration):
+        record.valid = False
+        record.problems.append(f"{path}: duration_s is {duration}")
     record.started_ns = started_ns(record.started_at)
     return record
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class Catalogue:
@@ -194,10 +255,12 @@ class Catalogue:
         if not self.directory.is_dir():
             raise ConfigError(f"{self.directory}: no such folder")
         self.database = Path(database) if database else self.directory / EXCAP_DIR / CATALOGUE_NAME
-        self.database.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.database)  # it holds raw operator ids
         self._db = sqlite3.connect(self.database)
         self._db.row_factory = sqlite3.Row
         self._prepare()
+        for suffix in ("-journal", "-wal", "-shm"):
+            private_file(self.database.with_name(self.database.name + suffix))
 
     def __enter__(self) -> Catalogue:
         return self
@@ -212,32 +275,60 @@ class Catalogue:
         with self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-            if row is None or int(row[0]) != CATALOGUE_VERSION:
+            if row is None or row[0] != str(CATALOGUE_VERSION):
                 self._db.execute("DROP TABLE IF EXISTS episodes")
+                self._db.execute("DROP TABLE IF EXISTS unreadable")
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(CATALOGUE_VERSION),))
             self._db.execute(f"CREATE TABLE IF NOT EXISTS episodes ({', '.join(_COLUMNS)})")
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS unreadable ({', '.join(_UNREADABLE_COLUMNS)})")
 
-    def update(self, rebuild: bool = False) -> IndexReport:
-        """Bring the catalogue up to date with the files; `rebuild` forgets everything and reads every file."""
+    def update(self, rebuild: bool = False, warn: Warn | None = None) -> IndexReport:
+        """Bring the catalogue up to date with the files; `rebuild` forgets everything and reads every file.
+        Each file that cannot be read is skipped, listed in the report and passed to `warn(path, problem)`."""
         report = IndexReport()
         with self._db:
             if rebuild:
                 self._db.execute("DELETE FROM episodes")
+                self._db.execute("DELETE FROM unreadable")
             known = {row["path"]: (row["size"], row["mtime_ns"])
                      for row in self._db.execute("SELECT path, size, mtime_ns FROM episodes")}
+            bad = {row["path"]: (row["size"], row["mtime_ns"], row["problem"])
+                   for row in self._db.execute("SELECT path, size, mtime_ns, problem FROM unreadable")}
             seen: set[str] = set()
             for path in episode_files(self.directory):
                 relative = path.relative_to(self.directory).as_posix()
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue  # gone since the folder was listed
                 seen.add(relative)
-                stat = path.stat()
-                if known.get(relative) == (stat.st_size, stat.st_mtime_ns):
+                identity = (stat.st_size, stat.st_mtime_ns)
+                if known.get(relative) == identity:
                     report.unchanged += 1
                     continue
-                self._store(read_record(self.directory, path))
+                if relative in bad and bad[relative][:2] == identity:
+                    report.unreadable.append((relative, bad[relative][2]))
+                    continue
+                self._db.execute("DELETE FROM unreadable WHERE path = ?", (relative,))
+                try:
+                    record = read_record(self.directory, path)
+                except EpisodeError as exc:
+                    problem = one_line(exc, path)
+                    self._db.execute("DELETE FROM episodes WHERE path = ?", (relative,))
+                    self._db.execute("INSERT INTO unreadable VALUES (?, ?, ?, ?)", (relative, *identity, problem))
+                    report.unreadable.append((relative, problem))
+                    continue
+                self._store(record)
                 (report.updated if relative in known else report.added).append(relative)
             for relative in sorted(set(known) - seen):
                 self._db.execute("DELETE FROM episodes WHERE path = ?", (relative,))
                 report.removed.append(relative)
+            for relative in set(bad) - seen:
+                self._db.execute("DELETE FROM unreadable WHERE path = ?", (relative,))
+        report.unreadable.sort()
+        if warn is not None:
+            for relative, problem in report.unreadable:
+                warn(str(self.directory / relative), problem)
         return report
 
     def _store(self, record: EpisodeRecord) -> None:
@@ -266,17 +357,20 @@ def _record(row: sqlite3.Row) -> EpisodeRecord:
     return EpisodeRecord(**values)
 
 
-def update_catalogue(directory: str | Path, rebuild: bool = False) -> IndexReport:
+def update_catalogue(directory: str | Path, rebuild: bool = False, warn: Warn | None = None) -> IndexReport:
     with closing(Catalogue(directory)) as catalogue:
-        return catalogue.update(rebuild=rebuild)
+        return catalogue.update(rebuild=rebuild, warn=warn)
 
 
 def select_episodes(directory: str | Path, selection: EpisodeFilter | None = None,
-                    update: bool = True) -> list[EpisodeRecord]:
-    """Matching episodes of a folder, after bringing its catalogue up to date (unless `update` is False)."""
+                    update: bool = True, warn: Warn | None = None) -> list[EpisodeRecord]:
+    """Matching episodes of a folder, after bringing its catalogue up to date (unless `update` is False); files
+    that cannot be read are skipped (and passed to `warn`)."""
+    if selection is not None:
+        selection.check()
     with closing(Catalogue(directory)) as catalogue:
         if update:
-            catalogue.update()
+            catalogue.update(warn=warn)
         return catalogue.records(selection)
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from capture_node.datasets.catalogue import Catalogue, EpisodeFilter, records_table
+from capture_node.datasets.catalogue import Catalogue, EpisodeFilter, records_table, stderr_warning
 from capture_node.datasets.selection import DEFAULT_PARTNER
 from capture_node.errors import ConfigError, ExcapError
 
@@ -91,21 +91,28 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
 
 
 def cmd_index(args: argparse.Namespace) -> int:
+    """Files that cannot be read are skipped with one warning line each; invalid episodes get one line each."""
     with Catalogue(args.directory) as catalogue:
-        report = catalogue.update(rebuild=args.rebuild)
-        invalid = [r.path for r in catalogue.records(EpisodeFilter(valid=False))]
+        report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
+        invalid = catalogue.records(EpisodeFilter(valid=False))
+    for record in invalid:
+        first = record.problems[0] if record.problems else "invalid"
+        more = f" (and {len(record.problems) - 1} more)" if len(record.problems) > 1 else ""
+        print(f"excap: warning: {first}{more}", file=sys.stderr)
     if args.json:
         print(json.dumps({"added": report.added, "updated": report.updated, "removed": report.removed,
-                          "unchanged": report.unchanged, "invalid": invalid}, indent=2))
+                          "unchanged": report.unchanged, "invalid": [r.path for r in invalid],
+                          "skipped": [{"path": path, "problem": problem} for path, problem in report.unreadable]},
+                         indent=2))
     else:
         print(f"{args.directory}: {report.text()}" + (f"; {len(invalid)} invalid" if invalid else ""))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    selection = filter_from_args(args, valid=True if args.valid_only else None)
+    selection = filter_from_args(args, valid=True if args.valid_only else None).check()
     with Catalogue(args.directory) as catalogue:
-        catalogue.update()
+        catalogue.update(warn=stderr_warning)
         records = catalogue.records(selection)
     if args.json:
         print(json.dumps([r.as_json() for r in records], indent=2))

@@ -1,81 +1,107 @@
-"""Episodes as a partner receives them: the recorded file with the operator pseudonymised.
+"""Episodes as a partner receives them: the recorded file passed through the redaction allow-list.
 
-An episode downloaded through `excap serve` must carry no more about the operator than an export
-does: `operator_id` becomes the partner's pseudonym (the same one as in that partner's exports),
-and the free-text fields that may name people (`certification`, `notes`, the details of
-`metadata` events) are emptied. The copy is made once per partner and episode, in
-DIR/.excap/partner-episodes/<partner>/, and remade when the recorded file changes.
+An episode downloaded through `excap serve` carries no more about people than an export does: see
+`capture_node.datasets.redaction` for what is kept (the operator becomes the partner's pseudonym, free text is
+dropped or emptied, registered names are scrubbed from what remains).
+
+Copies are cached in DIR/.excap/partner-episodes/<partner>/ under a name made of the episode's place in the folder
+and a key over the partner, the SHA-256 of the exact bytes copied, the operator registry's content and the
+redaction policy version: an episode replaced by another of the same name, an edited registry or a changed policy
+never serves a stale copy. The bytes are hashed and copied from one open file, so a file replaced meanwhile cannot
+mix two versions. Older copies of the same episode are removed when a new one is made.
 """
 
+from __future__ import annotations
+
+import hashlib
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
+from capture_node.datasets.catalogue import UNREADABLE_ERRORS, one_line
+from capture_node.datasets.operators import (
+    OperatorRegistry,
+    key_path,
+    load_or_create_key,
+    load_registry,
+    pseudonym,
+    registry_path,
+)
+from capture_node.datasets.redaction import REDACTION_VERSION, Identities, Scrubber, write_redacted
+from capture_node.datasets.state_dir import FILE_MODE, private_dir, private_file, state_dir
+from capture_node.errors import EpisodeError
 
 CACHE_DIR = "partner-episodes"
-_REDACTED_ATTRS = ("certification", "notes")
 _lock = threading.Lock()
 
-
-def partner_episode(root: Path, partner: str, episode: Path, sha256: str) -> Path:
-    """The partner's copy of `episode` (whose content hash is `sha256`), made if missing or stale."""
-    folder = root / ".excap" / CACHE_DIR / partner
-    target = folder / episode.name
-    with _lock:
-        if target.exists() and _source_hash(target) == sha256:
-            return target
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{episode.name}.part"
-        temporary.unlink(missing_ok=True)
-        secret = load_or_create_key(key_path(root))
-        with h5py.File(episode, "r") as source, h5py.File(temporary, "w") as copy:
-            write_redacted(source, copy, lambda operator_id: pseudonym(secret, partner, operator_id))
-            copy.attrs["source_sha256"] = sha256
-        os.replace(temporary, target)
-        return target
+HashOfFd = Callable[[int], str]
 
 
-def write_redacted(source: h5py.File, copy: h5py.File, pseudonym_of: Callable[[str], str]) -> None:
-    """Copy `source` into the new, empty file `copy` without ever writing the redacted values.
-
-    (Editing attributes in place would leave the old bytes in the file's free space.)
-    """
-    for name, value in source.attrs.items():
-        if name == "operator_id":
-            operator = value.decode() if isinstance(value, bytes) else str(value)
-            value = pseudonym_of(operator) if operator else ""
-        elif name in _REDACTED_ATTRS:
-            value = ""
-        copy.attrs[name] = value
-    for name in source:
-        if name != "events":
-            source.copy(source[name], copy, name)
-    if "events" not in source:
-        return
-    events = source["events"]
-    group = copy.create_group("events")
-    for name, value in events.attrs.items():
-        group.attrs[name] = value
-    kinds = events["kind"][()]
-    for name, dataset in events.items():
-        data = dataset[()]
-        if name == "detail":
-            data = np.array([b"{}" if kind in (b"metadata", "metadata") else detail
-                             for kind, detail in zip(kinds, data, strict=True)], dtype=object)
-        group.create_dataset(name, data=data, dtype=dataset.dtype, maxshape=(None,))
-        for attr, value in dataset.attrs.items():
-            group[name].attrs[attr] = value
+def _sha256_of_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    offset = 0
+    while block := os.pread(fd, 1 << 20, offset):
+        digest.update(block)
+        offset += len(block)
+    return digest.hexdigest()
 
 
-def _source_hash(path: Path) -> str:
+def registry_of(root: Path) -> tuple[OperatorRegistry | None, str]:
+    """The folder's operator registry (None if there is none) and the SHA-256 of its content. A registry that
+    exists but cannot be read is an error: without it, names it lists could not be scrubbed."""
+    path = registry_path(root)
+    if not path.exists():
+        return None, ""
+    private_file(path)
+    return load_registry(path), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def scrubber_for(root: Path, partner: str, registry: OperatorRegistry | None, *operator_ids: str) -> Scrubber:
+    """The scrubber for what `partner` receives: the registry's identities and these operators'."""
+    state_dir(root)
+    secret = load_or_create_key(private_file(key_path(root)))
+    identities = Identities.of_registry(registry, *operator_ids)
+    return Scrubber(identities, lambda operator: pseudonym(secret, partner, operator))
+
+
+def partner_episode(root: Path, partner: str, relative: str, hash_of_fd: HashOfFd = _sha256_of_fd) -> Path:
+    """The partner's copy of the episode DIR/`relative`, made if there is no current one.
+    EpisodeError (one line) if the recorded file cannot be read."""
+    root = Path(root)
+    source_path = root / relative
+    folder = private_dir(private_dir(state_dir(root) / CACHE_DIR) / partner)
+    place = hashlib.sha256(relative.encode("utf-8")).hexdigest()[:16]
     try:
-        with h5py.File(path, "r") as handle:
-            value = handle.attrs.get("source_sha256", "")
-    except OSError:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+        handle = source_path.open("rb")
+    except OSError as exc:
+        raise EpisodeError(f"{relative}: {one_line(exc)}") from exc
+    with handle, _lock:
+        registry, registry_sha = registry_of(root)
+        source_sha = hash_of_fd(handle.fileno())
+        key = hashlib.sha256(f"{REDACTION_VERSION}\0{partner}\0{source_sha}\0{registry_sha}".encode()).hexdigest()
+        target = folder / f"{place}-{key[:40]}.h5"
+        if target.is_file():
+            return target
+        temporary = folder / f".{target.name}.part"
+        temporary.unlink(missing_ok=True)
+        try:
+            handle.seek(0)
+            with h5py.File(handle, "r") as source:
+                operator = source.attrs.get("operator_id", "")
+                operator = operator.decode("utf-8", "replace") if isinstance(operator, bytes) else str(operator)
+                scrub = scrubber_for(root, partner, registry, operator)
+                descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+                os.close(descriptor)
+                with h5py.File(temporary, "w") as copy:
+                    write_redacted(source, copy, scrub)
+            os.replace(private_file(temporary), target)
+        except UNREADABLE_ERRORS as exc:
+            temporary.unlink(missing_ok=True)
+            raise EpisodeError(f"{relative}: cannot be prepared for delivery: {one_line(exc)}") from exc
+        for older in folder.glob(f"{place}-*.h5"):
+            if older != target:
+                older.unlink(missing_ok=True)
+        return target

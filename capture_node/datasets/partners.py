@@ -1,8 +1,8 @@
 """Delivery partners: bearer tokens (stored only as hashes) and grants to exported datasets.
 
-Everything lives in DIR/.excap/partners.sqlite. A token reads `excap_<token id>_<secret>`: the token id
-(8 hex digits) finds the row, the secret (256 random bits) is checked against its SHA-256, which is
-enough for a high-entropy random secret (no slow hash needed, nothing to guess).
+Everything lives in DIR/.excap/partners.sqlite (mode 0600, in the private state folder). A token reads
+`excap_<token id>_<secret>`: the token id (8 hex digits) finds the row, the secret (256 random bits) is checked
+against its SHA-256, which is enough for a high-entropy random secret (no slow hash needed, nothing to guess).
 """
 
 import hashlib
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from capture_node.datasets.state_dir import STATE_DIR, create_private, private_file, state_dir
 from capture_node.errors import ConfigError, ExcapError
 
-STATE_DIR = ".excap"
 DB_NAME = "partners.sqlite"
 TOKEN_PREFIX = "excap"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -86,8 +86,11 @@ class PartnerStore:
         if not self.path.exists():
             if not create:
                 raise PartnerError(f"{self.path}: no partner database (add a partner first)")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.touch(mode=0o600)
+            state_dir(self.root)
+            create_private(self.path)
+        else:
+            state_dir(self.root)
+            private_file(self.path)
         connection = sqlite3.connect(self.path, timeout=10.0)
         try:
             connection.execute("PRAGMA foreign_keys = ON")

@@ -1,4 +1,10 @@
-"""Which episodes an export contains: catalogue filters, validity, operator consent, and pseudonyms."""
+"""Which episodes an export contains: catalogue filters, validity, operator consent, and pseudonyms.
+
+The records handed to exports are already as a partner may see them (`capture_node.datasets.redaction`): the
+operator replaced by the partner's pseudonym, registered names scrubbed from task, site and machine fields, no
+validation problems (they name server paths). Only `path` (the file to read frames from) stays a server path.
+Files that cannot be read are skipped with one warning line each.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, select_episodes
+from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, Warn, select_episodes, stderr_warning
 from capture_node.datasets.operators import key_path, load_or_create_key, load_registry, pseudonym, registry_path
+from capture_node.datasets.redaction import Identities, Scrubber
+from capture_node.datasets.state_dir import private_file, state_dir
 from capture_node.errors import ExcapError
 
 DEFAULT_PARTNER = "default"
@@ -15,7 +23,7 @@ DEFAULT_PARTNER = "default"
 
 @dataclass
 class SelectedEpisode:
-    record: EpisodeRecord
+    record: EpisodeRecord  # as the partner may see it: operator_id is the pseudonym, texts scrubbed
     path: Path  # absolute path of the episode file
     operator_pseudonym: str
 
@@ -33,14 +41,17 @@ class ExportSelection:
 
 
 def select_for_export(directory: str | Path, selection: EpisodeFilter | None, partner: str = DEFAULT_PARTNER,
-                      registry_file: str | Path | None = None) -> ExportSelection:
+                      registry_file: str | Path | None = None, warn: Warn | None = stderr_warning) -> ExportSelection:
     """Valid matching episodes whose operator consented to sharing, each with its per-partner pseudonym.
-    Left out (and counted): invalid files, operators without consent, operators not in the registry."""
+    Left out (and counted): invalid files, operators without consent, operators not in the registry; files that
+    cannot be read are skipped (and passed to `warn`)."""
     directory = Path(directory)
-    registry = load_registry(registry_path(directory, registry_file))
-    secret = load_or_create_key(key_path(directory))
+    registry = load_registry(private_file(registry_path(directory, registry_file)))
+    state_dir(directory)
+    secret = load_or_create_key(private_file(key_path(directory)))
+    scrub = Scrubber(Identities.of_registry(registry), lambda operator: pseudonym(secret, partner, operator))
     result = ExportSelection(partner, [])
-    for record in select_episodes(directory, selection):
+    for record in select_episodes(directory, selection, warn=warn):
         reason = None
         if not record.valid:
             reason = "invalid"
@@ -51,8 +62,8 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
         if reason:
             result.excluded[reason] = result.excluded.get(reason, 0) + 1
             continue
-        result.episodes.append(SelectedEpisode(record, directory / record.path,
-                                               pseudonym(secret, partner, record.operator_id)))
+        shared = scrub.record(record)
+        result.episodes.append(SelectedEpisode(shared, directory / record.path, shared.operator_id))
     return result
 
 

@@ -2,24 +2,27 @@
 
 Layout of the served folder DIR: episodes anywhere outside hidden folders (as catalogued by
 `capture_node.datasets.catalogue`), exported datasets in DIR/exports/<dataset>/, partners and grants in
-DIR/.excap/partners.sqlite, and the access log DIR/.excap/access.log (JSON lines, append-only).
+DIR/.excap/partners.sqlite, and the access log DIR/.excap/access.log (JSON lines, bounded and rotated by size).
 
-Every request needs `Authorization: Bearer <token>` (401 otherwise, also for forged and revoked tokens). A partner
-sees only the datasets granted to it and the episodes those datasets were exported from; anything else, whether
-it exists or not, is 404.
+Every request must name this server in its Host header and, if it changes anything, come from no other web page
+(`capture_node.http_guard`); then it needs `Authorization: Bearer <token>` (401 otherwise, also for forged and
+revoked tokens). A partner sees only the datasets granted to it and the episodes those datasets were exported
+from; anything else, whether it exists or not, is 404.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,18 +33,25 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, select_episodes
-from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
-from capture_node.datasets.partner_episodes import partner_episode
-from capture_node.datasets.partners import STATE_DIR, Partner, PartnerStore, check_name
-from capture_node.errors import ConfigError
+from capture_node.datasets.partner_episodes import partner_episode, registry_of, scrubber_for
+from capture_node.datasets.partners import Partner, PartnerStore, check_name
+from capture_node.datasets.state_dir import FILE_MODE, private_dir, private_file, state_dir
+from capture_node.errors import ConfigError, EpisodeError, ExcapError
+from capture_node.http_guard import AllowedHosts, HostOriginGuard
 from capture_node.http_thread import ThreadedServer, bind, is_loopback, server_url
 
 EXPORTS_DIR = "exports"
 ACCESS_LOG = "access.log"
 CHUNK = 1 << 20
+DEFAULT_PORT = 8750
+MAX_REMEMBERED_HASHES = 100_000
 EPISODE_FILTERS = ("machine_kind", "machine_model", "site", "task", "operator_id", "outcome", "since", "until",
                    "min_duration", "max_duration", "valid")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+MAX_RANGES = 16  # more byte ranges in one Range header is malformed (400)
+MAX_RANGE_DIGITS = 18  # a byte position longer than this is malformed (400): no file is that large
+_RANGE_SPEC = re.compile(r"\s*([0-9]*)\s*-\s*([0-9]*)\s*")
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 _ID_KEYS = ("episode_id", "source_episode_id", "excap_episode_id")
 _ID_LIST_KEYS = ("episode_ids", "source_episode_ids")
 _MAX_JSON_BYTES = 64 << 20
@@ -63,15 +73,16 @@ class NotFound(HTTPException):
 
 
 class Sha256Cache:
-    """SHA-256 of files, remembered per (device, inode, size, mtime) so unchanged files are hashed once."""
+    """SHA-256 of files, remembered per (device, inode, size, mtime, ctime) so unchanged files are hashed once. The
+    change time cannot be set back, so a file edited in place with its mtime restored is hashed again."""
 
     def __init__(self) -> None:
-        self._known: dict[tuple[int, int, int, int], str] = {}
+        self._known: dict[tuple[int, int, int, int, int], str] = {}
         self._lock = threading.Lock()
 
     def of_fd(self, fd: int) -> str:
         st = os.fstat(fd)
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         with self._lock:
             known = self._known.get(key)
         if known is not None:
@@ -83,6 +94,8 @@ class Sha256Cache:
             offset += len(block)
         value = digest.hexdigest()
         with self._lock:
+            if len(self._known) >= MAX_REMEMBERED_HASHES:
+                self._known.clear()
             self._known[key] = value
         return value
 
@@ -221,15 +234,34 @@ class ByteRange:
         return self.end - self.start + 1
 
 
+class RangeError(ValueError):
+    """A malformed `bytes=` Range header (answered with 400)."""
+
+
 def parse_range(header: str, size: int) -> ByteRange | str | None:
-    """One `bytes=` range: a ByteRange, None to send the whole file (no or unsupported Range, e.g. several
-    ranges), or "unsatisfiable"."""
-    match = _RANGE.match(header.strip())
-    if match is None:
+    """A Range header: a ByteRange, None to send the whole file (another unit than bytes, or several ranges), or
+    "unsatisfiable". RangeError if it is malformed: not `first-last`, `first-` or `-suffix` numbers, more than
+    MAX_RANGES ranges or a number of more than MAX_RANGE_DIGITS digits."""
+    unit, equals, specs = header.strip().partition("=")
+    if not equals or unit.strip().lower() != "bytes":
         return None
-    first, last = match.groups()
-    if not first and not last:
+    parts = specs.split(",", MAX_RANGES)
+    if len(parts) > MAX_RANGES:
+        raise RangeError(f"more than {MAX_RANGES} ranges")
+    parsed = []
+    for part in parts:
+        match = _RANGE_SPEC.fullmatch(part)
+        if match is None:
+            raise RangeError("expected bytes=FIRST-LAST, bytes=FIRST- or bytes=-SUFFIX")
+        first, last = match.groups()
+        if not first and not last:
+            raise RangeError("a range needs at least one number")
+        if len(first) > MAX_RANGE_DIGITS or len(last) > MAX_RANGE_DIGITS:
+            raise RangeError(f"byte positions have at most {MAX_RANGE_DIGITS} digits")
+        parsed.append((first, last))
+    if len(parsed) > 1:
         return None
+    first, last = parsed[0]
     if not first:
         suffix = int(last)
         if suffix == 0 or size == 0:
@@ -254,18 +286,19 @@ def _chunks(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
             yield block
 
 
-def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None,
-                  known: tuple[int, int, str] | None = None) -> Response:
+def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None) -> Response:
     """The file with ETag = its SHA-256, single-range requests (206 / 416), If-Range, If-None-Match and HEAD.
-    `known` is (size, mtime_ns, sha256) from the catalogue, used while the file still has that size and mtime.
     The checksum and the bytes sent come from the same open file; a file object closes itself when a response
     is abandoned before its body was read."""
-    handle = path.open("rb", buffering=0)
+    try:
+        handle = path.open("rb", buffering=0)
+    except OSError as exc:  # removed since it was found
+        raise NotFound("file") from exc
     streaming = False
     try:
         st = os.fstat(handle.fileno())
         size = st.st_size
-        sha = known[2] if known and known[:2] == (size, st.st_mtime_ns) and known[2] else hashes.of_fd(handle.fileno())
+        sha = hashes.of_fd(handle.fileno())
         etag = f'"{sha}"'
         headers = {"ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-Sha256": sha}
         if filename:
@@ -276,7 +309,10 @@ def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: s
         wanted = request.headers.get("range")
         if_range = request.headers.get("if-range")
         if wanted and (if_range is None or if_range == etag):
-            chosen = parse_range(wanted, size)
+            try:
+                chosen = parse_range(wanted, size)
+            except RangeError as exc:
+                return JSONResponse({"detail": f"bad Range header: {exc}"}, status_code=400, headers=headers)
             if chosen == "unsatisfiable":
                 return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
             if isinstance(chosen, ByteRange):
@@ -296,22 +332,139 @@ def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: s
 # ---------------------------------------------------------------- authentication and the access log
 
 
-class AccessLog:
-    """Appends one JSON object per line; lines are written whole with O_APPEND, never rewritten."""
+@dataclass
+class AccessLogOptions:
+    """Bounds of the access log: whole lines of at most ~4 KiB, rotated by size (access.log, access.log.1, ...),
+    and refused requests (status 400 or more) of one client logged one by one only up to a burst, then at most
+    `refused_per_s` a second, the rest summed up in one line per client and second."""
 
-    def __init__(self, path: Path) -> None:
+    max_bytes: int = 16 << 20
+    backups: int = 4
+    refused_burst: int = 60
+    refused_per_s: float = 10.0
+    max_clients: int = 4096
+
+
+MAX_FIELD_CHARS = {"method": 16, "path": 400, "range": 100}
+SUMMARY_DELAY_S = 1.0
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"...[{len(text) - limit} more]"
+
+
+@dataclass
+class _Client:
+    tokens: float
+    refilled: float
+    suppressed: int = 0
+
+
+@dataclass
+class RefusalLimiter:
+    """A token bucket per client address for the log lines of refused requests; what it holds back is counted."""
+
+    burst: int
+    per_s: float
+    max_clients: int
+    clients: OrderedDict[str, _Client] = field(default_factory=OrderedDict)
+
+    def allow(self, client: str, now: float) -> bool:
+        """Whether this refused request gets its own line (else it is counted for the next summary)."""
+        state = self.clients.get(client)
+        if state is None:
+            state = self.clients[client] = _Client(float(self.burst), now)
+            while len(self.clients) > self.max_clients:  # forget the longest-quiet client (its count is lost)
+                self.clients.popitem(last=False)
+        self.clients.move_to_end(client)
+        state.tokens = min(float(self.burst), state.tokens + (now - state.refilled) * self.per_s)
+        state.refilled = now
+        if state.tokens >= 1.0:
+            state.tokens -= 1.0
+            return True
+        state.suppressed += 1
+        return False
+
+    def take_counts(self) -> list[tuple[str, int]]:
+        """(client, refused requests not logged) since the last call, and reset them."""
+        counts = [(client, state.suppressed) for client, state in self.clients.items() if state.suppressed]
+        for client, _ in counts:
+            self.clients[client].suppressed = 0
+        return counts
+
+
+class AccessLog:
+    """JSON lines, each written whole with O_APPEND, mode 0600, in the private state folder; rotated by size."""
+
+    def __init__(self, path: Path, options: AccessLogOptions | None = None) -> None:
         self.path = path
+        self.options = options or AccessLogOptions()
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._limiter = RefusalLimiter(self.options.refused_burst, self.options.refused_per_s,
+                                       self.options.max_clients)
+        self._summary: threading.Timer | None = None
+        private_dir(path.parent)
+        for existing in self.files():
+            private_file(existing)
+
+    def files(self) -> list[Path]:
+        """The current log and its rotated predecessors that exist, newest first."""
+        names = [self.path] + [self.path.with_name(f"{self.path.name}.{i}") for i in range(1, self.options.backups + 1)]
+        return [p for p in names if p.exists()]
 
     def write(self, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, sort_keys=False) + "\n").encode("utf-8")
+        self._append((json.dumps(entry, sort_keys=False) + "\n").encode("utf-8"))
+
+    def request(self, entry: dict[str, Any], client_host: str) -> None:
+        """Log one answered request; refused ones (status >= 400) are rate-limited per client, and what was held
+        back is written as one summary line per client a second later."""
+        if entry["status"] < 400:
+            self.write(entry)
+            return
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            allowed = self._limiter.allow(client_host, time.monotonic())
+            if not allowed and self._summary is None:
+                self._summary = threading.Timer(SUMMARY_DELAY_S, self._write_summaries)
+                self._summary.daemon = True
+                self._summary.start()
+        if allowed:
+            self.write(entry)
+
+    def _write_summaries(self) -> None:
+        with self._lock:
+            counts = self._limiter.take_counts()
+            self._summary = None
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        for client, count in counts:
+            self.write({"time": now, "client": client, "refused_not_logged": count,
+                        "note": "refused requests beyond the rate limit in the last second, counted only"})
+
+    def _append(self, line: bytes) -> None:
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
             try:
+                size = os.fstat(fd).st_size
+                if size and size + len(line) > self.options.max_bytes:
+                    os.close(fd)
+                    fd = -1
+                    self._rotate()
+                    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
                 os.write(fd, line)
             finally:
-                os.close(fd)
+                if fd >= 0:
+                    os.close(fd)
+
+    def _rotate(self) -> None:
+        names = [self.path] + [self.path.with_name(f"{self.path.name}.{i}") for i in range(1, self.options.backups + 1)]
+        if self.options.backups == 0:
+            self.path.unlink(missing_ok=True)
+            return
+        names[-1].unlink(missing_ok=True)
+        for older, newer in zip(reversed(names[:-1]), reversed(names[1:]), strict=True):
+            if older.exists():
+                os.replace(older, newer)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -329,13 +482,34 @@ def bearer_token(scope: Scope) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-class Gatekeeper:
-    """ASGI wrapper: authenticates every HTTP request before the app sees it and logs every request with its
-    partner, status and the body bytes actually sent."""
+class Authenticator:
+    """ASGI wrapper: the app sees only requests with a valid bearer token (scope state `partner`); others get 401."""
 
-    def __init__(self, app: ASGIApp, store: PartnerStore, log: AccessLog) -> None:
+    def __init__(self, app: ASGIApp, store: PartnerStore) -> None:
         self.app = app
         self.store = store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(scope)
+        partner = await run_in_threadpool(self.store.authenticate, token) if token else None
+        if partner is None:
+            denied = JSONResponse({"detail": "a valid bearer token is required"}, status_code=401,
+                                  headers={"WWW-Authenticate": 'Bearer realm="excap"'})
+            await denied(scope, receive, send)
+            return
+        scope.setdefault("state", {})["partner"] = partner
+        await self.app(scope, receive, send)
+
+
+class AccessLogger:
+    """ASGI wrapper: logs every HTTP request when its answer has been sent, with its partner (if authenticated),
+    status and the body bytes actually sent."""
+
+    def __init__(self, app: ASGIApp, log: AccessLog) -> None:
+        self.app = app
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -352,33 +526,27 @@ class Gatekeeper:
                 outcome["bytes"] += len(message.get("body", b""))
             await send(message)
 
-        token = bearer_token(scope)
-        partner = await run_in_threadpool(self.store.authenticate, token) if token else None
         try:
-            if partner is None:
-                denied = JSONResponse({"detail": "a valid bearer token is required"}, status_code=401,
-                                      headers={"WWW-Authenticate": 'Bearer realm="excap"'})
-                await denied(scope, receive, counting_send)
-            else:
-                scope.setdefault("state", {})["partner"] = partner
-                await self.app(scope, receive, counting_send)
+            await self.app(scope, receive, counting_send)
         finally:
-            self.log.write(self._entry(scope, partner, outcome, began))
+            client = scope.get("client")
+            self.log.request(self._entry(scope, outcome, began), str(client[0]) if client else "?")
 
     @staticmethod
-    def _entry(scope: Scope, partner: Partner | None, outcome: dict[str, int], began: float) -> dict[str, Any]:
+    def _entry(scope: Scope, outcome: dict[str, int], began: float) -> dict[str, Any]:
         raw = scope.get("raw_path") or scope.get("path", "").encode("utf-8")
         path = raw.decode("latin-1")
         if scope.get("query_string"):
             path += "?" + scope["query_string"].decode("latin-1")
         client = scope.get("client")
+        partner: Partner | None = scope.get("state", {}).get("partner")
         return {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "partner": partner.name if partner else None,
             "token_id": partner.token_id if partner else None,
-            "method": scope.get("method"),
-            "path": path,
-            "range": _header(scope, b"range"),
+            "method": _clip(str(scope.get("method")), MAX_FIELD_CHARS["method"]),
+            "path": _clip(path, MAX_FIELD_CHARS["path"]),
+            "range": _clip(_header(scope, b"range"), MAX_FIELD_CHARS["range"]),
             "status": outcome["status"] or 500,
             "bytes": outcome["bytes"],
             "client": f"{client[0]}:{client[1]}" if client else None,
@@ -387,6 +555,26 @@ class Gatekeeper:
 
 
 # ---------------------------------------------------------------- the API
+
+log = logging.getLogger("excap.serve")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def partner_file_name(episode_id: str) -> str:
+    """The name a partner sees for an episode file: its id, in plain characters (never the server's file name)."""
+    return (_SAFE_FILENAME.sub("_", episode_id)[:200] or "episode") + ".h5"
+
+
+@dataclass
+class Listed:
+    public: dict[str, Any]  # what the partner sees
+    record: EpisodeRecord  # the catalogue's record (raw: server side only)
 
 
 class DeliveryService:
@@ -404,7 +592,7 @@ class DeliveryService:
             if folder is None:
                 continue
             files = list(dataset_files(folder))
-            listed.append({"name": name, "files": len(files), "bytes": sum(p.stat().st_size for _, p in files)})
+            listed.append({"name": name, "files": len(files), "bytes": sum(_size(p) for _, p in files)})
         return listed
 
     def folder(self, partner: Partner, name: str) -> Path:
@@ -415,8 +603,12 @@ class DeliveryService:
 
     def manifest(self, partner: Partner, name: str) -> dict[str, Any]:
         folder = self.folder(partner, name)
-        files = [{"path": relative, "size": path.stat().st_size, "sha256": self.hashes.of_path(path)}
-                 for relative, path in dataset_files(folder)]
+        files = []
+        for relative, path in dataset_files(folder):
+            try:
+                files.append({"path": relative, "size": path.stat().st_size, "sha256": self.hashes.of_path(path)})
+            except OSError:
+                continue  # removed while listing
         return {"dataset": name, "files": files}
 
     def dataset_file(self, partner: Partner, name: str, relative: str) -> Path:
@@ -425,19 +617,23 @@ class DeliveryService:
             raise NotFound("file")
         return path
 
-    def episodes(self, partner: Partner, query: dict[str, str]) -> list[dict[str, Any]]:
-        """Catalogued episodes matching the filters that were exported into one of the partner's datasets.
-        operator_id is the partner's pseudonym of the operator (as in its exports), also when filtering."""
+    def listing(self, partner: Partner, query: dict[str, str]) -> list[Listed]:
+        """Valid catalogued episodes matching the filters that were exported into one of the partner's datasets, as
+        the partner sees them (`capture_node.datasets.redaction`): the operator as the partner's pseudonym (as in its
+        exports, also when filtering), registered names scrubbed, no server paths. Unreadable or invalid files (e.g.
+        damaged since the export) are left out."""
         unknown = sorted(set(query) - set(EPISODE_FILTERS) - {"dataset"})
         if unknown:
-            raise HTTPException(400, f"unknown filter(s): {', '.join(unknown)}; use {', '.join(EPISODE_FILTERS)}"
-                                     ", dataset")
+            shown = ", ".join(name[:40] for name in unknown[:5])
+            raise HTTPException(400, f"unknown filter(s): {shown}; use {', '.join(EPISODE_FILTERS)}, dataset")
         query = dict(query)
         operator = query.pop("operator_id", None)
+        dataset = query.pop("dataset", None)
+        selection = _episode_filter(query)
         names = partner.grants
-        if "dataset" in query:
-            self.folder(partner, query["dataset"])
-            names = [query["dataset"]]
+        if dataset is not None:
+            self.folder(partner, dataset)
+            names = [dataset]
         membership: dict[str, list[str]] = {}
         for name in names:
             folder = dataset_dir(self.root, name)
@@ -445,28 +641,25 @@ class DeliveryService:
                 membership.setdefault(episode_id, []).append(name)
         if not membership:
             return []
-        secret = load_or_create_key(key_path(self.root))
+        records = [r for r in self._records(selection) if r.episode_id in membership and r.valid]
+        registry, _ = registry_of(self.root)
+        scrub = scrubber_for(self.root, partner.name, registry, *(r.operator_id for r in records))
         listed = []
-        for record in self._records(_episode_filter(query)):
-            if record.episode_id not in membership:
-                continue
-            item = {**_public(record), "operator_id": pseudonym(secret, partner.name, record.operator_id),
-                    "datasets": membership[record.episode_id]}
-            if operator is None or item["operator_id"] == operator:
-                listed.append(item)
+        for record in records:
+            public = {**scrub.public_record(record), "file": partner_file_name(record.episode_id),
+                      "datasets": membership[record.episode_id]}
+            if operator is None or public["operator_id"] == operator:
+                listed.append(Listed(public, record))
         return listed
 
-    def public_episodes(self, partner: Partner, query: dict[str, str]) -> list[dict[str, Any]]:
-        """As `episodes`, without the server's folder layout."""
-        return [{k: v for k, v in item.items() if k not in _PRIVATE} for item in self.episodes(partner, query)]
+    def episodes(self, partner: Partner, query: dict[str, str]) -> list[dict[str, Any]]:
+        return [item.public for item in self.listing(partner, query)]
 
-    def episode_file(self, partner: Partner, episode_id: str) -> tuple[Path, tuple[int, int, str]]:
-        """The episode's file and its catalogued (size, mtime_ns, sha256)."""
-        for record in self.episodes(partner, {}):
-            if record["episode_id"] == episode_id:
-                path = contained(self.root, record["path"])
-                if path is not None:
-                    return path, (record["size"], record["mtime_ns"], record["sha256"])
+    def episode_file(self, partner: Partner, episode_id: str) -> tuple[str, str]:
+        """The episode's file (relative to the folder) and the name the partner sees."""
+        for item in self.listing(partner, {}):
+            if item.record.episode_id == episode_id and contained(self.root, item.record.path) is not None:
+                return item.record.path, item.public["file"]
         raise NotFound("episode")
 
     def _records(self, selection: EpisodeFilter) -> list[EpisodeRecord]:
@@ -481,30 +674,38 @@ def _episode_filter(query: dict[str, str]) -> EpisodeFilter:
             if key not in query:
                 continue
             if key in ("min_duration", "max_duration"):
-                values[key] = float(query[key])
+                values[key] = float(query[key]) if len(query[key]) <= 40 else float("nan")
             elif key == "valid":
-                values[key] = query[key].lower() in ("1", "true", "yes")
+                if query[key].lower() not in BOOLEANS:
+                    raise ConfigError(f"valid must be one of {', '.join(BOOLEANS)}")
+                values[key] = BOOLEANS[query[key].lower()]
             else:
                 values[key] = query[key]
-        selection = EpisodeFilter(**values)
-        selection.where()  # checks since/until
+        return EpisodeFilter(**values).check()
     except (ValueError, ConfigError) as exc:
-        raise HTTPException(400, f"bad filter value: {exc}") from exc
-    return selection
+        raise HTTPException(400, f"bad filter value: {str(exc)[:200]}") from exc
 
 
-def _public(record: EpisodeRecord) -> dict[str, Any]:
-    return {**record.as_json(), "file": Path(record.path).name}
+def _problem(status: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
 
 
-_PRIVATE = ("path", "mtime_ns", "problems")
-
-
-def create_app(root: Path) -> ASGIApp:
-    """The delivery API for folder `root`, wrapped in authentication and access logging."""
+def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: AccessLogOptions | None = None) -> ASGIApp:
+    """The delivery API for folder `root`: Host and origin checks, authentication and access logging around it.
+    `hosts`: the names the server answers to (default: loopback on DEFAULT_PORT)."""
     root = Path(root)
     service = DeliveryService(root)
     app = FastAPI(title="excap delivery", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(EpisodeError)
+    async def undeliverable(_request: Request, exc: EpisodeError) -> JSONResponse:
+        log.warning("episode not delivered: %s", exc)
+        return _problem(422, "this episode's file cannot be read; it is left out until it is repaired")
+
+    @app.exception_handler(ExcapError)
+    async def misconfigured(_request: Request, exc: ExcapError) -> JSONResponse:
+        log.error("delivery refused: %s", exc)
+        return _problem(503, "the server cannot answer this now (its configuration needs attention)")
 
     def partner_of(request: Request) -> Partner:
         return request.state.partner
@@ -524,16 +725,18 @@ def create_app(root: Path) -> ASGIApp:
 
     @app.get("/v1/episodes")
     def list_episodes(request: Request) -> dict[str, Any]:
-        return {"episodes": service.public_episodes(partner_of(request), dict(request.query_params))}
+        return {"episodes": service.episodes(partner_of(request), dict(request.query_params))}
 
     @app.api_route("/v1/episodes/{episode_id}", methods=["GET", "HEAD"])
     def episode(request: Request, episode_id: str) -> Response:
         partner = partner_of(request)
-        recorded, (_, _, sha256) = service.episode_file(partner, episode_id)
-        target = partner_episode(root, partner.name, recorded, sha256)  # operator pseudonymised
-        return file_response(request, target, service.hashes, filename=target.name)
+        relative, name = service.episode_file(partner, episode_id)
+        target = partner_episode(root, partner.name, relative, service.hashes.of_fd)  # redacted copy
+        return file_response(request, target, service.hashes, filename=name)
 
-    return Gatekeeper(app, PartnerStore(root), AccessLog(root / STATE_DIR / ACCESS_LOG))
+    guarded = HostOriginGuard(Authenticator(app, PartnerStore(root)), hosts or AllowedHosts.for_server(
+        "127.0.0.1", DEFAULT_PORT), name="excap serve")
+    return AccessLogger(guarded, AccessLog(state_dir(root) / ACCESS_LOG, log_options))
 
 
 # ---------------------------------------------------------------- running the server
@@ -543,10 +746,12 @@ def create_app(root: Path) -> ASGIApp:
 class ServerOptions:
     root: Path
     host: str = "127.0.0.1"
-    port: int = 8750
+    port: int = DEFAULT_PORT
     allow_remote: bool = False
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()  # further names clients use (NAME or NAME:PORT), e.g. behind a proxy
+    access_log: AccessLogOptions = field(default_factory=AccessLogOptions)
 
     def check(self) -> None:
         if not self.root.is_dir():
@@ -557,9 +762,11 @@ class ServerOptions:
             raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
 
 
-def _uvicorn_config(options: ServerOptions) -> uvicorn.Config:
-    return uvicorn.Config(create_app(options.root), host=options.host, port=options.port, log_level="warning",
-                          access_log=False, server_header=False, lifespan="off",
+def _uvicorn_config(options: ServerOptions, sock: socket.socket) -> uvicorn.Config:
+    scheme = "https" if options.ssl_certfile else "http"
+    hosts = AllowedHosts.for_server(options.host, sock.getsockname()[1], options.allowed_hosts, scheme)
+    return uvicorn.Config(create_app(options.root, hosts, options.access_log), host=options.host, port=options.port,
+                          log_level="warning", access_log=False, server_header=False, lifespan="off",
                           ssl_certfile=str(options.ssl_certfile) if options.ssl_certfile else None,
                           ssl_keyfile=str(options.ssl_keyfile) if options.ssl_keyfile else None)
 
@@ -568,7 +775,7 @@ def serve(options: ServerOptions, on_listening: Callable[[str], None] | None = N
     """Serves until interrupted (Ctrl-C / SIGTERM)."""
     options.check()
     sock = bind(options.host, options.port)
-    server = uvicorn.Server(_uvicorn_config(options))
+    server = uvicorn.Server(_uvicorn_config(options, sock))
     if on_listening:
         on_listening(_url(options, sock))
     try:
@@ -588,7 +795,7 @@ class BackgroundServer:
         options.check()
         sock = bind(options.host, options.port)
         self.url = _url(options, sock)
-        self._server = ThreadedServer(_uvicorn_config(options), sock, "excap-serve")
+        self._server = ThreadedServer(_uvicorn_config(options, sock), sock, "excap-serve")
 
     def start(self, timeout: float = 20.0) -> BackgroundServer:
         """Starts the thread and returns once uvicorn accepts connections."""

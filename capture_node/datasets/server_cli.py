@@ -81,6 +81,9 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
                        help="allow a non-loopback --host (put TLS in front, or use --ssl-certfile/--ssl-keyfile)")
     serve.add_argument("--ssl-certfile", type=Path, default=None, metavar="PEM")
     serve.add_argument("--ssl-keyfile", type=Path, default=None, metavar="PEM")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
+                       help="a further name clients reach the server by (repeatable; e.g. the public name behind a "
+                            "reverse proxy); requests naming any other host are refused")
     return serve
 
 
@@ -88,7 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from capture_node.datasets.serve import ServerOptions, is_loopback, serve
 
     options = ServerOptions(root=args.dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
-                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+                            ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+                            allowed_hosts=tuple(args.allow_host))
     options.check()
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}, reachable from other machines"

@@ -1,7 +1,9 @@
 """The ledger: episodes, accepted episodes and accepted hours per operator and task."""
 
 import argparse
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -9,6 +11,7 @@ import pytest
 
 from capture_node.annotation_store import AnnotationSpan, store_annotation
 from capture_node.ledger import add_ledger_parser, cmd_ledger
+from tests.conftest import REPO, excap_command
 
 # (file, operator, task, started_at, duration_s, outcome, annotation status or None, corrupt)
 EPISODES = [
@@ -73,3 +76,12 @@ def test_ledger_period(folder: Path, tmp_path: Path) -> None:
         "op-1,trenching,1,0,0.0000,2026-11-05\n"
         "op-2,dig-and-load,1,1,1.0000,2026-11-06\n"
     )
+
+
+def test_ledger_refuses_out_of_range_dates_in_one_line(folder: Path) -> None:
+    for option in ("--since", "--until"):
+        result = subprocess.run(excap_command("ledger", str(folder), option, "9999-12-31"), capture_output=True,
+                                text=True, timeout=120, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.splitlines() == ["excap: error: '9999-12-31' is out of range (dates from 1678-01-01 "
+                                              "to 2261-12-31)"]

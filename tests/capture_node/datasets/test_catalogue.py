@@ -25,20 +25,26 @@ def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
     report = update_catalogue(episode_dir)
     assert report.updated == [files[0].name]
     assert report.removed == [files[1].name]
-    assert report.added == ["foreign.h5"]
+    assert report.added == []
+    assert report.unreadable == [("foreign.h5", "not an excap episode (no schema='excap.episode' root attribute)")]
     assert report.unchanged == 1
+    assert update_catalogue(episode_dir).unreadable == report.unreadable  # reported again, not read again
 
     with Catalogue(episode_dir) as catalogue:
         records = {r.path: r for r in catalogue.records()}
-        assert not records["foreign.h5"].valid and records["foreign.h5"].problems
+        assert "foreign.h5" not in records
         episode = records[files[0].name]
         assert episode.valid and episode.machine_kind == "excavator" and episode.duration_s > 2
         assert episode.sha256 and episode.size == files[0].stat().st_size
         assert any(s["path"] == "cameras/side" for s in episode.streams)
         assert [r.path for r in catalogue.records(EpisodeFilter(valid=True))] == [files[0].name, files[2].name]
 
+    with h5py.File(files[0], "r") as source, h5py.File(episode_dir / "foreign.h5", "w") as handle:
+        handle.attrs.update(source.attrs)  # replaced by an (invalid) episode: read again
     report = update_catalogue(episode_dir, rebuild=True)
-    assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"])
+    assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"]) and not report.unreadable
+    with Catalogue(episode_dir) as catalogue:
+        assert not next(r for r in catalogue.records() if r.path == "foreign.h5").valid
 
 
 def test_filters(episode_dir: Path) -> None:
@@ -75,3 +81,35 @@ def test_cli_index_and_list(episode_dir: Path, capsys: pytest.CaptureFixture[str
     assert "operator-cleo-31" in table and "1 episodes" in table
     assert main(["list", str(episode_dir), "--since", "not-a-date"]) == 2
     assert "excap: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--since", "9999-12-31"], ["--until", "0001-01-01"], ["--since", "2262-04-12"],
+                                    ["--until", "9999-12-31T23:59:59+14:00"], ["--min-duration", "nan"],
+                                    ["--max-duration", "inf"]])
+def test_out_of_range_filters_are_one_line_errors(episode_dir: Path, option: list[str],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", str(episode_dir), *option]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.splitlines()
+    assert line.startswith("excap: error: ") and captured.out == ""
+
+
+def test_start_times_outside_the_catalogue_range_do_not_break_it(episode_dir: Path) -> None:
+    first = sorted(episode_dir.glob("*.h5"))[0]
+    with h5py.File(first, "r+") as handle:
+        handle.attrs["started_at"] = "9999-12-31T23:59:59Z"
+    with Catalogue(episode_dir) as catalogue:
+        assert catalogue.update().added and not catalogue.update().unreadable
+        (record,) = [r for r in catalogue.records() if r.path == first.name]
+        assert record.started_ns is None and len(catalogue.records(EpisodeFilter(since="2000-01-01"))) == 2
+
+
+def test_catalogue_is_private_and_repaired(episode_dir: Path) -> None:
+    state, database = episode_dir / ".excap", episode_dir / ".excap" / "catalogue.sqlite"
+    os.chmod(state, 0o755)
+    update_catalogue(episode_dir)
+    assert state.stat().st_mode & 0o777 == 0o700 and database.stat().st_mode & 0o777 == 0o600
+    os.chmod(state, 0o755)
+    os.chmod(database, 0o644)
+    update_catalogue(episode_dir)
+    assert state.stat().st_mode & 0o777 == 0o700 and database.stat().st_mode & 0o777 == 0o600

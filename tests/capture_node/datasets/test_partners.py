@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -93,3 +94,16 @@ def test_partner_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run("partner", "revoke", "acme", "--dir", str(tmp_path)) == 0
     assert run("partner", "list", "--dir", str(tmp_path)) == 0
     assert "revoked" in capsys.readouterr().out
+
+
+def test_state_folder_and_database_are_made_private(tmp_path: Path) -> None:
+    state = tmp_path / ".excap"
+    state.mkdir(mode=0o755)
+    os.chmod(state, 0o755)
+    store = PartnerStore(tmp_path)
+    store.add("acme")
+    assert (state / "partners.sqlite").stat().st_mode & 0o777 == 0o600 and state.stat().st_mode & 0o777 == 0o700
+    os.chmod(state, 0o755)
+    os.chmod(state / "partners.sqlite", 0o644)  # loosened by hand: repaired when next opened
+    assert [p.name for p in store.partners()] == ["acme"]
+    assert (state / "partners.sqlite").stat().st_mode & 0o777 == 0o600 and state.stat().st_mode & 0o777 == 0o700

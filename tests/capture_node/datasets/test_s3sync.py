@@ -1,9 +1,16 @@
-"""push / pull against moto's stand-alone S3 server on a loopback ephemeral port (no real S3 is contacted)."""
+"""push / pull against moto's stand-alone S3 server on a loopback ephemeral port (no real S3 is contacted); a faulty
+store is a loopback proxy in front of it that damages what it stores."""
 
 import argparse
 import hashlib
+import http.client
+import os
+import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import boto3
 import pytest
@@ -12,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from capture_node.datasets.s3sync import MiB, S3Location, SyncError, SyncOptions, pull, push, selected
 from capture_node.datasets.server_cli import add_pull_parser, add_push_parser, cmd_pull, cmd_push
 from capture_node.errors import ConfigError
+from tests.conftest import REPO, excap_command
 
 BUCKET = "excap-test"
 
@@ -157,3 +165,97 @@ def test_push_and_pull_commands(s3: object, s3_endpoint: str, tmp_path: Path,
                                        "--no-progress"])) == 0
     assert f"{len(files)} downloaded" in capsys.readouterr().out
     assert tree(target) == files
+
+
+class DamagingStore:
+    """A loopback HTTP proxy in front of moto's S3 server that behaves like a faulty store: with `drop_metadata` it
+    loses the user metadata of uploads (the checksum), with `truncate` it cuts every uploaded object short right
+    after acknowledging the upload; otherwise it passes everything through."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urlparse(upstream)
+        self.drop_metadata = False
+        self.truncate = False
+        self.damaged: list[str] = []
+        store = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {k: v for k, v in self.headers.items()
+                           if not (store.drop_metadata and k.lower().startswith("x-amz-meta-"))}
+                connection = http.client.HTTPConnection(store.upstream.hostname, store.upstream.port, timeout=30)
+                connection.request(self.command, self.path, body=body, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+                connection.close()
+                is_object_upload = self.command == "PUT" and self.path.count("/") >= 2 and "?" not in self.path
+                if store.truncate and is_object_upload and answer.status == 200 and len(body) > 10:
+                    bucket, key = self.path.lstrip("/").split("/", 1)
+                    damaged = boto3.client("s3", endpoint_url=store.upstream.geturl())
+                    metadata = {k[len("x-amz-meta-"):]: v for k, v in self.headers.items()
+                                if k.lower().startswith("x-amz-meta-")}
+                    damaged.put_object(Bucket=bucket, Key=unquote(key), Body=body[:-10], Metadata=metadata)
+                    store.damaged.append(unquote(key))
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                        self.send_header(name, value)
+                length = answer.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data))
+                self.send_header("Content-Length", length)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def damaging_store(s3_endpoint: str) -> Iterator[DamagingStore]:
+    store = DamagingStore(s3_endpoint)
+    yield store
+    store.close()
+
+
+def excap_push(source: Path, target: str, endpoint: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(excap_command("push", str(source), target, "--endpoint-url", endpoint, "--no-progress"),
+                          capture_output=True, text=True, timeout=120, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_push_reports_a_store_that_loses_the_checksum_or_the_bytes(s3: object, damaging_store: DamagingStore,
+                                                                   tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    site(source)
+    passed = excap_push(source, f"s3://{BUCKET}/through", damaging_store.url)
+    assert passed.returncode == 0 and "4 uploaded" in passed.stdout, passed.stderr  # the proxy itself is sound
+
+    damaging_store.drop_metadata = True
+    lost = excap_push(source, f"s3://{BUCKET}/lost", damaging_store.url)
+    assert lost.returncode == 2 and "Traceback" not in lost.stderr
+    (line,) = lost.stderr.strip().splitlines()
+    assert line.startswith(f"excap: error: s3://{BUCKET}/lost/") and "differs after upload" in line
+
+    damaging_store.drop_metadata, damaging_store.truncate = False, True
+    cut = excap_push(source, f"s3://{BUCKET}/cut", damaging_store.url)
+    assert cut.returncode == 2 and damaging_store.damaged
+    (line,) = cut.stderr.strip().splitlines()
+    assert line == (f"excap: error: s3://{BUCKET}/{damaging_store.damaged[0]}: size or checksum differs after upload "
+                    "(the local file changed, or the upload was damaged)")
+    stored = s3.head_object(Bucket=BUCKET, Key=damaging_store.damaged[0])
+    assert stored["ContentLength"] == (source / damaging_store.damaged[0].split("/", 1)[1]).stat().st_size - 10

@@ -14,13 +14,14 @@ from urllib.parse import urlparse
 
 import h5py
 import httpx
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
 from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import BackgroundServer, ServerOptions, parse_range
+from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
 from capture_node.errors import ConfigError
 from capture_node.validation import validate_episode
 from tests.conftest import REPO, wait_for
@@ -100,7 +101,8 @@ def delivery(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     store.grant("acme", "dig-v1")
     store.grant("acme", "elsewhere")  # a dataset folder that is a symlink out of exports/ is never served
     store.grant("bolt", "secret-v1")
-    with BackgroundServer(ServerOptions(root=root, host="127.0.0.1", port=0)) as server:
+    unlimited = AccessLogOptions(refused_burst=100_000)  # every line kept: these tests read them back
+    with BackgroundServer(ServerOptions(root=root, host="127.0.0.1", port=0, access_log=unlimited)) as server:
         yield Delivery(root, server.url, acme, bolt, ids)
 
 
@@ -182,7 +184,7 @@ def test_download_ranges_resume_and_etag(delivery: Delivery) -> None:
         assert inside_link.status_code == 206 and inside_link.content == BLOB[5:10]
 
 
-@pytest.mark.parametrize("path", [
+TRAVERSALS = [
     "/v1/datasets/dig-v1/files/../../../outside/passwd",
     "/v1/datasets/dig-v1/files/meta/../../secret-v1/meta/info.json",
     "/v1/datasets/dig-v1/files/%2e%2e/%2e%2e/%2e%2e/outside/passwd",
@@ -201,7 +203,10 @@ def test_download_ranges_resume_and_etag(delivery: Delivery) -> None:
     "/v1/datasets/%2e%2e%2fexports%2fsecret-v1/manifest",
     "/v1/datasets/../exports/secret-v1/manifest",
     "/v1/episodes/..%2f..%2fepisodes%2fb.h5",
-])
+]
+
+
+@pytest.mark.parametrize("path", TRAVERSALS)
 def test_path_traversal_is_refused(delivery: Delivery, path: str) -> None:
     assert delivery.raw_get(path, delivery.acme) in (400, 404)
 
@@ -216,8 +221,8 @@ def test_episodes_are_those_of_granted_datasets_with_pseudonymous_operators(deli
     with delivery.client(delivery.acme) as client:
         listed = client.get("/v1/episodes").json()["episodes"]
         assert [e["episode_id"] for e in listed] == [mine]
-        assert listed[0]["datasets"] == ["dig-v1"] and listed[0]["file"] == "a.h5"
-        assert "path" not in listed[0] and "mtime_ns" not in listed[0]
+        assert listed[0]["datasets"] == ["dig-v1"] and listed[0]["file"] == f"{mine}.h5"  # not the server's name
+        assert "path" not in listed[0] and "mtime_ns" not in listed[0] and "problems" not in listed[0]
         with h5py.File(delivery.root / "episodes" / "a.h5") as handle:
             operator = handle.attrs["operator_id"]
         secret = load_or_create_key(key_path(delivery.root))
@@ -259,7 +264,7 @@ def test_episode_download_with_range_and_etag(delivery: Delivery, tmp_path: Path
         assert validate_episode(received) == []
         again = client.get(f"/v1/episodes/{mine}")
         assert again.content == data  # the copy is made once and served stably (resumable)
-        assert 'filename="a.h5"' in whole.headers["content-disposition"]
+        assert f'filename="{mine}.h5"' in whole.headers["content-disposition"]
         part = client.get(f"/v1/episodes/{mine}", headers={"Range": "bytes=100-"})
         assert part.status_code == 206 and data[:100] + part.content == data
         assert client.get(f"/v1/episodes/{theirs}").status_code == 404
@@ -297,8 +302,20 @@ def test_every_access_is_logged(delivery: Delivery) -> None:
     assert granted["token_id"] == delivery.acme.split("_")[1]
     assert anonymous["partner"] is None and anonymous["status"] == 401
     assert delivery.acme not in (delivery.root / ".excap" / "access.log").read_text()
-    traversal = [e for e in delivery.log() if "%2e%2e" in e["path"].lower() or ".." in e["path"]]
-    assert all(e["status"] in (400, 404) for e in traversal)
+
+
+def test_refused_traversals_are_logged_as_sent(delivery: Delivery) -> None:
+    sent = [f"{path}?trace={i}" for i, path in enumerate(TRAVERSALS)]
+    for path in sent:
+        assert delivery.raw_get(path, delivery.acme) in (400, 404)
+
+    def traced() -> list[dict] | None:
+        found = [e for e in delivery.log() if "?trace=" in e["path"]]
+        return found if len(found) == len(sent) else None
+
+    lines = wait_for(traced, message=f"{len(sent)} access log lines of refused traversals")
+    assert sorted(e["path"] for e in lines) == sorted(sent)  # logged verbatim, encoded as the client sent them
+    assert all(e["status"] in (400, 404) and e["partner"] == "acme" and e["bytes"] < 200 for e in lines)
 
 
 def test_non_loopback_hosts_need_allow_remote(tmp_path: Path) -> None:
@@ -320,6 +337,12 @@ def test_parse_range() -> None:
     assert parse_range("bytes=7-3", 10) == "unsatisfiable"
     assert parse_range("bytes=10-", 10) == "unsatisfiable"
     assert parse_range("bytes=-0", 10) == "unsatisfiable"
+    assert parse_range("bytes=" + "9" * 18 + "-", 10) == "unsatisfiable"
+    assert parse_range(" BYTES = 2 - 3 ", 10).length == 2
+    for malformed in ("bytes=abc", "bytes=-", "bytes=1-2-3", "bytes=" + "1" * 19 + "-", "bytes=-" + "9" * 4300,
+                      "bytes=" + ",".join(["0-1"] * 17), "bytes=0x10-", "bytes=\u0661-"):
+        with pytest.raises(RangeError):
+            parse_range(malformed, 10)
 
 
 SERVE_SCRIPT = """
@@ -333,7 +356,8 @@ sys.exit(cmd_serve(parser.parse_args(sys.argv[1:])))
 
 def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--port", "0"],
+    with subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--port", "0",
+                           "--allow-host", "data.example.org"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) as process:
         try:
             line = process.stdout.readline()
@@ -343,6 +367,10 @@ def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
             with httpx.Client(base_url=url, timeout=30.0) as client:
                 assert client.get("/v1/datasets").status_code == 401
                 names = client.get("/v1/datasets", headers={"Authorization": f"Bearer {delivery.acme}"}).json()
+                for host, status in (("data.example.org", 200), ("data.example.org:443", 200), ("evil.example", 421)):
+                    answer = client.get("/v1/datasets", headers={"Authorization": f"Bearer {delivery.acme}",
+                                                                 "Host": host})
+                    assert answer.status_code == status, host
             assert [d["name"] for d in names["datasets"]] == ["dig-v1"]
         finally:
             process.terminate()
@@ -350,3 +378,53 @@ def test_serve_command_in_a_subprocess(delivery: Delivery) -> None:
     refused = subprocess.run([sys.executable, "-c", SERVE_SCRIPT, "serve", str(delivery.root), "--host", "0.0.0.0"],
                              capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert refused.returncode != 0 and "allow-remote" in refused.stderr
+
+
+def _recorded_commands(data: bytes, tmp_path: Path) -> np.ndarray:
+    copy = tmp_path / f"copy-{hashlib.sha256(data).hexdigest()[:8]}.h5"
+    copy.write_bytes(data)
+    with h5py.File(copy, "r") as handle:
+        return handle["control/commands"][()]
+
+
+def test_partner_copies_follow_the_recorded_file_not_its_name(sim_episode: Path, tmp_path: Path) -> None:
+    """A file replaced under the same name (even with the old size and mtime), edited in place with its mtime
+    set back, or another file of the same name in another folder never gets a stale copy."""
+    root = tmp_path / "site"
+    ids = ("20260301T000000Z_sim-excavator-01_cccccc", "20260302T000000Z_sim-excavator-01_dddddd")
+    for folder, episode_id in zip(("day1", "day2"), ids, strict=True):
+        (root / folder).mkdir(parents=True)
+        _copy_episode(sim_episode, root / folder / "a.h5", episode_id, "success")
+    with h5py.File(root / "day2" / "a.h5", "r+") as handle:
+        handle["control/commands"][0] = 0.5  # different content under the same name in another folder
+    (root / "exports" / "set").mkdir(parents=True)
+    (root / "exports" / "set" / "episodes.jsonl").write_text("".join(json.dumps({"episode_id": i}) + "\n"
+                                                                    for i in ids))
+    store = PartnerStore(root)
+    token = store.add("acme")
+    store.grant("acme", "set")
+    recorded = root / "day1" / "a.h5"
+    with BackgroundServer(ServerOptions(root=root, port=0)) as server, \
+            httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        first = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        other = _recorded_commands(client.get(f"/v1/episodes/{ids[1]}").content, tmp_path)
+        assert first[0, 0] != 0.5 and other[0, 0] == 0.5
+
+        before = recorded.stat()
+        replacement = root / "day1" / ".a.h5.new"
+        shutil.copyfile(recorded, replacement)
+        with h5py.File(replacement, "r+") as handle:
+            handle["control/commands"][1] = 0.25
+        assert replacement.stat().st_size == before.st_size
+        os.replace(replacement, recorded)
+        os.utime(recorded, ns=(before.st_atime_ns, before.st_mtime_ns))  # same name, size and mtime
+        replaced = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        assert replaced[1, 0] == 0.25
+
+        with h5py.File(recorded, "r+") as handle:
+            handle["control/commands"][2] = -0.75
+        os.utime(recorded, ns=(before.st_atime_ns, before.st_mtime_ns))
+        edited = _recorded_commands(client.get(f"/v1/episodes/{ids[0]}").content, tmp_path)
+        assert edited[2, 0] == -0.75 and edited[1, 0] == 0.25
+    copies = sorted(p.name for p in (root / ".excap" / "partner-episodes" / "acme").iterdir())
+    assert len(copies) == 2  # the current copy of each episode; older ones removed

@@ -9,27 +9,15 @@ import pytest
 from capture_node.validation import validate_episode
 from tests.capture_node.station_web.conftest import certify
 from tests.conftest import wait_for
-from tests.support.requirements import require_chromium
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.slow
 
 
-
 @pytest.fixture
 def browser(tmp_path):
-    chromium, chromedriver = require_chromium()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                     "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(str(chromedriver)), options=options)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path / "chromium-profile") as driver:
+        yield driver
 
 
 def text(driver, element_id: str) -> str:
