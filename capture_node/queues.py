@@ -36,6 +36,15 @@ class DropCountingQueue:
             self._items.clear()
             return items
 
+    def discard(self) -> int:
+        """Empty the queue, counting what was in it as dropped (not reported as new drops)."""
+        with self._lock:
+            count = len(self._items)
+            self._items.clear()
+            self.dropped += count
+            self._dropped_reported += count
+            return count
+
     def take_new_drops(self) -> int:
         """Drops since the previous call (for drop events)."""
         with self._lock:
