@@ -11,11 +11,11 @@ from pathlib import Path
 
 from capture_node.errors import ConfigError
 
-MIB = 1024 * 1024
+MB = 1_000_000
 #: Default bytes left free by a recording: finishing an episode at full load (two 640x480 cameras,
 #: ~3 MB/s) writes at most a few MB; the rest is margin for the rest of the system.
-DEFAULT_RESERVE_BYTES = 64 * MIB
-#: Environment variable that sets the reserve in MB (MiB), for every recording a process makes.
+DEFAULT_RESERVE_BYTES = 64 * MB
+#: Environment variable that sets the reserve in MB (10^6 bytes), for every recording a process makes.
 RESERVE_ENV = "EXCAP_DISK_RESERVE_MB"
 
 
@@ -30,7 +30,7 @@ def reserve_bytes() -> int:
         value = math.nan
     if not math.isfinite(value) or not 0 <= value <= 1e7:
         raise ConfigError(f"{RESERVE_ENV}={text!r}: must be a number of MB from 0 to 10000000")
-    return int(value * MIB)
+    return int(value * MB)
 
 
 def free_bytes(folder: Path) -> int:

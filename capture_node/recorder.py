@@ -319,7 +319,7 @@ class Recorder:
         first = not self.fault
         self.fault = self.fault or message
         if first:
-            log.error("recording stopped: %s", self.fault)
+            log.info("recording stopped: %s", self.fault)  # the caller reports `fault` in its own words
             for hook in self.on_fault:
                 try:
                     hook(self.fault)

@@ -32,10 +32,10 @@ import h5py
 import numpy as np
 
 from capture_node.clock import now_ns
-from capture_node.disk_space import MIB, describe, free_bytes
+from capture_node.disk_space import MB, describe, free_bytes
 from capture_node.episode import OUTCOMES, RECORDING_DIR, EpisodePaths
 from capture_node.errors import EpisodeError, JournalError
-from capture_node.h5writer import MAX_CHUNK_BYTES, EpisodeFileWriter
+from capture_node.h5writer import MIN_CHUNK_BYTES, EpisodeFileWriter, chunk_rows, row_bytes
 from capture_node.journal import JournalScan, read_batches, scan_journal
 from capture_node.recorder import publish_atomically
 from capture_node.streams import Batch, StreamSpec, batch_length, concat_batches, events_spec, rows_to_batch
@@ -47,7 +47,7 @@ QUARANTINE_DIR = "quarantine"
 _FLUSH_ROWS = 8192
 _FLUSH_BYTES = 32 * 1024 * 1024
 #: Free space a rebuild leaves beyond its own estimated size.
-RECOVERY_MARGIN_BYTES = 8 * MIB
+RECOVERY_MARGIN_BYTES = 8 * MB
 _LABELS = tuple(o for o in OUTCOMES if o != "unlabeled")  # an outcome given before the crash is kept
 
 
@@ -183,9 +183,10 @@ def _recover_locked(journal: Path, reserve_bytes: int) -> RecoveryResult:
 
 
 def _rebuild_bytes(scan: JournalScan) -> int:
-    """About how large the rebuilt episode will be: the rows, plus a partly filled chunk per dataset."""
-    columns = sum(len(spec.columns) for spec in scan.streams.values()) + len(events_spec().columns)
-    return scan.size + columns * MAX_CHUNK_BYTES
+    """About how large the rebuilt episode will be: the journal's bytes, plus a partly filled chunk per dataset."""
+    slack = sum(chunk_rows(column, scan.rows.get(index, 0)) * row_bytes(column)
+                for index, spec in scan.streams.items() for column in spec.columns)
+    return scan.size + slack + len(events_spec().columns) * MIN_CHUNK_BYTES
 
 
 def _resolve_published(paths: EpisodePaths, journal: Path, scan: JournalScan) -> RecoveryResult:
