@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from capture_node.clock import now_ns
 from capture_node.disk_space import MB, describe, free_bytes
@@ -37,6 +36,7 @@ from capture_node.episode import OUTCOMES, RECORDING_DIR, EpisodePaths
 from capture_node.errors import EpisodeError, JournalError
 from capture_node.h5writer import MIN_CHUNK_BYTES, EpisodeFileWriter, chunk_rows, row_bytes
 from capture_node.journal import JournalScan, read_batches, scan_journal
+from capture_node.partial_file import partial_root_attrs
 from capture_node.recorder import publish_atomically
 from capture_node.streams import Batch, StreamSpec, batch_length, concat_batches, events_spec, rows_to_batch
 from capture_node.validation import validate_episode
@@ -232,24 +232,15 @@ def _quarantine(paths: EpisodePaths, journal: Path, status: RecoveryStatus, epis
         os.replace(paths.partial, folder / f"{stem}.h5.partial")
     (folder / f"{stem}.note").write_text(f"{why}\n", encoding="utf-8")
     note = f"{why}; journal moved to {target}"
-    log.warning("%s: %s", episode or journal, note)
+    log.info("%s: %s", episode or journal, note)
     return RecoveryResult(journal, episode, rows, note, status, quarantined=target)
-
-
-def _partial_metadata(partial: Path) -> dict[str, Any]:
-    """Root attributes of the recorder's partial HDF5 file, if it can be read."""
-    try:
-        with h5py.File(partial, "r") as handle:
-            return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
-    except (OSError, RuntimeError, ValueError, KeyError):
-        return {}
 
 
 def _metadata(paths: EpisodePaths, scan: JournalScan) -> tuple[dict[str, Any], str]:
     """The episode's attributes and where they came from."""
     if scan.metadata_records:
         return dict(scan.metadata), "journal"
-    from_partial = _partial_metadata(paths.partial) if paths.partial.exists() else {}
+    from_partial = partial_root_attrs(paths.partial) if paths.partial.exists() else {}
     if from_partial:
         return from_partial | scan.metadata, "partial HDF5 file (journal metadata damaged)"
     return {"episode_id": paths.episode_id, **scan.metadata}, "lost (journal metadata damaged, no partial file)"

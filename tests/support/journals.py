@@ -6,8 +6,10 @@ starts with `stream number u16 | rows u32`; a stream declaration is JSON with it
 """
 
 import json
+import shutil
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 FILE_MAGIC_SIZE = 8
 _HEADER = struct.Struct("<4sBBHII")
@@ -60,3 +62,15 @@ def expected_rows(spans: list[Span], damaged: tuple[int, int] | None, cut_at: in
 
     declared = {s.stream for s in spans if s.kind == STREAM and whole(s)}
     return sum(s.rows for s in spans if s.kind == BATCH and whole(s) and s.stream in declared)
+
+
+def crash_copy(recording_dir: Path, episode_id: str, target_out: Path) -> Path:
+    """Copy a live recording's journal and partial file, as the OS holds them now, into `target_out`:
+    the files a kill -9 at this moment would leave. Returns the copied journal."""
+    target = target_out / ".recording"
+    target.mkdir(parents=True, exist_ok=True)
+    for suffix in (".journal", ".h5.partial"):
+        source = recording_dir / f"{episode_id}{suffix}"
+        if source.exists():
+            shutil.copyfile(source, target / source.name)
+    return target / f"{episode_id}.journal"

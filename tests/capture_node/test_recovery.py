@@ -1,0 +1,169 @@
+"""Recovery resolves every state a crash can leave, keeps what it cannot fully recover, and keeps labels."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+
+import h5py
+import pytest
+
+from capture_node.clock import now_ns
+from capture_node.episode import EpisodeMetadata
+from capture_node.journal import HEADER, JournalWriter, scan_journal
+from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_directory
+from capture_node.streams import camera_spec, control_spec
+from capture_node.validation import validate_episode
+from tests.conftest import REPO, excap_command, wait_for
+from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
+
+
+def metadata(**overrides):
+    return EpisodeMetadata(**{"machine_kind": "excavator", "machine_model": "m", "machine_id": "exc-1",
+                              "control_pattern": "iso", "profile": "excavator_20t", **overrides})
+
+
+def journal_rows(path, stream="control"):
+    scan = scan_journal(path)
+    index = next((i for i, spec in scan.streams.items() if spec.path == stream), None)
+    return scan.rows.get(index, 0)
+
+
+def crashed_recording(tmp_path, rows=300, label=None, name="crashed"):
+    """A folder holding what kill -9 leaves of a recording with `rows` control rows (and a label)."""
+    live = tmp_path / f"{name}-live"
+    recorder = Recorder(RecorderConfig(live), metadata())
+    recorder.start()
+    control = recorder.add_stream(control_spec(["boom"]))
+    camera = recorder.add_stream(camera_spec("side", 4, 4, 30, "test"))
+    if label:
+        recorder.set_outcome(label)
+    for i in range(rows):
+        control.put((now_ns(), [i / rows], True))
+        if i % 10 == 0:
+            camera.put((now_ns(), 0, b"\xff\xd8" + bytes(100)))
+    journal = recorder.paths.journal
+    wait_for(lambda: journal_rows(journal) == rows and (not label or scan_journal(journal).metadata.get("outcome")),
+             message="rows and label in the journal")
+    out = tmp_path / name
+    copied = crash_copy(recorder.paths.recording_dir, recorder.metadata.episode_id, out)
+    recorder.stop()
+    return out, copied
+
+
+@pytest.mark.parametrize("label", [None, "success", "failure"])
+def test_a_label_given_before_the_crash_is_kept_and_no_label_becomes_aborted(tmp_path, label):
+    out, _ = crashed_recording(tmp_path, label=label)
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.RECOVERED and result.rows >= 300
+    with h5py.File(result.episode, "r") as f:
+        assert f.attrs["recovered"] and f.attrs["outcome"] == (label or "aborted")
+        assert f["control/t_ns"].shape == (300,)
+
+
+def test_leftover_journal_of_a_complete_published_episode_is_removed(tmp_path):
+    kept = tmp_path / "kept.journal"
+    recorder = Recorder(RecorderConfig(tmp_path / "out", on_phase=lambda phase: phase == "published" and
+                                       shutil.copyfile(recorder.paths.journal, kept)), metadata())
+    with recorder:
+        recorder.add_stream(control_spec(["boom"])).put((now_ns(), [0.5], True))
+    episode = recorder.paths.final
+    digest = hashlib.sha256(episode.read_bytes()).hexdigest()
+    shutil.copyfile(kept, recorder.paths.journal)  # the state of a kill between the rename and the delete
+    [result] = recover_directory(tmp_path / "out")
+    assert result.status is RecoveryStatus.ALREADY_PUBLISHED
+    assert not recorder.paths.journal.exists() and not quarantine_dir(tmp_path / "out").exists()
+    assert hashlib.sha256(episode.read_bytes()).hexdigest() == digest
+
+
+def test_leftover_journal_with_rows_the_episode_lacks_is_quarantined_not_deleted(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=500)
+    short, _ = crashed_recording(tmp_path, rows=20, name="short")
+    [other] = recover_directory(short)
+    final = out / f"{journal.name.removesuffix('.journal')}.h5"
+    shutil.copyfile(other.episode, final)  # a valid episode under this name, without the journal's rows
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.QUARANTINED and "lacks rows of control" in result.note
+    assert (quarantine_dir(out) / journal.name).exists() and not journal.exists()
+    assert validate_episode(final) == []  # the existing episode is left as it was
+
+
+def test_empty_and_foreign_journals_are_quarantined_and_never_stop_the_others(tmp_path):
+    out, _ = crashed_recording(tmp_path)
+    (out / ".recording" / "0-empty.journal").write_bytes(b"")
+    (out / ".recording" / "1-foreign.journal").write_bytes(b"PK\x03\x04 not a journal " * 50)
+    result = subprocess.run(excap_command("recover", str(out)), capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and result.stderr == ""
+    assert "quarantined: empty journal" in lines[0] and "quarantined: no readable record" in lines[1]
+    assert ": recovered: recovered " in lines[2]
+    notes = sorted(p.name for p in quarantine_dir(out).glob("*.note"))
+    assert notes == ["0-empty.note", "1-foreign.note"]
+    assert not list((out / ".recording").glob("*.journal"))
+
+
+def test_a_journal_held_by_a_running_recorder_is_left_alone(tmp_path):
+    with Recorder(RecorderConfig(tmp_path), metadata()) as recorder:
+        recorder.add_stream(control_spec(["boom"])).put((now_ns(), [0.5], True))
+        assert recover_directory(tmp_path) == []
+        assert recorder.paths.journal.exists()
+
+
+def test_a_recording_stopped_before_its_first_rows_is_quarantined_not_published_invalid(tmp_path):
+    recording = tmp_path / ".recording"
+    recording.mkdir()
+    writer = JournalWriter(recording / "early.journal")
+    writer.write_metadata(metadata().to_attrs() | {"start_t_ns": 5, "started_at": "x", "clock_offset_ns": 0,
+                                                   "recovered": False})
+    writer.close()
+    [result] = recover_directory(tmp_path)
+    assert result.status is RecoveryStatus.QUARANTINED
+    assert "required stream /control is missing" in result.note
+    assert list(tmp_path.glob("*.h5")) == []
+
+
+def test_a_flipped_bit_in_the_first_record_loses_only_that_record(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=400, label="success")
+    data = bytearray(journal.read_bytes())
+    spans = record_spans(bytes(data))
+    assert spans[0].kind == METADATA
+    data[spans[0].offset + HEADER.size + 5] ^= 0x20
+    journal.write_bytes(bytes(data))
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.PARTLY_RECOVERED
+    assert result.rows == expected_rows(spans, (spans[0].offset, spans[0].end))
+    with h5py.File(result.episode, "r") as f:
+        assert f.attrs["outcome"] == "success" and f.attrs["machine_id"] == "exc-1"
+        assert f["control/t_ns"].shape == (400,)
+    quarantined = quarantine_dir(out) / journal.name
+    assert quarantined.read_bytes() == bytes(data)
+    assert "skipped 1 damaged range(s)" in quarantined.with_suffix(".note").read_text()
+
+
+def test_metadata_comes_from_the_partial_file_when_every_copy_in_the_journal_is_damaged(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=100)
+    data = bytearray(journal.read_bytes())
+    spans = record_spans(bytes(data))
+    for span in spans:
+        if span.kind == METADATA:
+            data[span.offset + HEADER.size + 2] ^= 0x01
+    journal.write_bytes(bytes(data))
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.PARTLY_RECOVERED
+    assert result.rows == sum(s.rows for s in spans if s.kind == BATCH)
+    with h5py.File(result.episode, "r") as f:
+        assert f.attrs["machine_id"] == "exc-1" and f.attrs["recovered"]
+        detail = json.loads(f["events/detail"][-1])
+        assert detail["metadata_from"].startswith("partial HDF5 file")
+    assert (quarantine_dir(out) / journal.name.replace(".journal", ".h5.partial")).exists()
+
+
+def test_an_interrupted_rebuild_is_made_again(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=50)
+    leftover = journal.with_name(journal.name.replace(".journal", ".h5.recovering"))
+    leftover.write_bytes(b"half a rebuild")
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.RECOVERED and not leftover.exists()
+    assert validate_episode(result.episode) == []
