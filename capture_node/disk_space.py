@@ -15,6 +15,8 @@ MB = 1_000_000
 #: Default bytes left free by a recording: finishing an episode at full load (two 640x480 cameras,
 #: ~3 MB/s) writes at most a few MB; the rest is margin for the rest of the system.
 DEFAULT_RESERVE_BYTES = 64 * MB
+#: The smallest reserve: HDF5's own writes (chunk space, heap, metadata) beyond the rows' bytes.
+MIN_RESERVE_MB = 4
 #: Environment variable that sets the reserve in MB (10^6 bytes), for every recording a process makes.
 RESERVE_ENV = "EXCAP_DISK_RESERVE_MB"
 
@@ -28,8 +30,8 @@ def reserve_bytes() -> int:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not math.isfinite(value) or not 0 <= value <= 1e7:
-        raise ConfigError(f"{RESERVE_ENV}={text!r}: must be a number of MB from 0 to 10000000")
+    if not math.isfinite(value) or not MIN_RESERVE_MB <= value <= 1e7:
+        raise ConfigError(f"{RESERVE_ENV}={text!r}: must be a number of MB from {MIN_RESERVE_MB} to 10000000")
     return int(value * MB)
 
 

@@ -36,14 +36,12 @@ class DropCountingQueue:
             self._items.clear()
             return items
 
-    def discard(self) -> int:
-        """Empty the queue, counting what was in it as dropped (not reported as new drops)."""
+    def count_unrecorded(self, count: int) -> None:
+        """Rows taken from the queue that were not recorded after all (e.g. the disk reserve was reached):
+        counted as dropped, but not reported as new drops (the reason is reported once, elsewhere)."""
         with self._lock:
-            count = len(self._items)
-            self._items.clear()
             self.dropped += count
             self._dropped_reported += count
-            return count
 
     def take_new_drops(self) -> int:
         """Drops since the previous call (for drop events)."""

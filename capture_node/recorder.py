@@ -10,9 +10,9 @@ place, so a stop takes well under a second whatever the episode's length.
 Disk space is watched at every journal write: when the free space of the episode folder falls to
 `disk_reserve_bytes`, the recorder stops recording rows (events still go in, with a `fault` event
 `disk_full`), sets `fault`, and the episode is finished normally on `stop()`: a valid episode of
-what fit. A write that fails anyway (an I/O error, a disk filled by someone else faster than the
-reserve) stops the writers; `stop()` then rebuilds the episode from the journal if there is room,
-else keeps the journal and says so in one line.
+what fit. A write that fails anyway (an I/O error, a file size limit, a disk filled by another program between
+two checks) stops the writers; `stop()` then keeps the journal for `excap recover` and says so in one
+line (EpisodeError).
 """
 
 import contextlib
@@ -33,7 +33,7 @@ from capture_node.errors import DiskFullError, EpisodeError
 from capture_node.h5writer import EpisodeFileWriter
 from capture_node.journal import JournalWriter
 from capture_node.queues import DropCountingQueue
-from capture_node.streams import Batch, StreamSpec, concat_batches, events_spec, rows_to_batch
+from capture_node.streams import Batch, StreamSpec, batch_bytes, concat_batches, events_spec, rows_to_batch
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._journal_thread: threading.Thread | None = None
         self._pending_lock = threading.Lock()
+        self._pending_bytes = 0  # in the journal, not yet in the HDF5 file
         self._journal: JournalWriter | None = None
         self._h5: EpisodeFileWriter | None = None
         self._finished: Path | None = None
@@ -207,7 +208,7 @@ class Recorder:
             except (OSError, RuntimeError, ValueError) as exc:  # h5py reports write failures as these
                 self._fail(exc)
         if self._broken:
-            self._finished = self._rebuild_from_journal()
+            self._keep_journal()
         return self._finished  # type: ignore[return-value]
 
     def _finish(self, end_t_ns: int) -> None:
@@ -230,16 +231,17 @@ class Recorder:
         self._journal.close()
         self._phase("journal_removed")
 
-    def _rebuild_from_journal(self) -> Path:
-        """After a failed write: the episode from the journal, or the journal kept with a one-line error."""
-        from capture_node.recovery import RecoveryStatus, recover_journal
+    def _keep_journal(self) -> None:
+        """After a failed write: keep the journal (the trusted copy) for `excap recover`, and say so.
 
+        The episode is not rebuilt here: the write that failed (a full disk, a file size limit, an I/O
+        error) would most likely fail again, and HDF5 does not always survive a failed write.
+        """
+        assert self._journal is not None
         _close_quietly(self._h5, self._journal)  # what the journal handed to the OS before is kept
-        self.paths.partial.unlink(missing_ok=True)
-        result = recover_journal(self.paths.journal, reserve_bytes=self.config.disk_reserve_bytes)
-        if result.status is RecoveryStatus.KEPT or result.episode is None:
-            raise EpisodeError(f"recording stopped ({self.fault}); {result.note}")
-        return result.episode
+        self.paths.partial.unlink(missing_ok=True)  # holds only rows the journal has, and may be inconsistent
+        raise EpisodeError(f"recording stopped ({self.fault}); the captured data is kept in {self.paths.journal}: "
+                           f"run `excap recover {self.config.out_dir}` once that is fixed")
 
     # -- producers ------------------------------------------------------------------------
 
@@ -326,50 +328,63 @@ class Recorder:
                 except Exception:
                     log.exception("fault hook failed")
 
-    def _check_disk(self) -> None:
-        """Stop recording rows once the free space falls to the reserve (events still go in)."""
+    def _room_for(self, new_bytes: int) -> bool:
+        """Whether `new_bytes` more rows (written twice: journal, then HDF5) still leave the reserve free.
+
+        Counts the rows already in the journal and not yet in the HDF5 file, so a burst of large rows
+        (camera frames) never reaches the disk's end between two checks. Once there is no room, the
+        recording of rows stops for good (events still go in) and `fault` says why.
+        """
         if self._halted:
-            return
+            return False
         free = free_bytes(self.paths.recording_dir)
         reserve = self.config.disk_reserve_bytes
-        if free > reserve:
-            return
+        with self._pending_lock:
+            needed = self._pending_bytes + 2 * new_bytes
+        if free - needed > reserve:
+            return True
         self._halted = True
-        self.event("fault", reason="disk_full", free_bytes=free, reserve_bytes=reserve)
+        self.event("fault", reason="disk_full", free_bytes=free, reserve_bytes=reserve, pending_bytes=needed)
         self._set_fault(f"disk nearly full: {describe(free)} free in {self.config.out_dir}, "
                         f"the reserve is {describe(reserve)}; recording stopped")
+        return False
 
     def _drain_to_journal(self) -> None:
         assert self._journal is not None
         t_ns = now_ns()
-        self._check_disk()
         with self._metadata_lock:
             updates, self._metadata_updates = self._metadata_updates, {}
         if updates:
             self._journal.update_metadata(updates)
         with self._handles_lock:
             handles = [h for h in self._handles.values() if h is not self.events]
+        batches: list[tuple[StreamHandle, Batch]] = []
         for handle in handles:
             self._journal.add_stream(handle.spec)  # declared at once, so a crash keeps even empty streams
-            if self._halted:
-                handle.queue.discard()
+            handle.update_rate(t_ns)
+            rows = handle.queue.drain()
+            if rows:
+                batches.append((handle, rows_to_batch(handle.spec, rows)))
+        if batches and not self._room_for(sum(batch_bytes(batch) for _, batch in batches)):
+            for handle, batch in batches:
+                handle.queue.count_unrecorded(len(batch["t_ns"]))
+            batches = []
+        for handle in handles:
             dropped = handle.queue.take_new_drops()
             if dropped:
                 self.event("drop", stream=handle.spec.path, count=dropped)
         self._journal.checkpoint_if_due()
-        drained: list[tuple[StreamSpec, Batch]] = []
-        for handle in [*handles, self.events]:
-            handle.update_rate(t_ns)
-            rows = handle.queue.drain()
-            if not rows:
-                continue
-            batch = rows_to_batch(handle.spec, rows)
+        self.events.update_rate(t_ns)
+        events = self.events.queue.drain()  # after the drop and fault events above
+        if events:
+            batches.append((self.events, rows_to_batch(self.events.spec, events)))
+        for handle, batch in batches:
             self._journal.write_batch(handle.spec, batch)
-            drained.append((handle.spec, batch))
         self._journal.flush(durable=False)
         with self._pending_lock:
-            for spec, batch in drained:
-                self._pending.setdefault(spec.path, _Pending(spec)).batches.append(batch)
+            for handle, batch in batches:
+                self._pending.setdefault(handle.spec.path, _Pending(handle.spec)).batches.append(batch)
+                self._pending_bytes += batch_bytes(batch)
 
     def _write_pending_to_h5(self) -> None:
         assert self._h5 is not None and self._journal is not None
@@ -379,9 +394,14 @@ class Recorder:
             for pending in self._pending.values():
                 pending.batches = []
         for spec, batches in work:
+            if self._broken:
+                return
             handle = self._handles.get(spec.path)
             expected = handle.rate_hz * CHUNK_SECONDS if handle is not None else 0.0
-            self._h5.append(spec, concat_batches(spec, batches), expected_rows=expected)
+            batch = concat_batches(spec, batches)
+            self._h5.append(spec, batch, expected_rows=expected)
+            with self._pending_lock:
+                self._pending_bytes -= batch_bytes(batch)
         self._h5.flush(durable=True)
 
 

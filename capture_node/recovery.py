@@ -38,7 +38,15 @@ from capture_node.h5writer import MIN_CHUNK_BYTES, EpisodeFileWriter, chunk_rows
 from capture_node.journal import JournalScan, read_batches, scan_journal
 from capture_node.partial_file import partial_root_attrs
 from capture_node.recorder import publish_atomically
-from capture_node.streams import Batch, StreamSpec, batch_length, concat_batches, events_spec, rows_to_batch
+from capture_node.streams import (
+    Batch,
+    StreamSpec,
+    batch_bytes,
+    batch_length,
+    concat_batches,
+    events_spec,
+    rows_to_batch,
+)
 from capture_node.validation import validate_episode
 
 log = logging.getLogger(__name__)
@@ -246,13 +254,6 @@ def _metadata(paths: EpisodePaths, scan: JournalScan) -> tuple[dict[str, Any], s
     return {"episode_id": paths.episode_id, **scan.metadata}, "lost (journal metadata damaged, no partial file)"
 
 
-def _batch_bytes(batch: Batch) -> int:
-    total = 0
-    for values in batch.values():
-        total += sum(len(v) for v in values) if isinstance(values, list) else values.nbytes
-    return total
-
-
 def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
     """Write the episode of a scanned journal to `target`; returns the rows recovered."""
     attrs, metadata_source = _metadata(paths, scan)
@@ -279,7 +280,7 @@ def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
             total_rows += rows
             pending.setdefault(spec.path, []).append(batch)
             size_rows, size_bytes = pending_size.get(spec.path, (0, 0))
-            pending_size[spec.path] = (size_rows + rows, size_bytes + _batch_bytes(batch))
+            pending_size[spec.path] = (size_rows + rows, size_bytes + batch_bytes(batch))
             if pending_size[spec.path][0] >= _FLUSH_ROWS or pending_size[spec.path][1] >= _FLUSH_BYTES:
                 flush(spec.path)
         for path in list(pending):
