@@ -213,8 +213,14 @@ class EpisodeSwitch:
         self.recorder = None
 
     def _recorder_faulted(self, recorder: Recorder, message: str) -> None:
-        """Called on a writer thread: tell the listeners, and finish the episode from another thread."""
-        self.event("fault", reason="recording_stopped", message=message)
+        """Called on a writer thread: tell the listeners (the episode has its own `fault` event already), and
+        finish the episode from another thread."""
+        t_ns = now_ns()
+        for listener in self.on_event:
+            try:
+                listener("fault", t_ns, {"reason": "recording_stopped", "message": message})
+            except Exception:
+                log.exception("event listener failed for fault")
 
         def finish() -> None:
             with self._lock:
