@@ -244,20 +244,35 @@ def _quarantine(paths: EpisodePaths, journal: Path, status: RecoveryStatus, epis
     return RecoveryResult(journal, episode, rows, note, status, quarantined=target)
 
 
+def _storable(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The attributes an HDF5 file can hold as they are: text, booleans, 64-bit integers and floats."""
+    kept: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if not isinstance(key, str) or not key or "\0" in key:
+            continue
+        text = isinstance(value, str) and "\0" not in value
+        number = isinstance(value, bool | float) or (isinstance(value, int) and -(2**63) <= value < 2**63)
+        if text or number:
+            kept[key] = value
+    return kept
+
+
 def _metadata(paths: EpisodePaths, scan: JournalScan) -> tuple[dict[str, Any], str]:
     """The episode's attributes and where they came from."""
     if scan.metadata_records:
-        return dict(scan.metadata), "journal"
+        return _storable(scan.metadata), "journal"
     from_partial = partial_root_attrs(paths.partial) if paths.partial.exists() else {}
     if from_partial:
-        return from_partial | scan.metadata, "partial HDF5 file (journal metadata damaged)"
-    return {"episode_id": paths.episode_id, **scan.metadata}, "lost (journal metadata damaged, no partial file)"
+        return _storable(from_partial | scan.metadata), "partial HDF5 file (journal metadata damaged)"
+    return _storable({"episode_id": paths.episode_id, **scan.metadata}), \
+        "lost (journal metadata damaged, no partial file)"
 
 
 def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
     """Write the episode of a scanned journal to `target`; returns the rows recovered."""
     attrs, metadata_source = _metadata(paths, scan)
-    start_t_ns = int(attrs.get("start_t_ns", 0) or 0)
+    start = attrs.get("start_t_ns")
+    start_t_ns = start if isinstance(start, int) and not isinstance(start, bool) else 0
     last_t_ns = start_t_ns
     total_rows = 0
     pending: dict[str, list[Batch]] = {}
