@@ -6,6 +6,7 @@ The rows a recovery must return are computed from the undamaged journal's record
 """
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -27,8 +28,9 @@ from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.journals import BATCH, expected_rows, record_spans
 from tests.support.report import record
 
-CUTS = 200
-FLIPS = 200
+SCALE = float(os.environ.get("EXCAP_FUZZ_SCALE", "1"))  # see tests/support/fuzzing.py
+CUTS = max(20, int(200 * SCALE))
+FLIPS = max(20, int(200 * SCALE))
 EPISODE_ID = "20261204T000000Z_exc-1_abcdef"
 
 
