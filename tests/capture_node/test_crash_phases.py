@@ -23,15 +23,12 @@ import pytest
 from capture_node.recovery import RecoveryStatus, recover_directory
 from capture_node.validation import validate_episode
 from tests.conftest import REPO
-from tests.support.crash_recorder import CrashRecorderServer, Trial
+from tests.support.crash_recorder import LOSS_BOUND_S, CrashRecorderServer, Trial
 from tests.support.report import record
 
 pytestmark = pytest.mark.slow
 
 TRIALS_PER_PHASE = 20
-JOURNAL_INTERVAL_S = 0.25  # the README's promise, not read from the code under test
-SCHEDULING_MARGIN_S = 0.10
-LOSS_BOUND_S = JOURNAL_INTERVAL_S + SCHEDULING_MARGIN_S
 STOP_POINTS = ("stopping", "writers_done", "h5_closed", "published", "journal_removed")
 
 
