@@ -228,7 +228,7 @@ class Recorder:
         self._finished = self.paths.final
         self._phase("published")
         self.paths.journal.unlink()  # while still holding its lock
-        self._journal.close()
+        _close_quietly(self._journal)  # every row is in the published episode now
         self._phase("journal_removed")
 
     def _keep_journal(self) -> None:
