@@ -133,3 +133,44 @@ def test_lock_tells_live_from_orphaned(tmp_path):
     assert not journal_is_live(path)
     with pytest.raises(JournalError, match="already exists"):
         JournalWriter(path)
+
+
+def test_a_header_cut_short_at_the_end_is_a_torn_tail(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = path.read_bytes()
+    last = record_spans(data)[-1]
+    for keep, reason in ((5, "record header cut short"), (HEADER.size, "record cut short"),
+                         (HEADER.size + 3, "record cut short")):
+        path.write_bytes(data[:last.offset + keep])
+        scan = scan_journal(path)
+        assert scan.intact and scan.torn_tail is not None and scan.torn_tail.reason == reason, keep
+        assert scan.torn_tail.offset == last.offset and scan.torn_tail.length == keep
+
+
+@pytest.mark.parametrize("tail", [b"XXXXXXXXXXXXXXXXXXXXXXXX", b"\x01\x02junk", b"EXJR\x09" + bytes(20)])
+def test_garbage_after_the_last_record_is_damage_not_a_cut(tmp_path, tail):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    path.write_bytes(path.read_bytes() + tail)
+    scan, batches = read_journal(path)
+    assert len(list(batches)) == 3
+    assert not scan.intact and scan.torn_tail is None and scan.skipped_bytes == len(tail)
+
+
+def test_false_record_magic_inside_damage_is_passed_over(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = path.read_bytes()
+    second = record_spans(data)[1]
+    junk = b"\x00EXJR\x03\x00\x00\x00\x10\x00\x00\x00\xde\xad\xbe\xefEXJRjunk"
+    path.write_bytes(data[:second.offset] + junk + data[second.offset:])
+    scan, batches = read_journal(path)
+    assert [spec.path for spec, _ in batches] == ["control", "cameras/side", "events"]
+    assert scan.skipped_bytes == len(junk) and len(scan.damaged) == 1
+    assert scan.damaged[0].offset == second.offset and scan.damaged[0].reason == "bad record header or checksum"
+    assert f"skipped 1 damaged range(s) of {len(junk)} bytes" in scan.summary()
+
+
+def test_a_missing_journal_is_not_live(tmp_path):
+    assert not journal_is_live(tmp_path / "gone.journal")

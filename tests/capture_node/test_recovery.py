@@ -13,7 +13,7 @@ from capture_node.episode import EpisodeMetadata
 from capture_node.journal import HEADER, JournalWriter, scan_journal
 from capture_node.recorder import Recorder, RecorderConfig
 from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_directory
-from capture_node.streams import camera_spec, control_spec
+from capture_node.streams import camera_spec, can_spec, control_spec
 from capture_node.validation import validate_episode
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
@@ -68,11 +68,14 @@ def test_leftover_journal_of_a_complete_published_episode_is_removed(tmp_path):
                                        shutil.copyfile(recorder.paths.journal, kept)), metadata())
     with recorder:
         recorder.add_stream(control_spec(["boom"])).put((now_ns(), [0.5], True))
+        recorder.add_stream(can_spec("can1", "virtual"))  # declared, no rows
     episode = recorder.paths.final
     digest = hashlib.sha256(episode.read_bytes()).hexdigest()
     shutil.copyfile(kept, recorder.paths.journal)  # the state of a kill between the rename and the delete
     [result] = recover_directory(tmp_path / "out")
     assert result.status is RecoveryStatus.ALREADY_PUBLISHED
+    assert result.journal == recorder.paths.journal and result.episode == episode and result.rows == 0
+    assert result.line() == f"{episode}: already published: the episode was complete; leftover journal removed"
     assert not recorder.paths.journal.exists() and not quarantine_dir(tmp_path / "out").exists()
     assert hashlib.sha256(episode.read_bytes()).hexdigest() == digest
 
@@ -167,3 +170,61 @@ def test_an_interrupted_rebuild_is_made_again(tmp_path):
     [result] = recover_directory(out)
     assert result.status is RecoveryStatus.RECOVERED and not leftover.exists()
     assert validate_episode(result.episode) == []
+
+
+def test_what_recovery_did_is_one_line_per_journal(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=30)
+    [result] = recover_directory(out)
+    assert result.journal == journal and result.rows == 30 + 3 + 1 and result.resolved  # control, frames, start
+    assert result.line() == f"{result.episode}: recovered: {result.note}"
+    assert result.note.startswith("recovered 34 rows from ")
+
+
+def test_a_journal_that_cannot_be_read_is_kept_and_the_others_still_recovered(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=30)
+    unreadable = out / ".recording" / "0-folder.journal"
+    unreadable.mkdir()
+    first, second = recover_directory(out)
+    assert first.journal == unreadable and first.status is RecoveryStatus.KEPT and not first.resolved
+    assert first.episode is None and first.rows == 0
+    assert first.note.startswith("not recovered, kept in place: ") and "cannot read journal" in first.note
+    assert first.line() == f"{unreadable}: kept: {first.note}"
+    assert second.journal == journal and second.status is RecoveryStatus.RECOVERED
+    assert unreadable.is_dir()
+
+
+def test_a_leftover_journal_beside_an_invalid_episode_is_quarantined(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=30)
+    final = out / f"{journal.name.removesuffix('.journal')}.h5"
+    final.write_bytes(b"not an episode")
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.QUARANTINED and result.episode == final and result.rows == 0
+    assert "not overwritten; journal kept in quarantine (not an HDF5 file); journal moved to " in result.note
+    assert final.read_bytes() == b"not an episode"
+
+
+def test_a_leftover_journal_is_quarantined_when_the_episode_lacks_a_stream(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=10)  # one camera frame
+    data = journal.read_bytes()
+    [recovered] = recover_directory(out)
+    with h5py.File(recovered.episode, "a") as f:
+        del f["cameras"]
+    journal.write_bytes(data)
+    [result] = recover_directory(out)
+    assert result.status is RecoveryStatus.QUARANTINED and "(lacks rows of cameras/side)" in result.note
+
+
+def test_a_damaged_leftover_journal_is_quarantined_even_beside_a_complete_episode(tmp_path):
+    kept = tmp_path / "kept.journal"
+    recorder = Recorder(RecorderConfig(tmp_path / "out", on_phase=lambda phase: phase == "published" and
+                                       shutil.copyfile(recorder.paths.journal, kept)), metadata())
+    with recorder:
+        recorder.add_stream(control_spec(["boom"])).put((now_ns(), [0.5], True))
+    data = kept.read_bytes()
+    spans = record_spans(data)
+    flipped = bytearray(data)
+    flipped[spans[-1].offset + HEADER.size + 1] ^= 0x01
+    recorder.paths.journal.write_bytes(bytes(flipped))
+    [result] = recover_directory(tmp_path / "out")
+    assert result.status is RecoveryStatus.QUARANTINED and "skipped 1 damaged range(s)" in result.note
+    assert validate_episode(recorder.paths.final) == []
