@@ -34,11 +34,12 @@ source_paths = ["capture_node/"]
 only_mutate = [{sys.argv[1]}]
 also_copy = ["drivers/", "schemas/", "examples/"]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts="]
+timeout_multiplier = 5.0
 pytest_add_cli_args_test_selection = [{sys.argv[2]}]
 """
 open("pyproject.toml", "w").write(text)
 PY
-export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.2} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.1} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 "$mutmut" run --max-children "$children" >mutmut-run.log 2>&1 || true
 tail -5 mutmut-run.log
 "$mutmut" results --all true 2>/dev/null | tee "$repo/bench/mutation-$area.txt" | awk '{print $NF}' | sort | uniq -c
