@@ -40,6 +40,6 @@ pytest_add_cli_args_test_selection = [{sys.argv[2]}]
 open("pyproject.toml", "w").write(text)
 PY
 export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.1} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-"$mutmut" run --max-children "$children" >mutmut-run.log 2>&1 || true
-tail -5 mutmut-run.log
+"$mutmut" run --max-children "$children" >"/tmp/excap-mutation-$area.log" 2>&1 || true
+tail -c 400 "/tmp/excap-mutation-$area.log"
 "$mutmut" results --all true 2>/dev/null | tee "$repo/bench/mutation-$area.txt" | awk '{print $NF}' | sort | uniq -c
