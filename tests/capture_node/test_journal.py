@@ -1,8 +1,20 @@
+import struct
+
 import numpy as np
 import pytest
 
 from capture_node.errors import JournalError
-from capture_node.journal import HEADER, JournalWriter, journal_is_live, read_journal, scan_journal
+from capture_node.journal import (
+    HEADER,
+    JournalWriter,
+    RecordKind,
+    decode_batch,
+    encode_batch,
+    encode_record,
+    journal_is_live,
+    read_journal,
+    scan_journal,
+)
 from capture_node.streams import camera_spec, control_spec, events_spec, rows_to_batch
 from tests.support.journals import record_spans
 
@@ -169,8 +181,61 @@ def test_false_record_magic_inside_damage_is_passed_over(tmp_path):
     assert [spec.path for spec, _ in batches] == ["control", "cameras/side", "events"]
     assert scan.skipped_bytes == len(junk) and len(scan.damaged) == 1
     assert scan.damaged[0].offset == second.offset and scan.damaged[0].reason == "bad record header or checksum"
-    assert f"skipped 1 damaged range(s) of {len(junk)} bytes" in scan.summary()
+    assert scan.summary() == f"skipped 1 damaged range(s) of {len(junk)} bytes"
 
 
 def test_a_missing_journal_is_not_live(tmp_path):
     assert not journal_is_live(tmp_path / "gone.journal")
+
+
+def batch_payload(index, rows, body):
+    return struct.pack("<HI", index, rows) + body
+
+
+def test_batches_that_do_not_fit_their_stream_are_refused_with_the_reason():
+    events, control = events_spec(), control_spec(["boom"])
+    specs = {0: events, 1: control}
+    with pytest.raises(JournalError, match="undeclared stream #7"):
+        decode_batch(batch_payload(7, 1, b""), specs)
+    t_ns = struct.pack("<q", 5)
+    with pytest.raises(JournalError, match=r"'events' is shorter than its 1 rows"):
+        decode_batch(batch_payload(0, 1, t_ns + b"\x02\x00"), specs)  # value lengths cut short
+    with pytest.raises(JournalError, match=r"'events' is shorter than its values"):
+        decode_batch(batch_payload(0, 1, t_ns + struct.pack("<I", 9) + b"abc"), specs)
+    with pytest.raises(JournalError, match="text is not UTF-8"):
+        decode_batch(batch_payload(0, 1, t_ns + struct.pack("<I", 2) + b"\xff\xfe"), specs)
+    with pytest.raises(JournalError, match=r"'control' is shorter than its 2 rows"):
+        decode_batch(batch_payload(1, 2, t_ns * 2 + bytes(7)), specs)  # commands: 8 bytes needed
+    with pytest.raises(JournalError, match="'control' has 3 stray bytes"):
+        decode_batch(batch_payload(1, 1, t_ns + bytes(4) + b"\x01" + b"xyz"), specs)
+    with pytest.raises(JournalError, match="shorter than its header"):
+        decode_batch(b"\x00\x00", specs)
+
+
+def test_empty_values_at_the_very_end_of_a_batch_decode():
+    events = events_spec()
+    payload = encode_batch(0, events, rows_to_batch(events, [(1, "", ""), (2, "", "")]))
+    index, batch = decode_batch(payload, {0: events})
+    assert index == 0 and batch["kind"] == ["", ""] and batch["detail"] == ["", ""]
+
+
+def test_unusable_records_are_counted_and_reported(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    path.write_bytes(path.read_bytes() + encode_record(RecordKind.METADATA_UPDATE, b"[1, 2]")
+                     + encode_record(RecordKind.STREAM, b"{not json"))
+    scan, batches = read_journal(path)
+    assert len(list(batches)) == 3
+    assert scan.unusable_records == 2 and not scan.intact and scan.damaged == []
+    assert scan.summary() == "skipped 0 damaged range(s) of 0 bytes and 2 unusable record(s)"
+
+
+def test_checkpoints_come_at_their_interval_and_the_journal_is_private_to_its_owner(tmp_path):
+    path = tmp_path / "a.journal"
+    writer = JournalWriter(path, checkpoint_interval_s=60)
+    writer.write_metadata({"episode_id": "e1"})
+    for _ in range(3):
+        writer.checkpoint_if_due()
+    writer.close()
+    assert [s.kind for s in record_spans(path.read_bytes())] == [1, 1]
+    assert path.stat().st_mode & 0o777 == 0o644

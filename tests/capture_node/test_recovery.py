@@ -12,8 +12,8 @@ from capture_node.clock import now_ns
 from capture_node.episode import EpisodeMetadata
 from capture_node.journal import HEADER, JournalWriter, scan_journal
 from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_directory
-from capture_node.streams import camera_spec, can_spec, control_spec
+from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
+from capture_node.streams import camera_spec, can_spec, control_spec, rows_to_batch
 from capture_node.validation import validate_episode
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
@@ -93,18 +93,28 @@ def test_leftover_journal_with_rows_the_episode_lacks_is_quarantined_not_deleted
 
 
 def test_empty_and_foreign_journals_are_quarantined_and_never_stop_the_others(tmp_path):
-    out, _ = crashed_recording(tmp_path)
+    out, journal = crashed_recording(tmp_path)
     (out / ".recording" / "0-empty.journal").write_bytes(b"")
     (out / ".recording" / "1-foreign.journal").write_bytes(b"PK\x03\x04 not a journal " * 50)
-    result = subprocess.run(excap_command("recover", str(out)), capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 3 and result.stderr == ""
-    assert "quarantined: empty journal" in lines[0] and "quarantined: no readable record" in lines[1]
-    assert ": recovered: recovered " in lines[2]
-    notes = sorted(p.name for p in quarantine_dir(out).glob("*.note"))
-    assert notes == ["0-empty.note", "1-foreign.note"]
+    empty, foreign, real = recover_directory(out)
+    folder = quarantine_dir(out)
+    assert empty.status is foreign.status is RecoveryStatus.QUARANTINED
+    assert empty.line() == (f"{out}/.recording/0-empty.journal: quarantined: empty journal (the recorder stopped "
+                            f"before its first write); journal moved to {folder}/0-empty.journal")
+    assert foreign.note.startswith("no readable record in 950 bytes; journal moved to ")
+    assert empty.rows == foreign.rows == 0 and empty.episode is None
+    assert real.status is RecoveryStatus.RECOVERED and real.journal == journal
+    assert sorted(p.name for p in folder.glob("*.note")) == ["0-empty.note", "1-foreign.note"]
     assert not list((out / ".recording").glob("*.journal"))
+
+
+def test_recover_command_prints_one_line_per_journal(tmp_path):
+    out, _ = crashed_recording(tmp_path)
+    (out / ".recording" / "0-empty.journal").write_bytes(b"")
+    result = subprocess.run(excap_command("recover", str(out)), capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+    first, second = result.stdout.strip().splitlines()
+    assert ": quarantined: empty journal" in first and ": recovered: recovered " in second
 
 
 def test_a_journal_held_by_a_running_recorder_is_left_alone(tmp_path):
@@ -228,3 +238,67 @@ def test_a_damaged_leftover_journal_is_quarantined_even_beside_a_complete_episod
     [result] = recover_directory(tmp_path / "out")
     assert result.status is RecoveryStatus.QUARANTINED and "skipped 1 damaged range(s)" in result.note
     assert validate_episode(recorder.paths.final) == []
+
+
+def test_recovering_a_journal_a_recorder_holds_leaves_it_alone(tmp_path):
+    with Recorder(RecorderConfig(tmp_path), metadata()) as recorder:
+        result = recover_journal(recorder.paths.journal)
+        assert result.status is RecoveryStatus.KEPT and result.journal == recorder.paths.journal
+        assert result.line() == f"{recorder.paths.journal}: kept: journal is held by a running recorder"
+        assert result.episode is None and result.rows == 0
+
+
+def test_a_second_quarantine_of_the_same_episode_keeps_the_first(tmp_path):
+    recording = tmp_path / ".recording"
+    recording.mkdir()
+    for content in (b"", b"EXCA"):
+        (recording / "same.journal").write_bytes(content)
+        [result] = recover_directory(tmp_path)
+        assert result.status is RecoveryStatus.QUARANTINED
+    folder = quarantine_dir(tmp_path)
+    assert (folder / "same.journal").read_bytes() == b"" and (folder / "same.2.journal").read_bytes() == b"EXCA"
+    assert (folder / "same.note").read_text() == "empty journal (the recorder stopped before its first write)\n"
+    assert (folder / "same.2.note").read_text() == "no readable record in 4 bytes\n"
+    assert result.quarantined == folder / "same.2.journal" and result.journal == recording / "same.journal"
+    assert result.note.endswith(f"; journal moved to {folder / 'same.2.journal'}")
+
+
+def journal_with(tmp_path, attrs, control_rows):
+    """A crashed recorder's journal written with the real writer: metadata and control rows in batches."""
+    recording = tmp_path / ".recording"
+    recording.mkdir()
+    control = control_spec(["boom"])
+    writer = JournalWriter(recording / "20261204T000000Z_exc-1_000001.journal")
+    writer.write_metadata(metadata(episode_id="20261204T000000Z_exc-1_000001").to_attrs() | {
+        "start_t_ns": 1_000, "started_at": "2026-12-04T00:00:00Z", "clock_offset_ns": 0, "recovered": False,
+        **attrs})
+    for start in range(0, control_rows, 2000):
+        rows = [(2_000 + i, [i / control_rows], True) for i in range(start, min(control_rows, start + 2000))]
+        writer.write_batch(control, rows_to_batch(control, rows))
+    writer.close()
+
+
+def test_many_rows_are_rebuilt_in_order_with_chunks_sized_for_them(tmp_path):
+    journal_with(tmp_path, {}, 20_000)
+    [result] = recover_directory(tmp_path)
+    assert result.status is RecoveryStatus.RECOVERED and result.rows == 20_000
+    with h5py.File(result.episode, "r") as f:
+        t_ns = f["control/t_ns"]
+        assert t_ns[()].tolist() == list(range(2_000, 22_000))
+        assert t_ns.chunks == (16384,)  # 20,000 int64 rows: 160 kB, the largest power of two of rows below
+        assert f.attrs["start_t_ns"] == 1_000 and f.attrs["end_t_ns"] == 21_999
+        assert f.attrs["duration_s"] == (21_999 - 1_000) / 1e9
+        assert json.loads(f["events/detail"][-1])["metadata_from"] == "journal"
+
+
+def test_only_attributes_hdf5_can_hold_are_taken_from_the_journal(tmp_path):
+    odd = {"": "empty name", "nul\0name": 1, "a_text": "fine", "b_nul": "x\0y", "c_max": 2**63 - 1,
+           "d_over": 2**63, "e_min": -(2**63), "f_under": -(2**63) - 1, "g_flag": True, "h_ratio": 0.5,
+           "i_list": [1, 2], "j_none": None}
+    journal_with(tmp_path, odd, 10)
+    [result] = recover_directory(tmp_path)
+    assert result.status is RecoveryStatus.RECOVERED
+    with h5py.File(result.episode, "r") as f:
+        names = set(f.attrs.keys())
+        kept = {k: f.attrs[k] for k in odd if k in names}
+    assert kept == {"a_text": "fine", "c_max": 2**63 - 1, "e_min": -(2**63), "g_flag": True, "h_ratio": 0.5}
