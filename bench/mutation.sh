@@ -20,9 +20,10 @@ case "$area" in
   *) echo "unknown area $area" >&2; exit 2 ;;
 esac
 work=$(mktemp -d /tmp/excap-mutation-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT  # KEEP=1: keep the copy for `mutmut show`
 tar -C "$repo" --exclude=.git --exclude=.venv --exclude=mutants --exclude='__pycache__' -cf - . | tar -C "$work" -xf -
 cd "$work"
+echo "scratch copy: $work"
 # Replace any [tool.mutmut] table of the copy with this area's settings.
 "$python" - "$files" "$tests" <<'PY'
 import re, sys

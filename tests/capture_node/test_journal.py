@@ -1,3 +1,4 @@
+import json
 import struct
 
 import numpy as np
@@ -239,3 +240,56 @@ def test_checkpoints_come_at_their_interval_and_the_journal_is_private_to_its_ow
     writer.close()
     assert [s.kind for s in record_spans(path.read_bytes())] == [1, 1]
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_file_header_cut_short_is_a_torn_tail_of_an_empty_journal(tmp_path):
+    path = tmp_path / "a.journal"
+    path.write_bytes(b"EXCA")
+    scan = scan_journal(path)
+    assert scan.empty and not scan.has_magic and scan.damaged == []
+    assert scan.torn_tail is not None and scan.torn_tail.reason == "file header cut short"
+    assert scan.torn_tail.length == 4
+    path.write_bytes(b"EXCAPJ1\n" + b"EXJR\x01")
+    scan = scan_journal(path)
+    assert scan.has_magic and scan.torn_tail is not None and scan.torn_tail.reason == "record header cut short"
+    assert scan.torn_tail.offset == 8
+
+
+def test_a_record_with_reserved_bits_set_is_damage(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = bytearray(path.read_bytes())
+    second = record_spans(bytes(data))[1]
+    data[second.offset + 5] = 1  # the reserved byte after the kind; the checksum does not cover it
+    path.write_bytes(bytes(data))
+    scan, batches = read_journal(path)
+    assert scan.damaged[0].offset == second.offset and scan.damaged[0].length == second.length
+    assert [spec.path for spec, _ in batches] == ["cameras/side", "events"]
+
+
+def test_declarations_without_a_number_count_in_order_and_conflicting_ones_are_unusable(tmp_path):
+    control, events = control_spec(["boom"]), events_spec()
+    path = tmp_path / "a.journal"
+    old_style = [encode_record(RecordKind.STREAM, json.dumps(spec.to_json()).encode()) for spec in (control, events)]
+    conflicting = encode_record(RecordKind.STREAM, json.dumps(control_spec(["arm", "x"]).to_json() | {"index": 0})
+                                .encode())
+    rows = [encode_record(RecordKind.BATCH, encode_batch(1, events, rows_to_batch(events, [(3, "a", "{}")]))),
+            encode_record(RecordKind.BATCH, encode_batch(0, control, rows_to_batch(control, [(4, [0.5], True)])))]
+    path.write_bytes(b"EXCAPJ1\n" + b"".join(old_style) + conflicting + b"".join(rows))
+    scan, batches = read_journal(path)
+    assert [spec.path for spec, _ in batches] == ["events", "control"]
+    assert scan.streams == {0: control, 1: events} and scan.unusable_records == 1 and scan.records == 4
+
+
+def test_checksummed_records_with_bad_payloads_are_unusable_not_fatal(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    before = scan_journal(path)
+    path.write_bytes(path.read_bytes() + encode_record(RecordKind.BATCH, b"\x00\x00\x01")
+                     + encode_record(RecordKind.BATCH, batch_payload(0, 1, b"junk"))
+                     + encode_record(RecordKind.METADATA, b'"text"'))
+    scan, batches = read_journal(path)
+    assert scan.records == before.records + 1 and scan.unusable_records == 2  # the bad batch counts until read
+    assert len(list(batches)) == 3
+    assert scan.records == before.records and scan.unusable_records == 3 and scan.rows == before.rows
+    assert scan.metadata == before.metadata and scan.metadata_records == before.metadata_records == 1

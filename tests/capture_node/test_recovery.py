@@ -9,6 +9,7 @@ import h5py
 import pytest
 
 from capture_node.clock import now_ns
+from capture_node.disk_space import describe, free_bytes
 from capture_node.episode import EpisodeMetadata
 from capture_node.journal import HEADER, JournalWriter, scan_journal
 from capture_node.recorder import Recorder, RecorderConfig
@@ -302,3 +303,19 @@ def test_only_attributes_hdf5_can_hold_are_taken_from_the_journal(tmp_path):
         names = set(f.attrs.keys())
         kept = {k: f.attrs[k] for k in odd if k in names}
     assert kept == {"a_text": "fine", "c_max": 2**63 - 1, "e_min": -(2**63), "g_flag": True, "h_ratio": 0.5}
+
+
+def test_without_room_to_rebuild_the_journal_is_kept_untouched(tmp_path):
+    out, journal = crashed_recording(tmp_path, rows=50)
+    data = journal.read_bytes()
+    partial = journal.with_name(journal.name.replace(".journal", ".h5.partial"))
+    free = free_bytes(out)
+    result = recover_journal(journal, reserve_bytes=free)  # the reserve alone takes every free byte
+    assert result.status is RecoveryStatus.KEPT and result.episode is None and result.rows == 0
+    assert result.note.startswith(f"not enough free disk space to rebuild it ({describe(free_bytes(out))} free, "
+                                  "needs about ")
+    assert result.note.endswith(f"MB); journal kept, free some space and run `excap recover {out}`")
+    needed_mb = float(result.note.split("needs about ")[1].split(" MB")[0])
+    assert len(data) / 1e6 + 8 + free / 1e6 <= needed_mb + 0.1
+    assert journal.read_bytes() == data and partial.exists() and list(out.glob("*.h5")) == []
+    assert recover_journal(journal).status is RecoveryStatus.RECOVERED
