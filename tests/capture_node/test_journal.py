@@ -293,3 +293,14 @@ def test_checksummed_records_with_bad_payloads_are_unusable_not_fatal(tmp_path):
     assert len(list(batches)) == 3
     assert scan.records == before.records and scan.unusable_records == 3 and scan.rows == before.rows
     assert scan.metadata == before.metadata and scan.metadata_records == before.metadata_records == 1
+
+
+def test_the_summary_names_damage_and_a_torn_tail_in_one_line(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = bytearray(path.read_bytes())
+    spans = record_spans(bytes(data))
+    data[spans[2].offset + HEADER.size] ^= 0x01
+    path.write_bytes(bytes(data[:-3]))
+    assert scan_journal(path).summary() == (f"skipped 1 damaged range(s) of {spans[2].length} bytes; "
+                                            f"last {spans[-1].length - 3} bytes cut short (record cut short)")

@@ -295,14 +295,15 @@ def test_many_rows_are_rebuilt_in_order_with_chunks_sized_for_them(tmp_path):
 def test_only_attributes_hdf5_can_hold_are_taken_from_the_journal(tmp_path):
     odd = {"": "empty name", "nul\0name": 1, "a_text": "fine", "b_nul": "x\0y", "c_max": 2**63 - 1,
            "d_over": 2**63, "e_min": -(2**63), "f_under": -(2**63) - 1, "g_flag": True, "h_ratio": 0.5,
-           "i_list": [1, 2], "j_none": None}
+           "i_list": [1, 2], "j_none": None, "X_marks": "kept"}
     journal_with(tmp_path, odd, 10)
     [result] = recover_directory(tmp_path)
     assert result.status is RecoveryStatus.RECOVERED
     with h5py.File(result.episode, "r") as f:
         names = set(f.attrs.keys())
         kept = {k: f.attrs[k] for k in odd if k in names}
-    assert kept == {"a_text": "fine", "c_max": 2**63 - 1, "e_min": -(2**63), "g_flag": True, "h_ratio": 0.5}
+    assert kept == {"a_text": "fine", "c_max": 2**63 - 1, "e_min": -(2**63), "g_flag": True, "h_ratio": 0.5,
+                    "X_marks": "kept"}
 
 
 def test_without_room_to_rebuild_the_journal_is_kept_untouched(tmp_path):
