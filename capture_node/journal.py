@@ -144,11 +144,9 @@ class JournalWriter:
         self._file: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file.write(FILE_MAGIC)
-        self.bytes_written = len(FILE_MAGIC)
 
     def _append(self, kind: RecordKind, payload: bytes) -> None:
         self._file.write(encode_record(kind, payload))
-        self.bytes_written += HEADER.size + len(payload)
 
     def write_metadata(self, attrs: dict[str, Any]) -> None:
         self.metadata = dict(attrs)

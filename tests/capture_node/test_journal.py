@@ -7,6 +7,7 @@ import pytest
 from capture_node.errors import JournalError
 from capture_node.journal import (
     HEADER,
+    Damage,
     JournalWriter,
     RecordKind,
     decode_batch,
@@ -95,6 +96,7 @@ def test_a_damaged_last_record_is_damage_not_a_cut(tmp_path):
     scan, batches = read_journal(path)
     assert len(list(batches)) == 2
     assert not scan.intact and scan.damaged[0].reason == "unreadable bytes up to the end"
+    assert scan.damaged[0].offset == record_spans(path.read_bytes()[:0] + bytes(data))[-1].offset
 
 
 def test_damaged_metadata_and_declarations_are_made_good_by_the_checkpoint(tmp_path):
@@ -134,7 +136,7 @@ def test_empty_cut_and_foreign_files_have_no_records(tmp_path, content):
 
 
 def test_missing_file_is_a_journal_error(tmp_path):
-    with pytest.raises(JournalError, match="cannot read journal"):
+    with pytest.raises(JournalError, match=r"gone.journal: cannot read journal \(No such file or directory\)$"):
         scan_journal(tmp_path / "gone.journal")
 
 
@@ -209,7 +211,7 @@ def test_batches_that_do_not_fit_their_stream_are_refused_with_the_reason():
         decode_batch(batch_payload(1, 2, t_ns * 2 + bytes(7)), specs)  # commands: 8 bytes needed
     with pytest.raises(JournalError, match="'control' has 3 stray bytes"):
         decode_batch(batch_payload(1, 1, t_ns + bytes(4) + b"\x01" + b"xyz"), specs)
-    with pytest.raises(JournalError, match="shorter than its header"):
+    with pytest.raises(JournalError, match=r"^batch record shorter than its header$"):
         decode_batch(b"\x00\x00", specs)
 
 
@@ -248,7 +250,7 @@ def test_a_file_header_cut_short_is_a_torn_tail_of_an_empty_journal(tmp_path):
     scan = scan_journal(path)
     assert scan.empty and not scan.has_magic and scan.damaged == []
     assert scan.torn_tail is not None and scan.torn_tail.reason == "file header cut short"
-    assert scan.torn_tail.length == 4
+    assert scan.torn_tail.length == 4 and scan.torn_tail.offset == 0
     path.write_bytes(b"EXCAPJ1\n" + b"EXJR\x01")
     scan = scan_journal(path)
     assert scan.has_magic and scan.torn_tail is not None and scan.torn_tail.reason == "record header cut short"
@@ -304,3 +306,57 @@ def test_the_summary_names_damage_and_a_torn_tail_in_one_line(tmp_path):
     path.write_bytes(bytes(data[:-3]))
     assert scan_journal(path).summary() == (f"skipped 1 damaged range(s) of {spans[2].length} bytes; "
                                             f"last {spans[-1].length - 3} bytes cut short (record cut short)")
+
+
+def test_records_from_offset_zero_are_read_without_the_file_magic(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    path.write_bytes(path.read_bytes()[8:])
+    scan, batches = read_journal(path)
+    assert len(list(batches)) == 3 and scan.records == len(record_spans(b"EXCAPJ1\n" + path.read_bytes()))
+    assert scan.damaged == [] and not scan.has_magic
+
+
+def test_a_journal_of_only_its_file_magic_is_empty_and_whole(tmp_path):
+    path = tmp_path / "a.journal"
+    path.write_bytes(b"EXCAPJ1\n")
+    scan = scan_journal(path)
+    assert scan.empty and scan.has_magic and scan.torn_tail is None and scan.damaged == []
+
+
+def test_one_stray_byte_before_a_record_costs_nothing_but_itself(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = path.read_bytes()
+    third = record_spans(data)[2]
+    path.write_bytes(data[:third.offset] + b"Z" + data[third.offset:])
+    scan, batches = read_journal(path)
+    assert len(list(batches)) == 3 and scan.damaged == [Damage(third.offset, 1, "bad record header or checksum")]
+
+
+def test_a_record_with_an_empty_payload_at_the_end_is_a_whole_record(tmp_path):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    path.write_bytes(path.read_bytes() + encode_record(RecordKind.METADATA_UPDATE, b""))
+    scan = scan_journal(path)
+    assert scan.unusable_records == 1 and scan.damaged == [] and scan.torn_tail is None
+
+
+@pytest.mark.parametrize(("where", "value"), [(0, b"F"), (4, bytes([2]))])  # the record magic; the kind
+def test_a_record_whose_magic_or_kind_changed_is_damage(tmp_path, where, value):
+    path = tmp_path / "a.journal"
+    write_sample_journal(path).close()
+    data = bytearray(path.read_bytes())
+    batch = record_spans(bytes(data))[2]
+    assert batch.kind == 3
+    data[batch.offset + where:batch.offset + where + 1] = value
+    path.write_bytes(bytes(data))
+    scan, batches = read_journal(path)
+    assert scan.damaged == [Damage(batch.offset, batch.length, "bad record header or checksum")]
+    assert scan.unusable_records == 0 and [spec.path for spec, _ in batches] == ["cameras/side", "events"]
+
+
+def test_two_row_batches_cut_short_are_refused():
+    events = events_spec()
+    with pytest.raises(JournalError, match=r"'events' is shorter than its 2 rows"):
+        decode_batch(batch_payload(0, 2, struct.pack("<qq", 1, 2) + bytes(5)), {0: events})

@@ -289,7 +289,24 @@ def test_many_rows_are_rebuilt_in_order_with_chunks_sized_for_them(tmp_path):
         assert t_ns.chunks == (16384,)  # 20,000 int64 rows: 160 kB, the largest power of two of rows below
         assert f.attrs["start_t_ns"] == 1_000 and f.attrs["end_t_ns"] == 21_999
         assert f.attrs["duration_s"] == (21_999 - 1_000) / 1e9
-        assert json.loads(f["events/detail"][-1])["metadata_from"] == "journal"
+        assert f["events/kind"][-1] == b"recovered"
+        detail = json.loads(f["events/detail"][-1])
+        assert detail.pop("recovered_at_t_ns") > 0
+        assert detail == {"journal_records": 12, "rows": 20_000, "skipped_ranges": 0, "skipped_bytes": 0,
+                          "unusable_records": 0, "torn_tail": "", "metadata_from": "journal"}
+    assert result.note == "recovered 20000 rows from 12 journal records"  # metadata, declaration, 10 batches
+
+
+def test_a_journal_cut_by_the_crash_is_fully_recovered_and_says_so(tmp_path):
+    journal_with(tmp_path, {}, 4_000)
+    [journal] = (tmp_path / ".recording").glob("*.journal")
+    journal.write_bytes(journal.read_bytes()[:-100])
+    [result] = recover_directory(tmp_path)
+    assert result.status is RecoveryStatus.RECOVERED and result.rows == 2_000 and not journal.exists()
+    assert result.note.startswith("recovered 2000 rows from 3 journal records; last ")
+    assert result.note.endswith(" bytes cut short (record cut short)")
+    with h5py.File(result.episode, "r") as f:
+        assert json.loads(f["events/detail"][-1])["torn_tail"] == "record cut short"
 
 
 def test_only_attributes_hdf5_can_hold_are_taken_from_the_journal(tmp_path):
