@@ -4,7 +4,8 @@
 #   journal: capture_node/journal.py and capture_node/recovery.py against the journal, recovery and
 #            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow
 #            to run per mutant; they are run as a whole in CI).
-# Prints mutmut's results; the score is killed / (killed + survived + timeout).
+# Prints the counts; bench/mutation-AREA.txt lists the mutants not killed (`mutmut show NAME` in the scratch
+# copy, kept with KEEP=1, shows each). Score: killed / all mutants.
 set -euo pipefail
 area=${1:?area: journal}
 children=${2:-2}
@@ -43,4 +44,5 @@ PY
 export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.1} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 "$mutmut" run --max-children "$children" >"/tmp/excap-mutation-$area.log" 2>&1 || true
 tail -c 400 "/tmp/excap-mutation-$area.log"
-"$mutmut" results --all true 2>/dev/null | tee "$repo/bench/mutation-$area.txt" | awk '{print $NF}' | sort | uniq -c
+"$mutmut" results --all true 2>/dev/null | awk '{print $NF}' | sort | uniq -c
+"$mutmut" results 2>/dev/null > "$repo/bench/mutation-$area.txt"  # the mutants not killed
