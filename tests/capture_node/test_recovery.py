@@ -133,8 +133,8 @@ def test_a_recording_stopped_before_its_first_rows_is_quarantined_not_published_
                                                    "recovered": False})
     writer.close()
     [result] = recover_directory(tmp_path)
-    assert result.status is RecoveryStatus.QUARANTINED
-    assert "required stream /control is missing" in result.note
+    assert result.status is RecoveryStatus.QUARANTINED and result.rows == 0
+    assert result.note.startswith("no valid episode could be rebuilt from 0 rows (required stream /control is missing)")
     assert list(tmp_path.glob("*.h5")) == []
 
 
@@ -319,6 +319,7 @@ def test_only_attributes_hdf5_can_hold_are_taken_from_the_journal(tmp_path):
     with h5py.File(result.episode, "r") as f:
         names = set(f.attrs.keys())
         kept = {k: f.attrs[k] for k in odd if k in names}
+    assert not any(name.startswith("nul") for name in names)
     assert kept == {"a_text": "fine", "c_max": 2**63 - 1, "e_min": -(2**63), "g_flag": True, "h_ratio": 0.5,
                     "X_marks": "kept"}
 
@@ -330,6 +331,7 @@ def test_without_room_to_rebuild_the_journal_is_kept_untouched(tmp_path):
     free = free_bytes(out)
     result = recover_journal(journal, reserve_bytes=free)  # the reserve alone takes every free byte
     assert result.status is RecoveryStatus.KEPT and result.episode is None and result.rows == 0
+    assert result.journal == journal
     assert result.note.startswith(f"not enough free disk space to rebuild it ({describe(free_bytes(out))} free, "
                                   "needs about ")
     assert result.note.endswith(f"MB); journal kept, free some space and run `excap recover {out}`")
