@@ -147,11 +147,14 @@ def test_kill_while_stopping(server, tmp_path):
             trials += 1
             episode, statuses = resolve(out)
             assert episode is not None
+            # "published" is reported just after the rename: a random kill may fall between the two.
             published = "published" in trial.phases
             with h5py.File(episode, "r") as f:
-                assert bool(f.attrs["recovered"]) is not published
+                recovered = bool(f.attrs["recovered"])
                 assert f["control/t_ns"].shape[0] > 0
-            if published:
+            if point is not None or published:
+                assert recovered is not published
+            if not recovered:
                 assert statuses in ([], [RecoveryStatus.ALREADY_PUBLISHED])
             for status in statuses or ["none left"]:
                 key = status.value if isinstance(status, RecoveryStatus) else status
