@@ -195,13 +195,14 @@ def cmd_record(args: argparse.Namespace) -> int:
     if config is not None and args.out is not None:
         config.out_dir = args.out
     out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
-    for result in recover_directory(out_dir):
-        print(f"recovered {result.episode or result.journal}: {result.note}", file=sys.stderr)
+    report_recovery(out_dir)
     stop = threading.Event()
     _install_stop_signals(stop)
     show_status = not args.quiet and sys.stderr.isatty()
+    recorders: list[Recorder] = []
 
     def started(recorder: Recorder) -> None:
+        recorders.append(recorder)
         print(f"recording {recorder.paths.final} (Ctrl-C to stop)", file=sys.stderr, flush=True)
         if show_status:
             _StatusLine(recorder, stop)
@@ -223,6 +224,10 @@ def cmd_record(args: argparse.Namespace) -> int:
     stop.set()
     print(path)
     print(summary_text(summarize(path)), file=sys.stderr)
+    fault = recorders[0].fault if recorders else ""
+    if fault:
+        print(f"excap: error: {fault}; the episode holds what was recorded before: {path}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -352,6 +357,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def report_recovery(out_dir: Path) -> None:
+    """Recover what a crash left in `out_dir` before recording into it; one stderr line per journal."""
+    for result in recover_directory(out_dir):
+        prefix = "" if result.resolved else "excap: error: "
+        print(f"{prefix}{result.line()}", file=sys.stderr)
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     if not args.dir.is_dir():
         raise ExcapError(f"{args.dir}: no such folder")
@@ -359,8 +371,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
     if not results:
         print(f"{args.dir}: no journals to recover")
     for result in results:
-        print(f"{result.episode or result.journal}: {result.note}")
-    return 0
+        if result.resolved:
+            print(result.line())
+        else:
+            print(f"excap: error: {result.line()}", file=sys.stderr)
+    return 0 if all(result.resolved for result in results) else 2
 
 
 def cmd_can(args: argparse.Namespace) -> int:

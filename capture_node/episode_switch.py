@@ -118,6 +118,7 @@ class EpisodeResult:
     episode_id: str
     outcome: str
     discarded: bool = False
+    fault: str = ""  # why the episode stopped on its own (disk nearly full, a failed write)
 
 
 @dataclass
@@ -128,6 +129,9 @@ class EpisodeSwitch:
     state), `flush()` while stopping, after the episode's span closed and before the recorder is
     detached (wait for rows captured before the cut), `on_stop(recorder)` before it is finalized.
     `on_event(kind, t_ns, detail)` sees every event, also between episodes.
+
+    A recorder that stops on its own (disk nearly full, a failed write) is told to `on_event` as a
+    `fault` event, and its episode is finished at once with reason `fault`; `last.fault` says why.
     """
 
     out_dir: Path
@@ -193,6 +197,7 @@ class EpisodeSwitch:
             for tee in self._streams.values():
                 tee._target = (recorder.add_stream(tee.spec), recorder, _OPEN_END)
             self.recorder = recorder
+            recorder.on_fault.append(lambda message: self._recorder_faulted(recorder, message))
             try:
                 recorder.start()
             except BaseException:
@@ -206,6 +211,29 @@ class EpisodeSwitch:
         for tee in self._streams.values():
             tee._target = None
         self.recorder = None
+
+    def _recorder_faulted(self, recorder: Recorder, message: str) -> None:
+        """Called on a writer thread: tell the listeners (the episode has its own `fault` event already), and
+        finish the episode from another thread."""
+        t_ns = now_ns()
+        for listener in self.on_event:
+            try:
+                listener("fault", t_ns, {"reason": "recording_stopped", "message": message})
+            except Exception:
+                log.exception("event listener failed for fault")
+
+        def finish() -> None:
+            with self._lock:
+                if self.recorder is not recorder:
+                    return  # already stopped by its owner
+                try:
+                    self.stop(reason="fault")
+                except EpisodeError as exc:
+                    log.error("%s", exc)
+                    self.last = EpisodeResult(None, recorder.metadata.episode_id, recorder.metadata.outcome,
+                                              fault=str(exc))
+
+        threading.Thread(target=finish, name="excap-episode-fault", daemon=True).start()
 
     def stop(self, reason: str = "stop", outcome: str | None = None, discard: bool = False) -> EpisodeResult:
         with self._lock:
@@ -226,10 +254,10 @@ class EpisodeSwitch:
                         hook(recorder)
                 finally:
                     path = recorder.stop(outcome=outcome, reason=reason)
-            result = EpisodeResult(path, recorder.metadata.episode_id, recorder.metadata.outcome)
+            result = EpisodeResult(path, recorder.metadata.episode_id, recorder.metadata.outcome, fault=recorder.fault)
             if discard:
                 path.unlink(missing_ok=True)
-                result = EpisodeResult(None, result.episode_id, result.outcome, discarded=True)
+                result = EpisodeResult(None, result.episode_id, result.outcome, discarded=True, fault=result.fault)
             self.last = result
             return result
 

@@ -19,3 +19,7 @@ class JournalError(EpisodeError):
 
 class DriverError(ExcapError):
     """A device driver failed to open, read or write."""
+
+
+class DiskFullError(EpisodeError):
+    """Free disk space fell to the reserve a recording or a recovery must leave."""

@@ -2,6 +2,11 @@
 
 Only plain HDF5 features are used (no filter plugins), so every episode opens with stock h5py.
 The file is written under a temporary name and moved to its final name by the recorder.
+
+Chunks are sized per dataset from the rows it is expected to hold (the stream's rate over a few
+seconds while recording, the whole stream when rebuilding from a journal), between 4 KiB and
+256 KiB: HDF5 writes every chunk in full, so a fixed large chunk would cost 256 KiB per dataset in
+a short episode (a 1 s simulated episode was 32 MB, 28 MB of it empty chunk space).
 """
 
 import json
@@ -15,9 +20,10 @@ import numpy as np
 from capture_node.errors import EpisodeError
 from capture_node.streams import Batch, Column, StreamSpec, batch_length
 
-_TARGET_CHUNK_BYTES = 256 * 1024
-_CHUNK_CACHE_BYTES = 2 * _TARGET_CHUNK_BYTES  # per dataset: the chunk being filled, not a history
-_VLEN_CHUNK_ROWS = 64
+MAX_CHUNK_BYTES = 256 * 1024
+MIN_CHUNK_BYTES = 4 * 1024
+_CHUNK_CACHE_BYTES = 2 * MAX_CHUNK_BYTES  # per dataset: the chunk being filled, not a history
+_VLEN_ROW_BYTES = 16  # a variable-length value's descriptor in its dataset (the data lives in the heap)
 
 
 def h5_dtype(column: Column) -> Any:
@@ -28,11 +34,18 @@ def h5_dtype(column: Column) -> Any:
     return np.dtype(column.dtype)
 
 
-def chunk_rows(column: Column) -> int:
+def row_bytes(column: Column) -> int:
     if column.is_vlen:
-        return _VLEN_CHUNK_ROWS
-    row_bytes = np.dtype(column.dtype).itemsize * int(np.prod(column.shape, dtype=np.int64))
-    return int(max(256, min(65536, _TARGET_CHUNK_BYTES // max(row_bytes, 1))))
+        return _VLEN_ROW_BYTES
+    return max(1, np.dtype(column.dtype).itemsize * int(np.prod(column.shape, dtype=np.int64)))
+
+
+def chunk_rows(column: Column, expected_rows: float = 0.0) -> int:
+    """Rows per chunk: a power of two holding about `expected_rows`, within the chunk byte bounds."""
+    size = row_bytes(column)
+    target = min(MAX_CHUNK_BYTES, max(MIN_CHUNK_BYTES, expected_rows * size))
+    rows = max(1, int(target // size))
+    return 1 << (rows.bit_length() - 1)
 
 
 def attr_value(value: Any) -> Any:
@@ -70,7 +83,8 @@ class EpisodeFileWriter:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def ensure_stream(self, spec: StreamSpec) -> None:
+    def ensure_stream(self, spec: StreamSpec, expected_rows: float = 0.0) -> None:
+        """Create the stream's datasets (once), chunked for about `expected_rows` rows."""
         if spec.path in self._streams:
             return
         group = self._file.require_group(spec.path)
@@ -81,15 +95,15 @@ class EpisodeFileWriter:
                 shape=(0, *column.shape),
                 maxshape=(None, *column.shape),
                 dtype=h5_dtype(column),
-                chunks=(chunk_rows(column), *column.shape),
+                chunks=(chunk_rows(column, expected_rows), *column.shape),
             )
             write_attrs(dataset, column.attrs)
         self._streams[spec.path] = spec
         self.rows[spec.path] = 0
 
-    def append(self, spec: StreamSpec, batch: Batch) -> None:
-        self.ensure_stream(spec)
+    def append(self, spec: StreamSpec, batch: Batch, expected_rows: float = 0.0) -> None:
         count = batch_length(batch)
+        self.ensure_stream(spec, max(expected_rows, count))
         if count == 0:
             return
         group = self._file[spec.path]
@@ -123,6 +137,10 @@ class EpisodeFileWriter:
             os.fsync(self._file.id.get_vfd_handle())
 
     def close(self) -> None:
-        if self._file.id.valid:
+        """Flush and close; the file is closed even if the flush fails (the error is raised)."""
+        if not self._file.id.valid:
+            return
+        try:
             self._file.flush()
+        finally:
             self._file.close()

@@ -36,6 +36,13 @@ class DropCountingQueue:
             self._items.clear()
             return items
 
+    def count_unrecorded(self, count: int) -> None:
+        """Rows taken from the queue that were not recorded after all (e.g. the disk reserve was reached):
+        counted as dropped, but not reported as new drops (the reason is reported once, elsewhere)."""
+        with self._lock:
+            self.dropped += count
+            self._dropped_reported += count
+
     def take_new_drops(self) -> int:
         """Drops since the previous call (for drop events)."""
         with self._lock:

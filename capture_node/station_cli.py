@@ -41,7 +41,7 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def cmd_station(args: argparse.Namespace) -> int:
-    from capture_node.recovery import recover_directory
+    from capture_node.cli import report_recovery
     from capture_node.station_app import RunningStation, StatusLine, sim_station_config
     from capture_node.station_config import load_station_config
     from capture_node.station_status import StatusThresholds
@@ -57,8 +57,7 @@ def cmd_station(args: argparse.Namespace) -> int:
             config.out_dir = args.out
     if args.disk_warn_gb < 0 or args.stale_after <= 0:
         raise ConfigError("--disk-warn-gb must not be negative and --stale-after must be positive")
-    for result in recover_directory(config.out_dir):
-        print(f"recovered {result.episode or result.journal}: {result.note}", file=sys.stderr)
+    report_recovery(config.out_dir)
     stop = threading.Event()
 
     def handler(_signum: int, _frame: object) -> None:

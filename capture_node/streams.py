@@ -111,6 +111,14 @@ def batch_length(batch: Batch) -> int:
     return len(batch["t_ns"])
 
 
+def batch_bytes(batch: Batch) -> int:
+    """The bytes of a batch's values (what writing it adds to a file, before any overhead)."""
+    total = 0
+    for values in batch.values():
+        total += sum(len(v) for v in values) if isinstance(values, list) else values.nbytes
+    return total
+
+
 # Standard streams of an episode -----------------------------------------------------------
 
 

@@ -86,7 +86,7 @@ class ExcapRecorderNode(Node):
             raise ExcapError(f"command_topic {settings.command_topic}: the station's joysticks drive /control")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for result in recover_directory(self.out_dir):
-            self.get_logger().warning(f"recovered {result.episode or result.journal}: {result.note}")
+            self.get_logger().warning(result.line())
         self.switch = self.runtime.switch
         self.control = self.runtime.control
         self._lock = threading.Lock()

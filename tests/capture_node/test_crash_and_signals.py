@@ -1,4 +1,4 @@
-"""Real recorder processes: SIGINT / SIGTERM finalize; kill -9 loses at most ~1 s and is recovered."""
+"""Real recorder processes: SIGINT / SIGTERM finalize; kill -9 loses at most the journal interval and is recovered."""
 
 import os
 import signal
@@ -11,6 +11,7 @@ import pytest
 from capture_node.journal import read_journal
 from capture_node.validation import validate_episode
 from tests.conftest import REPO, excap_command, wait_for
+from tests.support.crash_recorder import LOSS_BOUND_S
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def journal_rows(out_dir, stream):
     journals = list((out_dir / ".recording").glob("*.journal"))
     if not journals:
         return 0
-    _, batches = read_journal(journals[0])
+    _, batches = read_journal(journals[0])  # a live journal: its last record may be cut short
     return sum(len(b["t_ns"]) for spec, b in batches if spec.path == stream)
 
 
@@ -45,7 +46,7 @@ def test_signal_finalizes_the_episode(tmp_path, signum):
     assert not list((tmp_path / ".recording").glob("*"))
 
 
-def test_kill_9_loses_at_most_about_a_second_and_is_recovered(tmp_path):
+def test_kill_9_loses_at_most_the_journal_interval_and_is_recovered(tmp_path):
     process = start_recorder(tmp_path)
     wait_for(lambda: journal_rows(tmp_path, "joystick/operator") > 300, message="3 s of joystick rows")
     killed_at_ns = time.monotonic_ns()
@@ -62,7 +63,7 @@ def test_kill_9_loses_at_most_about_a_second_and_is_recovered(tmp_path):
         assert f.attrs["recovered"]
         assert f.attrs["outcome"] == "aborted"
         last_joystick = int(f["joystick/operator/t_ns"][-1])
-        assert (killed_at_ns - last_joystick) / 1e9 <= 1.0
+        assert (killed_at_ns - last_joystick) / 1e9 <= LOSS_BOUND_S
         assert f["cameras/side/frames"].shape[0] > 10
         assert b"recovered" in list(f["events/kind"][()])
     assert not list((tmp_path / ".recording").glob("*.journal"))

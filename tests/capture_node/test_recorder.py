@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -115,3 +116,29 @@ def test_metadata_updated_while_recording_reaches_the_episode(tmp_path):
         recorder.update_metadata(certification="UNCERTIFIED: certificate expired", site="quarry-2")
     with h5py.File(recorder.paths.final, "r") as f:
         assert f.attrs["certification"] == "UNCERTIFIED: certificate expired" and f.attrs["site"] == "quarry-2"
+
+
+def test_a_short_episode_is_close_to_its_data_size(tmp_path):
+    # HDF5 writes every chunk in full: chunks sized for the stream's rows, not a fixed 256 KiB per dataset.
+    with Recorder(RecorderConfig(tmp_path), metadata()) as recorder:
+        streams = [recorder.add_stream(can_spec(f"can{i}", "virtual")) for i in range(10)]
+        for stream in streams:
+            for i in range(50):
+                stream.put((now_ns(), 0, 0x18FEF100 + i, True, 8, [i] * 8))
+    datasets = 10 * 6 + 3
+    data_bytes = 10 * 50 * (8 + 8 + 4 + 1 + 1 + 8)
+    assert recorder.paths.final.stat().st_size < data_bytes + datasets * 4096 + 200_000
+
+
+def test_the_disk_reserve_is_taken_from_the_environment_and_checked(monkeypatch):
+    from capture_node.disk_space import DEFAULT_RESERVE_BYTES, RESERVE_ENV, reserve_bytes
+    from capture_node.errors import ConfigError
+
+    monkeypatch.delenv(RESERVE_ENV, raising=False)
+    assert reserve_bytes() == DEFAULT_RESERVE_BYTES == 64_000_000
+    monkeypatch.setenv(RESERVE_ENV, "12.5")
+    assert RecorderConfig(Path("x")).disk_reserve_bytes == 12_500_000
+    for bad in ("nan", "-1", "1", "inf", "lots"):
+        monkeypatch.setenv(RESERVE_ENV, bad)
+        with pytest.raises(ConfigError, match=RESERVE_ENV):
+            reserve_bytes()
