@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from drivers.limits import JPEG_QUALITY
+
 if TYPE_CHECKING:
     from capture_node.episode_switch import EpisodeSink, StreamSink
 
@@ -22,7 +24,7 @@ class JpegEncoder:
     def __init__(self, recorder: "EpisodeSink", handle: "StreamSink", quality: int = 90, backlog: int = 8) -> None:
         self.recorder = recorder
         self.handle = handle
-        self.quality = quality
+        self.quality = JPEG_QUALITY.check(quality, f"{handle.spec.path}: jpeg quality")
         self._queue: queue.Queue[object] = queue.Queue(maxsize=backlog)
         self._thread = threading.Thread(target=self._run, name=f"jpeg-{handle.spec.path}", daemon=True)
         self.dropped = 0

@@ -21,6 +21,7 @@ from capture_node.episode import EpisodeMetadata
 from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
 from capture_node.streams import camera_spec, control_spec, joystick_spec
+from drivers import limits
 from drivers.can.decoder import FrameDecoder
 from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
 from drivers.mapping import CommandMapper
@@ -50,6 +51,19 @@ class SimSessionOptions:
     task: str = "dig-and-load"
     notes: str = ""
     joystick_rate_hz: float = 100.0
+    stale_timeout_s: float = 0.1
+    """The command link's stale-input timeout (long recordings on a loaded machine may want more slack)."""
+
+    def __post_init__(self) -> None:
+        if self.duration_s is not None:
+            self.duration_s = limits.DURATION_S.check(self.duration_s, "duration_s")
+        self.cameras = limits.SIM_CAMERAS.check(self.cameras, "cameras")
+        self.width = limits.CAMERA_SIZE.check(self.width, "width")
+        self.height = limits.CAMERA_SIZE.check(self.height, "height")
+        self.fps = limits.CAMERA_FPS.check(self.fps, "fps")
+        self.jpeg_quality = limits.JPEG_QUALITY.check(self.jpeg_quality, "jpeg_quality")
+        self.joystick_rate_hz = limits.SIM_JOYSTICK_RATE_HZ.check(self.joystick_rate_hz, "joystick_rate_hz")
+        self.stale_timeout_s = limits.STALE_TIMEOUT_S.check(self.stale_timeout_s, "stale_timeout_s")
 
 
 class _OperatorLoop:
@@ -139,7 +153,8 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                                          cab_joysticks=profile.cab_joysticks)
             can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
                                      interface="virtual")
-            link = command_link_for(recorder, mapper, can_capture.send)
+            link = command_link_for(recorder, mapper, can_capture.send, CommandLinkConfig(
+                rate_hz=profile.cab_joysticks.rate_hz, stale_timeout_s=options.stale_timeout_s))
             operator = ScriptedOperator(mapper, seed=options.seed)
             control = _OperatorLoop(recorder, machine, operator, link, options.joystick_rate_hz)
             encoders: list[JpegEncoder] = []

@@ -26,6 +26,7 @@ import can
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
 from drivers.cab_joysticks import CabJoystickLayout
+from drivers.limits import COMMAND_RATE_HZ, STALE_TIMEOUT_S
 from drivers.mapping import CommandMapper
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,17 @@ class LinkState(StrEnum):
 
 @dataclass(kw_only=True)
 class CommandLinkConfig:
+    """Checked when built and when the link starts: a rate or timeout outside its range is a ConfigError."""
+
     rate_hz: float = 50.0
     stale_timeout_s: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.rate_hz <= 0:
-            raise ValueError("command rate_hz must be positive")
-        if self.stale_timeout_s <= 0:
-            raise ValueError("command stale_timeout_s must be positive")
+        self.check()
+
+    def check(self) -> None:
+        self.rate_hz = COMMAND_RATE_HZ.check(self.rate_hz, "command rate_hz")
+        self.stale_timeout_s = STALE_TIMEOUT_S.check(self.stale_timeout_s, "command stale_timeout_s")
 
 
 @dataclass(frozen=True)

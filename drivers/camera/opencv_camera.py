@@ -36,6 +36,8 @@ import numpy as np
 from capture_node.clock import now_ns
 from capture_node.errors import ConfigError, DriverError
 from drivers.base import DriverCounters, Health
+from drivers.config_schema import validate_whole
+from drivers.device_schema import CameraEntry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,10 @@ def source_kind(source: int | str) -> SourceKind:
 
 @dataclass
 class CameraConfig:
-    """What to open and how. 0 for width, height or fps leaves the device's own setting."""
+    """What to open and how. 0 for width, height or fps leaves the device's own setting.
+
+    Checked against the station schema's camera entry (`drivers.device_schema.CameraEntry`) when built.
+    """
 
     name: str
     source: int | str
@@ -89,15 +94,23 @@ class CameraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.source, str) and self.source.strip().isdigit():
             self.source = int(self.source)
-        if not self.name:
-            raise ConfigError("camera: name must not be empty")
-        if self.source == "":
-            raise ConfigError(f"camera {self.name}: source must not be empty")
-        if self.reconnect_interval_s <= 0 or self.stale_after_s <= 0 or self.max_grab_failures < 1:
-            raise ConfigError(f"camera {self.name}: reconnect_interval_s and stale_after_s must be > 0, "
-                              "max_grab_failures >= 1")
-        if self.fourcc and len(self.fourcc) != 4:
-            raise ConfigError(f"camera {self.name}: fourcc must be 4 characters, not {self.fourcc!r}")
+        entry = {"name": self.name, "source": self.source, "width": self.width or None, "height": self.height or None,
+                 "fps": self.fps or None, "backend": self.backend, "fourcc": self.fourcc, "loop": self.loop,
+                 "realtime": self.realtime, "reconnect_interval_s": self.reconnect_interval_s,
+                 "stale_after_s": self.stale_after_s, "max_grab_failures": self.max_grab_failures,
+                 "stream_timeout_s": self.stream_timeout_s}
+        _, problems = validate_whole(CameraEntry, entry)
+        if problems:
+            raise ConfigError("\n".join(f"camera {self.name}: {p.key}: {p.message}" for p in problems))
+
+    @classmethod
+    def from_entry(cls, entry: CameraEntry) -> "CameraConfig":
+        """The camera of a checked station-config entry (unset size and rate: 0, the device's own)."""
+        return cls(name=entry.name, source=entry.source, width=entry.width or 0, height=entry.height or 0,
+                   fps=float(entry.fps or 0.0), backend=entry.backend, fourcc=entry.fourcc, loop=entry.loop,
+                   realtime=entry.realtime, reconnect_interval_s=float(entry.reconnect_interval_s),
+                   stale_after_s=float(entry.stale_after_s), max_grab_failures=entry.max_grab_failures,
+                   stream_timeout_s=float(entry.stream_timeout_s))
 
     @property
     def kind(self) -> SourceKind:
