@@ -25,7 +25,7 @@ from capture_node.station_schema import (
 from capture_node.yaml_files import load_yaml
 from drivers.camera.opencv_camera import CameraConfig
 from drivers.can.bus_config import CanBusConfig
-from drivers.config_schema import Problem, raise_problems, validate_partially
+from drivers.config_schema import Problem, keyed, raise_problems, validate_partially
 from drivers.profiles import MachineProfile, load_profile
 
 SIM_CAMERA_PREFIX = "sim:"  # camera source `sim:<view>`: a view rendered from the simulated machine
@@ -108,7 +108,7 @@ def load_station_config(path: Path) -> StationConfig:
         raise ConfigError(f"{path}: not an excap station config (expected schema: excap.station)")
     document, problems = validate_partially(StationDocument, data)
     assert document is not None  # a mapping always gives a (partial) document
-    links = _Links(document, path.parent)
+    links = _Links(document, data, path.parent)
     raise_problems(path, [*problems, *links.problems()])
     return links.station_config(path)
 
@@ -118,12 +118,25 @@ def _entries(items: list[Any] | None) -> Iterator[tuple[int, Any]]:
     return ((index, item) for index, item in enumerate(items or []) if item is not None)
 
 
-class _Links:
-    """The second pass: names that must refer to each other, each mistake one Problem."""
+def _written(raw: dict[str, Any], section: str, key: str) -> set[Any]:
+    """The values of `key` in a list section as written, entries that failed the schema included."""
+    items = raw.get(section)
+    return {item[key] for item in items if isinstance(item, dict) and isinstance(item.get(key), str)} \
+        if isinstance(items, list) else set()
 
-    def __init__(self, document: StationDocument, base: Path) -> None:
+
+class _Links:
+    """The second pass: names that must refer to each other, each mistake one Problem.
+
+    A reference to an entry that failed the schema is not reported again: that entry's own line says what is wrong.
+    """
+
+    def __init__(self, document: StationDocument, raw: dict[str, Any], base: Path) -> None:
         self.doc = document
         self.base = base
+        self.can_names = _written(raw, "can", "name")
+        self.joystick_names = _written(raw, "joysticks", "name")
+        self.interfaces = _written(raw, "can", "interface")
         self.profile: MachineProfile | None = None
         self.axis_inputs: dict[str, InputSource] = {}
         self.button_inputs: dict[str, InputSource] = {}
@@ -155,7 +168,7 @@ class _Links:
         if machine.simulated and profile.kind != SIMULATED_MACHINE_KIND:
             yield Problem("machine.simulated", f"the simulated machine is an {SIMULATED_MACHINE_KIND}; profile "
                                                f"{profile.name} is a {profile.kind}")
-        if machine.simulated and not any(c.interface == "virtual" for _, c in _entries(self.doc.can)):
+        if machine.simulated and "virtual" not in self.interfaces:
             yield Problem("machine.simulated", "the simulated machine needs a `can` entry with interface: virtual")
 
     @property
@@ -166,13 +179,12 @@ class _Links:
 
     def _joysticks(self) -> Iterator[Problem]:
         seen: set[str] = set()
-        can_names = {c.name for _, c in _entries(self.doc.can)}
         for index, entry in _entries(self.doc.joysticks):
             key = f"joysticks[{index}]"
             if entry.name in seen:
                 yield Problem(f"{key}.name", f"joystick names must be unique ({entry.name!r} repeated)")
             seen.add(entry.name)
-            if isinstance(entry, J1939JoystickEntry) and entry.bus not in can_names:
+            if isinstance(entry, J1939JoystickEntry) and entry.bus not in self.can_names:
                 yield Problem(f"{key}.bus", f"no can entry named {entry.bus!r}")
             if entry.type == "sim" and not self.simulated:
                 yield Problem(f"{key}.type", "a sim joystick needs machine.simulated: true")
@@ -210,15 +222,17 @@ class _Links:
             section = "axes" if kind == "axis" else "buttons"
             for name in given:
                 if name not in wanted:
-                    yield Problem(f"inputs.{section}.{name}", f"profile {profile.name} has no {kind} {name!r}")
+                    yield Problem(keyed(f"inputs.{section}", name), f"profile {profile.name} has no {kind} {name!r}")
             for name in wanted:
                 if name not in given:
                     if kind == "axis" or name == profile.enable_button:
-                        yield Problem(f"inputs.{section}.{name}", "missing: which device input feeds it")
+                        yield Problem(keyed(f"inputs.{section}", name), "missing: which device input feeds it")
                     continue
-                source = _input_source(given[name], kind, joysticks)
+                source = _input_source(given[name], kind, joysticks, self.joystick_names)
+                if source is None:
+                    continue  # names a device that failed the schema
                 if isinstance(source, str):
-                    yield Problem(f"inputs.{section}.{name}", source)
+                    yield Problem(keyed(f"inputs.{section}", name), source)
                 else:
                     target[name] = source
 
@@ -254,7 +268,7 @@ class _Links:
         command = self.doc.command
         if command is None or command.bus is None:
             return
-        if command.bus not in {c.name for _, c in _entries(self.doc.can)}:
+        if command.bus not in self.can_names:
             yield Problem("command.bus", f"no can entry named {command.bus!r}")
         if self.profile is not None and self.profile.cab_joysticks is None:
             yield Problem("command.bus", f"profile {self.profile.name} has no cab_joysticks layout to send "
@@ -318,13 +332,13 @@ class _Links:
                              bus=getattr(entry, "bus", None))
 
 
-def _input_source(text: str, kind: str, joysticks: dict[str, Any]) -> InputSource | str:
-    """The device input `text` names, or why it names none."""
+def _input_source(text: str, kind: str, joysticks: dict[str, Any], written: set[str]) -> InputSource | str | None:
+    """The device input `text` names, or why it names none (None: the device's entry failed the schema)."""
     if "." not in text:
         return f"must be 'device.{kind}' (e.g. left.ABS_X or left.0), not {text!r}"
     device, _, item = text.partition(".")
     if device not in joysticks:
-        return f"no joystick named {device!r}"
+        return None if device in written else f"no joystick named {device!r}"
     names = joysticks[device].axes if kind == "axis" else joysticks[device].buttons
     if item.isdigit() and int(item) < len(names):
         return InputSource(device, int(item))

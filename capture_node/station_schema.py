@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from drivers import limits
-from drivers.config_schema import ConfigModel, Flag, Name, Names, Text, choice, number
+from drivers.config_schema import ConfigModel, Flag, Name, Names, Text, choice, number, version
 from drivers.device_schema import CameraEntry, CanBusEntry, HidOptions, J1939Options, SerialOptions, SimOptions
 from drivers.profiles import DEFAULT_PROFILE
 
@@ -125,7 +125,7 @@ class StationDocument(ConfigModel):
     """An operator station: machine, joysticks, CAN buses, cameras, command path, output folder."""
 
     schema_: choice("excap.station") = Field(alias="schema")
-    schema_version: choice(1) = 1  # type: ignore[arg-type]
+    schema_version: version(1) = 1
     station: StationSection = Field(default_factory=StationSection)
     machine: MachineSection
     session: SessionSection = Field(default_factory=SessionSection)

@@ -13,13 +13,14 @@ cross-field checks that follow can still look at the rest. Each problem is one l
 """
 
 import math
+import re
 import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, StringConstraints, TypeAdapter
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, StringConstraints, Tag, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -82,6 +83,29 @@ class _Sign:
         return {"type": "number", "enum": [1, -1]}
 
 
+@dataclass(frozen=True)
+class _Version:
+    """Exactly this schema version (a whole number)."""
+
+    version: int
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        def validate(value: Any) -> int:
+            if isinstance(value, int) and not isinstance(value, bool) and value == self.version:
+                return value
+            raise invalid(f"must be {self.version} (got {shown(value)})")
+
+        return core_schema.no_info_plain_validator_function(validate)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {"type": "integer", "const": self.version}
+
+
+def version(number_: int) -> Any:
+    """The field type of a schema version: exactly `number_`."""
+    return Annotated[int, _Version(number_)]
+
+
 def number(limits: Limits) -> Any:
     """The field type of a number within `limits`."""
     return Annotated[int if limits.integer else float, _Ranged(limits)]
@@ -134,6 +158,21 @@ def choice(*values: str) -> Any:
 # -- errors -----------------------------------------------------------------------------------------------
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_/@+-]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def key_part(name: object) -> str:
+    """How one key appears in a dotted key: `.name`, or `['odd key']` for keys with spaces, dots or controls."""
+    text = str(name)
+    return f".{text}" if _PLAIN_KEY.match(text) else f"[{text!r}]"
+
+
+def keyed(base: str, name: object) -> str:
+    """`base` followed by the key `name` (`patterns.iso`, `patterns['is o']`)."""
+    return f"{base}{key_part(name)}".lstrip(".")
+
+
 @dataclass(frozen=True)
 class Problem:
     """One mistake: the dotted key (`joysticks[1].port`, '' for the whole document) and what is wrong."""
@@ -142,7 +181,9 @@ class Problem:
     message: str
 
     def line(self, source: object) -> str:
-        return f"{source}: {self.key}: {self.message}" if self.key else f"{source}: {self.message}"
+        """`source: key: message` on one line (control characters escaped)."""
+        text = f"{source}: {self.key}: {self.message}" if self.key else f"{source}: {self.message}"
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def raise_problems(source: object, problems: Iterable[Problem]) -> None:
@@ -172,16 +213,22 @@ def _is_model(annotation: Any) -> bool:
 
 
 def _union_members(annotation: Any) -> list[Any]:
+    """The members of a union, each as written (a member may carry a `Tag`)."""
     if get_origin(annotation) in (Union, types.UnionType):
-        return [_strip(a) for a in get_args(annotation) if a is not type(None)]
+        return [a for a in get_args(annotation) if a is not type(None)]
     return []
 
 
 def _tags(member: Any) -> set[str]:
-    """The values of a union member's `type`-like Literal fields."""
+    """How pydantic names a union member in an error location: its `Tag`, or its `type`-like Literal fields."""
+    if get_origin(member) is Annotated:
+        tags = {m.tag for m in get_args(member)[1:] if isinstance(m, Tag)}
+        if tags:
+            return tags
+    member = _strip(member)
     if not _is_model(member):
         return set()
-    tags: set[str] = set()
+    tags = set()
     for field in member.model_fields.values():
         if get_origin(_strip(field.annotation)) is Literal:
             tags.update(str(v) for v in get_args(_strip(field.annotation)))
@@ -215,11 +262,11 @@ def _place(root: Any, loc: tuple[Any, ...]) -> _Place:
             if chosen is not None:  # pydantic names the union member it tried
                 annotation = chosen
                 continue
-            current = members[0]
+            current = _strip(members[0])
         if _is_model(current):
             owner = current
             annotation = _field(current, part)
-            parts.append(f".{part}")
+            parts.append(key_part(part))
             continue
         origin = get_origin(current)
         args = get_args(current)
@@ -234,10 +281,10 @@ def _place(root: Any, loc: tuple[Any, ...]) -> _Place:
             if part == "[key]":
                 annotation = args[0] if args else None
                 continue
-            parts.append(f".{part}")
+            parts.append(key_part(part))
             annotation = args[1] if len(args) > 1 else None
             continue
-        parts.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+        parts.append(f"[{part}]" if isinstance(part, int) else key_part(part))
         annotation = None
     return _Place("".join(parts).lstrip("."), owner, annotation)
 
@@ -245,7 +292,7 @@ def _place(root: Any, loc: tuple[Any, ...]) -> _Place:
 def _join(key: str, below: str) -> str:
     if not below:
         return key
-    return f"{key}.{below}" if key else below
+    return f"{key}{below}" if below.startswith("[") or not key else f"{key}.{below}"
 
 
 def _problem(error: dict[str, Any], root: Any, prefix: str) -> Problem:
@@ -272,7 +319,7 @@ def _problem(error: dict[str, Any], root: Any, prefix: str) -> Problem:
             message = "missing"
         else:
             members = _union_members(_strip(place.annotation))
-            family = next((m.family for m in members if _is_model(m) and getattr(m, "family", "")), "")
+            family = next((m.family for m in map(_strip, members) if _is_model(m) and getattr(m, "family", "")), "")
             tags = ", ".join(sorted({t for m in members for t in _tags(m)}, key=str))
             message = f"unknown {family + ' ' if family else ''}{field} {shown(ctx.get('tag'))} (known: {tags})"
     elif kind in ("bool_type", "bool_parsing"):

@@ -10,7 +10,19 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Field, Tag
 
 from drivers import limits
-from drivers.config_schema import ConfigModel, Name, NameList, Names, Problem, Sign, Text, choice, number
+from drivers.config_schema import (
+    ConfigModel,
+    Name,
+    NameList,
+    Names,
+    Problem,
+    Sign,
+    Text,
+    choice,
+    keyed,
+    number,
+    version,
+)
 
 STATION_ACTIONS = ("start", "stop", "start_stop", "success", "failure", "discard", "marker")
 
@@ -119,7 +131,7 @@ class ProfileDocument(ConfigModel):
     """A machine profile: functions, operator inputs, control patterns, cab joysticks, station bindings."""
 
     schema_: choice("excap.machine_profile") = Field(alias="schema")
-    schema_version: choice(1) = 1  # type: ignore[arg-type]
+    schema_version: version(1) = 1
     kind: Name
     """excavator or wheel_loader (certificates name machine kinds)."""
     model: Name
@@ -180,11 +192,11 @@ def _check_patterns(doc: ProfileDocument) -> Iterator[Problem]:
     buttons = joystick.buttons if joystick is not None else None
     keys = _pattern_keys(doc)
     for name, pattern in doc.patterns.items():
-        where = f"patterns.{name}"
+        where = keyed("patterns", name)
         if keys.count(name.lower()) > 1:
             yield Problem(where, "pattern names must differ in more than letter case")
         for function, binding in pattern.functions.items():
-            at = f"{where}.functions.{function}"
+            at = keyed(f"{where}.functions", function)
             if functions is not None and function not in functions:
                 yield Problem(at, f"unknown machine function {function!r}")
             if isinstance(binding, AxisBindingEntry):
@@ -247,7 +259,7 @@ def _check_cab_joysticks(doc: ProfileDocument) -> Iterator[Problem]:
     addresses: dict[int, str] = {}
     driven: dict[str, str] = {}
     for name, joystick in cab.joysticks.items():
-        where = f"cab_joysticks.joysticks.{name}"
+        where = keyed("cab_joysticks.joysticks", name)
         if joystick.source_address is not None:
             if joystick.source_address in addresses:
                 yield Problem(f"{where}.source_address",

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from capture_node.errors import ConfigError
+from drivers.device_schema import CalibrationDocument
 from drivers.joystick.base import JoystickSample
 from drivers.joystick.calibration import (
     AxisCalibration,
@@ -17,6 +18,7 @@ from drivers.joystick.calibration import (
     save_calibration,
 )
 from drivers.mapping import shape_axis
+from tests.support.config_docs import BAD_VALUES, accepted_by, numeric_keys, place
 
 
 def sample(*axes: float, buttons: tuple[int, ...] = (0, 1)) -> JoystickSample:
@@ -210,3 +212,26 @@ def test_calibrator_without_centre_samples():
     calibrator.add(sample(1.0))
     with pytest.raises(ConfigError, match="axis x: no centre samples"):
         calibrator.result()
+
+
+CALIBRATION_KEYS = numeric_keys(CalibrationDocument.model_json_schema(by_alias=True))
+
+
+@pytest.mark.parametrize("key", CALIBRATION_KEYS, ids=str)
+def test_every_numeric_key_of_a_calibration_file_refuses_bad_values(tmp_path, key):
+    refused = 0
+    for value in BAD_VALUES:
+        if accepted_by(key.schema, value):
+            continue
+        data = good()
+        container, item, shown = place(data, key)
+        container[item] = value
+        path = write(tmp_path, data)
+        with pytest.raises(ConfigError) as caught:
+            load_calibration(path)
+        lines = str(caught.value).splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{path}: {shown}: must "), (value, lines)
+        refused += 1
+    assert refused >= 4
+    assert {str(k) for k in CALIBRATION_KEYS} == {f"axes.<any key>.{name}" for name in
+                                                  ("centre", "min", "max", "deadband", "expo")}
