@@ -203,3 +203,23 @@ def test_camera_config_refuses_bad_values(field, value, message):
     with pytest.raises(ConfigError) as caught:
         CameraConfig(name="cab", source="/dev/video0", **{field: value})
     assert str(caught.value) == message
+
+
+def _range_text(schema: dict[str, Any]) -> str | None:
+    for alternative in schema.get("anyOf", [schema]):
+        if "maximum" in alternative:
+            low = alternative.get("minimum", alternative.get("exclusiveMinimum"))
+            return f"{low} .. {alternative['maximum']}"
+    return None
+
+
+def test_station_md_documents_the_range_of_every_numeric_key():
+    text = (REPO / "schemas/station.md").read_text()
+    written_otherwise = {"0 .. 536870911": "0 .. 0x1FFFFFFF", "-2147483648 .. 2147483647": "-2147483648 to 2147483647",
+                         "0 .. 240": "above 0 and at most 240"}
+    missing = []
+    for key in [*STATION_KEYS, *numeric_keys(json_schema("profile"))]:
+        wanted = _range_text(key.schema)
+        if wanted is not None and written_otherwise.get(wanted, wanted) not in text:
+            missing.append(f"{key}: {wanted}")
+    assert missing == []
