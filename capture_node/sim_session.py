@@ -3,6 +3,8 @@
 Wiring: operator sticks -> command link (profile mapping, enable and safety) -> BJM1 frames on a
 python-can `virtual` bus -> simulated machine. The machine's J1939 traffic (and the command
 frames) on that bus and its rendered cameras are recorded exactly as real devices would be.
+A device thread that dies is a `fault` event in the episode (the scripted operator's neutralises
+the commands first), never silence.
 """
 
 import threading
@@ -20,8 +22,10 @@ from capture_node.clock import now_ns
 from capture_node.episode import EpisodeMetadata
 from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.station_devices import watch_faults
 from capture_node.streams import camera_spec, control_spec, joystick_spec
 from drivers import limits
+from drivers.base import ThreadGuard
 from drivers.can.decoder import FrameDecoder
 from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
 from drivers.mapping import CommandMapper
@@ -80,7 +84,8 @@ class _OperatorLoop:
         self.link = link
         self.period = 1.0 / rate_hz
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-operator", daemon=True)
+        self.guard = ThreadGuard("joystick/operator")
+        self._thread = self.guard.thread(self._run, "sim-operator")
 
     def start(self) -> None:
         self._thread.start()
@@ -168,6 +173,9 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 cameras.append(SimulatedCamera(name, view_for_camera(index), lambda: machine.state,
                                                encoder.submit, options.width, options.height, options.fps,
                                                seed=options.seed + index))
+            watch_faults(control.guard, recorder.event, link)
+            for guard in (machine.guard, can_capture.guard, *(c.guard for c in cameras), *(e.guard for e in encoders)):
+                watch_faults(guard, recorder.event)
             can_capture.start()
             machine.start()
             for encoder in encoders:

@@ -11,6 +11,10 @@ Frames go out every period. Between periods the link also wakes when a fault app
 is reported, an input is out of range, or the current input's timeout expires) and sends the
 neutral frames at once, so time to neutral is a scheduling delay, well inside one period
 (measured by `excap bench safety`).
+
+The link's own thread never dies silently: if its loop raises (a bug, a `send` that raises
+something other than a bus error), the link sends neutral frames, reports a `fault` event naming
+the command link and the error, and stays FAULTED (neutral, no more commands) until it is stopped.
 """
 
 import logging
@@ -25,6 +29,7 @@ import can
 
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
+from drivers.base import DeviceFault, ThreadGuard
 from drivers.cab_joysticks import CabJoystickLayout
 from drivers.limits import COMMAND_RATE_HZ, STALE_TIMEOUT_S
 from drivers.mapping import CommandMapper
@@ -39,6 +44,7 @@ class LinkState(StrEnum):
     DISABLED = "disabled"  # enable not held (or refused: sticks off centre)
     ACTIVE = "active"  # commands flow
     NEUTRALISED = "neutralised"  # latched after a fault until re-enabled from neutral
+    FAULTED = "faulted"  # the link's own thread failed: neutral sent, no commands until stopped
 
 
 @dataclass(kw_only=True)
@@ -84,8 +90,14 @@ class CommandLink:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard("command_link")
+        self.guard.listen(self._faulted)
         self.sent_frames = 0
         self.send_errors = 0
+        self.periodic_ticks = 0
+        """Ticks sent on the period's cadence."""
+        self.early_ticks = 0
+        """Ticks sent between periods because a fault appeared (the early wake)."""
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
 
     # -- inputs (any thread) ----------------------------------------------------------------
@@ -128,6 +140,8 @@ class CommandLink:
 
     def decide(self, t_ns: int) -> tuple[tuple[float, ...], bool]:
         """The command to send at `t_ns`; updates the link state and raises events."""
+        if self.state == LinkState.FAULTED:
+            return self._neutral(), False
         if self._input is None and not self._lost:
             return self._neutral(), False  # nothing to act on yet: stay disabled, nothing to report
         fault = self._input_fault(t_ns)
@@ -192,16 +206,30 @@ class CommandLink:
             self._on_command(t_ns, tuple(values), enabled)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="command-link", daemon=True)
+        self.config.check()  # a rate that would make the loop spin or die is refused here, in the caller
+        self._thread = self.guard.thread(self._run, "command-link")
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sending; the last frames sent are neutral."""
+        """Stop sending; the last frames sent are neutral. Never raises."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        self._emit(now_ns(), self._neutral(), False)
+        self._send_neutral()
+
+    def _send_neutral(self) -> None:
+        try:
+            self._emit(now_ns(), self._neutral(), False)
+        except Exception:
+            log.exception("command link: neutral frames not sent")
+
+    def _faulted(self, fault: DeviceFault) -> None:
+        """The loop died: neutral at once, then the fault is reported and latched."""
+        self.state = LinkState.FAULTED
+        self.fault = f"command link failed: {fault.error}"
+        self._send_neutral()
+        self._event("fault", fault.t_ns, **fault.detail())
 
     def _stale_deadline_s(self) -> float:
         """Monotonic time (s) at which the current input turns stale, if that matters now."""
@@ -228,7 +256,9 @@ class CommandLink:
             if now >= next_tick:
                 if now - next_tick > period:  # fell behind (paused process): skip missed periods, never burst
                     tick += int((now - next_tick) / period)
+                self.periodic_ticks += 1
                 self.tick()
                 tick += 1
             elif self.state != LinkState.NEUTRALISED and self._input is not None and self._input_fault(now_ns()):
+                self.early_ticks += 1
                 self.tick()  # out of cadence: the neutral frames go out now

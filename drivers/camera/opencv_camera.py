@@ -14,7 +14,8 @@ skips (a paced file fell behind, failed grabs) are counted in `counters.dropped`
 When the source is lost (grabs fail, a non-looping file ends, the device is unplugged) the health
 becomes DISCONNECTED, `on_event("camera_lost", ...)` is called and the source is reopened every
 `reconnect_interval_s`; success calls `on_event("reconnect", ...)`. A file that ended is reopened
-only once a different file is at its path. The capture thread never raises.
+only once a different file is at its path. OpenCV and file-system errors count as a lost source;
+any other error escaping the capture thread is the camera's fault (`guard`): health FAILED.
 """
 
 import contextlib
@@ -35,7 +36,7 @@ import numpy as np
 
 from capture_node.clock import now_ns
 from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard, one_line
 from drivers.config_schema import validate_whole
 from drivers.device_schema import CameraEntry
 
@@ -149,6 +150,7 @@ class OpenCvCamera:
         self._state = Health.STOPPED
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard(f"camera/{config.name}")
         self._cap: cv2.VideoCapture | None = None
         self._last_frame_ns = 0
         self._down_since_ns = 0
@@ -175,6 +177,8 @@ class OpenCvCamera:
 
     @property
     def health(self) -> Health:
+        if self.guard.failed and self._state is not Health.STOPPED:
+            return Health.FAILED
         state = self._state
         if state is Health.OK and now_ns() - self._last_frame_ns > self.config.stale_after_s * 1e9:
             return Health.STALE
@@ -196,7 +200,7 @@ class OpenCvCamera:
             self._lost("cannot open")
         else:
             self._attach(cap)
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
+        self._thread = self.guard.thread(self._run, f"camera-{self.name}")
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -298,11 +302,11 @@ class OpenCvCamera:
                         if reason:
                             self._release()
                             self._lost(reason)
-                except Exception as exc:  # never let the thread die: treat anything as a lost source
-                    log.exception("camera %s: capture failed", self.name)
+                except (cv2.error, OSError) as exc:  # the source failed: lost, retried
+                    log.warning("camera %s: capture failed: %s", self.name, one_line(exc))
                     self._release()
                     if not self._stop.is_set():
-                        self._lost(f"error: {type(exc).__name__}: {exc}")
+                        self._lost(f"error: {one_line(exc)}")
         finally:
             self._release()
 

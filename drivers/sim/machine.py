@@ -1,7 +1,8 @@
 """The simulated machine as a device: physics and its J1939 traffic on a python-can bus.
 
 It takes machine-function commands like a machine controller does and, like one, falls back to
-neutral when commands stop arriving (`command_timeout_s`).
+neutral when commands stop arriving (`command_timeout_s`). An error in its thread (or while reading
+a command frame) is the machine's fault (`guard`): it stops, health FAILED.
 """
 
 import logging
@@ -12,6 +13,7 @@ from pathlib import Path
 import can
 
 from capture_node.clock import now_ns
+from drivers.base import Health, ThreadGuard
 from drivers.cab_joysticks import CabJoystickLayout, CabJoystickReceiver
 from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
 from drivers.sim.j1939_traffic import J1939TrafficGenerator
@@ -25,12 +27,17 @@ DEFAULT_DBC = schema_file("can/excavator_j1939.dbc")
 class _CommandListener(can.Listener):
     """Reads every frame on the machine's bus (an unread bus would queue frames without end)."""
 
-    def __init__(self, receiver: CabJoystickReceiver | None) -> None:
+    def __init__(self, receiver: CabJoystickReceiver | None, guard: ThreadGuard) -> None:
         self.receiver = receiver
+        self.guard = guard
 
     def on_message_received(self, msg: can.Message) -> None:
-        if self.receiver is not None:
+        if self.receiver is None or self.guard.failed:
+            return
+        try:
             self.receiver.feed(msg, now_ns())
+        except Exception as exc:
+            self.guard.fail(exc)
 
 
 class SimulatedExcavator:
@@ -48,6 +55,7 @@ class SimulatedExcavator:
         self._command: tuple[tuple[float, ...], bool, int] = ((0.0,) * len(FUNCTIONS), False, 0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard("machine")
         self.frames_sent = 0
         self.send_errors = 0
         self.receiver = CabJoystickReceiver(cab_joysticks, FUNCTIONS) if cab_joysticks else None
@@ -57,13 +65,19 @@ class SimulatedExcavator:
     def state(self) -> ExcavatorState:
         return self.model.state
 
+    @property
+    def health(self) -> Health:
+        if self._thread is None or self._stop.is_set():
+            return Health.STOPPED
+        return Health.FAILED if self.guard.failed else Health.OK
+
     def set_command(self, values: tuple[float, ...], enabled: bool, t_ns: int | None = None) -> None:
         self._command = (tuple(values), enabled, now_ns() if t_ns is None else t_ns)
 
     def start(self) -> None:
         self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
-        self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver)], timeout=0.05)
-        self._thread = threading.Thread(target=self._run, name="sim-machine", daemon=True)
+        self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver, self.guard)], timeout=0.05)
+        self._thread = self.guard.thread(self._run, "sim-machine")
         self._thread.start()
 
     def stop(self) -> None:
@@ -80,7 +94,7 @@ class SimulatedExcavator:
     def _run(self) -> None:
         last = now_ns()
         next_tick = time.monotonic() + self.tick_s
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self.guard.failed:
             delay = next_tick - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break
