@@ -22,6 +22,7 @@ from capture_node.clock import now_ns
 from capture_node.episode import EpisodeMetadata
 from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.station_config import SIMULATED_MACHINE_KIND
 from capture_node.station_devices import watch_faults
 from capture_node.streams import camera_spec, control_spec, joystick_spec
 from drivers import limits
@@ -148,14 +149,16 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
     )
     if profile.cab_joysticks is None:
         raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
+    if profile.kind != SIMULATED_MACHINE_KIND:
+        raise ConfigError(f"{profile.source}: the simulated machine is an {SIMULATED_MACHINE_KIND}, not a "
+                          f"{profile.kind}")
     channel = f"excap-sim-{uuid.uuid4().hex[:12]}"
     machine_bus = can.Bus(interface="virtual", channel=channel)
     capture_bus = can.Bus(interface="virtual", channel=channel)  # also sends the commands: every bus is read
     recorder = Recorder(RecorderConfig(options.out_dir), metadata)
     try:
         with recorder:
-            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed,
-                                         cab_joysticks=profile.cab_joysticks)
+            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed)
             can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
                                      interface="virtual")
             link = command_link_for(recorder, mapper, can_capture.send, CommandLinkConfig(

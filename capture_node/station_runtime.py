@@ -226,8 +226,7 @@ class StationRuntime:
             virtual = next(c for c in config.cans if c.interface == "virtual")
             machine_bus = can.Bus(interface="virtual", channel=virtual.channel)
             self._buses.append(machine_bus)
-            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed,
-                                              cab_joysticks=profile.cab_joysticks)
+            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed)
             self._watch(self.machine.guard)
         if self.drives_commands:
             command_capture = self.captures.get(config.command.bus) if config.command.bus else None

@@ -123,12 +123,10 @@ class CommandLink:
         return tuple(0.0 for _ in self.mapper.profile.functions)
 
     def _input_fault(self, t_ns: int) -> str:
+        """Why the current input must not drive the machine at `t_ns` ('' when it may); no side effects."""
         current = self._input
         if self._lost:
-            reason = f"input lost: {self._lost}"
-            if current is not None and current.t_ns > self._lost_at:
-                self._lost = ""  # the device is back; this decision still neutralises and latches
-            return reason
+            return f"input lost: {self._lost}"
         if current is None:
             return "no input yet"
         if current.periodic and (t_ns - current.t_ns) / 1e9 > self.config.stale_timeout_s:
@@ -146,6 +144,9 @@ class CommandLink:
             return self._neutral(), False  # nothing to act on yet: stay disabled, nothing to report
         fault = self._input_fault(t_ns)
         if fault:
+            current = self._input
+            if self._lost and current is not None and current.t_ns > self._lost_at:
+                self._lost = ""  # the device is back; this decision still neutralises and latches
             if self.state != LinkState.NEUTRALISED:
                 self._event("neutralised", t_ns, reason=fault)
             self.fault = fault
@@ -238,17 +239,23 @@ class CommandLink:
             return math.inf
         return current.t_ns / 1e9 + self.config.stale_timeout_s + 1e-4
 
+    def _fault_pending(self) -> bool:
+        """A fault the link has not acted on yet (it acts by neutralising, which latches)."""
+        if self.state in (LinkState.NEUTRALISED, LinkState.FAULTED) or self._input is None:
+            return False
+        return bool(self._input_fault(now_ns()))
+
     def _run(self) -> None:
         """Send every period; in between, wake at once for a fault so neutral goes out without waiting."""
         period = 1.0 / self.config.rate_hz
         start = time.monotonic()
         tick = 0
         while not self._stop.is_set():
-            self._wake.clear()
+            self._wake.clear()  # a fault reported before this (even during the last tick) is caught just below
             next_tick = start + tick * period
             wake_at = min(next_tick, self._stale_deadline_s())
             delay = wake_at - time.monotonic()
-            if delay > 0:
+            if delay > 0 and not self._fault_pending():
                 self._wake.wait(delay)
             if self._stop.is_set():
                 return
@@ -259,6 +266,6 @@ class CommandLink:
                 self.periodic_ticks += 1
                 self.tick()
                 tick += 1
-            elif self.state != LinkState.NEUTRALISED and self._input is not None and self._input_fault(now_ns()):
+            elif self._fault_pending():
                 self.early_ticks += 1
                 self.tick()  # out of cadence: the neutral frames go out now

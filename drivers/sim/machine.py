@@ -14,7 +14,8 @@ import can
 
 from capture_node.clock import now_ns
 from drivers.base import Health, ThreadGuard
-from drivers.cab_joysticks import CabJoystickLayout, CabJoystickReceiver
+from drivers.cab_joysticks import CabJoystickReceiver
+from drivers.sim.cab_wiring import EXCAVATOR_CAB
 from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
 from drivers.sim.j1939_traffic import J1939TrafficGenerator
 from schemas import schema_file
@@ -41,11 +42,12 @@ class _CommandListener(can.Listener):
 
 
 class SimulatedExcavator:
-    """With a cab-joystick layout, commands come from BJM1 frames on the bus, as on the real machine;
-    without one, from `set_command` (direct drive, for tests)."""
+    """Commands come from the BJM1 frames of its cab joysticks on the bus, read with the machine's own fixed
+    wiring (`drivers.sim.cab_wiring`, never a profile's), as on the real machine; with
+    `commands_from_bus=False`, from `set_command` (direct drive, for tests)."""
 
     def __init__(self, bus: can.BusABC, dbc_path: Path = DEFAULT_DBC, seed: int = 0, tick_s: float = 0.005,
-                 command_timeout_s: float = 0.2, cab_joysticks: CabJoystickLayout | None = None) -> None:
+                 command_timeout_s: float = 0.2, commands_from_bus: bool = True) -> None:
         self.bus = bus
         self.model = ExcavatorModel(seed=seed)
         self.tick_s = tick_s
@@ -58,7 +60,7 @@ class SimulatedExcavator:
         self.guard = ThreadGuard("machine")
         self.frames_sent = 0
         self.send_errors = 0
-        self.receiver = CabJoystickReceiver(cab_joysticks, FUNCTIONS) if cab_joysticks else None
+        self.receiver = CabJoystickReceiver(EXCAVATOR_CAB, FUNCTIONS) if commands_from_bus else None
         self._notifier: can.Notifier | None = None
 
     @property

@@ -153,3 +153,70 @@ def test_on_a_real_bus_the_first_frame_after_a_loss_is_neutral():
         notifier.stop()
         station.shutdown()
         machine.shutdown()
+
+
+@pytest.mark.parametrize("fault", ["stale", "lost", "out_of_range"])
+def test_a_fault_goes_neutral_between_periods_not_at_the_next_tick(fault):
+    """A slow link (5 Hz) with a 30 ms input timeout: neutral must go out before the next periodic tick.
+
+    Asserted on the order of events (which tick sent the neutral frames), not on a wall-clock bound: the
+    neutral command is sent by an early wake while the periodic tick count is still that of the last
+    commanding period.
+    """
+    from capture_node.clock import now_ns
+
+    profile = load_profile()
+    channel = f"excap-test-{uuid.uuid4().hex}"
+    station, machine = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    sent: list[tuple[int, int, bool, tuple[float, ...]]] = []  # (periodic ticks, early ticks, enabled, values)
+    feeding = threading.Event()
+    feeding.set()
+
+    def operator(t_ns: int, values: tuple[float, ...], enabled: bool) -> None:
+        """Each command the link sends; the operator's hand answers, until it lets go."""
+        sent.append((link.periodic_ticks, link.early_ticks, enabled, values))
+        if not feeding.is_set():
+            return
+        if link.state == LinkState.NEUTRALISED:  # a slow start went stale: release enable, then press again
+            link.set_input(OperatorInput(CENTRED, RELEASED, now_ns()))
+        elif link.state == LinkState.DISABLED:
+            link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
+        else:
+            feeding.clear()  # the last input, right after this periodic tick
+            if fault == "stale":
+                link.set_input(OperatorInput(BOOM_UP, ENABLE, now_ns()))  # and nothing after: stale in 30 ms
+            elif fault == "lost":  # a device that reports changes only (never stale) is unplugged mid-tick
+                link.set_input(OperatorInput(BOOM_UP, ENABLE, now_ns(), periodic=False))
+                link.input_lost("joystick unplugged")
+            else:
+                link.set_input(OperatorInput((0.0, 0.0, 0.0, math.nan, 0.0, 0.0), ENABLE, now_ns(), periodic=False))
+
+    link = CommandLink(CommandLinkConfig(rate_hz=5, stale_timeout_s=0.03), CommandMapper(profile, "iso"),
+                       profile.cab_joysticks, send=station.send, on_command=operator)
+    try:
+        link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
+        link.start()
+        wait_for(lambda: not feeding.is_set() and any(not e for _, _, e, _ in sent[-1:]), timeout=10,
+                 message="the neutral command after the operator let go")
+        active = max(i for i, (_, _, enabled, _) in enumerate(sent) if enabled)
+        periodic, early, _, _ = sent[active]
+        after = sent[active + 1]
+        assert after[2] is False and after[3] == (0.0,) * 6
+        assert (after[0], after[1]) == (periodic, early + 1)  # sent by the early wake, before the next period
+        frames = []
+        while (msg := machine.recv(0)) is not None:
+            frames.append(msg)
+        receiver = CabJoystickReceiver(profile.cab_joysticks, profile.functions)
+        views = []
+        for msg in frames:
+            receiver.feed(msg, 0)
+            views.append(receiver.command()[:2])
+        count = len(profile.cab_joysticks.joysticks)
+        assert len(frames) == count * len(sent)  # every command went out as one frame set
+        assert views[count * (active + 1) - 1][1] is True
+        assert views[count * (active + 2) - 1] == ((0.0,) * 6, False)  # the next frame set on the bus: neutral
+    finally:
+        feeding.clear()
+        link.stop()
+        station.shutdown()
+        machine.shutdown()
