@@ -15,7 +15,7 @@ cross-field checks that follow can still look at the rest. Each problem is one l
 import math
 import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin
@@ -452,7 +452,3 @@ def validate_whole(annotation: Any, data: Any, prefix: str = "") -> tuple[Any, l
     result = collector.validate(annotation, data, ())
     return result, collector.problems
 
-
-def check_all(checks: Iterable[Callable[[], Iterable[Problem]]]) -> list[Problem]:
-    """Run cross-field checks, each a callable yielding problems."""
-    return [problem for check in checks for problem in check()]
