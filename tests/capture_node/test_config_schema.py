@@ -223,3 +223,16 @@ def test_station_md_documents_the_range_of_every_numeric_key():
         if wanted is not None and written_otherwise.get(wanted, wanted) not in text:
             missing.append(f"{key}: {wanted}")
     assert missing == []
+
+
+@pytest.mark.parametrize("args", [
+    ["record", "--sim", "--fps", "nan", "--duration", "1"],
+    ["record", "--sim", "--jpeg-quality", "0", "--duration", "1"],
+    ["bench", "safety", "--rate", "inf", "--losses", "1"],
+])
+def test_numbers_from_the_command_line_are_checked_too(tmp_path, args):
+    result = subprocess.run(excap_command(*args, *(["--out", str(tmp_path)] if args[0] == "record" else [])),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("excap: error: ")
+    assert " must be " in result.stderr and list(tmp_path.iterdir()) == []
