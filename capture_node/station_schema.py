@@ -11,7 +11,15 @@ from pydantic import Field
 
 from drivers import limits
 from drivers.config_schema import ConfigModel, Flag, Name, Names, Text, choice, number, version
-from drivers.device_schema import CameraEntry, CanBusEntry, HidOptions, J1939Options, SerialOptions, SimOptions
+from drivers.device_schema import (
+    CameraEntry,
+    CanBusEntry,
+    HidOptions,
+    J1939Options,
+    SerialOptions,
+    SimOptions,
+    StreamName,
+)
 from drivers.profiles import DEFAULT_PROFILE
 
 JOYSTICK_TYPES = ("hid", "serial", "j1939", "sim")
@@ -51,7 +59,8 @@ class JoystickCommon(ConfigModel):
 
     family = "joystick"
 
-    name: Name
+    name: StreamName
+    """Stream name (`/joystick/<name>`)."""
     axes: Names
     """Names of the values the device reports, in order."""
     buttons: Names

@@ -9,7 +9,7 @@ import re
 from typing import Annotated, Any
 
 import can
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 from pydantic_core import core_schema
 
 from drivers import limits
@@ -38,6 +38,17 @@ def _channel_name(value: str) -> str:
     if not CHANNEL_NAME.match(value):
         raise invalid(f"must be a channel name like 'can0' (letters, digits, _ . -), not {shown(value)}")
     return value
+
+
+def _stream_name(value: str) -> str:
+    if not CHANNEL_NAME.match(value):
+        raise invalid(f"must be a stream name like 'cab' (letters, digits, _ . -), not {shown(value)}")
+    return value
+
+
+NAME_SCHEMA = WithJsonSchema({"type": "string", "pattern": CHANNEL_NAME.pattern})
+StreamName = Annotated[Name, AfterValidator(_stream_name), NAME_SCHEMA]
+"""The name of a device's stream in the episode (`/cameras/<name>`, `/joystick/<name>`)."""
 
 
 def _interface(value: str) -> str:
@@ -104,7 +115,7 @@ class CanFilterEntry(ConfigModel):
 class CanBusEntry(ConfigModel):
     """One CAN bus, opened with python-can."""
 
-    name: Annotated[Name, AfterValidator(_channel_name)]
+    name: Annotated[Name, AfterValidator(_channel_name), NAME_SCHEMA]
     """Channel name in the episode (`/can/<name>`)."""
     interface: Annotated[Name, AfterValidator(_interface)]
     """Any python-can interface: socketcan, slcan, pcan, kvaser, vector, virtual, ..."""
@@ -142,7 +153,7 @@ def _fourcc(value: str) -> str:
 class CameraEntry(ConfigModel):
     """One camera read through OpenCV (or `sim:<view>`, a view rendered from the simulated machine)."""
 
-    name: Name
+    name: StreamName
     """Stream name (`/cameras/<name>`)."""
     source: Annotated[str | int, _StringOrIndex(limits.CAMERA_DEVICE_INDEX, "a device index, /dev/videoN, a URL, "
                                                 "a video file or sim:<view>", digits_as_index=True)]

@@ -236,3 +236,16 @@ def test_numbers_from_the_command_line_are_checked_too(tmp_path, args):
     assert result.returncode == 2 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("excap: error: ")
     assert " must be " in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_stream_names_cannot_reach_outside_their_group(tmp_path):
+    document = copy.deepcopy(FULL_STATION)
+    document["joysticks"][0]["name"] = "../control"
+    document["cameras"][0]["name"] = "cab/inner"
+    path = write(tmp_path, document)
+    with pytest.raises(ConfigError) as caught:
+        load_station_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}: joysticks[0].name: must be a stream name like 'cab' (letters, digits, _ . -), not '../control'",
+        f"{path}: cameras[0].name: must be a stream name like 'cab' (letters, digits, _ . -), not 'cab/inner'",
+    ]
