@@ -98,6 +98,8 @@ class CommandLink:
         """Ticks sent on the period's cadence."""
         self.early_ticks = 0
         """Ticks sent between periods because a fault appeared (the early wake)."""
+        self.wakeups = 0
+        """Times the link's thread woke up (a few per period: it never spins)."""
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
 
     # -- inputs (any thread) ----------------------------------------------------------------
@@ -257,6 +259,7 @@ class CommandLink:
             delay = wake_at - time.monotonic()
             if delay > 0 and not self._fault_pending():
                 self._wake.wait(delay)
+            self.wakeups += 1
             if self._stop.is_set():
                 return
             now = time.monotonic()

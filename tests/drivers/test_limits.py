@@ -83,3 +83,15 @@ def test_signs_are_exactly_plus_or_minus_one():
 def test_shown():
     assert [shown(v) for v in (math.nan, -math.inf, 0.25, 7, False, "a\nb", b"x", (1,))] == [
         "nan", "-inf", "0.25", "7", "false", "'a\\nb'", "bytes", "a list"]
+
+
+def test_shown_bounds_and_figures():
+    assert shown(10**15 - 1) == "999999999999999" and shown(10**15) == "a huge number"
+    assert shown(5 * 10**15) == "a huge number" and shown(-(10**15)) == "a huge number"
+    assert shown("x" * 40) == repr("x" * 40) and shown("x" * 41) == repr("x" * 37 + "...")
+    assert Limits(0, 1e15).describe() == "a finite number between 0 and 1000000000000000.0"
+    assert Limits(0, 1e15 - 1).describe() == "a finite number between 0 and 999999999999999"
+    assert SOURCE_ADDRESS.message("0x1FF") == "must be a whole number between 0 and 253 (got 0x1FF)"
+    schema = Limits(1.0, 12.0, integer=True).json_schema()
+    assert schema == {"type": "integer", "minimum": 1, "maximum": 12}
+    assert all(type(schema[key]) is int for key in ("minimum", "maximum"))

@@ -132,3 +132,110 @@ def test_the_cab_layout_checks_itself():
     with pytest.raises(ConfigError, match=r"sign: must be \+1 or -1 \(got 0\.5\)"):
         CabAxis("boom", 0.5)
     assert copy.copy(left) == left
+
+
+def lines_for(tmp_path: Path, data: dict[str, Any]) -> list[str]:
+    source = write(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_profile(source)
+    return [line.removeprefix(f"{source}: ") for line in str(caught.value).splitlines()]
+
+
+def original(name: str = "excavator_20t") -> dict[str, Any]:
+    return yaml.safe_load(load_profile(name).source.read_text())
+
+
+EXCAVATOR_AXES = "left_x, left_y, right_x, right_y, travel_left, travel_right"
+LOADER_BUTTONS = "enable, fnr_forward, fnr_reverse, horn, marker"
+
+
+def test_cross_reference_messages_name_what_there_is(tmp_path):
+    data = original()
+    data["patterns"]["iso"]["functions"]["boom"]["axis"] = "stick"
+    data["default_pattern"] = "diagonal"
+    data["cab_joysticks"]["enable"]["joystick"] = "middle"
+    data["bindings"]["marker"]["buttons"] = ["bell"]
+    assert lines_for(tmp_path, data) == [
+        f"patterns.iso.functions.boom.axis: unknown axis 'stick' (has: {EXCAVATOR_AXES})",
+        "default_pattern: no pattern 'diagonal' (has: iso, sae)",
+        "bindings.marker.buttons: unknown button 'bell' (has: enable, horn, marker)",
+        "cab_joysticks.enable.joystick: no joystick 'middle' (has: left, right, travel)",
+    ]
+
+
+def test_every_unbound_and_uncovered_function_is_listed(tmp_path):
+    data = original()
+    del data["patterns"]["iso"]["functions"]["boom"], data["patterns"]["iso"]["functions"]["arm"]
+    del data["cab_joysticks"]["joysticks"]["right"]
+    assert lines_for(tmp_path, data) == ["patterns.iso: leaves boom, arm unbound",
+                                         "cab_joysticks: leaves boom, bucket without a joystick axis"]
+
+
+def test_empty_functions_and_patterns(tmp_path):
+    data = original()
+    data["patterns"] = {}
+    assert lines_for(tmp_path, data) == ["patterns: must define at least one control pattern"]
+    data = original()
+    data["functions"] = []
+    assert "functions: must list at least one machine function" in lines_for(tmp_path, data)
+
+
+def test_pattern_names_differ_in_more_than_case(tmp_path):
+    data = original()
+    data["patterns"]["ISO"] = copy.deepcopy(data["patterns"]["iso"])
+    assert lines_for(tmp_path, data) == ["patterns.iso: pattern names must differ in more than letter case",
+                                         "patterns.ISO: pattern names must differ in more than letter case"]
+
+
+def test_button_bindings_name_profile_buttons(tmp_path):
+    data = original("wheel_loader_20t")
+    data["patterns"]["two_lever"]["functions"]["direction"]["buttons"]["negative"] = "gas"
+    assert lines_for(tmp_path, data) == [
+        f"patterns.two_lever.functions.direction.buttons.negative: unknown button 'gas' (has: {LOADER_BUTTONS})"]
+
+
+@pytest.mark.parametrize(("profile", "button"), [("excavator_20t", "enable"), ("wheel_loader_20t", "enable"),
+                                                 ("wheel_loader_20t", "fnr_forward"),
+                                                 ("wheel_loader_20t", "fnr_reverse")])
+def test_station_gestures_cannot_use_buttons_that_drive_the_machine(tmp_path, profile, button):
+    data = original(profile)
+    data["bindings"]["marker"]["buttons"] = [button]
+    assert lines_for(tmp_path, data) == [
+        f"bindings.marker.buttons: '{button}' drives the machine (enable or a function button)"]
+
+
+def test_every_binding_is_checked_whatever_comes_before_it(tmp_path):
+    data = original()  # no start or stop bindings: the first actions are absent
+    data["bindings"]["marker"]["buttons"] = []
+    data["bindings"]["success"]["hold_s"] = float("nan")
+    data["bindings"]["failure"]["buttons"] = ["bell"]
+    assert lines_for(tmp_path, data) == [
+        "bindings.success.hold_s: must be a finite number between 0 and 30 (got nan)",
+        "bindings.failure.buttons: unknown button 'bell' (has: enable, horn, marker)",
+        "bindings.marker.buttons: missing (a list of profile buttons pressed together)",
+    ]
+
+
+def test_a_cab_joystick_may_report_on_one_axis_only(tmp_path):
+    data = original("wheel_loader_20t")
+    data["cab_joysticks"]["joysticks"]["steering"] = {"source_address": 0x2C, "y": {"function": "steer", "sign": -1}}
+    profile = load_profile(write(tmp_path, data))
+    steering = next(j for j in profile.cab_joysticks.joysticks if j.name == "steering")
+    assert steering.x is None and steering.y == CabAxis("steer", -1.0)
+
+
+@pytest.mark.parametrize(("path", "value", "line"), [
+    ("joystick", "nope", "joystick: must be a mapping (got 'nope')"),
+    ("joystick.buttons", 5, "joystick.buttons: must be a list (got 5)"),
+    ("joystick.axes", "left_x", "joystick.axes: must be a list (got 'left_x')"),
+    ("joystick.enable_button", "", "joystick.enable_button: must not be empty"),
+    ("functions", [{"name": "boom"}, 5], "functions[1]: must be a mapping (got 5)"),
+    ("patterns", "nope", "patterns: must be a mapping (got 'nope')"),
+    ("bindings", ["marker"], "bindings: must be a mapping (got a list)"),
+    ("cab_joysticks.joysticks", 5, "cab_joysticks.joysticks: must be a mapping (got 5)"),
+    ("cab_joysticks.enable", 5, "cab_joysticks.enable: must be a mapping (got 5)"),
+])
+def test_a_broken_section_is_one_line_and_the_cross_checks_skip_it(tmp_path, path, value, line):
+    data = original()
+    mutate(data, path, value)
+    assert lines_for(tmp_path, data) == [line]

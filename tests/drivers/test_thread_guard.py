@@ -107,7 +107,7 @@ def decoded(frames: list[can.Message], profile) -> list[tuple[tuple[float, ...],
 def test_a_send_that_raises_a_non_can_error_faults_the_link_and_neutral_frames_go_out():
     profile = load_profile()
     bus = Bus()
-    events: list[tuple[str, dict]] = []
+    events: list[tuple[str, int, dict]] = []
     armed, broke = threading.Event(), threading.Event()
 
     def send(msg: can.Message) -> None:
@@ -119,7 +119,7 @@ def test_a_send_that_raises_a_non_can_error_faults_the_link_and_neutral_frames_g
 
     link = CommandLink(CommandLinkConfig(rate_hz=100, stale_timeout_s=0.5), CommandMapper(profile, "iso"),
                        profile.cab_joysticks, send=send,
-                       on_event=lambda kind, t_ns, detail: events.append((kind, detail)))
+                       on_event=lambda kind, t_ns, detail: events.append((kind, t_ns, detail)))
     feeding = threading.Event()
     try:
         link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
@@ -135,9 +135,9 @@ def test_a_send_that_raises_a_non_can_error_faults_the_link_and_neutral_frames_g
         armed.set()
         wait_for(lambda: link.guard.failed, message="the link's fault")
         assert link.state == LinkState.FAULTED and link.fault == "command link failed: RuntimeError: adapter driver bug"
-        assert [kind for kind, _ in events] == ["fault"]
-        assert events[0][1] == {"device": "command_link", "error": "RuntimeError: adapter driver bug",
-                                "thread": "command-link"}
+        assert events == [("fault", link.guard.fault.t_ns, {"device": "command_link",
+                                                            "error": "RuntimeError: adapter driver bug",
+                                                            "thread": "command-link"})]
         views = decoded(bus.received(), profile)
         assert any(enabled and values[0] > 0.5 for values, enabled in views)  # boom up went out before
         assert views[-1] == ((0.0,) * 6, False)  # the last frames on the wire are neutral
