@@ -70,7 +70,8 @@ def test_the_receiver_takes_only_its_joysticks_bjm1_frames():
     assert receiver.feed(encode_bjm1(0.2, 0.0, [], 0x40), 1) is False  # not one of its joysticks
     assert receiver.feed(encode_ejm1(0.2, 0.0, 0.0, 0x30), 1) is False  # EJM1 from a known joystick
     assert receiver.feed(encode_bjm1(0.0, 0.0, [], 0x30), 1) is True
-    assert receiver.frames == 1
+    assert receiver.feed(encode_bjm1(0.0, 0.0, [], 0x31), 2) is True
+    assert receiver.frames == 2
 
 
 def test_the_receiver_is_neutral_until_every_joystick_reported_and_while_enable_is_released():
@@ -97,4 +98,5 @@ def test_an_axis_in_error_makes_the_receiver_neutral_and_is_counted():
     receiver.feed(encode_bjm1(0.5, 0.0, [], 0x31), 2)
     receiver.feed(encode_bjm1(0.0, 0.0, [0, 0, 1], 0x32), 3)
     assert receiver.command() == ((0.0, 0.0, 0.0), False, 0)
-    assert receiver.invalid == 1
+    assert receiver.command() == ((0.0, 0.0, 0.0), False, 0)
+    assert receiver.invalid == 2  # each refused command is counted

@@ -271,6 +271,7 @@ def test_a_loss_stays_latched_until_input_newer_than_the_loss(link_and_events, s
     assert link.tick(6 * MS) == NEUTRAL
     link.set_input(OperatorInput(CENTRED, RELEASED, stamp_ms * MS))  # a sample from before the device went
     assert link.tick(7 * MS) == NEUTRAL
+    assert link.tick(7 * MS + 1) == NEUTRAL
     link.set_input(OperatorInput(CENTRED, ENABLE, stamp_ms * MS))
     assert link.tick(8 * MS) == NEUTRAL and link.state == LinkState.NEUTRALISED
     link.set_input(OperatorInput(CENTRED, RELEASED, 9 * MS))  # the device is back
@@ -426,5 +427,6 @@ def test_out_of_range_input_from_another_thread_wakes_the_link_at_once_and_in_ra
                      message="the release seen by a periodic tick")
             link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
             wait_for(lambda: link.state == LinkState.ACTIVE, message="enabled again")
+        assert link.early_ticks >= 2 and link.wakeups >= link.periodic_ticks + link.early_ticks
     finally:
         link.stop()
