@@ -54,12 +54,14 @@ setup(
         "fastapi>=0.115",
         "uvicorn>=0.30",
         "boto3>=1.35",
+        "pydantic>=2.7",
     ],
     extras_require={
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
+            "jsonschema>=4.18",
             "mutmut>=3.2",
             "ruff>=0.6",
             "httpx>=0.27",

@@ -63,13 +63,13 @@ def run_safety_bench(losses: int = 60, rate_hz: float = 50.0, timeout_s: float =
     if profile.cab_joysticks is None:
         raise ValueError(f"profile {profile_name} has no cab_joysticks layout")
     mapper = CommandMapper(profile)
+    config = CommandLinkConfig(rate_hz=rate_hz, stale_timeout_s=timeout_s)  # checked before any bus is opened
     channel = f"excap-safety-{uuid.uuid4().hex}"
     station = can.Bus(interface="virtual", channel=channel)
     machine = can.Bus(interface="virtual", channel=channel)
     side = _MachineSide(CabJoystickReceiver(profile.cab_joysticks, profile.functions))
     notifier = can.Notifier(machine, [side], timeout=0.02)
-    link = CommandLink(CommandLinkConfig(rate_hz=rate_hz, stale_timeout_s=timeout_s), mapper,
-                       profile.cab_joysticks, send=station.send)
+    link = CommandLink(config, mapper, profile.cab_joysticks, send=station.send)
     enable = tuple(1 if b == profile.enable_button else 0 for b in profile.buttons)
     released = tuple(0 for _ in profile.buttons)
     centred = tuple(0.0 for _ in profile.axes)

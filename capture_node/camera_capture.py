@@ -1,4 +1,9 @@
-"""JPEG encoding off the capture thread: one encoder thread per camera, fed by a bounded queue."""
+"""JPEG encoding off the capture thread: one encoder thread per camera, fed by a bounded queue.
+
+A frame OpenCV cannot encode is dropped (a `drop` event); any other error escaping the encoder
+thread is the camera's fault (`guard`, a `fault` event where the owner listens): the encoder stops
+and later frames are counted as dropped without an event each.
+"""
 
 import queue
 import threading
@@ -6,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+from drivers.base import ThreadGuard, one_line
+from drivers.limits import JPEG_QUALITY
 
 if TYPE_CHECKING:
     from capture_node.episode_switch import EpisodeSink, StreamSink
@@ -22,9 +30,10 @@ class JpegEncoder:
     def __init__(self, recorder: "EpisodeSink", handle: "StreamSink", quality: int = 90, backlog: int = 8) -> None:
         self.recorder = recorder
         self.handle = handle
-        self.quality = quality
+        self.quality = JPEG_QUALITY.check(quality, f"{handle.spec.path}: jpeg quality")
         self._queue: queue.Queue[object] = queue.Queue(maxsize=backlog)
-        self._thread = threading.Thread(target=self._run, name=f"jpeg-{handle.spec.path}", daemon=True)
+        self.guard = ThreadGuard(f"{handle.spec.path.replace('cameras/', 'camera/', 1)} encoder")
+        self._thread = self.guard.thread(self._run, f"jpeg-{handle.spec.path}")
         self.dropped = 0
         self.encoded = 0
 
@@ -32,6 +41,9 @@ class JpegEncoder:
         self._thread.start()
 
     def submit(self, t_ns: int, t_device_ns: int, image: Any) -> None:
+        if self.guard.failed:
+            self.dropped += 1  # the fault event says why
+            return
         try:
             self._queue.put_nowait((t_ns, t_device_ns, image))
         except queue.Full:
@@ -50,9 +62,15 @@ class JpegEncoder:
         return done.wait(timeout)
 
     def stop(self) -> None:
-        """Encode what is queued, then end the thread."""
-        self._queue.put(_STOP)
-        self._thread.join()
+        """Encode what is queued, then end the thread (at once if it has failed)."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        if self._thread.ident is not None:
+            self._thread.join()
 
     def _run(self) -> None:
         params = [cv2.IMWRITE_JPEG_QUALITY, self.quality]
@@ -67,7 +85,16 @@ class JpegEncoder:
             self._encode(t_ns, t_device_ns, image, params)
 
     def _encode(self, t_ns: int, t_device_ns: int, image: np.ndarray, params: list[int]) -> None:
-        ok, jpeg = cv2.imencode(".jpg", image, params)
-        if ok:
-            self.handle.put((t_ns, t_device_ns, jpeg.tobytes()))
-            self.encoded += 1
+        try:
+            ok, jpeg = cv2.imencode(".jpg", image, params)
+        except cv2.error as exc:
+            ok, reason = False, one_line(exc)
+        else:
+            reason = "not encoded"
+        if not ok:
+            self.dropped += 1
+            self.recorder.event("drop", t_ns=t_ns, stream=self.handle.spec.path, count=1, stage="encoder",
+                                reason=reason)
+            return
+        self.handle.put((t_ns, t_device_ns, jpeg.tobytes()))
+        self.encoded += 1

@@ -5,7 +5,8 @@ SocketCAN error frames and `bus.state` changes become `can_bus_off` / `can_error
 `can_error_active` / `can_restarted` events. When receiving fails (the adapter is unplugged, the
 slcan serial device vanishes) it records one `fault` event, reports `Health.DISCONNECTED` and, when
 the capture was made from a `CanBusConfig`, reopens the bus every `reconnect_interval_s` until it
-works again (`reconnect` event). The recording itself never stops because of a bus.
+works again (`reconnect` event). The recording itself never stops because of a bus. Any other
+error escaping the reader thread is the bus's fault (`guard`): health FAILED, the capture stops.
 """
 
 import logging
@@ -19,7 +20,7 @@ import numpy as np
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
 from capture_node.streams import CAN_CLASSIC_BYTES, CAN_FD_BYTES, can_decoded_spec, can_spec
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard
 from drivers.can.bus_config import CanBusConfig, open_bus
 from drivers.can.decoder import FrameDecoder
 from drivers.can.dm1 import Dm1Monitor
@@ -87,7 +88,7 @@ class CanCapture:
         self.channel = channel
         self.bus: can.BusABC | None = bus
         self.config = config
-        self.health = Health.OK
+        self._health = Health.OK
         self.counters = DriverCounters()
         self.bus_state = can.BusState.ACTIVE
         self.decoder = decoder
@@ -101,6 +102,7 @@ class CanCapture:
         self.error_frames = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard(f"can/{channel}")
         self._send_lock = threading.Lock()
         self._frame_lock = threading.Lock()
         self.dm1 = Dm1Monitor()
@@ -125,7 +127,7 @@ class CanCapture:
         if self._thread is not None:
             raise DriverError(f"CAN {self.channel}: capture already started")
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"excap-can-{self.channel}", daemon=True)
+        self._thread = self.guard.thread(self._run, f"excap-can-{self.channel}")
         self._thread.start()
 
     def stop(self) -> None:
@@ -137,7 +139,13 @@ class CanCapture:
         if self.config is not None and self.bus is not None:
             self._shutdown_bus(self.bus)
             self.bus = None
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
+
+    @property
+    def health(self) -> Health:
+        if self.guard.failed and self._health is not Health.STOPPED:
+            return Health.FAILED
+        return self._health
 
     def add_listener(self, listener: can.Listener) -> None:
         """Another consumer of this bus's frames (e.g. a J1939 joystick), called from the reader thread."""
@@ -146,7 +154,7 @@ class CanCapture:
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
         """Transmit one frame on the captured bus; DriverError while it is disconnected or on failure."""
         bus = self.bus
-        if bus is None or self.health == Health.DISCONNECTED:
+        if bus is None or self._health == Health.DISCONNECTED:
             raise DriverError(f"CAN {self.channel}: cannot send, bus is disconnected")
         try:
             with self._send_lock:
@@ -165,7 +173,7 @@ class CanCapture:
         next_state_poll = 0.0
         while not self._stop.is_set():
             bus = self.bus
-            if bus is None or self.health == Health.DISCONNECTED:
+            if bus is None or self._health == Health.DISCONNECTED:
                 if not self._stop.wait(self._reconnect_interval_s()):
                     self._reopen()
                 continue
@@ -205,7 +213,7 @@ class CanCapture:
         self.bus = bus
         self.bus_state = can.BusState.ACTIVE
         self.counters.reconnects += 1
-        self.health = Health.OK
+        self._health = Health.OK
         self.recorder.event("reconnect", channel=self.channel, interface=self.config.interface,
                             reconnects=self.counters.reconnects)
 
@@ -312,9 +320,9 @@ class CanCapture:
 
     def on_error(self, exc: Exception) -> None:
         """The bus failed: one `fault` event per disconnection, then DISCONNECTED until reopened."""
-        if self.health == Health.DISCONNECTED:
+        if self._health == Health.DISCONNECTED:
             return
-        self.health = Health.DISCONNECTED
+        self._health = Health.DISCONNECTED
         error = f"{type(exc).__name__}: {exc}"
         if exc.__cause__ is not None:  # python-can wraps the backend's own error, which says what happened
             error += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"

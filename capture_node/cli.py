@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         add(commands)
 
     check = commands.add_parser("check-config", help="report every mistake in station config files")
-    check.add_argument("configs", type=Path, nargs="+", metavar="STATION.yaml")
+    check.add_argument("configs", type=Path, nargs="*", metavar="STATION.yaml")
+    check.add_argument("--json-schema", choices=("station", "profile"), default=None,
+                       help="print the JSON Schema of station configs or machine profiles (for editors) instead")
 
     bench = commands.add_parser("bench", help="built-in benchmarks (JSON)")
     bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -317,6 +319,13 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    if args.json_schema is not None:
+        from capture_node.config_json_schema import json_schema_text
+
+        sys.stdout.write(json_schema_text(args.json_schema))
+        return 0
+    if not args.configs:
+        raise ConfigError("check-config: give one or more STATION.yaml files, or --json-schema station|profile")
     failed = 0
     for path in args.configs:
         try:

@@ -3,6 +3,8 @@
 Wiring: operator sticks -> command link (profile mapping, enable and safety) -> BJM1 frames on a
 python-can `virtual` bus -> simulated machine. The machine's J1939 traffic (and the command
 frames) on that bus and its rendered cameras are recorded exactly as real devices would be.
+A device thread that dies is a `fault` event in the episode (the scripted operator's neutralises
+the commands first), never silence.
 """
 
 import threading
@@ -20,7 +22,11 @@ from capture_node.clock import now_ns
 from capture_node.episode import EpisodeMetadata
 from capture_node.errors import ConfigError
 from capture_node.recorder import Recorder, RecorderConfig
+from capture_node.station_config import SIMULATED_MACHINE_KIND
+from capture_node.station_devices import watch_faults
 from capture_node.streams import camera_spec, control_spec, joystick_spec
+from drivers import limits
+from drivers.base import ThreadGuard
 from drivers.can.decoder import FrameDecoder
 from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
 from drivers.mapping import CommandMapper
@@ -50,6 +56,19 @@ class SimSessionOptions:
     task: str = "dig-and-load"
     notes: str = ""
     joystick_rate_hz: float = 100.0
+    stale_timeout_s: float = 0.1
+    """The command link's stale-input timeout (long recordings on a loaded machine may want more slack)."""
+
+    def __post_init__(self) -> None:
+        if self.duration_s is not None:
+            self.duration_s = limits.DURATION_S.check(self.duration_s, "duration_s")
+        self.cameras = limits.SIM_CAMERAS.check(self.cameras, "cameras")
+        self.width = limits.CAMERA_SIZE.check(self.width, "width")
+        self.height = limits.CAMERA_SIZE.check(self.height, "height")
+        self.fps = limits.CAMERA_FPS.check(self.fps, "fps")
+        self.jpeg_quality = limits.JPEG_QUALITY.check(self.jpeg_quality, "jpeg_quality")
+        self.joystick_rate_hz = limits.SIM_JOYSTICK_RATE_HZ.check(self.joystick_rate_hz, "joystick_rate_hz")
+        self.stale_timeout_s = limits.STALE_TIMEOUT_S.check(self.stale_timeout_s, "stale_timeout_s")
 
 
 class _OperatorLoop:
@@ -66,7 +85,8 @@ class _OperatorLoop:
         self.link = link
         self.period = 1.0 / rate_hz
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sim-operator", daemon=True)
+        self.guard = ThreadGuard("joystick/operator")
+        self._thread = self.guard.thread(self._run, "sim-operator")
 
     def start(self) -> None:
         self._thread.start()
@@ -129,17 +149,20 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
     )
     if profile.cab_joysticks is None:
         raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
+    if profile.kind != SIMULATED_MACHINE_KIND:
+        raise ConfigError(f"{profile.source}: the simulated machine is an {SIMULATED_MACHINE_KIND}, not a "
+                          f"{profile.kind}")
     channel = f"excap-sim-{uuid.uuid4().hex[:12]}"
     machine_bus = can.Bus(interface="virtual", channel=channel)
     capture_bus = can.Bus(interface="virtual", channel=channel)  # also sends the commands: every bus is read
     recorder = Recorder(RecorderConfig(options.out_dir), metadata)
     try:
         with recorder:
-            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed,
-                                         cab_joysticks=profile.cab_joysticks)
+            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed)
             can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
                                      interface="virtual")
-            link = command_link_for(recorder, mapper, can_capture.send)
+            link = command_link_for(recorder, mapper, can_capture.send, CommandLinkConfig(
+                rate_hz=profile.cab_joysticks.rate_hz, stale_timeout_s=options.stale_timeout_s))
             operator = ScriptedOperator(mapper, seed=options.seed)
             control = _OperatorLoop(recorder, machine, operator, link, options.joystick_rate_hz)
             encoders: list[JpegEncoder] = []
@@ -153,6 +176,9 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
                 cameras.append(SimulatedCamera(name, view_for_camera(index), lambda: machine.state,
                                                encoder.submit, options.width, options.height, options.fps,
                                                seed=options.seed + index))
+            watch_faults(control.guard, recorder.event, link)
+            for guard in (machine.guard, can_capture.guard, *(c.guard for c in cameras), *(e.guard for e in encoders)):
+                watch_faults(guard, recorder.event)
             can_capture.start()
             machine.start()
             for encoder in encoders:

@@ -1,28 +1,35 @@
 """The station configuration file: machine, joysticks, CAN buses, cameras, output folder.
 
-`load_station_config` checks everything in one pass and raises one ConfigError whose lines each
-name the file and the key (`station.yaml: joysticks[1].port: missing`), so `excap check-config`
-can report every mistake at once. A reference of every key is in `schemas/station.md`.
+The file is checked against one declarative schema (`capture_node.station_schema.StationDocument`,
+pydantic; every number finite and within its range), then a second pass checks the names that must
+refer to each other (inputs naming joysticks, command.bus naming a can entry, the pattern in the
+profile, ...). Every mistake is one line of the ConfigError, naming the file and the key
+(`station.yaml: joysticks[1].port: missing`), so `excap check-config` reports them all at once.
+A reference of every key is in `schemas/station.md`; `schemas/station.schema.json` is the JSON Schema.
 """
 
-import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from capture_node.errors import ConfigError
+from capture_node.station_schema import (
+    DRIVER_OPTIONS,
+    JOYSTICK_TYPES,
+    CameraEntry,
+    J1939JoystickEntry,
+    RosSection,
+    StationDocument,
+)
+from capture_node.yaml_files import load_yaml
 from drivers.camera.opencv_camera import CameraConfig
 from drivers.can.bus_config import CanBusConfig
+from drivers.config_schema import Problem, keyed, raise_problems, validate_partially
 from drivers.profiles import MachineProfile, load_profile
 
-JOYSTICK_TYPES = ("hid", "serial", "j1939", "sim")
-_TOP_KEYS = ("schema", "schema_version", "station", "machine", "session", "joysticks", "inputs", "can", "cameras",
-             "command", "ros")
-_ROS_KEYS = ("joy_topics", "image_topics", "compressed_image_topics", "command_topic", "publish_prefix", "publish")
-_PUBLISH_KEYS = ("joy", "commands", "joint_states", "cameras", "diagnostics")
 SIM_CAMERA_PREFIX = "sim:"  # camera source `sim:<view>`: a view rendered from the simulated machine
+SIMULATED_MACHINE_KIND = "excavator"
 
 
 @dataclass(kw_only=True)
@@ -91,339 +98,264 @@ class StationConfig:
     ros: RosSettings | None = None
 
 
-def is_sim_camera(camera: CameraConfig) -> bool:
+def is_sim_camera(camera: CameraConfig | CameraEntry) -> bool:
     return isinstance(camera.source, str) and camera.source.startswith(SIM_CAMERA_PREFIX)
 
 
-class _Problems:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lines: list[str] = []
-
-    def add(self, key: str, message: str) -> None:
-        self.lines.append(f"{self.path}: {key}: {message}")
-
-    def add_error(self, exc: ConfigError) -> None:
-        self.lines.append(f"{self.path}: {exc}")
-
-
-def _mapping(value: Any, key: str, problems: _Problems) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.add(key, f"must be a mapping, not {type(value).__name__}")
-        return {}
-    return value
+def load_station_config(path: Path) -> StationConfig:
+    data = load_yaml(path, "station config")
+    if not isinstance(data, dict) or data.get("schema") != "excap.station":
+        raise ConfigError(f"{path}: not an excap station config (expected schema: excap.station)")
+    document, problems = validate_partially(StationDocument, data)
+    assert document is not None  # a mapping always gives a (partial) document
+    links = _Links(document, data, path.parent)
+    raise_problems(path, [*problems, *links.problems()])
+    return links.station_config(path)
 
 
-def _unknown_keys(data: dict[str, Any], known: tuple[str, ...], key: str, problems: _Problems) -> None:
-    for name in data:
-        if name not in known:
-            problems.add(f"{key}.{name}" if key else str(name), f"unknown key (known: {', '.join(known)})")
+def _entries(items: list[Any] | None) -> Iterator[tuple[int, Any]]:
+    """(index, entry) of the list entries that passed the schema."""
+    return ((index, item) for index, item in enumerate(items or []) if item is not None)
 
 
-def _names(value: Any, key: str, problems: _Problems) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add(key, "must be a list of names")
-        return ()
-    if len(set(value)) != len(value):
-        problems.add(key, "names must be unique")
-    return tuple(value)
+def _written(raw: dict[str, Any], section: str, key: str) -> set[Any]:
+    """The values of `key` in a list section as written, entries that failed the schema included."""
+    items = raw.get(section)
+    return {item[key] for item in items if isinstance(item, dict) and isinstance(item.get(key), str)} \
+        if isinstance(items, list) else set()
 
 
-def _joystick(data: Any, key: str, base: Path, problems: _Problems) -> JoystickEntry | None:
-    if not isinstance(data, dict):
-        problems.add(key, "must be a mapping with name, type, axes and buttons")
-        return None
-    entry_ok = True
-    for required in ("name", "type", "axes", "buttons"):
-        if required not in data:
-            problems.add(f"{key}.{required}", "missing")
-            entry_ok = False
-    if not entry_ok:
-        return None
-    kind = data["type"]
-    if kind not in JOYSTICK_TYPES:
-        problems.add(f"{key}.type", f"unknown joystick type {kind!r} (known: {', '.join(JOYSTICK_TYPES)})")
-        return None
-    options = {k: v for k, v in data.items() if k not in ("name", "type", "axes", "buttons", "calibration", "bus")}
-    calibration = None
-    if data.get("calibration"):
-        calibration = Path(data["calibration"])
-        calibration = calibration if calibration.is_absolute() else base / calibration
-        if not calibration.is_file():
-            problems.add(f"{key}.calibration", f"file {calibration} does not exist (run excap joystick calibrate)")
-        else:
-            from drivers.joystick.calibration import load_calibration
+class _Links:
+    """The second pass: names that must refer to each other, each mistake one Problem.
 
-            try:
-                unknown = [a for a in load_calibration(calibration).axes if a not in (data.get("axes") or [])]
-                if unknown:
-                    problems.add(f"{key}.calibration", f"{calibration} calibrates axes the device does not list: "
-                                                       f"{', '.join(unknown)}")
-            except ConfigError as exc:
-                problems.add(f"{key}.calibration", " ".join(str(exc).split()))
-    entry = JoystickEntry(name=str(data["name"]), type=kind, axes=_names(data["axes"], f"{key}.axes", problems),
-                          buttons=_names(data["buttons"], f"{key}.buttons", problems), options=options,
-                          calibration=calibration, bus=data.get("bus"))
-    _check_driver_options(entry, key, problems)
-    return entry
+    A reference to an entry that failed the schema is not reported again: that entry's own line says what is wrong.
+    """
+
+    def __init__(self, document: StationDocument, raw: dict[str, Any], base: Path) -> None:
+        self.doc = document
+        self.base = base
+        self.can_names = _written(raw, "can", "name")
+        self.joystick_names = _written(raw, "joysticks", "name")
+        self.interfaces = _written(raw, "can", "interface")
+        self.profile: MachineProfile | None = None
+        self.axis_inputs: dict[str, InputSource] = {}
+        self.button_inputs: dict[str, InputSource] = {}
+
+    def problems(self) -> list[Problem]:
+        return [*self._machine(), *self._joysticks(), *self._inputs(), *self._cans(), *self._cameras(),
+                *self._command(), *self._ros()]
+
+    def _path(self, text: str) -> Path:
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    # -- machine -----------------------------------------------------------------------------------------
+
+    def _machine(self) -> Iterator[Problem]:
+        machine = self.doc.machine
+        if machine is None or machine.profile is None:
+            return
+        try:
+            self.profile = load_profile(machine.profile)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                yield Problem("machine.profile", line)
+            return
+        profile = self.profile
+        if machine.pattern is not None and machine.pattern.lower() not in profile.patterns:
+            yield Problem("machine.pattern", f"profile {profile.name} has no pattern {machine.pattern!r} "
+                                             f"(has: {', '.join(profile.patterns)})")
+        if machine.simulated and profile.kind != SIMULATED_MACHINE_KIND:
+            yield Problem("machine.simulated", f"the simulated machine is an {SIMULATED_MACHINE_KIND}; profile "
+                                               f"{profile.name} is a {profile.kind}")
+        if machine.simulated and "virtual" not in self.interfaces:
+            yield Problem("machine.simulated", "the simulated machine needs a `can` entry with interface: virtual")
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.doc.machine is not None and self.doc.machine.simulated)
+
+    # -- joysticks ---------------------------------------------------------------------------------------
+
+    def _joysticks(self) -> Iterator[Problem]:
+        seen: set[str] = set()
+        for index, entry in _entries(self.doc.joysticks):
+            key = f"joysticks[{index}]"
+            if entry.name in seen:
+                yield Problem(f"{key}.name", f"joystick names must be unique ({entry.name!r} repeated)")
+            seen.add(entry.name)
+            if isinstance(entry, J1939JoystickEntry) and entry.bus not in self.can_names:
+                yield Problem(f"{key}.bus", f"no can entry named {entry.bus!r}")
+            if entry.type == "sim" and not self.simulated:
+                yield Problem(f"{key}.type", "a sim joystick needs machine.simulated: true")
+            if entry.calibration is not None:
+                yield from self._calibration(entry.calibration, entry.axes, f"{key}.calibration")
+
+    def _calibration(self, text: str, axes: list[str], key: str) -> Iterator[Problem]:
+        from drivers.joystick.calibration import load_calibration
+
+        path = self._path(text)
+        if not path.is_file():
+            yield Problem(key, f"file {path} does not exist (run excap joystick calibrate)")
+            return
+        try:
+            calibration = load_calibration(path)
+        except ConfigError as exc:
+            for line in str(exc).splitlines():
+                yield Problem(key, line)
+            return
+        unknown = [a for a in calibration.axes if a not in axes]
+        if unknown:
+            yield Problem(key, f"{path} calibrates axes the device does not list: {', '.join(unknown)}")
+
+    # -- inputs ------------------------------------------------------------------------------------------
+
+    def _inputs(self) -> Iterator[Problem]:
+        profile, inputs = self.profile, self.doc.inputs
+        joysticks = {entry.name: entry for _, entry in _entries(self.doc.joysticks)}
+        if profile is None or inputs is None or not self.doc.joysticks:
+            return
+        for kind, wanted, given, target in (("axis", profile.axes, inputs.axes, self.axis_inputs),
+                                            ("button", profile.buttons, inputs.buttons, self.button_inputs)):
+            if given is None:
+                continue
+            section = "axes" if kind == "axis" else "buttons"
+            for name in given:
+                if name not in wanted:
+                    yield Problem(keyed(f"inputs.{section}", name), f"profile {profile.name} has no {kind} {name!r}")
+            for name in wanted:
+                if name not in given:
+                    if kind == "axis" or name == profile.enable_button:
+                        yield Problem(keyed(f"inputs.{section}", name), "missing: which device input feeds it")
+                    continue
+                source = _input_source(given[name], kind, joysticks, self.joystick_names)
+                if source is None:
+                    continue  # names a device that failed the schema
+                if isinstance(source, str):
+                    yield Problem(keyed(f"inputs.{section}", name), source)
+                else:
+                    target[name] = source
+
+    # -- CAN and cameras ---------------------------------------------------------------------------------
+
+    def _cans(self) -> Iterator[Problem]:
+        seen: set[str] = set()
+        for index, entry in _entries(self.doc.can):
+            if entry.name in seen:
+                yield Problem(f"can[{index}].name", f"can names must be unique ({entry.name!r} repeated)")
+            seen.add(entry.name)
+
+    def _cameras(self) -> Iterator[Problem]:
+        from drivers.sim.cameras import VIEWS
+
+        seen: set[str] = set()
+        for index, camera in _entries(self.doc.cameras):
+            if camera.name in seen:
+                yield Problem(f"cameras[{index}].name", f"camera names must be unique ({camera.name!r} repeated)")
+            seen.add(camera.name)
+            if not is_sim_camera(camera):
+                continue
+            view = str(camera.source)[len(SIM_CAMERA_PREFIX):]
+            if view not in VIEWS:
+                yield Problem(f"cameras[{index}].source", f"unknown simulated view {view!r} "
+                                                          f"(known: {', '.join(VIEWS)})")
+            if not self.simulated:
+                yield Problem(f"cameras[{index}].source", "a simulated camera needs machine.simulated: true")
+
+    # -- command -----------------------------------------------------------------------------------------
+
+    def _command(self) -> Iterator[Problem]:
+        command = self.doc.command
+        if command is None or command.bus is None:
+            return
+        if command.bus not in self.can_names:
+            yield Problem("command.bus", f"no can entry named {command.bus!r}")
+        if self.profile is not None and self.profile.cab_joysticks is None:
+            yield Problem("command.bus", f"profile {self.profile.name} has no cab_joysticks layout to send "
+                                         "commands with")
+
+    # -- ros ---------------------------------------------------------------------------------------------
+
+    def _ros(self) -> Iterator[Problem]:
+        from capture_node.ros.convert import parse_topic_entry
+
+        ros = self.doc.ros
+        if ros is None:
+            return
+        taken = {f"joystick/{j.name}": f"joysticks entry {j.name!r}" for _, j in _entries(self.doc.joysticks)}
+        taken |= {f"cameras/{c.name}": f"cameras entry {c.name!r}" for _, c in _entries(self.doc.cameras)}
+        for key, image in (("joy_topics", False), ("image_topics", True), ("compressed_image_topics", True)):
+            for index, entry in _entries(getattr(ros, key)):
+                try:
+                    name, topic = parse_topic_entry(entry, image=image)
+                except ValueError as exc:
+                    yield Problem(f"ros.{key}[{index}]", str(exc))
+                    continue
+                path = f"{'cameras' if image else 'joystick'}/{name}"
+                if path in taken:
+                    yield Problem(f"ros.{key}", f"{topic} and {taken[path]} both record to /{path}")
+                taken[path] = topic
+        if ros.command_topic and self.doc.joysticks:
+            yield Problem("ros.command_topic", "the station's joysticks drive /control: a command topic cannot be "
+                                               "recorded as well")
+        if ros.publish_prefix is not None and not ros.publish_prefix.startswith("/"):
+            yield Problem("ros.publish_prefix", f"must be a topic namespace like /excap, not {ros.publish_prefix!r}")
+
+    # -- the result --------------------------------------------------------------------------------------
+
+    def station_config(self, path: Path) -> StationConfig:
+        doc, profile = self.doc, self.profile
+        assert profile is not None
+        machine, station, command = doc.machine, doc.station, doc.command
+        return StationConfig(
+            path=path, station_id=station.id, out_dir=self._path(station.out_dir), profile=profile,
+            pattern=(machine.pattern or profile.default_pattern).lower(), machine_id=machine.id,
+            simulated_machine=machine.simulated,
+            session={k: str(v) for k, v in doc.session.model_dump().items() if v is not None},
+            joysticks=[self._joystick(entry) for entry in doc.joysticks], axis_inputs=self.axis_inputs,
+            button_inputs=self.button_inputs,
+            cans=[CanBusConfig.from_entry(entry, f"can[{index}]", self.base) for index, entry in enumerate(doc.can)],
+            cameras=[CameraConfig.from_entry(entry) for entry in doc.cameras],
+            command=CommandSettings(bus=command.bus,
+                                    rate_hz=None if command.rate_hz is None else float(command.rate_hz),
+                                    stale_timeout_s=float(command.stale_timeout_ms) / 1000.0),
+            ros=_ros_settings(doc.ros) if doc.ros is not None else None,
+        )
+
+    def _joystick(self, entry: Any) -> JoystickEntry:
+        options = {name: getattr(entry, name) for name in DRIVER_OPTIONS[entry.type].model_fields
+                   if name in entry.model_fields_set}
+        if "search_dirs" in options:
+            options["search_dirs"] = tuple(options["search_dirs"])
+        return JoystickEntry(name=entry.name, type=entry.type, axes=tuple(entry.axes), buttons=tuple(entry.buttons),
+                             options=options, calibration=self._path(entry.calibration) if entry.calibration else None,
+                             bus=getattr(entry, "bus", None))
 
 
-def _check_driver_options(entry: JoystickEntry, key: str, problems: _Problems) -> None:
-    """Build the driver's own config dataclass, so misspelt or missing keys are found now."""
-    from drivers.joystick.hid_joystick import HidJoystickConfig
-    from drivers.joystick.serial_joystick import SerialJoystickConfig
-
-    if entry.type == "sim":
-        if entry.options:
-            problems.add(f"{key}.{next(iter(entry.options))}", "unknown key for a sim joystick")
-        return
-    if entry.type == "j1939":
-        if entry.bus is None:
-            problems.add(f"{key}.bus", "missing: name of the `can` entry the joystick is read from")
-        if "source_address" not in entry.options:
-            problems.add(f"{key}.source_address", "missing")
-        elif not isinstance(entry.options["source_address"], int) or not 0 <= entry.options["source_address"] <= 253:
-            problems.add(f"{key}.source_address", "must be a J1939 source address 0..253")
-        for name in entry.options:
-            if name not in ("source_address", "use_ejm", "stale_after_s"):
-                problems.add(f"{key}.{name}", "unknown key for a j1939 joystick")
-        return
-    config_type = HidJoystickConfig if entry.type == "hid" else SerialJoystickConfig
-    known = {f.name for f in dataclasses.fields(config_type)}
-    required = {f.name for f in dataclasses.fields(config_type)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    for name in entry.options:
-        if name not in known:
-            problems.add(f"{key}.{name}",
-                         f"unknown key for a {entry.type} joystick (known: {', '.join(sorted(known))})")
-    for name in sorted(required - set(entry.options) - {"axes", "buttons"}):
-        problems.add(f"{key}.{name}", "missing")
-    if entry.type == "serial" and entry.options.get("protocol", "exjs1") not in ("exjs1", "ascii"):
-        problems.add(f"{key}.protocol", f"must be exjs1 or ascii, not {entry.options.get('protocol')!r}")
-
-
-def _input_source(text: Any, key: str, joysticks: dict[str, JoystickEntry], kind: str,
-                  problems: _Problems) -> InputSource | None:
-    if not isinstance(text, str) or "." not in text:
-        problems.add(key, f"must be 'device.{kind}' (e.g. left.ABS_X or left.0), not {text!r}")
-        return None
+def _input_source(text: str, kind: str, joysticks: dict[str, Any], written: set[str]) -> InputSource | str | None:
+    """The device input `text` names, or why it names none (None: the device's entry failed the schema)."""
+    if "." not in text:
+        return f"must be 'device.{kind}' (e.g. left.ABS_X or left.0), not {text!r}"
     device, _, item = text.partition(".")
     if device not in joysticks:
-        problems.add(key, f"no joystick named {device!r}")
-        return None
+        return None if device in written else f"no joystick named {device!r}"
     names = joysticks[device].axes if kind == "axis" else joysticks[device].buttons
     if item.isdigit() and int(item) < len(names):
         return InputSource(device, int(item))
     if item in names:
         return InputSource(device, names.index(item))
-    problems.add(key, f"joystick {device!r} has no {kind} {item!r} (has: {', '.join(names)})")
-    return None
+    return f"joystick {device!r} has no {kind} {item!r} (has: {', '.join(names)})"
 
 
-def load_station_config(path: Path) -> StationConfig:
-    problems = _Problems(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from exc
-    if not isinstance(data, dict) or data.get("schema") != "excap.station":
-        raise ConfigError(f"{path}: not an excap station config (expected schema: excap.station)")
-    base = path.parent
-    _unknown_keys(data, _TOP_KEYS, "", problems)
-    station = _mapping(data.get("station"), "station", problems)
-    _unknown_keys(station, ("id", "out_dir"), "station", problems)
-    machine = _mapping(data.get("machine"), "machine", problems)
-    _unknown_keys(machine, ("profile", "pattern", "id", "simulated"), "machine", problems)
-    session = _mapping(data.get("session"), "session", problems)
-    _unknown_keys(session, ("operator", "certification", "site", "task", "notes", "certification_policy"), "session",
-                  problems)
-    if session.get("certification_policy", "refuse") not in ("refuse", "mark_uncertified"):
-        problems.add("session.certification_policy",
-                     f"must be refuse or mark_uncertified, not {session['certification_policy']!r}")
-
-    profile = None
-    try:
-        profile = load_profile(machine.get("profile", "excavator_20t"))
-    except ConfigError as exc:
-        problems.add("machine.profile", str(exc))
-    pattern = str(machine.get("pattern") or (profile.default_pattern if profile else "iso")).lower()
-    if profile is not None and pattern not in profile.patterns:
-        problems.add("machine.pattern", f"profile {profile.name} has no pattern {pattern!r} "
-                                        f"(has: {', '.join(profile.patterns)})")
-    if "id" not in machine:
-        problems.add("machine.id", "missing: the fleet identifier of the machine")
-
-    joysticks: list[JoystickEntry] = []
-    raw_joysticks = data.get("joysticks") or []
-    if not isinstance(raw_joysticks, list):
-        problems.add("joysticks", "must be a list")
-        raw_joysticks = []
-    for index, entry in enumerate(raw_joysticks):
-        parsed = _joystick(entry, f"joysticks[{index}]", base, problems)
-        if parsed is not None:
-            joysticks.append(parsed)
-    by_name = {j.name: j for j in joysticks}
-    if len(by_name) != len(joysticks):
-        problems.add("joysticks", "joystick names must be unique")
-
-    inputs = _mapping(data.get("inputs"), "inputs", problems)
-    _unknown_keys(inputs, ("axes", "buttons"), "inputs", problems)
-    axis_inputs: dict[str, InputSource] = {}
-    button_inputs: dict[str, InputSource] = {}
-    if profile is not None and joysticks:
-        for kind, wanted, target in (("axis", profile.axes, axis_inputs), ("button", profile.buttons, button_inputs)):
-            section = "axes" if kind == "axis" else "buttons"
-            given = _mapping(inputs.get(section), f"inputs.{section}", problems)
-            for name in given:
-                if name not in wanted:
-                    problems.add(f"inputs.{section}.{name}", f"profile {profile.name} has no {kind} {name!r}")
-            for name in wanted:
-                if name not in given:
-                    if kind == "axis" or name == profile.enable_button:
-                        problems.add(f"inputs.{section}.{name}", "missing: which device input feeds it")
-                    continue
-                source = _input_source(given[name], f"inputs.{section}.{name}", by_name, kind, problems)
-                if source is not None:
-                    target[name] = source
-
-    cans: list[CanBusConfig] = []
-    raw_cans = data.get("can") or []
-    if not isinstance(raw_cans, list):
-        problems.add("can", "must be a list")
-        raw_cans = []
-    for index, entry in enumerate(raw_cans):
-        try:
-            cans.append(CanBusConfig.from_dict(entry, f"can[{index}]", base_dir=base))
-        except ConfigError as exc:
-            problems.add_error(exc)
-    bus_names = {c.name for c in cans}
-    for index, joystick in enumerate(joysticks):
-        if joystick.type == "j1939" and joystick.bus is not None and joystick.bus not in bus_names:
-            problems.add(f"joysticks[{index}].bus", f"no can entry named {joystick.bus!r}")
-
-    cameras: list[CameraConfig] = []
-    raw_cameras = data.get("cameras") or []
-    if not isinstance(raw_cameras, list):
-        problems.add("cameras", "must be a list")
-        raw_cameras = []
-    known_camera = {f.name for f in dataclasses.fields(CameraConfig)}
-    for index, entry in enumerate(raw_cameras):
-        key = f"cameras[{index}]"
-        if not isinstance(entry, dict):
-            problems.add(key, "must be a mapping with name and source")
-            continue
-        bad = [k for k in entry if k not in known_camera]
-        for name in bad:
-            problems.add(f"{key}.{name}", f"unknown key (known: {', '.join(sorted(known_camera))})")
-        for name in ("name", "source"):
-            if name not in entry:
-                problems.add(f"{key}.{name}", "missing")
-        if bad or "name" not in entry or "source" not in entry:
-            continue
-        try:
-            cameras.append(CameraConfig(**entry))
-        except (ConfigError, TypeError, ValueError) as exc:
-            problems.add(key, str(exc))
-
-    command_data = _mapping(data.get("command"), "command", problems)
-    _unknown_keys(command_data, ("bus", "rate_hz", "stale_timeout_ms"), "command", problems)
-    command = CommandSettings(bus=command_data.get("bus"), rate_hz=command_data.get("rate_hz"),
-                              stale_timeout_s=float(command_data.get("stale_timeout_ms", 100)) / 1000.0)
-    if command.bus is not None and command.bus not in bus_names:
-        problems.add("command.bus", f"no can entry named {command.bus!r}")
-    if command.bus is not None and profile is not None and profile.cab_joysticks is None:
-        problems.add("command.bus", f"profile {profile.name} has no cab_joysticks layout to send commands with")
-    if command.stale_timeout_s <= 0:
-        problems.add("command.stale_timeout_ms", "must be positive")
-    simulated = bool(machine.get("simulated", False))
-    if simulated and not any(c.interface == "virtual" for c in cans):
-        problems.add("machine.simulated", "the simulated machine needs a `can` entry with interface: virtual")
-
-    _check_sim_cameras(cameras, simulated, problems)
-    ros = _ros_settings(data.get("ros"), joysticks, cameras, problems) if "ros" in data else None
-
-    if problems.lines:
-        raise ConfigError("\n".join(problems.lines))
-    assert profile is not None
-    out_dir = Path(station.get("out_dir", "episodes")).expanduser()
-    return StationConfig(
-        path=path, station_id=str(station.get("id", "station")),
-        out_dir=out_dir if out_dir.is_absolute() else base / out_dir,
-        profile=profile, pattern=pattern, machine_id=str(machine["id"]), simulated_machine=simulated,
-        session={k: str(v) for k, v in session.items()}, joysticks=joysticks, axis_inputs=axis_inputs,
-        button_inputs=button_inputs, cans=cans, cameras=cameras, command=command, ros=ros,
-    )
+def _ros_settings(ros: RosSection) -> RosSettings:
+    publish = ros.publish
+    return RosSettings(joy_topics=tuple(ros.joy_topics or ()), image_topics=tuple(ros.image_topics or ()),
+                       compressed_image_topics=tuple(ros.compressed_image_topics or ()),
+                       command_topic=ros.command_topic, publish_prefix=ros.publish_prefix,
+                       publish_joy=publish.joy, publish_commands=publish.commands,
+                       publish_joint_states=publish.joint_states, publish_cameras=publish.cameras,
+                       publish_diagnostics=publish.diagnostics)
 
 
-def _check_sim_cameras(cameras: list[CameraConfig], simulated: bool, problems: _Problems) -> None:
-    from drivers.sim.cameras import VIEWS
-
-    for index, camera in enumerate(cameras):
-        if not is_sim_camera(camera):
-            continue
-        view = str(camera.source)[len(SIM_CAMERA_PREFIX):]
-        if view not in VIEWS:
-            problems.add(f"cameras[{index}].source", f"unknown simulated view {view!r} (known: {', '.join(VIEWS)})")
-        if not simulated:
-            problems.add(f"cameras[{index}].source", "a simulated camera needs machine.simulated: true")
-
-
-def _topic_entries(value: Any, key: str, image: bool, problems: _Problems) -> tuple[tuple[str, str], ...]:
-    from capture_node.ros.convert import parse_topic_entry
-
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add(key, "must be a list of topic entries (name=/topic or /topic)")
-        return ()
-    entries = []
-    for index, entry in enumerate(value):
-        try:
-            entries.append(parse_topic_entry(entry, image=image))
-        except ValueError as exc:
-            problems.add(f"{key}[{index}]", str(exc))
-    return tuple(entries)
-
-
-def _ros_settings(value: Any, joysticks: list[JoystickEntry], cameras: list[CameraConfig],
-                  problems: _Problems) -> RosSettings:
-    data = _mapping(value, "ros", problems)
-    _unknown_keys(data, _ROS_KEYS, "ros", problems)
-    taken = {f"joystick/{j.name}": f"joysticks entry {j.name!r}" for j in joysticks}
-    taken |= {f"cameras/{c.name}": f"cameras entry {c.name!r}" for c in cameras}
-    lists: dict[str, tuple[str, ...]] = {}
-    for key, image in (("joy_topics", False), ("image_topics", True), ("compressed_image_topics", True)):
-        entries = _topic_entries(data.get(key), f"ros.{key}", image, problems)
-        for name, topic in entries:
-            path = f"{'cameras' if image else 'joystick'}/{name}"
-            if path in taken:
-                problems.add(f"ros.{key}", f"{topic} and {taken[path]} both record to /{path}")
-            taken[path] = topic
-        lists[key] = tuple(entry for entry in data.get(key) or () if isinstance(entry, str))
-    command_topic = data.get("command_topic") or ""
-    if not isinstance(command_topic, str):
-        problems.add("ros.command_topic", "must be a topic name")
-        command_topic = ""
-    if command_topic and joysticks:
-        problems.add("ros.command_topic", "the station's joysticks drive /control: a command topic cannot be "
-                                          "recorded as well")
-    prefix = data.get("publish_prefix", "/excap")
-    if not isinstance(prefix, str) or not prefix.startswith("/"):
-        problems.add("ros.publish_prefix", f"must be a topic namespace like /excap, not {prefix!r}")
-        prefix = "/excap"
-    publish = _mapping(data.get("publish"), "ros.publish", problems)
-    _unknown_keys(publish, _PUBLISH_KEYS, "ros.publish", problems)
-    toggles = {}
-    for name in _PUBLISH_KEYS:
-        flag = publish.get(name, True)
-        if not isinstance(flag, bool):
-            problems.add(f"ros.publish.{name}", "must be true or false")
-            flag = True
-        toggles[f"publish_{name}"] = flag
-    return RosSettings(joy_topics=lists["joy_topics"], image_topics=lists["image_topics"],
-                       compressed_image_topics=lists["compressed_image_topics"], command_topic=command_topic,
-                       publish_prefix=prefix, **toggles)
+__all__ = ["JOYSTICK_TYPES", "SIM_CAMERA_PREFIX", "CommandSettings", "InputSource", "JoystickEntry", "RosSettings",
+           "StationConfig", "is_sim_camera", "load_station_config"]

@@ -1,4 +1,9 @@
-"""The station's device drivers built from its config entries, and the pieces that glue them together."""
+"""The station's device drivers built from its config entries, and the pieces that glue them together.
+
+`watch_faults` is how a device's fault (a worker thread that died, see `drivers.base.ThreadGuard`)
+reaches the episode: a `fault` event naming the device and the error; for a joystick that feeds the
+command path, the command link is told the input is lost first, so the commands go neutral at once.
+"""
 
 import threading
 import time
@@ -8,9 +13,10 @@ from typing import Any
 from capture_node.can_capture import CanCapture
 from capture_node.clock import now_ns
 from capture_node.station_config import JoystickEntry
-from drivers.base import Health
+from drivers.base import DeviceFault, Health, ThreadGuard
 from drivers.command_link import CommandLink
 from drivers.joystick.base import JoystickSample, SampleCallback
+from drivers.limits import SIM_JOYSTICK_RATE_HZ
 from drivers.mapping import CommandMapper
 from drivers.sim.machine import SimulatedExcavator
 from drivers.sim.operator import ScriptedOperator
@@ -32,21 +38,28 @@ class ScriptedJoystick:
         self.machine = machine
         self.on_sample = on_sample
         self.event = event
-        self.period = 1.0 / rate_hz
+        self.period = 1.0 / SIM_JOYSTICK_RATE_HZ.check(rate_hz, f"joystick {name}: rate_hz")
         self.phase = ""
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sim-joystick-{name}", daemon=True)
+        self.guard = ThreadGuard(f"joystick/{name}")
+        self._thread = self.guard.thread(self._run, f"sim-joystick-{name}")
+
+    @property
+    def health(self) -> Health:
+        if self.guard.failed and self._health is not Health.STOPPED:
+            return Health.FAILED
+        return self._health
 
     def open(self) -> None:
-        self.health = Health.OK
+        self._health = Health.OK
         self._thread.start()
 
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
 
     def _run(self) -> None:
         start = time.monotonic()
@@ -108,8 +121,23 @@ def open_joystick(entry: JoystickEntry, on_sample: SampleCallback, captures: dic
     return ScriptedJoystick(entry.name, ScriptedOperator(mapper, seed=seed), machine, tagged, event)
 
 
+def watch_faults(guard: ThreadGuard, event: EventFunction, link: CommandLink | None = None) -> None:
+    """Record the device's fault as a `fault` event; with `link`, the input is lost (neutral) before that."""
+
+    def on_fault(fault: DeviceFault) -> None:
+        if link is not None:
+            link.input_lost(f"{fault.device} failed: {fault.error}", fault.t_ns)
+        event("fault", t_ns=fault.t_ns, **fault.detail())
+
+    guard.listen(on_fault)
+
+
 class HealthSupervisor:
-    """Watches joystick health: a device that disconnects neutralises commands at once."""
+    """Watches joystick health: a device that disconnects neutralises commands at once.
+
+    Its own thread is guarded like a device's: if it fails, joystick losses would go unnoticed, so the
+    commands are neutralised (the owner watches `guard` with the command link).
+    """
 
     def __init__(self, event: EventFunction, link: CommandLink | None, joysticks: dict[str, Any], bound: set[str],
                  interval_s: float = 0.005) -> None:
@@ -119,7 +147,8 @@ class HealthSupervisor:
         self.bound = bound
         self.interval_s = interval_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="joystick-health", daemon=True)
+        self.guard = ThreadGuard("station/health_supervisor")
+        self._thread = self.guard.thread(self._run, "joystick-health")
         self._last: dict[str, Health] = {}
 
     def start(self) -> None:

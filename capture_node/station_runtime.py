@@ -10,6 +10,10 @@ and events; callbacks run on driver threads and must not block.
 `start_episode()` attaches a new recorder to every stream (see `capture_node.episode_switch`: rows
 between episodes are not recorded, drivers never block on the switch, and nothing captured within
 an episode's span is lost to it), `stop_episode()` finalizes it, `discard_episode()` deletes it.
+
+A device whose worker thread dies is never silent: its fault is a `fault` event (device and error),
+its health turns `failed`, and a joystick feeding the command path neutralises the commands at once
+(see `capture_node.station_devices.watch_faults`).
 """
 
 import logging
@@ -29,10 +33,16 @@ from capture_node.episode_switch import EpisodeResult, EpisodeSwitch, TeeStream
 from capture_node.errors import EpisodeError
 from capture_node.recorder import Recorder
 from capture_node.station_config import SIM_CAMERA_PREFIX, JoystickEntry, StationConfig, is_sim_camera
-from capture_node.station_devices import DeferredFrames, HealthSupervisor, ScriptedJoystick, open_joystick
+from capture_node.station_devices import (
+    DeferredFrames,
+    HealthSupervisor,
+    ScriptedJoystick,
+    open_joystick,
+    watch_faults,
+)
 from capture_node.station_inputs import StationInputs
 from capture_node.streams import camera_spec, control_spec, joystick_spec
-from drivers.base import Health
+from drivers.base import DeviceFault, Health, ThreadGuard
 from drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
 from drivers.can.decoder import FrameDecoder
 from drivers.command_link import CommandLink, CommandLinkConfig
@@ -158,6 +168,7 @@ class StationRuntime:
         self._decoded: dict[str, tuple[TeeStream, tuple[Any, ...]]] = {}
         self._running: list[Any] = []  # things with stop() or close(), in start order
         self._buses: list[can.BusABC] = []
+        self._guards: list[ThreadGuard] = []
         self._open = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -205,15 +216,18 @@ class StationRuntime:
 
     def _open_devices(self) -> None:
         config, profile = self.config, self.profile
+        event = self.switch.event
         for bus_config in config.cans:
             dbcs = [bus_config.dbc] if bus_config.dbc else profile.dbc_paths
-            self.captures[bus_config.name] = CanCapture.from_config(self.switch, bus_config, FrameDecoder(dbcs))
+            capture = CanCapture.from_config(self.switch, bus_config, FrameDecoder(dbcs))
+            self._watch(capture.guard)
+            self.captures[bus_config.name] = capture
         if config.simulated_machine:
             virtual = next(c for c in config.cans if c.interface == "virtual")
             machine_bus = can.Bus(interface="virtual", channel=virtual.channel)
             self._buses.append(machine_bus)
-            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed,
-                                              cab_joysticks=profile.cab_joysticks)
+            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed)
+            self._watch(self.machine.guard)
         if self.drives_commands:
             command_capture = self.captures.get(config.command.bus) if config.command.bus else None
             rate = config.command.rate_hz or (profile.cab_joysticks.rate_hz if profile.cab_joysticks else 50.0)
@@ -226,8 +240,9 @@ class StationRuntime:
                                {j.name for j in config.joysticks if j.periodic})
         for entry in config.joysticks:
             callback = self._joystick_callback(entry, inputs)
-            self.joystick_drivers[entry.name] = open_joystick(entry, callback, self.captures, self.machine,
-                                                              self.mapper, self.seed, self.switch.event)
+            driver = open_joystick(entry, callback, self.captures, self.machine, self.mapper, self.seed, event)
+            self._watch(driver.guard, self.link if entry.name in inputs.devices else None)
+            self.joystick_drivers[entry.name] = driver
 
         for capture in self.captures.values():
             capture.start()
@@ -246,9 +261,20 @@ class StationRuntime:
                 self._open_sim_camera(camera_config, index)
             else:
                 self._open_camera(camera_config)
-        supervisor = HealthSupervisor(self.switch.event, self.link, self.joystick_drivers, inputs.devices)
+        supervisor = HealthSupervisor(event, self.link, self.joystick_drivers, inputs.devices)
+        self._watch(supervisor.guard, self.link)
         supervisor.start()
         self._running.append(supervisor)
+
+    def _watch(self, guard: ThreadGuard, link: CommandLink | None = None) -> None:
+        """A device's faults become `fault` events (and, with `link`, neutral commands first)."""
+        self._guards.append(guard)
+        watch_faults(guard, self.switch.event, link)
+
+    def faults(self) -> list[DeviceFault]:
+        """The faults of every device (and of the command link) so far."""
+        guards = [*self._guards, *([self.link.guard] if self.link is not None else [])]
+        return [guard.fault for guard in guards if guard.fault is not None]
 
     def _stop_devices(self) -> None:
         while self._running:
@@ -287,6 +313,7 @@ class StationRuntime:
         tee = self.switch.stream(camera_spec(name, width, height, fps, source=source))
         tee.listeners.append(lambda row, name=name: self._on_frame(name, row))
         encoder = JpegEncoder(self.switch, tee, self.jpeg_quality)
+        self._watch(encoder.guard)
         encoder.start()
         self.encoders[name] = encoder
         return encoder
@@ -294,6 +321,7 @@ class StationRuntime:
     def _open_camera(self, camera_config: CameraConfig) -> None:
         sink = DeferredFrames()
         camera = OpenCvCamera(camera_config, sink, on_event=lambda kind, detail: self.switch.event(kind, **detail))
+        self._watch(camera.guard)
         camera.open(wait_for_source=True)
         self.cameras[camera_config.name] = camera
         self._running.append(camera)
@@ -316,6 +344,7 @@ class StationRuntime:
         self._running.append(encoder)
         camera = SimulatedCamera(camera_config.name, view, lambda: machine.state, encoder.submit, width, height, fps,
                                  seed=self.seed + index)
+        self._watch(camera.guard)
         camera.start()
         self.cameras[camera_config.name] = camera
         self._running.append(camera)
@@ -337,18 +366,25 @@ class StationRuntime:
         return self.machine.state if self.machine is not None else None
 
     def health(self) -> dict[str, Health]:
-        """Driver health per device: `joystick/<name>`, `can/<name>`, `camera/<name>`, `machine`, `command_link`."""
+        """Driver health per device: `joystick/<name>`, `can/<name>`, `camera/<name>`, `machine`, `command_link`.
+
+        `failed`: the device's worker thread died (its `fault` event says why); a camera whose encoder died
+        is failed too.
+        """
         health: dict[str, Health] = {}
         for name, driver in self.joystick_drivers.items():
             health[f"joystick/{name}"] = Health(driver.health)
         for name, capture in self.captures.items():
             health[f"can/{name}"] = capture.health
         for name, camera in self.cameras.items():
-            health[f"camera/{name}"] = camera.health
+            encoder = self.encoders.get(name)
+            failed = self._open and encoder is not None and encoder.guard.failed
+            health[f"camera/{name}"] = Health.FAILED if failed else camera.health
         if self.machine is not None:
-            health["machine"] = Health.OK if self._open else Health.STOPPED
+            health["machine"] = self.machine.health if self._open else Health.STOPPED
         if self.link is not None:
-            health["command_link"] = Health.OK if self._open else Health.STOPPED
+            failed = self.link.guard.failed
+            health["command_link"] = (Health.FAILED if failed else Health.OK) if self._open else Health.STOPPED
         return health
 
     def latest_frame(self, camera: str) -> CameraFrame | None:
@@ -484,6 +520,8 @@ class StationRuntime:
             capture.flush()
 
     def _on_episode_start(self, recorder: Recorder) -> None:
+        for fault in self.faults():  # a device that failed before this episode is still failed
+            recorder.event("fault", **fault.detail(), before_start=True)
         for driver in self.joystick_drivers.values():
             if isinstance(driver, ScriptedJoystick) and driver.phase:
                 recorder.event("operator_phase", device=driver.name, phase=driver.phase)

@@ -12,13 +12,18 @@ from dataclasses import dataclass
 
 import can
 
+from capture_node.errors import ConfigError
 from drivers.can.joystick_messages import BJM1_PGN, BUTTONS, decode_joystick_frame, encode_bjm1
+from drivers.limits import BJM1_BUTTON, COMMAND_RATE_HZ, SOURCE_ADDRESS, check_sign
 
 
 @dataclass(frozen=True)
 class CabAxis:
     function: str
-    sign: float  # axis = sign * function command, and back
+    sign: float  # axis = sign * function command, and back: exactly +1 or -1
+
+    def __post_init__(self) -> None:
+        check_sign(self.sign, f"cab joystick axis {self.function}: sign")
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,22 @@ class CabJoystickLayout:
     joysticks: tuple[CabJoystick, ...]
     enable_joystick: str
     enable_button: int  # 1-based J1939 button number
+
+    def __post_init__(self) -> None:
+        COMMAND_RATE_HZ.check(self.rate_hz, "cab_joysticks.rate_hz")
+        BJM1_BUTTON.check(self.enable_button, "cab_joysticks.enable.button")
+        names = [j.name for j in self.joysticks]
+        if not names:
+            raise ConfigError("cab_joysticks.joysticks: must list at least one joystick")
+        if self.enable_joystick not in names:
+            raise ConfigError(f"cab_joysticks.enable.joystick: no joystick {self.enable_joystick!r}")
+        addresses: set[int] = set()
+        for joystick in self.joysticks:
+            where = f"cab_joysticks.joysticks.{joystick.name}"
+            SOURCE_ADDRESS.check(joystick.source_address, f"{where}.source_address")
+            if names.count(joystick.name) > 1 or joystick.source_address in addresses:
+                raise ConfigError(f"{where}: name and source address must be unique")
+            addresses.add(joystick.source_address)
 
     def frames(self, functions: Sequence[str], values: Sequence[float], enabled: bool) -> list[can.Message]:
         """BJM1 frames, one per cab joystick, carrying these machine-function commands."""

@@ -11,6 +11,10 @@ Frames go out every period. Between periods the link also wakes when a fault app
 is reported, an input is out of range, or the current input's timeout expires) and sends the
 neutral frames at once, so time to neutral is a scheduling delay, well inside one period
 (measured by `excap bench safety`).
+
+The link's own thread never dies silently: if its loop raises (a bug, a `send` that raises
+something other than a bus error), the link sends neutral frames, reports a `fault` event naming
+the command link and the error, and stays FAULTED (neutral, no more commands) until it is stopped.
 """
 
 import logging
@@ -25,7 +29,9 @@ import can
 
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
+from drivers.base import DeviceFault, ThreadGuard
 from drivers.cab_joysticks import CabJoystickLayout
+from drivers.limits import COMMAND_RATE_HZ, STALE_TIMEOUT_S
 from drivers.mapping import CommandMapper
 
 log = logging.getLogger(__name__)
@@ -38,18 +44,22 @@ class LinkState(StrEnum):
     DISABLED = "disabled"  # enable not held (or refused: sticks off centre)
     ACTIVE = "active"  # commands flow
     NEUTRALISED = "neutralised"  # latched after a fault until re-enabled from neutral
+    FAULTED = "faulted"  # the link's own thread failed: neutral sent, no commands until stopped
 
 
 @dataclass(kw_only=True)
 class CommandLinkConfig:
+    """Checked when built and when the link starts: a rate or timeout outside its range is a ConfigError."""
+
     rate_hz: float = 50.0
     stale_timeout_s: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.rate_hz <= 0:
-            raise ValueError("command rate_hz must be positive")
-        if self.stale_timeout_s <= 0:
-            raise ValueError("command stale_timeout_s must be positive")
+        self.check()
+
+    def check(self) -> None:
+        self.rate_hz = COMMAND_RATE_HZ.check(self.rate_hz, "command rate_hz")
+        self.stale_timeout_s = STALE_TIMEOUT_S.check(self.stale_timeout_s, "command stale_timeout_s")
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,16 @@ class CommandLink:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard("command_link")
+        self.guard.listen(self._faulted)
         self.sent_frames = 0
         self.send_errors = 0
+        self.periodic_ticks = 0
+        """Ticks sent on the period's cadence."""
+        self.early_ticks = 0
+        """Ticks sent between periods because a fault appeared (the early wake)."""
+        self.wakeups = 0
+        """Times the link's thread woke up (a few per period: it never spins)."""
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
 
     # -- inputs (any thread) ----------------------------------------------------------------
@@ -107,12 +125,10 @@ class CommandLink:
         return tuple(0.0 for _ in self.mapper.profile.functions)
 
     def _input_fault(self, t_ns: int) -> str:
+        """Why the current input must not drive the machine at `t_ns` ('' when it may); no side effects."""
         current = self._input
         if self._lost:
-            reason = f"input lost: {self._lost}"
-            if current is not None and current.t_ns > self._lost_at:
-                self._lost = ""  # the device is back; this decision still neutralises and latches
-            return reason
+            return f"input lost: {self._lost}"
         if current is None:
             return "no input yet"
         if current.periodic and (t_ns - current.t_ns) / 1e9 > self.config.stale_timeout_s:
@@ -124,10 +140,15 @@ class CommandLink:
 
     def decide(self, t_ns: int) -> tuple[tuple[float, ...], bool]:
         """The command to send at `t_ns`; updates the link state and raises events."""
+        if self.state == LinkState.FAULTED:
+            return self._neutral(), False
         if self._input is None and not self._lost:
             return self._neutral(), False  # nothing to act on yet: stay disabled, nothing to report
         fault = self._input_fault(t_ns)
         if fault:
+            current = self._input
+            if self._lost and current is not None and current.t_ns > self._lost_at:
+                self._lost = ""  # the device is back; this decision still neutralises and latches
             if self.state != LinkState.NEUTRALISED:
                 self._event("neutralised", t_ns, reason=fault)
             self.fault = fault
@@ -188,16 +209,30 @@ class CommandLink:
             self._on_command(t_ns, tuple(values), enabled)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="command-link", daemon=True)
+        self.config.check()  # a rate that would make the loop spin or die is refused here, in the caller
+        self._thread = self.guard.thread(self._run, "command-link")
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop sending; the last frames sent are neutral."""
+        """Stop sending; the last frames sent are neutral. Never raises."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
-        self._emit(now_ns(), self._neutral(), False)
+        self._send_neutral()
+
+    def _send_neutral(self) -> None:
+        try:
+            self._emit(now_ns(), self._neutral(), False)
+        except Exception:
+            log.exception("command link: neutral frames not sent")
+
+    def _faulted(self, fault: DeviceFault) -> None:
+        """The loop died: neutral at once, then the fault is reported and latched."""
+        self.state = LinkState.FAULTED
+        self.fault = f"command link failed: {fault.error}"
+        self._send_neutral()
+        self._event("fault", fault.t_ns, **fault.detail())
 
     def _stale_deadline_s(self) -> float:
         """Monotonic time (s) at which the current input turns stale, if that matters now."""
@@ -206,25 +241,34 @@ class CommandLink:
             return math.inf
         return current.t_ns / 1e9 + self.config.stale_timeout_s + 1e-4
 
+    def _fault_pending(self) -> bool:
+        """A fault the link has not acted on yet (it acts by neutralising, which latches)."""
+        if self.state in (LinkState.NEUTRALISED, LinkState.FAULTED) or self._input is None:
+            return False
+        return bool(self._input_fault(now_ns()))
+
     def _run(self) -> None:
         """Send every period; in between, wake at once for a fault so neutral goes out without waiting."""
         period = 1.0 / self.config.rate_hz
         start = time.monotonic()
         tick = 0
         while not self._stop.is_set():
-            self._wake.clear()
+            self._wake.clear()  # a fault reported before this (even during the last tick) is caught just below
             next_tick = start + tick * period
             wake_at = min(next_tick, self._stale_deadline_s())
             delay = wake_at - time.monotonic()
-            if delay > 0:
+            if delay > 0 and not self._fault_pending():
                 self._wake.wait(delay)
+            self.wakeups += 1
             if self._stop.is_set():
                 return
             now = time.monotonic()
             if now >= next_tick:
                 if now - next_tick > period:  # fell behind (paused process): skip missed periods, never burst
                     tick += int((now - next_tick) / period)
+                self.periodic_ticks += 1
                 self.tick()
                 tick += 1
-            elif self.state != LinkState.NEUTRALISED and self._input is not None and self._input_fault(now_ns()):
+            elif self._fault_pending():
+                self.early_ticks += 1
                 self.tick()  # out of cadence: the neutral frames go out now

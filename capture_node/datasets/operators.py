@@ -32,9 +32,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from capture_node.errors import ConfigError
+from capture_node.yaml_files import load_yaml
 
 REGISTRY_NAME = "operators.yaml"
 KEY_NAME = "pseudonym.key"
@@ -127,10 +126,7 @@ def load_registry(path: str | Path) -> OperatorRegistry:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no operator registry (it lists operators and their consent to share)")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    document = load_yaml(path, "operator registry") or {}
     entries = document.get("operators") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: expected a top-level 'operators' list")

@@ -14,7 +14,8 @@ skips (a paced file fell behind, failed grabs) are counted in `counters.dropped`
 When the source is lost (grabs fail, a non-looping file ends, the device is unplugged) the health
 becomes DISCONNECTED, `on_event("camera_lost", ...)` is called and the source is reopened every
 `reconnect_interval_s`; success calls `on_event("reconnect", ...)`. A file that ended is reopened
-only once a different file is at its path. The capture thread never raises.
+only once a different file is at its path. OpenCV and file-system errors count as a lost source;
+any other error escaping the capture thread is the camera's fault (`guard`): health FAILED.
 """
 
 import contextlib
@@ -35,7 +36,9 @@ import numpy as np
 
 from capture_node.clock import now_ns
 from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard, one_line
+from drivers.config_schema import validate_whole
+from drivers.device_schema import CameraEntry
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,10 @@ def source_kind(source: int | str) -> SourceKind:
 
 @dataclass
 class CameraConfig:
-    """What to open and how. 0 for width, height or fps leaves the device's own setting."""
+    """What to open and how. 0 for width, height or fps leaves the device's own setting.
+
+    Checked against the station schema's camera entry (`drivers.device_schema.CameraEntry`) when built.
+    """
 
     name: str
     source: int | str
@@ -89,15 +95,23 @@ class CameraConfig:
     def __post_init__(self) -> None:
         if isinstance(self.source, str) and self.source.strip().isdigit():
             self.source = int(self.source)
-        if not self.name:
-            raise ConfigError("camera: name must not be empty")
-        if self.source == "":
-            raise ConfigError(f"camera {self.name}: source must not be empty")
-        if self.reconnect_interval_s <= 0 or self.stale_after_s <= 0 or self.max_grab_failures < 1:
-            raise ConfigError(f"camera {self.name}: reconnect_interval_s and stale_after_s must be > 0, "
-                              "max_grab_failures >= 1")
-        if self.fourcc and len(self.fourcc) != 4:
-            raise ConfigError(f"camera {self.name}: fourcc must be 4 characters, not {self.fourcc!r}")
+        entry = {"name": self.name, "source": self.source, "width": self.width or None, "height": self.height or None,
+                 "fps": self.fps or None, "backend": self.backend, "fourcc": self.fourcc, "loop": self.loop,
+                 "realtime": self.realtime, "reconnect_interval_s": self.reconnect_interval_s,
+                 "stale_after_s": self.stale_after_s, "max_grab_failures": self.max_grab_failures,
+                 "stream_timeout_s": self.stream_timeout_s}
+        _, problems = validate_whole(CameraEntry, entry)
+        if problems:
+            raise ConfigError("\n".join(f"camera {self.name}: {p.key}: {p.message}" for p in problems))
+
+    @classmethod
+    def from_entry(cls, entry: CameraEntry) -> "CameraConfig":
+        """The camera of a checked station-config entry (unset size and rate: 0, the device's own)."""
+        return cls(name=entry.name, source=entry.source, width=entry.width or 0, height=entry.height or 0,
+                   fps=float(entry.fps or 0.0), backend=entry.backend, fourcc=entry.fourcc, loop=entry.loop,
+                   realtime=entry.realtime, reconnect_interval_s=float(entry.reconnect_interval_s),
+                   stale_after_s=float(entry.stale_after_s), max_grab_failures=entry.max_grab_failures,
+                   stream_timeout_s=float(entry.stream_timeout_s))
 
     @property
     def kind(self) -> SourceKind:
@@ -136,6 +150,7 @@ class OpenCvCamera:
         self._state = Health.STOPPED
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard(f"camera/{config.name}")
         self._cap: cv2.VideoCapture | None = None
         self._last_frame_ns = 0
         self._down_since_ns = 0
@@ -162,6 +177,8 @@ class OpenCvCamera:
 
     @property
     def health(self) -> Health:
+        if self.guard.failed and self._state is not Health.STOPPED:
+            return Health.FAILED
         state = self._state
         if state is Health.OK and now_ns() - self._last_frame_ns > self.config.stale_after_s * 1e9:
             return Health.STALE
@@ -183,7 +200,7 @@ class OpenCvCamera:
             self._lost("cannot open")
         else:
             self._attach(cap)
-        self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
+        self._thread = self.guard.thread(self._run, f"camera-{self.name}")
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -285,11 +302,11 @@ class OpenCvCamera:
                         if reason:
                             self._release()
                             self._lost(reason)
-                except Exception as exc:  # never let the thread die: treat anything as a lost source
-                    log.exception("camera %s: capture failed", self.name)
+                except (cv2.error, OSError) as exc:  # the source failed: lost, retried
+                    log.warning("camera %s: capture failed: %s", self.name, one_line(exc))
                     self._release()
                     if not self._stop.is_set():
-                        self._lost(f"error: {type(exc).__name__}: {exc}")
+                        self._lost(f"error: {one_line(exc)}")
         finally:
             self._release()
 

@@ -25,7 +25,11 @@ from typing import Any
 import yaml
 
 from capture_node.errors import ConfigError
+from capture_node.yaml_files import load_yaml
+from drivers.config_schema import raise_problems, validate_partially
+from drivers.device_schema import CalibrationDocument
 from drivers.joystick.base import JoystickSample, SampleCallback
+from drivers.limits import CALIBRATION_VALUE, DEADBAND, EXPO
 from drivers.mapping import shape_axis
 
 SCHEMA = "excap.joystick_calibration"
@@ -33,7 +37,6 @@ MIN_RANGE = 0.2
 """Smallest max - min the Calibrator accepts for an axis."""
 MIN_SIDE = 0.05
 """Smallest travel on either side of centre the Calibrator accepts."""
-AXIS_KEYS = ("centre", "min", "max", "deadband", "expo", "invert")
 
 
 @dataclass(frozen=True)
@@ -47,17 +50,17 @@ class AxisCalibration:
 
     def problem(self) -> tuple[str, str] | None:
         """(key, reason) of the first inconsistent value, None when the calibration is usable."""
-        for key in ("centre", "min", "max", "deadband", "expo"):
-            if not math.isfinite(getattr(self, key)):
-                return key, "must be a finite number"
+        for key in ("centre", "min", "max"):
+            if CALIBRATION_VALUE.accept(getattr(self, key)) is None:
+                return key, CALIBRATION_VALUE.message(getattr(self, key))
         if not self.min < self.centre:
             return "min", f"must be below centre ({self.min} >= {self.centre})"
         if not self.centre < self.max:
             return "max", f"must be above centre ({self.max} <= {self.centre})"
-        if not 0.0 <= self.deadband < 1.0:
-            return "deadband", f"must be in [0, 1) (is {self.deadband})"
-        if not 0.0 <= self.expo <= 1.0:
-            return "expo", f"must be in [0, 1] (is {self.expo})"
+        if DEADBAND.accept(self.deadband) is None:
+            return "deadband", DEADBAND.message(self.deadband)
+        if EXPO.accept(self.expo) is None:
+            return "expo", EXPO.message(self.expo)
         return None
 
     def apply(self, value: float) -> float:
@@ -113,61 +116,21 @@ def calibration_to_dict(calibration: DeviceCalibration) -> dict[str, Any]:
                      for name, axis in calibration.axes.items()}}
 
 
-def _number(value: Any, path: Path, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{path}: {key}: expected a number, got {value!r}")
-    return float(value)
-
-
-def _axis_from_dict(data: Any, path: Path, where: str) -> AxisCalibration:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping of {', '.join(AXIS_KEYS)}")
-    unknown = [str(k) for k in data if k not in AXIS_KEYS]
-    if unknown:
-        raise ConfigError(f"{path}: {where}.{unknown[0]}: unknown key (expected {', '.join(AXIS_KEYS)})")
-    values: dict[str, Any] = {}
-    for key in ("centre", "min", "max"):
-        if key not in data:
-            raise ConfigError(f"{path}: missing key {where}.{key}")
-        values[key] = _number(data[key], path, f"{where}.{key}")
-    for key in ("deadband", "expo"):
-        if key in data:
-            values[key] = _number(data[key], path, f"{where}.{key}")
-    if "invert" in data:
-        if not isinstance(data["invert"], bool):
-            raise ConfigError(f"{path}: {where}.invert: expected true or false, got {data['invert']!r}")
-        values["invert"] = data["invert"]
-    axis = AxisCalibration(**values)
-    problem = axis.problem()
-    if problem is not None:
-        raise ConfigError(f"{path}: {where}.{problem[0]}: {problem[1]}")
-    return axis
-
-
 def calibration_from_dict(data: Any, path: Path) -> DeviceCalibration:
+    """Check a parsed calibration file against its schema; every mistake is one `path: key: message` line."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ConfigError(f"{path}: not an excap joystick calibration (schema: {SCHEMA})")
-    device = data.get("device")
-    if not isinstance(device, str) or not device:
-        raise ConfigError(f"{path}: device: expected the device name, got {device!r}")
-    axes_data = data.get("axes")
-    if not isinstance(axes_data, dict) or not axes_data:
-        raise ConfigError(f"{path}: axes: expected a mapping of axis name to calibration")
-    axes = {str(name): _axis_from_dict(entry, path, f"axes.{name}") for name, entry in axes_data.items()}
-    return DeviceCalibration(device, axes)
+    document, problems = validate_partially(CalibrationDocument, data)
+    raise_problems(path, problems)
+    assert document is not None
+    axes = {name: AxisCalibration(float(a.centre), float(a.min), float(a.max), float(a.deadband), float(a.expo),
+                                  a.invert) for name, a in document.axes.items()}
+    return DeviceCalibration(document.device, axes)
 
 
 def load_calibration(path: str | Path) -> DeviceCalibration:
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read calibration: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from exc
-    return calibration_from_dict(data, source)
+    return calibration_from_dict(load_yaml(source, "joystick calibration"), source)
 
 
 def save_calibration(calibration: DeviceCalibration, path: str | Path) -> Path:

@@ -18,7 +18,7 @@ import inputs
 
 from capture_node.clock import now_ns
 from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard
 from drivers.joystick.base import JoystickSample, SampleCallback
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,8 @@ class HidJoystick:
 
     Unplugging sets Health.DISCONNECTED and the thread re-opens the same path every `reconnect_interval_s`;
     state starts again from rest after a re-plug. Joysticks only report changes, so there is no STALE:
-    `last_event_age_s` says how long the device has been quiet.
+    `last_event_age_s` says how long the device has been quiet. An unexpected error in the reader thread
+    is the device's fault (`guard`): health FAILED until closed.
     """
 
     def __init__(self, config: HidJoystickConfig, on_sample: SampleCallback) -> None:
@@ -215,9 +216,10 @@ class HidJoystick:
         self._button_index = _index(config.buttons, KEY_NAMES, "button", config.device)
         self._ranges = [config.axis_range(code) for code in config.axes]
         self.counters = DriverCounters()
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
         self.info: HidDeviceInfo | None = None
         self.device_name = config.name or config.device
+        self.guard = ThreadGuard(f"joystick/{self.device_name}")
         self._reader: EvdevReader | None = None
         self._poller: select.poll | None = None
         self._stop = threading.Event()
@@ -227,6 +229,12 @@ class HidJoystick:
         self._raw_axes: list[int] = []
         self._buttons: list[int] = []
         self._reset_state()
+
+    @property
+    def health(self) -> Health:
+        if self.guard.failed and self._thread is not None:
+            return Health.FAILED
+        return self._health
 
     @property
     def last_event_age_s(self) -> float | None:
@@ -250,7 +258,7 @@ class HidJoystick:
             raise DriverError(f"HID joystick {self.device_name!r}: cannot open {self.info.path}: "
                               f"{exc.strerror or exc}") from None
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"hid-joystick-{self.device_name}", daemon=True)
+        self._thread = self.guard.thread(self._run, f"hid-joystick-{self.device_name}")
         self._thread.start()
 
     def close(self) -> None:
@@ -259,7 +267,7 @@ class HidJoystick:
             self._thread.join()
             self._thread = None
         self._drop_reader()
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
 
     def __enter__(self) -> "HidJoystick":
         self.open()
@@ -281,7 +289,7 @@ class HidJoystick:
         poller = select.poll()
         poller.register(reader.fileno(), select.POLLIN | select.POLLPRI)
         self._reader, self._poller = reader, poller
-        self.health = Health.OK
+        self._health = Health.OK
 
     def _drop_reader(self) -> None:
         if self._reader is not None:
@@ -292,18 +300,18 @@ class HidJoystick:
         log.warning("HID joystick %s disconnected: %s", self.device_name, reason)
         self._drop_reader()
         self._reset_state()
-        self.health = Health.DISCONNECTED
+        self._health = Health.DISCONNECTED
 
     def _run(self) -> None:
+        """Read until closed; an OSError is an unplug, anything else escapes to the guard (a fault)."""
         while not self._stop.is_set():
             try:
                 if self._reader is None:
                     self._reconnect()
                 else:
                     self._pump()
-            except Exception as exc:  # the reader thread never dies: anything unexpected counts as an unplug
-                log.exception("HID joystick %s reader failed", self.device_name)
-                self._disconnect(str(exc) or type(exc).__name__)
+            except OSError as exc:
+                self._disconnect(exc.strerror or str(exc) or type(exc).__name__)
 
     def _reconnect(self) -> None:
         if self._stop.wait(self.config.reconnect_interval_s):

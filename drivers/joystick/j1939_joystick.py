@@ -17,7 +17,7 @@ import can
 
 from capture_node.clock import now_ns
 from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard
 from drivers.can.j1939 import J1939Id
 from drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, decode_joystick_frame
 from drivers.joystick.base import JoystickSample, SampleCallback
@@ -38,18 +38,24 @@ class J1939JoystickConfig:
 
 
 class _JoystickListener(can.Listener):
+    """Runs in the thread that reads the bus: an unexpected error is the joystick's fault, not the reader's."""
+
     def __init__(self, joystick: "J1939Joystick") -> None:
         self._joystick = joystick
 
     def on_message_received(self, msg: can.Message) -> None:
-        self._joystick.handle(msg)
+        try:
+            self._joystick.handle(msg)
+        except Exception as exc:
+            self._joystick.guard.fail(exc)
 
 
 class J1939Joystick:
     """One J1939 joystick, identified by its source address, fed frames by a python-can Notifier.
 
     Health is OK while BJM1 frames arrive, STALE when none came for `stale_after_s` (or none yet),
-    DISCONNECTED when its own Notifier (see `attach`) stopped on a bus error, and STOPPED once closed.
+    DISCONNECTED when its own Notifier (see `attach`) stopped on a bus error, FAILED once handling a frame
+    failed unexpectedly (the fault is in `guard`; later frames are ignored), and STOPPED once closed.
     With `use_ejm`, the grip axes are NaN until an EJM1 frame arrives and whenever EJM1 went quiet for
     `stale_after_s`. `bad_frames` counts frames from this joystick with a NaN axis or a malformed payload.
     """
@@ -69,6 +75,7 @@ class J1939Joystick:
         self._ejm_axes: tuple[float, ...] = (math.nan,) * len(EJM_AXIS_NAMES)
         self.counters = DriverCounters()
         self.last_sample: JoystickSample | None = None
+        self.guard = ThreadGuard(f"joystick/{config.name}")
 
     @property
     def axis_names(self) -> tuple[str, ...]:
@@ -82,6 +89,8 @@ class J1939Joystick:
     def health(self) -> Health:
         if self._closed:
             return Health.STOPPED
+        if self.guard.failed:
+            return Health.FAILED
         notifier = self._notifier
         if notifier is not None and notifier.exception is not None:
             return Health.DISCONNECTED
@@ -124,7 +133,7 @@ class J1939Joystick:
 
     def handle(self, msg: can.Message) -> None:
         """Take one received frame (called by the Listener in the Notifier's thread)."""
-        if self._closed or not msg.is_extended_id or msg.is_error_frame or msg.is_remote_frame:
+        if self._closed or self.guard.failed or not msg.is_extended_id or msg.is_error_frame or msg.is_remote_frame:
             return
         ident = J1939Id.parse(msg.arbitration_id)
         if ident.source_address != self.config.source_address:
@@ -152,7 +161,8 @@ class J1939Joystick:
         axes = frame.axes
         if self.config.use_ejm:
             axes = axes + self._current_ejm_axes()
-        sample = JoystickSample(device=self.config.name, t_ns=t_ns, t_device_ns=int(msg.timestamp * 1e9),
+        t_device_ns = int(msg.timestamp * 1e9) if math.isfinite(msg.timestamp) else 0
+        sample = JoystickSample(device=self.config.name, t_ns=t_ns, t_device_ns=t_device_ns,
                                 axes=axes, buttons=frame.buttons)
         self.counters.count_sample(t_ns)
         self.last_sample = sample

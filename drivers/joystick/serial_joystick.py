@@ -11,7 +11,7 @@ import serial
 
 from capture_node.clock import now_ns
 from capture_node.errors import DriverError
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard
 from drivers.joystick.base import JoystickSample, SampleCallback
 from drivers.joystick.serial_protocols import PROTOCOLS, FrameParser, ProtocolName, make_parser
 
@@ -35,7 +35,8 @@ class SerialJoystick:
 
     Health is OK while frames arrive, STALE when none came for `stale_after_s` (or none yet),
     DISCONNECTED after the port failed (it is then reopened every `reconnect_interval_s`), and
-    STOPPED when closed. Nothing raises out of the reader thread.
+    STOPPED when closed. An unexpected error in the reader thread is the device's fault (`guard`):
+    health FAILED, the port closed.
     """
 
     def __init__(self, config: SerialJoystickConfig, on_sample: SampleCallback) -> None:
@@ -52,11 +53,14 @@ class SerialJoystick:
         self._last_frame_mono: float | None = None
         self.counters = DriverCounters()
         self.last_error: str | None = None
+        self.guard = ThreadGuard(f"joystick/{config.device}")
 
     @property
     def health(self) -> Health:
         if self._thread is None:
             return Health.STOPPED
+        if self.guard.failed:
+            return Health.FAILED
         if not self._connected:
             return Health.DISCONNECTED
         last = self._last_frame_mono
@@ -82,8 +86,7 @@ class SerialJoystick:
                               f"{' '.join(str(exc).split())}") from exc
         self._connected = True
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"serial-joystick-{self.config.device}",
-                                        daemon=True)
+        self._thread = self.guard.thread(self._run, f"serial-joystick-{self.config.device}")
         self._thread.start()
 
     def close(self) -> None:
@@ -114,18 +117,18 @@ class SerialJoystick:
                 port.close()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._serial is None:
-                    self._reconnect()
-                else:
-                    self._read_once(self._serial)
-            except (serial.SerialException, OSError) as exc:
-                self._disconnected(exc)
-            except Exception:
-                log.exception("serial joystick %s: unexpected error in reader thread", self.config.port)
-                self._stop.wait(self.config.read_timeout_s)
-        self._close_port()
+        """Read until closed; a port error is a disconnection, anything else escapes to the guard (a fault)."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._serial is None:
+                        self._reconnect()
+                    else:
+                        self._read_once(self._serial)
+                except (serial.SerialException, OSError) as exc:
+                    self._disconnected(exc)
+        finally:
+            self._close_port()
 
     def _read_once(self, port: serial.SerialBase) -> None:
         data = port.read(port.in_waiting or 1)

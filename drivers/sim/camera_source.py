@@ -1,4 +1,7 @@
-"""Simulated cameras: render the machine at a fixed frame rate, one thread per camera."""
+"""Simulated cameras: render the machine at a fixed frame rate, one thread per camera.
+
+An error while rendering is the camera's fault (`guard`): the thread ends, health FAILED.
+"""
 
 import threading
 import time
@@ -7,7 +10,8 @@ from collections.abc import Callable
 import numpy as np
 
 from capture_node.clock import now_ns
-from drivers.base import DriverCounters, Health
+from drivers.base import DriverCounters, Health, ThreadGuard
+from drivers.limits import CAMERA_FPS
 from drivers.sim.cameras import ViewRenderer
 from drivers.sim.excavator import ExcavatorState
 
@@ -28,21 +32,30 @@ class SimulatedCamera:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.counters = DriverCounters()
-        self.health = Health.STOPPED
+        self.guard = ThreadGuard(f"camera/{name}")
+        self._health = Health.STOPPED
+        fps = CAMERA_FPS.check(fps, f"camera {name}: fps")
+        self.period = 1.0 / fps
+
+    @property
+    def health(self) -> Health:
+        if self.guard.failed and self._health is not Health.STOPPED:
+            return Health.FAILED
+        return self._health
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"sim-camera-{self.name}", daemon=True)
-        self.health = Health.OK
+        self._thread = self.guard.thread(self._run, f"sim-camera-{self.name}")
+        self._health = Health.OK
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.health = Health.STOPPED
+        self._health = Health.STOPPED
 
     def _run(self) -> None:
-        period = 1.0 / self.fps
+        period = self.period
         start = time.monotonic()
         index = 0
         while not self._stop.is_set():

@@ -1,7 +1,8 @@
 """The simulated machine as a device: physics and its J1939 traffic on a python-can bus.
 
 It takes machine-function commands like a machine controller does and, like one, falls back to
-neutral when commands stop arriving (`command_timeout_s`).
+neutral when commands stop arriving (`command_timeout_s`). An error in its thread (or while reading
+a command frame) is the machine's fault (`guard`): it stops, health FAILED.
 """
 
 import logging
@@ -12,7 +13,9 @@ from pathlib import Path
 import can
 
 from capture_node.clock import now_ns
-from drivers.cab_joysticks import CabJoystickLayout, CabJoystickReceiver
+from drivers.base import Health, ThreadGuard
+from drivers.cab_joysticks import CabJoystickReceiver
+from drivers.sim.cab_wiring import EXCAVATOR_CAB
 from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
 from drivers.sim.j1939_traffic import J1939TrafficGenerator
 from schemas import schema_file
@@ -25,20 +28,26 @@ DEFAULT_DBC = schema_file("can/excavator_j1939.dbc")
 class _CommandListener(can.Listener):
     """Reads every frame on the machine's bus (an unread bus would queue frames without end)."""
 
-    def __init__(self, receiver: CabJoystickReceiver | None) -> None:
+    def __init__(self, receiver: CabJoystickReceiver | None, guard: ThreadGuard) -> None:
         self.receiver = receiver
+        self.guard = guard
 
     def on_message_received(self, msg: can.Message) -> None:
-        if self.receiver is not None:
+        if self.receiver is None or self.guard.failed:
+            return
+        try:
             self.receiver.feed(msg, now_ns())
+        except Exception as exc:
+            self.guard.fail(exc)
 
 
 class SimulatedExcavator:
-    """With a cab-joystick layout, commands come from BJM1 frames on the bus, as on the real machine;
-    without one, from `set_command` (direct drive, for tests)."""
+    """Commands come from the BJM1 frames of its cab joysticks on the bus, read with the machine's own fixed
+    wiring (`drivers.sim.cab_wiring`, never a profile's), as on the real machine; with
+    `commands_from_bus=False`, from `set_command` (direct drive, for tests)."""
 
     def __init__(self, bus: can.BusABC, dbc_path: Path = DEFAULT_DBC, seed: int = 0, tick_s: float = 0.005,
-                 command_timeout_s: float = 0.2, cab_joysticks: CabJoystickLayout | None = None) -> None:
+                 command_timeout_s: float = 0.2, commands_from_bus: bool = True) -> None:
         self.bus = bus
         self.model = ExcavatorModel(seed=seed)
         self.tick_s = tick_s
@@ -48,22 +57,29 @@ class SimulatedExcavator:
         self._command: tuple[tuple[float, ...], bool, int] = ((0.0,) * len(FUNCTIONS), False, 0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.guard = ThreadGuard("machine")
         self.frames_sent = 0
         self.send_errors = 0
-        self.receiver = CabJoystickReceiver(cab_joysticks, FUNCTIONS) if cab_joysticks else None
+        self.receiver = CabJoystickReceiver(EXCAVATOR_CAB, FUNCTIONS) if commands_from_bus else None
         self._notifier: can.Notifier | None = None
 
     @property
     def state(self) -> ExcavatorState:
         return self.model.state
 
+    @property
+    def health(self) -> Health:
+        if self._thread is None or self._stop.is_set():
+            return Health.STOPPED
+        return Health.FAILED if self.guard.failed else Health.OK
+
     def set_command(self, values: tuple[float, ...], enabled: bool, t_ns: int | None = None) -> None:
         self._command = (tuple(values), enabled, now_ns() if t_ns is None else t_ns)
 
     def start(self) -> None:
         self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
-        self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver)], timeout=0.05)
-        self._thread = threading.Thread(target=self._run, name="sim-machine", daemon=True)
+        self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver, self.guard)], timeout=0.05)
+        self._thread = self.guard.thread(self._run, "sim-machine")
         self._thread.start()
 
     def stop(self) -> None:
@@ -80,7 +96,7 @@ class SimulatedExcavator:
     def _run(self) -> None:
         last = now_ns()
         next_tick = time.monotonic() + self.tick_s
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self.guard.failed:
             delay = next_tick - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 break

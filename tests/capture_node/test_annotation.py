@@ -1,7 +1,6 @@
 """Phase proposals against the scripted operator's phases; storing annotations safely; validation."""
 
 import argparse
-import functools
 import itertools
 import json
 import shutil
@@ -37,11 +36,9 @@ def long_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import capture_node.sim_session as sim
 
     out = tmp_path_factory.mktemp("long_episode")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim, "CommandLinkConfig", functools.partial(sim.CommandLinkConfig, stale_timeout_s=1.0))
-        return sim.run_sim_session(sim.SimSessionOptions(out_dir=out, duration_s=40.0, cameras=0, seed=3,
-                                                         operator_id="op-long"),
-                                   on_started=lambda recorder: recorder.event("marker", label="check bite"))
+    return sim.run_sim_session(sim.SimSessionOptions(out_dir=out, duration_s=40.0, cameras=0, seed=3,
+                                                     operator_id="op-long", stale_timeout_s=1.0),
+                               on_started=lambda recorder: recorder.event("marker", label="check bite"))
 
 
 @pytest.fixture

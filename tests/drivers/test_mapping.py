@@ -92,3 +92,29 @@ def test_wheel_loader_patterns_keep_function_meanings_and_fnr_buttons():
     layout = loader.cab_joysticks
     frames = layout.frames(loader.functions, [*wanted[:5], 1.0], True)
     assert len(frames) == 4
+
+
+def test_sticks_beyond_full_travel_saturate_at_full_command():
+    assert shape_axis(-1.7, 0.05, 0.3) == -1.0 and shape_axis(-1.0000001, 0.0, 0.0) == -1.0
+    assert shape_axis(1.0, 0.05, 0.3) == 1.0
+
+
+def test_sticks_for_leaves_unbound_axes_centred_and_refuses_a_wrong_command_count():
+    loader = CommandMapper(load_profile("wheel_loader_20t"), "single_lever")
+    sticks = loader.sticks_for([0.5, -0.5, 0.2, 0.4, 0.1, 1.0])  # lift, tilt, steer, throttle, brake, direction
+    by_axis = dict(zip(loader.profile.axes, sticks, strict=True))
+    assert by_axis["lever2_y"] == 0.0  # the single-lever pattern does not use lever 2
+    assert by_axis["lever1_y"] < 0 < by_axis["lever1_x"] and by_axis["throttle_pedal"] > 0
+    with pytest.raises(ValueError):
+        loader.sticks_for([0.5, -0.5])
+
+
+def test_a_button_function_with_only_a_positive_button(tmp_path):
+    text = load_profile("wheel_loader_20t").source.read_text()
+    path = tmp_path / "loader.yaml"
+    path.write_text(text.replace("direction: {buttons: {positive: fnr_forward, negative: fnr_reverse}}",
+                                 "direction: {buttons: {positive: fnr_forward}}"))
+    mapper = CommandMapper(load_profile(path), "single_lever")
+    buttons = dict.fromkeys(mapper.profile.buttons, 0) | {"enable": 1, "fnr_forward": 1, "fnr_reverse": 1}
+    command = mapper.command([0.0] * 6, [buttons[b] for b in mapper.profile.buttons])
+    assert command.values[mapper.profile.functions.index("direction")] == 1.0

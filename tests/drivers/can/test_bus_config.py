@@ -39,29 +39,29 @@ def test_minimal_entry_has_quiet_defaults():
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"bitrate": 0}, "cans[0].bitrate: must be a positive integer"),
-    ({"bitrate": "fast"}, "cans[0].bitrate: must be a positive integer"),
-    ({"bitrate": True}, "cans[0].bitrate: must be a positive integer"),
+    ({"bitrate": 0}, "cans[0].bitrate: must be a whole number between 5000 and 1000000 (got 0)"),
+    ({"bitrate": "fast"}, "cans[0].bitrate: must be a whole number between 5000 and 1000000 (got 'fast')"),
+    ({"bitrate": True}, "cans[0].bitrate: must be a whole number between 5000 and 1000000 (got true)"),
     ({"interface": "carrier_pigeon"}, "cans[0].interface: unknown python-can interface 'carrier_pigeon'"),
     ({"channel": ""}, "cans[0].channel: must be a non-empty string"),
     ({"name": "can/0"}, "cans[0].name: must be a channel name"),
     ({"fd": "yes"}, "cans[0].fd: must be true or false"),
     ({"receive_own_messages": 1}, "cans[0].receive_own_messages: must be true or false"),
     ({"data_bitrate": 2000000}, "cans[0].data_bitrate: only valid with fd: true"),
-    ({"fd": True, "data_bitrate": -1}, "cans[0].data_bitrate: must be a positive integer"),
+    ({"fd": True, "data_bitrate": -1}, "cans[0].data_bitrate: must be a whole number between 500000"),
     ({"filters": {"can_id": 1}}, "cans[0].filters: must be a list"),
     ({"filters": [{"can_id": 1}]}, "cans[0].filters[0].can_mask: missing"),
     ({"filters": [{"can_id": 1, "can_mask": 0x7FF, "ext": True}]}, "cans[0].filters[0].ext: unknown key"),
-    ({"filters": [{"can_id": 0x20000000, "can_mask": 1}]}, "cans[0].filters[0].can_id: must be an integer"),
-    ({"filters": [{"can_id": 1, "can_mask": "all"}]}, "cans[0].filters[0].can_mask: must be an integer"),
+    ({"filters": [{"can_id": 0x20000000, "can_mask": 1}]}, "cans[0].filters[0].can_id: must be a whole number"),
+    ({"filters": [{"can_id": 1, "can_mask": "all"}]}, "cans[0].filters[0].can_mask: must be a whole number"),
     ({"filters": [{"can_id": 0x800, "can_mask": 0x7FF, "extended": False}]},
      "cans[0].filters[0].can_id: a standard (11-bit) filter"),
     ({"filters": [{"can_id": 1, "can_mask": 1, "extended": "no"}]}, "cans[0].filters[0].extended: must be true"),
-    ({"dbc": 5}, "cans[0].dbc: must be a file path"),
+    ({"dbc": 5}, "cans[0].dbc: must be text (got 5)"),
     ({"extra": ["x"]}, "cans[0].extra: must be a mapping"),
-    ({"extra": {"bitrate": 5}}, "cans[0].extra.bitrate: set by excap itself; use cans[0].bitrate"),
-    ({"extra": {"can_filters": []}}, "cans[0].extra.can_filters: set by excap itself; use cans[0].filters"),
-    ({"reconnect_interval_s": 0}, "cans[0].reconnect_interval_s: must be a positive number"),
+    ({"extra": {"bitrate": 5}}, "cans[0].extra.bitrate: set by excap itself; use the entry's `bitrate`"),
+    ({"extra": {"can_filters": []}}, "cans[0].extra.can_filters: set by excap itself; use the entry's `filters`"),
+    ({"reconnect_interval_s": 0}, "cans[0].reconnect_interval_s: must be a finite number between 0.05 and 60 (got 0)"),
     ({"bitrat": 250000}, "cans[0].bitrat: unknown key"),
 ])
 def test_bad_values_name_the_key(overrides, message):
@@ -85,7 +85,7 @@ def test_entry_must_be_a_mapping():
 
 
 def test_direct_construction_is_validated_too():
-    with pytest.raises(ConfigError, match=r"^can\.bitrate: must be a positive integer"):
+    with pytest.raises(ConfigError, match=r"^can\.bitrate: must be a whole number between 5000 and 1000000 \(got -5\)"):
         CanBusConfig(name="can0", interface="virtual", channel="x", bitrate=-5)
 
 

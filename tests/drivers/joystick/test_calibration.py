@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from capture_node.errors import ConfigError
+from drivers.device_schema import CalibrationDocument
 from drivers.joystick.base import JoystickSample
 from drivers.joystick.calibration import (
     AxisCalibration,
@@ -17,6 +18,7 @@ from drivers.joystick.calibration import (
     save_calibration,
 )
 from drivers.mapping import shape_axis
+from tests.support.config_docs import BAD_VALUES, accepted_by, numeric_keys, place
 
 
 def sample(*axes: float, buttons: tuple[int, ...] = (0, 1)) -> JoystickSample:
@@ -124,15 +126,15 @@ def good() -> dict:
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda d: d["axes"]["x"].pop("min"), r"missing key axes\.x\.min"),
-    (lambda d: d["axes"]["x"].update(max="far"), r"axes\.x\.max: expected a number"),
+    (lambda d: d["axes"]["x"].pop("min"), r"axes\.x\.min: missing$"),
+    (lambda d: d["axes"]["x"].update(max="far"), r"axes\.x\.max: must be a finite number between -1 and 1"),
     (lambda d: d["axes"]["x"].update(centre=1.0), r"axes\.x\.max: must be above centre"),
     (lambda d: d["axes"]["x"].update(min=0.5), r"axes\.x\.min: must be below centre"),
     (lambda d: d["axes"]["x"].update(deadband=1.5), r"axes\.x\.deadband"),
     (lambda d: d["axes"]["x"].update(expo=-0.1), r"axes\.x\.expo"),
     (lambda d: d["axes"]["x"].update(invert="yes"), r"axes\.x\.invert"),
     (lambda d: d["axes"]["x"].update(offset=0.1), r"axes\.x\.offset: unknown key"),
-    (lambda d: d["axes"].update(y=[1, 2]), r"axes\.y: expected a mapping"),
+    (lambda d: d["axes"].update(y=[1, 2]), r"axes\.y: must be a mapping"),
     (lambda d: d.pop("device"), r"device"),
     (lambda d: d.update(axes={}), r"axes"),
     (lambda d: d.update(schema="something else"), r"not an excap joystick calibration"),
@@ -210,3 +212,26 @@ def test_calibrator_without_centre_samples():
     calibrator.add(sample(1.0))
     with pytest.raises(ConfigError, match="axis x: no centre samples"):
         calibrator.result()
+
+
+CALIBRATION_KEYS = numeric_keys(CalibrationDocument.model_json_schema(by_alias=True))
+
+
+@pytest.mark.parametrize("key", CALIBRATION_KEYS, ids=str)
+def test_every_numeric_key_of_a_calibration_file_refuses_bad_values(tmp_path, key):
+    refused = 0
+    for value in BAD_VALUES:
+        if accepted_by(key.schema, value):
+            continue
+        data = good()
+        container, item, shown = place(data, key)
+        container[item] = value
+        path = write(tmp_path, data)
+        with pytest.raises(ConfigError) as caught:
+            load_calibration(path)
+        lines = str(caught.value).splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{path}: {shown}: must "), (value, lines)
+        refused += 1
+    assert refused >= 4
+    assert {str(k) for k in CALIBRATION_KEYS} == {f"axes.<any key>.{name}" for name in
+                                                  ("centre", "min", "max", "deadband", "expo")}
