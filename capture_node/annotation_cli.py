@@ -112,6 +112,8 @@ def add_annotate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    with EpisodeReader(args.episode):
+        pass  # refuse (one EpisodeError line) a file readers cannot read before anything is written to it
     if recover_annotation(args.episode):
         print(f"{args.episode}: applied an annotation left by an interrupted write")
     with EpisodeReader(args.episode) as reader:
