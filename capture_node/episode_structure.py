@@ -63,6 +63,9 @@ def one_line(exc: BaseException) -> str:
 
 
 def shown(value: Any) -> str:
+    """A value for a message: one line, at most TEXT_LIMIT characters."""
+    if isinstance(value, np.generic):
+        value = value.item()
     text = " ".join(repr(value).split())
     return text if len(text) <= TEXT_LIMIT else f"{text[:TEXT_LIMIT]}... ({len(text)} characters)"
 

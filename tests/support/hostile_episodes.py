@@ -693,5 +693,43 @@ def hostile_corpus(source: Path, folder: Path, seed: int = 0, truncations: int =
     return corpus
 
 
+def operator_of(episode: Path) -> str:
+    with h5py.File(episode, "r") as handle:
+        return str(handle.attrs["operator_id"])
+
+
+def unexportable_copies(source: Path, folder: Path) -> dict[str, str]:
+    """Three copies of `source` that validate (quality warnings aside) but cannot be exported: a camera without
+    frames, a frame whose JPEG has no image data, a frame of another size. Returns episode id -> the reason an
+    export gives. The copies get their own episode ids and file names."""
+    with h5py.File(source, "r") as handle:
+        frames = handle["cameras/side/frames"]
+        height, width = cv2.imdecode(frames[0], cv2.IMREAD_COLOR).shape[:2]
+
+    def dead_camera(handle: h5py.File) -> None:
+        for dataset in handle["cameras/side"].values():
+            dataset.resize((0, *dataset.shape[1:]))
+
+    def undecodable_frame(handle: h5py.File) -> None:
+        frame = handle["cameras/side/frames"][5].tobytes()
+        handle["cameras/side/frames"][5] = np.frombuffer(frame[:frame.find(b"\xff\xda")], np.uint8)  # no scan data
+
+    def smaller_frame(handle: h5py.File) -> None:
+        handle["cameras/side/frames"][6] = _jpeg(16, 16)
+
+    reasons = {}
+    for name, edit, reason in (("dead", dead_camera, "camera 'side' has no frames"),
+                               ("broken", undecodable_frame, "frame 5: is not a decodable JPEG image"),
+                               ("small", smaller_frame, f"frame 6 is 16x16, the camera's frames are {width}x{height}")):
+        episode_id = f"20260101T000000Z_bad-{name}_000000"
+        target = folder / f"{episode_id}.h5"
+        shutil.copyfile(source, target)
+        with h5py.File(target, "r+") as handle:
+            handle.attrs["episode_id"] = episode_id
+            edit(handle)
+        reasons[episode_id] = reason
+    return reasons
+
+
 __all__ = ["HostileEpisode", "compact_copy", "flip_bit", "hostile_corpus", "jpeg_declaring", "metadata_offsets",
-           "raw_data_ranges"]
+           "operator_of", "raw_data_ranges", "unexportable_copies"]

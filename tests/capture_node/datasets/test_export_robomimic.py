@@ -3,9 +3,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from capture_node.datasets.export_robomimic import RobomimicExportOptions, export_robomimic, split_demos
 from capture_node.episode_reader import EpisodeReader
+from capture_node.errors import ExcapError
+from tests.support.hostile_episodes import operator_of, unexportable_copies
 
 from .conftest import OPERATORS, all_bytes
 
@@ -57,3 +60,24 @@ def test_blur_faces_option_runs_the_detector(recorded_dir: Path, tmp_path: Path)
                                                                    partner="oem-test", blur_faces=True,
                                                                    progress=False))
     assert result.out.is_file() and result.faces_blurred == 0  # the simulated cameras show no people
+
+
+def test_bad_episodes_are_skipped_and_listed(episode_dir: Path, tmp_path: Path) -> None:
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    reasons = unexportable_copies(source, episode_dir)
+    heard: list[str] = []
+    options = RobomimicExportOptions(out=tmp_path / "out.hdf5", partner="oem-test", progress=False,
+                                     on_skip=lambda skipped: heard.append(skipped.line()))
+    result = export_robomimic(episode_dir, options)
+    assert result.episodes == 2 and sorted(s.episode_id for s in result.skipped) == sorted(reasons)
+    assert len(heard) == 3
+    with h5py.File(result.out, "r") as handle:
+        assert sorted(handle["data"]) == ["demo_0", "demo_1"]
+        listed = json.loads(handle["data"].attrs["excap_skipped_episodes"])
+        assert {s["episode_id"] for s in listed} == set(reasons)
+        for skipped in listed:
+            assert reasons[skipped["episode_id"]] in skipped["reason"]
+    with pytest.raises(ExcapError, match="--strict"):
+        export_robomimic(episode_dir, RobomimicExportOptions(out=tmp_path / "strict.hdf5", partner="oem-test",
+                                                             progress=False, strict=True))
+    assert not (tmp_path / "strict.hdf5").exists() and not list(tmp_path.glob("strict*"))
