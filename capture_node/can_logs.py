@@ -373,7 +373,7 @@ MAX_STAMP_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01: python-can's writers
 
 
 def _read_frames(stream: Stream, name: str, offset_ns: int) -> list[tuple[int, can.Message]]:
-    fd = bool(stream.attrs.get("fd", False))
+    fd = stream.fd
     ids, extended, dlc = stream.column("id"), stream.column("extended"), stream.column("dlc")
     bad = invalid_rows(ids, extended, dlc, fd)
     if bad.size:

@@ -26,6 +26,7 @@ most one sample period of that stream, or the length of a gap where the stream h
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,8 +141,16 @@ class Stream:
 
     @property
     def attrs(self) -> dict[str, Any]:
+        """The group's attributes as plain values; one that cannot be read (damaged, not UTF-8) is left out."""
         with self._reading("attributes"):
-            return {k: plain(v) for k, v in self._group.attrs.items()}
+            names = list(self._group.attrs.keys())
+        values = {}
+        for name in names:
+            try:
+                values[name] = plain(self._group.attrs[name])
+            except Exception:  # a damaged or undecodable attribute: excap validate reports it
+                continue
+        return values
 
     def names(self, column: str) -> list[str]:
         """The `names` attribute of a column (e.g. command or axis names), empty if it has none."""
@@ -154,8 +163,14 @@ class Stream:
 
     @property
     def dropped(self) -> int:
-        """Rows this stream lost to a full queue (the group's `dropped` attribute, 0 if absent)."""
-        return int(self.attrs.get("dropped", 0))
+        """Rows this stream lost to a full queue (the group's `dropped` attribute; 0 if absent or not a count)."""
+        value = self.attrs.get("dropped", 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+    @property
+    def fd(self) -> bool:
+        """True for a CAN FD channel (the group's `fd` attribute; false if absent or not true/false)."""
+        return self.attrs.get("fd", False) is True
 
     def __len__(self) -> int:
         return self.info.samples
@@ -231,6 +246,14 @@ class CameraStream(Stream):
             return decode_jpeg(self.jpeg(index))
         except FrameError as exc:
             raise EpisodeError(f"{self.file}: /{self.path} frame {index}: {exc}") from exc
+
+    @property
+    def nominal_fps(self) -> float:
+        """The camera's nominal frame rate; 0.0 (unknown) if absent or not a finite positive number."""
+        value = self.attrs.get("nominal_fps", 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            return 0.0
+        return float(value)
 
     def frame_bytes(self, indices: Sequence[int]) -> list[int]:
         """Sizes in bytes of some frames (e.g. a sample of them, for statistics)."""

@@ -6,10 +6,12 @@ finds into two lists (messages without the file name):
 - `problems`: what readers cannot read safely, so `EpisodeReader` refuses the file with the first of them:
   a root attribute of the wrong type or not finite, an unsafe episode id, a link (soft, external, or a second
   name for an object), a stream the schema does not define, a stream dataset missing or of the wrong dtype or
-  rank, datasets of a stream that differ in length, a dataset declaring more data than the file holds, and
-  attributes that readers interpret (column names, units, counters, camera size and rate) of the wrong kind;
-- `deviations`: what readers tolerate but the schema does not allow (a missing or unknown root attribute
-  value, a group or dataset outside every stream, a missing required stream), for `excap validate`.
+  rank, datasets of a stream that differ in length, a dataset declaring more data than the file holds, column
+  names that are not one text per column;
+- `deviations`: what readers tolerate but the schema does not allow, for `excap validate`: a missing root
+  attribute or one outside its values, a group or dataset outside every stream, a missing required stream,
+  and group attributes readers take as unknown when wrong (`dropped`, `fd`, camera `width`, `height`,
+  `nominal_fps`, column units).
 
 Everything is driven by `schemas/episode/v<N>.yaml`, so a stream added to the schema is read without change here.
 """
@@ -32,7 +34,6 @@ SCHEMA_NAME = "excap.episode"
 EPISODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # file-name safe: outputs are named after it
 CONTAINERS = ("cameras", "can", "joystick", "can/*/decoded")  # groups that hold streams
 MAX_CAMERA_SIDE = MAX_SIDE  # pixels (capture_node.jpeg_frames)
-MAX_NOMINAL_FPS = 10_000.0
 TEXT_LIMIT = 60  # characters of a value quoted in a message
 ATTRIBUTE_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -161,44 +162,40 @@ def _column_attrs(dsid: h5py.h5d.DatasetID, where: str, out: EpisodeStructure) -
             out.problems.append(f"{where}: attribute 'names' should be a list of text, is {shown(names)}")
     for key in ("unit", "units"):
         if key in values and not isinstance(_text(values[key]), str):
-            out.problems.append(f"{where}: attribute {key!r} should be text, is {shown(values[key])}")
+            out.deviations.append(f"{where}: attribute {key!r} should be text, is {shown(values[key])}")
 
 
-GROUP_ATTRIBUTES_READ = ("dropped", "fd", "width", "height", "nominal_fps")  # the ones readers interpret
-
-
-def _group_attrs(group: h5py.Group, path: str, out: EpisodeStructure) -> tuple[dict[str, Any], set[str]]:
-    """The interpreted attributes of a stream's group, checked, and the names of all its attributes."""
+def _group_attrs(group: h5py.Group, path: str, out: EpisodeStructure) -> set[str]:
+    """The names of a stream group's attributes; readers take the attributes they interpret (`dropped`,
+    `fd`, camera `width`, `height`, `nominal_fps`) as unknown when they are wrong, so those are deviations."""
     where = f"/{path}"
     try:
         names = set(group.attrs.keys())
     except Exception as exc:  # damaged attribute storage
         out.problems.append(f"{where}: attributes cannot be read ({one_line(exc)})")
-        return {}, set()
+        return set()
     values: dict[str, Any] = {}
-    for key in GROUP_ATTRIBUTES_READ:
+    for key in ("dropped", "fd", "width", "height", "nominal_fps"):
         if key in names:
             try:
                 values[key] = group.attrs[key]
             except Exception as exc:  # not UTF-8, damaged, unsupported type
-                out.problems.append(f"{where}: attribute {key!r} cannot be read ({one_line(exc)})")
+                out.deviations.append(f"{where}: attribute {key!r} cannot be read ({one_line(exc)})")
     if "dropped" in values and not (_is_int(values["dropped"]) and int(values["dropped"]) >= 0):
-        out.problems.append(f"{where}: attribute 'dropped' should be a count (an integer >= 0), "
-                            f"is {shown(values['dropped'])}")
+        out.deviations.append(f"{where}: attribute 'dropped' should be a count (an integer >= 0), "
+                              f"is {shown(values['dropped'])}")
     if "fd" in values and not isinstance(values["fd"], bool | np.bool_):
-        out.problems.append(f"{where}: attribute 'fd' should be true or false, is {shown(values['fd'])}")
+        out.deviations.append(f"{where}: attribute 'fd' should be true or false, is {shown(values['fd'])}")
     for key in ("width", "height"):
-        if key in values:
-            value = values[key]
-            if not (_is_int(value) and 1 <= int(value) <= MAX_CAMERA_SIDE):
-                out.problems.append(f"{where}: attribute {key!r} is {shown(value)}, not a size in pixels "
-                                    f"(1 to {MAX_CAMERA_SIDE})")
+        if key in values and not (_is_int(values[key]) and 0 <= int(values[key]) <= MAX_CAMERA_SIDE):
+            out.deviations.append(f"{where}: attribute {key!r} is {shown(values[key])}, not a size in pixels "
+                                  f"(0: unknown, up to {MAX_CAMERA_SIDE})")
     if "nominal_fps" in values:
         value = values["nominal_fps"]
-        if not (_is_number(value) and 0 <= float(value) <= MAX_NOMINAL_FPS):
-            out.problems.append(f"{where}: attribute 'nominal_fps' is {shown(value)}, not a frame rate "
-                                f"(0 to {MAX_NOMINAL_FPS:g})")
-    return values, names
+        if not (_is_number(value) and math.isfinite(float(value)) and float(value) >= 0):
+            out.deviations.append(f"{where}: attribute 'nominal_fps' is {shown(value)}, not a frame rate "
+                                  "(a number >= 0; 0: unknown)")
+    return names
 
 
 @dataclass
@@ -231,7 +228,7 @@ class _Tree:
 
 def _stream(tree: _Tree, path: str, rule: dict[str, Any], file_size: int, out: EpisodeStructure) -> None:
     where = f"/{path}"
-    _, attrs = _group_attrs(tree.open(path), path, out)
+    attrs = _group_attrs(tree.open(path), path, out)
     for attr in rule.get("attrs", []):
         if attr not in attrs:
             out.deviations.append(f"{where}: group attribute {attr!r} is missing")

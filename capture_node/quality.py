@@ -31,7 +31,7 @@ def quality_warnings(reader: EpisodeReader) -> list[str]:
     for info in reader.streams:
         if info.kind not in DEVICE_KINDS:
             continue
-        nominal = float(reader.stream(info.path).attrs.get("nominal_fps", 0) or 0) if info.kind == "camera" else 0.0
+        nominal = reader.camera(info.path).nominal_fps if info.kind == "camera" else 0.0
         rated = f" (nominal {nominal:g} fps)" if nominal > 0 else ""
         if info.samples == 0:
             warnings.append(f"/{info.path}: no samples in {duration:.1f} s{rated}: the device delivered nothing")

@@ -93,7 +93,7 @@ def review_layout(reader: EpisodeReader, cameras: Sequence[str] | None = None) -
 
 
 def _camera_fps(camera: CameraStream) -> float:
-    nominal = float(camera.attrs.get("nominal_fps", 0) or 0)
+    nominal = camera.nominal_fps
     if nominal <= 0 and len(camera) > 1:
         period = float(np.median(np.subtract(camera.t_ns[1:], camera.t_ns[:-1], dtype=np.float64)))
         nominal = 1e9 / period if period > 0 else 0.0

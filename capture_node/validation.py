@@ -57,8 +57,13 @@ def _frame_problem(frame: np.ndarray) -> str | None:
 
 
 def _check_values(group: h5py.Group, path: str) -> list[str]:
-    """Read every dataset of a structurally sound stream and check its values."""
+    """Read every attribute and dataset of a structurally sound stream and check the values."""
     problems = []
+    for name in group.attrs:
+        try:
+            group.attrs[name]
+        except Exception as exc:  # not UTF-8, damaged, a datatype h5py cannot read
+            problems.append(f"/{path}: attribute {name!r} cannot be read ({one_line(exc)})")
     for name in sorted(group):
         dataset = group[name]
         if not isinstance(dataset, h5py.Dataset) or dataset.ndim == 0:
@@ -92,7 +97,7 @@ def _check_values(group: h5py.Group, path: str) -> list[str]:
             for _ in _blocks(dataset, BLOCK_ROWS):
                 pass  # read to prove the storage is intact
     if path.startswith("can/") and path.count("/") == 1 and {"id", "extended", "dlc"} <= set(group):
-        fd = bool(group.attrs.get("fd", False))
+        fd = isinstance(group.attrs.get("fd"), bool | np.bool_) and bool(group.attrs["fd"])
         bad_rows = invalid_rows(group["id"][()], group["extended"][()], group["dlc"][()], fd).tolist()
         if bad_rows:
             problems.append(f"/{path}: {_rows('invalid CAN frames (id or DLC out of range) in rows', bad_rows)}")

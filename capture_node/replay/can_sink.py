@@ -140,7 +140,7 @@ class CanSink:
         if not channels:
             raise ConfigError(f"{reader.path}: no raw CAN frames to replay")
         for path in channels:
-            self._fd[path] = bool(reader.stream(path).attrs.get("fd", False))
+            self._fd[path] = reader.stream(path).fd
         self._clock_offset_ns = int(reader.metadata.get("clock_offset_ns", 0))
         return channels
 

@@ -1,34 +1,34 @@
 """Every tool that reads episodes, run over several hundred hostile files made from a real recording.
 
 Each entry point must either work or fail with one EpisodeError line naming the file (CLI: exit status 2 and
-`excap: error: ...`), never with another exception; `excap validate` must report every file readers refuse.
-Failures are collected over the whole corpus and reported together.
+`excap: error: ...`), never with another exception, and never take long; `excap validate` must report every
+file readers refuse. The files are spread over worker processes; failures are collected over the whole corpus
+and reported together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
+import os
 import subprocess
+import tempfile
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from capture_node import cli
-from capture_node.datasets.frames import Layout, episode_layout, iter_frames
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import EpisodeError, ExcapError
-from capture_node.summary import summarize, summary_json, summary_text
-from capture_node.validation import validate_episode
 from tests.conftest import REPO, excap_command
 from tests.support.hostile_episodes import HostileEpisode, hostile_corpus
 from tests.support.report import record
 
 SLOW_CALL_S = 20.0  # no entry point may take longer than this on one file
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,13 @@ def corpus(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> list[
     return episodes
 
 
+# -- the entry points (module level: they run in worker processes) ----------------------------------------------
+
+
 def read_everything(path: Path) -> None:
     """The EpisodeReader API end to end: streams, rows, columns, frames, events, steps."""
+    from capture_node.episode_reader import EpisodeReader
+
     with EpisodeReader(path) as reader:
         for info in reader.streams:
             stream = reader.stream(info.path)
@@ -50,8 +55,8 @@ def read_everything(path: Path) -> None:
                 if column != "frames":
                     stream.column(column)
                     stream.names(column)
-        for path_ in reader.paths("camera"):
-            camera = reader.camera(path_)
+        for camera_path in reader.paths("camera"):
+            camera = reader.camera(camera_path)
             for index in range(len(camera)):
                 camera.image(index)
         reader.events()
@@ -61,6 +66,8 @@ def read_everything(path: Path) -> None:
 
 
 def inspect_summary(path: Path) -> None:
+    from capture_node.summary import summarize, summary_json, summary_text
+
     summary = summarize(path)
     summary_text(summary)
     summary_json(summary)
@@ -68,103 +75,124 @@ def inspect_summary(path: Path) -> None:
 
 def export_reading(path: Path) -> None:
     """What an export reads of an episode: its layout, then every aligned frame."""
-    layout: Layout = episode_layout(path)
+    from capture_node.datasets.frames import episode_layout, iter_frames
+
+    layout = episode_layout(path)
     for _ in iter_frames(path, 10, layout):
         pass
 
 
-def check_corpus(corpus: list[HostileEpisode], points: dict[str, Callable[[Path], object]],
-                 allowed: type[BaseException] = EpisodeError) -> tuple[list[str], Counter]:
-    """Run every entry point on every file; return the failures (anything but `allowed`) and the outcomes."""
+class CommandFailed(Exception):
+    """`excap ...` ended with exit status 2 and one `excap: error:` line (the expected way to refuse a file)."""
+
+
+def command(*template: str) -> Callable[[Path, Path], None]:
+    """`excap ...` run in this process through cli.main (fast); `{path}` and `{out}` are filled in."""
+    def run(path: Path, scratch: Path) -> None:
+        from capture_node import cli
+
+        out = scratch / path.stem
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            status = cli.main([a.format(path=path, out=out) for a in template])
+        for leftover in scratch.iterdir():
+            leftover.unlink()
+        if status == 2:
+            last = err.getvalue().strip().splitlines()[-1:] or [""]
+            if not last[0].startswith("excap: error: "):
+                raise AssertionError(f"exit 2 without an error line: {err.getvalue()[-300:]!r}")
+            raise CommandFailed(last[0])
+        if status not in (0, 1):
+            raise AssertionError(f"exit status {status}")
+    return run
+
+
+API = {"EpisodeReader": read_everything, "inspect summary": inspect_summary, "export reading": export_reading}
+COMMANDS = {
+    "inspect": command("inspect", "--json", "{path}"),
+    "validate": command("validate", "{path}"),
+    "render": command("render", "{path}", "--out", "{out}.mp4", "--fps", "2", "--no-progress"),
+    "plot": command("plot", "{path}", "--out", "{out}.png"),
+    "annotate": command("annotate", "{path}", "--out", "{out}.phases.json", "--force"),
+    "replay": command("replay", "{path}", "--can", "virtual:hostile", "--quiet", "--rate", "1000"),
+    "can export": command("can", "export", "{path}", "--out", "{out}.log"),
+}
+
+
+def _outcome(name: str, episode: HostileEpisode, action: Callable[[], object], failures: list[str],
+             outcomes: Counter) -> str:
+    from capture_node.errors import EpisodeError
+
+    started = time.monotonic()
+    result = "worked"
+    try:
+        action()
+    except EpisodeError as exc:
+        result = "EpisodeError"
+        if "\n" in str(exc) or str(episode.path) not in str(exc):
+            failures.append(f"{name} on {episode.name}: error not one line naming the file: {exc}")
+    except CommandFailed as exc:
+        result = "exit 2"
+        if "\n" in str(exc):
+            failures.append(f"{name} on {episode.name}: more than one line: {exc}")
+    except BaseException as exc:  # the point of the test: report every other exception
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        failures.append(f"{name} on {episode.name}: {type(exc).__name__}: {str(exc)[:160]} "
+                        f"({Path(where.filename).name}:{where.lineno})")
+        result = "failed"
+    elapsed = time.monotonic() - started
+    if elapsed > SLOW_CALL_S:
+        failures.append(f"{name} on {episode.name}: took {elapsed:.1f} s")
+    outcomes[f"{name}: {result}"] += 1
+    return result
+
+
+def exercise(episode: HostileEpisode) -> tuple[list[str], Counter]:
+    """Every entry point on one file, and validate's verdict against the reader's."""
+    from capture_node.validation import validate_episode
+
     failures: list[str] = []
     outcomes: Counter = Counter()
-    for episode in corpus:
-        for name, point in points.items():
-            started = time.monotonic()
-            try:
-                point(episode.path)
-                outcomes[f"{name}: worked"] += 1
-            except allowed as exc:
-                outcomes[f"{name}: {type(exc).__name__}"] += 1
-                if "\n" in str(exc) or (isinstance(exc, EpisodeError) and episode.path.name not in str(exc)):
-                    failures.append(f"{name} on {episode.name}: error not one line naming the file: {exc}")
-            except BaseException as exc:  # the point of the test: report every other exception
-                where = traceback.extract_tb(exc.__traceback__)[-1]
-                failures.append(f"{name} on {episode.name}: {type(exc).__name__}: {str(exc)[:160]} "
-                                f"({Path(where.filename).name}:{where.lineno})")
-            elapsed = time.monotonic() - started
-            if elapsed > SLOW_CALL_S:
-                failures.append(f"{name} on {episode.name}: took {elapsed:.1f} s")
+    opened = _outcome("EpisodeReader open", episode, lambda: read_everything_open(episode.path), failures, outcomes)
+    for name, point in API.items():
+        _outcome(name, episode, lambda point=point: point(episode.path), failures, outcomes)
+    with tempfile.TemporaryDirectory(prefix="excap-hostile-") as scratch:
+        for name, run in COMMANDS.items():
+            _outcome(name, episode, lambda run=run: run(episode.path, Path(scratch)), failures, outcomes)
+    problems = validate_episode(episode.path)
+    if opened == "EpisodeError" and not problems:
+        failures.append(f"{episode.name}: readers refuse it, but validate says it is valid")
+    if any("\n" in p or not p.startswith(f"{episode.path}: ") for p in problems):
+        failures.append(f"{episode.name}: validate lines not one line each naming the file: {problems[:3]}")
+    outcomes["validate: invalid" if problems else "validate: valid"] += 1
     return failures, outcomes
 
 
-def test_reader_api_on_every_hostile_episode(corpus: list[HostileEpisode]) -> None:
-    failures, outcomes = check_corpus(corpus, {
-        "EpisodeReader": read_everything,
-        "inspect summary": inspect_summary,
-        "export reading": export_reading,
-    })
-    record("hostile episodes", "reader API outcomes", dict(sorted(outcomes.items())))
+def read_everything_open(path: Path) -> None:
+    from capture_node.episode_reader import EpisodeReader
+
+    EpisodeReader(path).close()
+
+
+def test_every_entry_point_on_every_hostile_episode(corpus: list[HostileEpisode]) -> None:
+    failures: list[str] = []
+    outcomes: Counter = Counter()
+    with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for file_failures, file_outcomes in pool.map(exercise, corpus, chunksize=8):
+            failures += file_failures
+            outcomes += file_outcomes
+    record("hostile episodes", "outcomes", dict(sorted(outcomes.items())))
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
-    assert outcomes["EpisodeReader: worked"] > 50 and outcomes["EpisodeReader: EpisodeError"] > 300
-
-
-def test_validate_reports_every_file_readers_refuse(corpus: list[HostileEpisode]) -> None:
-    missed, invalid = [], 0
-    for episode in corpus:
-        problems = validate_episode(episode.path)  # never raises
-        invalid += bool(problems)
-        assert all("\n" not in p and p.startswith(f"{episode.path}: ") for p in problems), problems
-        try:
-            EpisodeReader(episode.path).close()
-        except EpisodeError as exc:
-            if not problems:
-                missed.append(f"{episode.name}: readers refuse it ({exc}) but validate says valid")
-    record("hostile episodes", "invalid by validate", invalid)
-    assert not missed, "\n".join(missed)
-    assert validate_episode(corpus[0].path) == []  # the unharmed compact copy is valid
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    """`excap ...` in this process (fast); returns the exit status and what went to stderr."""
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        status = cli.main(list(args))
-    return status, err.getvalue()
-
-
-def test_every_command_on_every_hostile_episode(corpus: list[HostileEpisode], tmp_path: Path) -> None:
-    def command(*args: str) -> Callable[[Path], object]:
-        def run(path: Path) -> None:
-            out = tmp_path / path.stem
-            status, err = run_cli(*[a.format(path=path, out=out) for a in args])
-            for leftover in tmp_path.glob(f"{path.stem}*"):
-                leftover.unlink()
-            if status == 2:
-                last = err.strip().splitlines()[-1] if err.strip() else ""
-                if not last.startswith("excap: error: "):
-                    raise AssertionError(f"exit 2 without an error line: {err[-300:]!r}")
-                raise ExcapError(last)
-            if status not in (0, 1):
-                raise AssertionError(f"exit status {status}")
-        return run
-
-    failures, outcomes = check_corpus(corpus, {
-        "inspect": command("inspect", "--json", "{path}"),
-        "validate": command("validate", "{path}"),
-        "render": command("render", "{path}", "--out", "{out}.mp4", "--fps", "2", "--no-progress"),
-        "plot": command("plot", "{path}", "--out", "{out}.png"),
-        "annotate": command("annotate", "{path}", "--out", "{out}.phases.json", "--force"),
-        "replay": command("replay", "{path}", "--can", "virtual:hostile", "--quiet", "--rate", "1000"),
-        "can export": command("can", "export", "{path}", "--out", "{out}.log"),
-    }, allowed=ExcapError)
-    record("hostile episodes", "command outcomes", dict(sorted(outcomes.items())))
-    assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
-    assert outcomes["validate: worked"] == len(corpus)  # validate reports, it never fails
+    assert outcomes["EpisodeReader open: worked"] > 100 and outcomes["EpisodeReader open: EpisodeError"] > 250
+    assert outcomes["validate: worked"] == len(corpus)  # `excap validate` reports, it never fails
+    assert exercise(corpus[0])[1]["validate: valid"] == 1  # the unharmed compact copy is valid
 
 
 @pytest.mark.parametrize("category", ["truncation", "bitflip-metadata", "dataset", "frames", "foreign"])
 def test_real_cli_gives_one_line_per_bad_file(corpus: list[HostileEpisode], category: str, tmp_path: Path) -> None:
+    from capture_node.episode_reader import EpisodeReader
+    from capture_node.errors import EpisodeError
+
     refused = []
     for episode in corpus:
         if episode.category == category:

@@ -654,7 +654,7 @@ def _truncation_offsets(size: int, count: int) -> list[int]:
     return sorted({o for o in fixed + even if 0 <= o < size})
 
 
-def hostile_corpus(source: Path, folder: Path, seed: int = 0, truncations: int = 32, metadata_flips: int = 64,
+def hostile_corpus(source: Path, folder: Path, seed: int = 0, truncations: int = 32, metadata_flips: int = 48,
                    data_flips: int = 12) -> list[HostileEpisode]:
     """Write the corpus made from the real episode `source` into `folder` (created); return what it holds."""
     from capture_node.episode_schema import load_episode_schema
