@@ -173,9 +173,25 @@ def _problems(handle: h5py.File, size: int) -> list[str]:
         if isinstance(item, h5py.Group):
             try:
                 problems += _check_group(item, name, rule)
-            except Exception as exc:  # damaged annotation storage
+            except Exception as exc:  # damaged group storage
                 problems.append(f"/{name}: cannot be read ({one_line(exc)})")
     return problems
+
+
+def annotation_problems(handle: h5py.File) -> list[str]:
+    """Problems of an open episode's /annotations group, as `excap validate` reports them (none without one)."""
+    from capture_node.episode_schema import load_episode_schema
+
+    rule = load_episode_schema(1).get("groups", {}).get("annotations")
+    item = handle.get("annotations")
+    if rule is None or item is None:
+        return []
+    if not isinstance(item, h5py.Group):
+        return ["/annotations should be a group"]
+    try:
+        return _check_group(item, "annotations", rule)
+    except Exception as exc:  # damaged annotation storage
+        return [f"/annotations: cannot be read ({one_line(exc)})"]
 
 
 def validate_episode(path: Path) -> list[str]:

@@ -56,16 +56,21 @@ def skipped_episode(episode_id: str, path: Path, error: EpisodeError) -> Skipped
 
 
 def episode_layout(path: Path) -> Layout:
-    """The cameras (size of their first frame), state signals and commands of one episode; EpisodeError if a
-    camera has no frames (a dead device) or its first frame cannot be decoded."""
+    """The cameras (size of their frames), state signals and commands of one episode; EpisodeError if a camera
+    has no frames (a dead device), or its first and last frames cannot be decoded or differ in size."""
     with EpisodeReader(path) as reader:
         cameras = []
         for camera_path in reader.paths("camera"):
             stream = reader.camera(camera_path)
+            name = camera_path.split("/", 1)[1]
             if not len(stream):
-                raise EpisodeError(f"{path}: camera {camera_path.split('/', 1)[1]!r} has no frames")
+                raise EpisodeError(f"{path}: camera {name!r} has no frames")
             height, width = stream.image(0).shape[:2]
-            cameras.append((camera_path.split("/", 1)[1], int(height), int(width)))
+            last = stream.image(len(stream) - 1).shape[:2]
+            if last != (height, width):
+                raise EpisodeError(f"{path}: camera {name!r}: the first frame is {width}x{height}, the last "
+                                   f"{last[1]}x{last[0]}")
+            cameras.append((name, int(height), int(width)))
         return Layout(tuple(cameras), tuple(reader.state_signals()), tuple(reader.command_names))
 
 

@@ -12,6 +12,7 @@ import contextlib
 import io
 import multiprocessing
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -95,7 +96,7 @@ def command(*template: str) -> Callable[[Path, Path], None]:
         err = io.StringIO()
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
             status = cli.main([a.format(path=path, out=out) for a in template])
-        for leftover in scratch.iterdir():
+        for leftover in scratch.glob(f"{path.stem}*"):
             leftover.unlink()
         if status == 2:
             last = err.getvalue().strip().splitlines()[-1:] or [""]
@@ -117,6 +118,19 @@ COMMANDS = {
     "replay": command("replay", "{path}", "--can", "virtual:hostile", "--quiet", "--rate", "1000"),
     "can export": command("can", "export", "{path}", "--out", "{out}.log"),
 }
+
+
+def accept_annotation(path: Path, scratch: Path) -> None:
+    """`excap annotate --accept` writes into the episode: run it on a copy."""
+    copy = scratch / f"copy-{path.name}"
+    shutil.copyfile(path, copy)
+    try:
+        command("annotate", "{path}", "--accept", "--author", "tester")(copy, scratch)
+    finally:
+        copy.unlink(missing_ok=True)
+
+
+COMMANDS["annotate --accept"] = accept_annotation
 
 
 def _outcome(name: str, episode: HostileEpisode, action: Callable[[], object], failures: list[str],
