@@ -34,7 +34,7 @@ def quality_warnings(reader: EpisodeReader) -> list[str]:
         nominal = reader.camera(info.path).nominal_fps if info.kind == "camera" else 0.0
         rated = f" (nominal {nominal:g} fps)" if nominal > 0 else ""
         if info.samples == 0:
-            warnings.append(f"/{info.path}: no samples in {duration:.1f} s{rated}: the device delivered nothing")
+            warnings.append(f"/{info.path}: no samples in {duration:.1f} s{rated}")
             continue
         expected = nominal * duration
         if expected >= MIN_EXPECTED_FRAMES and info.samples < MIN_RATE_SHARE * expected:
