@@ -93,6 +93,15 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
+def _utf8(text: str) -> bool:
+    """h5py decodes text that is not UTF-8 with lone surrogates, which cannot be printed or stored again."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
 
@@ -114,7 +123,9 @@ def _root(values: dict[str, Any], schema: dict[str, Any], out: EpisodeStructure)
         if not isinstance(value, kinds):
             out.problems.append(f"root attribute {name!r} should be {rule['type']}, is {type(value).__name__}")
             continue
-        if rule["type"] == "float" and not math.isfinite(float(value)):
+        if isinstance(value, str) and not _utf8(value):
+            out.problems.append(f"root attribute {name!r} is not UTF-8 text")
+        elif rule["type"] == "float" and not math.isfinite(float(value)):
             out.problems.append(f"root attribute {name!r} is {value}, not a finite number")
         elif "const" in rule and value != rule["const"]:
             out.deviations.append(f"root attribute {name!r} is {shown(value)}, expected {rule['const']!r}")
@@ -155,7 +166,8 @@ def _column_attrs(dsid: h5py.h5d.DatasetID, where: str, out: EpisodeStructure) -
                 out.problems.append(f"{where}: attribute {key!r} is not UTF-8 text")
     if "names" in values:
         names = values["names"]
-        if isinstance(names, np.ndarray) and names.ndim == 1 and all(isinstance(_text(n), str) for n in names):
+        if isinstance(names, np.ndarray) and names.ndim == 1 and all(isinstance(_text(n), str) and _utf8(_text(n))
+                                                                     for n in names):
             if len(dsid.shape) == 2 and len(names) != dsid.shape[1]:
                 out.problems.append(f"{where}: {len(names)} names for {dsid.shape[1]} columns")
         else:

@@ -87,21 +87,27 @@ class CommandFailed(Exception):
     """`excap ...` ended with exit status 2 and one `excap: error:` line (the expected way to refuse a file)."""
 
 
+def strict_utf8() -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+
+
 def command(*template: str) -> Callable[[Path, Path], None]:
     """`excap ...` run in this process through cli.main (fast); `{path}` and `{out}` are filled in."""
     def run(path: Path, scratch: Path) -> None:
         from capture_node import cli
 
         out = scratch / path.stem
-        err = io.StringIO()
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        stdout, stderr = strict_utf8(), strict_utf8()  # as a UTF-8 terminal: text that cannot be shown fails
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             status = cli.main([a.format(path=path, out=out) for a in template])
         for leftover in scratch.glob(f"{path.stem}*"):
             leftover.unlink()
+        stderr.flush()
+        err = stderr.buffer.getvalue().decode("utf-8")  # type: ignore[attr-defined]
         if status == 2:
-            last = err.getvalue().strip().splitlines()[-1:] or [""]
+            last = err.strip().splitlines()[-1:] or [""]
             if not last[0].startswith("excap: error: "):
-                raise AssertionError(f"exit 2 without an error line: {err.getvalue()[-300:]!r}")
+                raise AssertionError(f"exit 2 without an error line: {err[-300:]!r}")
             raise CommandFailed(last[0])
         if status not in (0, 1):
             raise AssertionError(f"exit status {status}")
