@@ -277,6 +277,9 @@ def _stream(tree: _Tree, path: str, rule: dict[str, Any], file_size: int, out: E
                                 f"{file_size}-byte file holds")
             continue
         _column_attrs(dsid, f"{where}/{name}", out)
+        for attr in (spec or {}).get("attrs", []):
+            if not h5py.h5a.exists(dsid, attr.encode()):
+                out.deviations.append(f"{where}/{name}: attribute {attr!r} is missing")
         lengths[name] = int(shape[0])
         columns.append(name)
     for name in expected:

@@ -91,7 +91,8 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                         help="(robomimic) resize camera images")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--strict", action="store_true",
-                        help="fail on an episode that cannot be read (default: skip it, say so, go on)")
+                        help="fail on an episode that cannot be exported with the others "
+                        "(default: skip it, say so, go on)")
     _add_filters(parser)
     return parser
 
@@ -145,7 +146,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             on_skip=_say_skipped))
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
-    skipped = f"; skipped {len(result.skipped)} unreadable: " + ", ".join(s.episode_id for s in result.skipped) \
+    skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \
         if result.skipped else ""
     print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}{skipped}"
           + (f"; {result.faces_blurred} faces blurred" if args.blur_faces else ""))

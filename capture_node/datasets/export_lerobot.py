@@ -28,9 +28,10 @@ fixed row order and fixed pyarrow options and contain no wall-clock values, so t
 byte-identical parquet files.
 
 Bad episodes: an episode that cannot be read as one (a camera without frames, an undecodable frame, any other
-EpisodeError of the reader) is skipped: it gets no episode index, `on_skip` hears about it, and it is listed in
-`meta/excap_export.json` (`skipped_episodes`: episode id, file name and reason) and in the manifest, so a
-resumed export skips it again. With `strict=True` the first such episode fails the export instead.
+EpisodeError of the reader) or is of another machine setup than most of them (see frames.common_layout) is
+skipped: it gets no episode index, `on_skip` hears about it, and it is listed in `meta/excap_export.json`
+(`skipped_episodes`: episode id, file name and reason) and in the manifest, so a resumed export skips it again.
+With `strict=True` the first such episode fails the export instead.
 """
 
 from __future__ import annotations

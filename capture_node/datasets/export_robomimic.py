@@ -15,9 +15,9 @@ mask/train, mask/valid    demo names (bytes); the split is deterministic: demos 
 Frames are `EpisodeReader.steps` at `fps` (see capture_node.datasets.frames). The file is written under a
 temporary name and renamed when complete, so an interrupted export leaves no partial dataset behind.
 
-An episode that cannot be read as one (a camera without frames, an undecodable frame, ...) is skipped, as in
-the LeRobot export: `on_skip` hears about it and `data` attrs `excap_skipped_episodes` lists it (JSON: episode
-id, file name, reason); `strict=True` fails the export instead.
+An episode that cannot be read as one (a camera without frames, an undecodable frame, ...) or is of another
+machine setup than most is skipped, as in the LeRobot export: `on_skip` hears about it and the `data` attribute
+`excap_skipped_episodes` lists it (JSON: episode id, file name, reason); `strict=True` fails the export instead.
 """
 
 from __future__ import annotations

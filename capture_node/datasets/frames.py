@@ -7,6 +7,7 @@ times are the measured step times relative to the first step of the episode, in 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,34 +75,44 @@ def episode_layout(path: Path) -> Layout:
         return Layout(tuple(cameras), tuple(reader.state_signals()), tuple(reader.command_names))
 
 
+def layout_text(layout: Layout) -> str:
+    cameras = ", ".join(f"{name} {width}x{height}" for name, height, width in layout.cameras)
+    return (f"{len(layout.cameras)} cameras ({cameras}), {len(layout.state_names)} state signals, "
+            f"{len(layout.action_names)} commands")
+
+
 def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = None,
                   on_skip: Callable[[SkippedEpisode], None] | None = None) -> tuple[Layout, list[SkippedEpisode]]:
-    """The layout shared by the episodes that can be read, and the episodes skipped because they cannot.
-
-    Episodes of another machine setup are not skipped: an ExcapError names the first that differs. `on_skip`
-    is called for each skipped episode (e.g. to raise in a strict export)."""
+    """The layout most of the episodes share, and the episodes skipped: those that cannot be read, and those
+    of another machine setup (other cameras, camera sizes, state signals or commands). Ties go to the layout
+    seen first. `on_skip` is called for each skipped episode (e.g. to raise in a strict export)."""
     if not paths:
         raise ExcapError("no episodes to export")
     ids = list(episode_ids) if episode_ids is not None else [p.stem for p in paths]
-    first: tuple[Path, Layout] | None = None
-    skipped = []
-    for path, episode_id in zip(paths, ids, strict=True):
+    layouts: dict[int, Layout] = {}
+    skipped: dict[int, SkippedEpisode] = {}
+    for index, (path, episode_id) in enumerate(zip(paths, ids, strict=True)):
         try:
-            layout = episode_layout(path)
+            layouts[index] = episode_layout(path)
         except EpisodeError as exc:
-            skipped.append(skipped_episode(episode_id, path, exc))
-            if on_skip is not None:
-                on_skip(skipped[-1])
-            continue
-        if first is None:
-            first = (path, layout)
-        elif layout != first[1]:
-            raise ExcapError(f"{path}: cameras, state signals or commands differ from {first[0].name} "
-                             f"({layout} vs {first[1]}); select episodes of one machine setup with the filters")
-    if first is None:
-        raise ExcapError("no episode can be exported: " + "; ".join(s.line() for s in skipped[:3])
-                         + ("; ..." if len(skipped) > 3 else ""))
-    return first[1], skipped
+            skipped[index] = skipped_episode(episode_id, path, exc)
+    if not layouts:
+        reasons = [s.line() for s in skipped.values()]
+        more = "; ..." if len(reasons) > 3 else ""
+        raise ExcapError("no episode can be exported: " + "; ".join(reasons[:3]) + more)
+    counts = Counter(layouts.values())
+    chosen = max(counts, key=lambda layout: (counts[layout], -min(i for i, x in layouts.items() if x == layout)))
+    for index, layout in layouts.items():
+        if layout != chosen:
+            others = counts[chosen]
+            skipped[index] = SkippedEpisode(ids[index], paths[index].name,
+                                            f"another machine setup: {layout_text(layout)}, unlike the {others} "
+                                            f"episode{'s' if others > 1 else ''} exported with {layout_text(chosen)}")
+    ordered = [skipped[index] for index in sorted(skipped)]
+    if on_skip is not None:
+        for entry in ordered:
+            on_skip(entry)
+    return chosen, ordered
 
 
 @dataclass

@@ -699,9 +699,10 @@ def operator_of(episode: Path) -> str:
 
 
 def unexportable_copies(source: Path, folder: Path) -> dict[str, str]:
-    """Three copies of `source` that validate (quality warnings aside) but cannot be exported: a camera without
-    frames, a frame whose JPEG has no image data, a frame of another size. Returns episode id -> the reason an
-    export gives. The copies get their own episode ids and file names."""
+    """Four copies of `source` that validate (quality warnings aside) but cannot be exported with it: a camera
+    without frames, a frame whose JPEG has no image data, a frame of another size, a second camera (another
+    machine setup). Returns episode id -> the reason an export gives. The copies get their own episode ids and
+    file names."""
     with h5py.File(source, "r") as handle:
         frames = handle["cameras/side/frames"]
         height, width = cv2.imdecode(frames[0], cv2.IMREAD_COLOR).shape[:2]
@@ -717,10 +718,14 @@ def unexportable_copies(source: Path, folder: Path) -> dict[str, str]:
     def smaller_frame(handle: h5py.File) -> None:
         handle["cameras/side/frames"][6] = _jpeg(16, 16)
 
+    def second_camera(handle: h5py.File) -> None:
+        handle.copy("cameras/side", "cameras/rear")
+
     reasons = {}
     for name, edit, reason in (("dead", dead_camera, "camera 'side' has no frames"),
                                ("broken", undecodable_frame, "frame 5: is not a decodable JPEG image"),
-                               ("small", smaller_frame, f"frame 6 is 16x16, the camera's frames are {width}x{height}")):
+                               ("small", smaller_frame, f"frame 6 is 16x16, the camera's frames are {width}x{height}"),
+                               ("setup", second_camera, "another machine setup: 2 cameras")):
         episode_id = f"20260101T000000Z_bad-{name}_000000"
         target = folder / f"{episode_id}.h5"
         shutil.copyfile(source, target)

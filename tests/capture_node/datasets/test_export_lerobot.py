@@ -155,10 +155,10 @@ def test_bad_episodes_are_skipped_and_reported(episode_dir: Path, exported: Path
                  "--no-progress"]) == 0
     captured = capsys.readouterr()
     lines = [line for line in captured.err.splitlines() if line.startswith("excap export: skipped")]
-    assert len(lines) == 3
+    assert len(lines) == 4
     for episode_id, reason in reasons.items():
         assert any(episode_id in line and reason in line for line in lines), (episode_id, lines)
-    assert "2 episodes" in captured.out and "skipped 3 unreadable" in captured.out
+    assert "2 episodes" in captured.out and "skipped 4: " in captured.out
     report = json.loads((out / "meta" / "excap_export.json").read_text())
     assert report["exported_episodes"] == 2
     assert sorted(s["episode_id"] for s in report["skipped_episodes"]) == sorted(reasons)

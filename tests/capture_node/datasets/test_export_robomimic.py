@@ -70,7 +70,7 @@ def test_bad_episodes_are_skipped_and_listed(episode_dir: Path, tmp_path: Path) 
                                      on_skip=lambda skipped: heard.append(skipped.line()))
     result = export_robomimic(episode_dir, options)
     assert result.episodes == 2 and sorted(s.episode_id for s in result.skipped) == sorted(reasons)
-    assert len(heard) == 3
+    assert len(heard) == 4
     with h5py.File(result.out, "r") as handle:
         assert sorted(handle["data"]) == ["demo_0", "demo_1"]
         listed = json.loads(handle["data"].attrs["excap_skipped_episodes"])
