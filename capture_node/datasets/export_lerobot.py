@@ -153,12 +153,11 @@ class LeRobotExporter:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
                                        self.options.registry)
         skip = skip_handler(self.options.strict, self.options.on_skip)
-        layout, unreadable = common_layout([e.path for e in selection.episodes],
-                                           [e.record.episode_id for e in selection.episodes], skip)
+        layout, unfit = common_layout([e.path for e in selection.episodes],
+                                      [e.record.episode_id for e in selection.episodes], skip)
         plan = self._plan(selection, layout)
         manifest = self._open_manifest(plan)
         manifest.setdefault("skipped", {})
-        unreadable_ids = {s.episode_id: s for s in unreadable}
         blurrer = FaceBlurrer() if self.options.blur_faces else None
         resumed = 0
         episodes = list(enumerate(selection.episodes))
@@ -171,7 +170,7 @@ class LeRobotExporter:
                 resumed += 1
                 continue
             index = sum(1 for k in manifest["done"] if int(k) < position)  # exported episodes get 0, 1, 2, ...
-            skipped = unreadable_ids.get(episode.record.episode_id)
+            skipped = unfit.get(position)
             if skipped is None:
                 try:
                     manifest["done"][key] = self._export_episode(index, position, episode, layout, blurrer)

@@ -98,12 +98,15 @@ class RobomimicExporter:
             raise ConfigError(f"valid ratio must be in [0, 1), not {options.valid_ratio}")
         self.skip = skip_handler(options.strict, options.on_skip)
         self.skipped: list[SkippedEpisode] = []
+        self.unfit: set[int] = set()  # positions in the selection skipped before writing
 
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
                                        self.options.registry)
-        layout, self.skipped = common_layout([e.path for e in selection.episodes],
-                                             [e.record.episode_id for e in selection.episodes], self.skip)
+        layout, unfit = common_layout([e.path for e in selection.episodes],
+                                      [e.record.episode_id for e in selection.episodes], self.skip)
+        self.unfit = set(unfit)
+        self.skipped = list(unfit.values())
         target = output_file(Path(self.options.out))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".partial")
@@ -123,10 +126,10 @@ class RobomimicExporter:
         return ExportResult(target, exported, total, selection.excluded, 0, counters.faces_blurred, report,
                             list(self.skipped))
 
-    def _frames(self, episode: SelectedEpisode, layout: Layout, blurrer: FaceBlurrer | None,
+    def _frames(self, position: int, episode: SelectedEpisode, layout: Layout, blurrer: FaceBlurrer | None,
                 counters: FrameCounters) -> list[Frame] | None:
         """The episode's frames, or None when it is skipped (see the module docstring)."""
-        if any(s.episode_id == episode.record.episode_id for s in self.skipped):
+        if position in self.unfit:
             return None
         try:
             frames = list(iter_frames(episode.path, self.options.fps, layout, blurrer, counters))
@@ -146,8 +149,8 @@ class RobomimicExporter:
         names: list[str] = []
         exported: list[SelectedEpisode] = []
         bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
-        for episode in bar:
-            frames = self._frames(episode, layout, blurrer, counters)
+        for position, episode in enumerate(bar):
+            frames = self._frames(position, episode, layout, blurrer, counters)
             if frames is None:
                 continue
             name = f"demo_{len(names)}"

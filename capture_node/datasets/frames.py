@@ -76,16 +76,18 @@ def episode_layout(path: Path) -> Layout:
 
 
 def layout_text(layout: Layout) -> str:
-    cameras = ", ".join(f"{name} {width}x{height}" for name, height, width in layout.cameras)
+    cameras = ", ".join(f"{name} {width}x{height}" for name, height, width in layout.cameras[:4])
+    cameras += ", ..." if len(layout.cameras) > 4 else ""
     return (f"{len(layout.cameras)} cameras ({cameras}), {len(layout.state_names)} state signals, "
             f"{len(layout.action_names)} commands")
 
 
 def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = None,
-                  on_skip: Callable[[SkippedEpisode], None] | None = None) -> tuple[Layout, list[SkippedEpisode]]:
-    """The layout most of the episodes share, and the episodes skipped: those that cannot be read, and those
-    of another machine setup (other cameras, camera sizes, state signals or commands). Ties go to the layout
-    seen first. `on_skip` is called for each skipped episode (e.g. to raise in a strict export)."""
+                  on_skip: Callable[[SkippedEpisode], None] | None = None) -> tuple[Layout, dict[int, SkippedEpisode]]:
+    """The layout most of the episodes share, and the episodes skipped (by their position in `paths`): those
+    that cannot be read, and those of another machine setup (other cameras, camera sizes, state signals or
+    commands). Ties go to the layout seen first. `on_skip` is called for each skipped episode (e.g. to raise in
+    a strict export)."""
     if not paths:
         raise ExcapError("no episodes to export")
     ids = list(episode_ids) if episode_ids is not None else [p.stem for p in paths]
@@ -108,9 +110,9 @@ def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = Non
             skipped[index] = SkippedEpisode(ids[index], paths[index].name,
                                             f"another machine setup: {layout_text(layout)}, unlike the {others} "
                                             f"episode{'s' if others > 1 else ''} exported with {layout_text(chosen)}")
-    ordered = [skipped[index] for index in sorted(skipped)]
+    ordered = {index: skipped[index] for index in sorted(skipped)}
     if on_skip is not None:
-        for entry in ordered:
+        for entry in ordered.values():
             on_skip(entry)
     return chosen, ordered
 

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -81,3 +82,19 @@ def test_bad_episodes_are_skipped_and_listed(episode_dir: Path, tmp_path: Path) 
         export_robomimic(episode_dir, RobomimicExportOptions(out=tmp_path / "strict.hdf5", partner="oem-test",
                                                              progress=False, strict=True))
     assert not (tmp_path / "strict.hdf5").exists() and not list(tmp_path.glob("strict*"))
+
+
+def test_skips_go_by_file_not_by_episode_id(episode_dir: Path, tmp_path: Path) -> None:
+    """A bad copy carrying the same episode id as good episodes leaves the good ones in the export."""
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    with h5py.File(source, "r") as handle:
+        same_id = str(handle.attrs["episode_id"])
+    shutil.copyfile(source, episode_dir / "zz-same-id-good.h5")
+    for episode_id in unexportable_copies(source, episode_dir):
+        bad = episode_dir / f"{episode_id}.h5"
+        with h5py.File(bad, "r+") as handle:
+            handle.attrs["episode_id"] = same_id
+    result = export_robomimic(episode_dir, RobomimicExportOptions(out=tmp_path / "out.hdf5", partner="oem-test",
+                                                                  progress=False))
+    assert result.episodes == 3 and len(result.skipped) == 4
+    assert {s.episode_id for s in result.skipped} == {same_id}
