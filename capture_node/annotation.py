@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from capture_node.episode_reader import EpisodeReader, opened
+from capture_node.errors import EpisodeError
 
 LABELS = ("dig", "swing_loaded", "dump", "swing_empty", "travel", "idle")
 SCRIPTED_PHASE_LABELS = {"ready": "idle", "return": "swing_empty", "dig": "dig", "swing_loaded": "swing_loaded",
@@ -82,15 +83,23 @@ class _Features:
     enabled: np.ndarray
 
 
+MAX_FRAMES = 864_000  # proposal frames of one episode: 24 h at the default 0.1 s
+
+
 def frame_times(reader: EpisodeReader, step_s: float) -> np.ndarray:
     """The proposal grid: start_t_ns + k * step, every frame before the episode end."""
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise ValueError(f"step_s must be a positive number, is {step_s}")
     start = reader.start_t_ns
     end = int(reader.metadata.get("end_t_ns") or 0)
     if end <= start:
         control = reader.stream("control")
         end = int(control.t_ns[-1]) + 1 if len(control) else start
-    step_ns = round(step_s * 1e9)
+    step_ns = max(1, round(step_s * 1e9))
     count = max(0, math.ceil((end - start) / step_ns))
+    if count > MAX_FRAMES:
+        raise EpisodeError(f"{reader.path}: the episode spans {(end - start) / 1e9:.6g} s from start_t_ns to its "
+                           f"end; phase proposals cover at most {MAX_FRAMES * step_s:.6g} s")
     return start + np.arange(count, dtype=np.int64) * step_ns
 
 

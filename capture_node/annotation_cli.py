@@ -18,10 +18,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import h5py
+
 from capture_node.annotation import LABELS, Marker, Phase, markers, propose_phases
 from capture_node.annotation_store import AnnotationSpan, read_annotation, recover_annotation, store_annotation
 from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ExcapError
+from capture_node.errors import EpisodeError, ExcapError
+from capture_node.validation import annotation_problems
 
 MATCH_TOLERANCE_NS = 1_000_000
 
@@ -112,6 +115,8 @@ def add_annotate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    with EpisodeReader(args.episode):
+        pass  # refuse (one EpisodeError line) a file readers cannot read before anything is written to it
     if recover_annotation(args.episode):
         print(f"{args.episode}: applied an annotation left by an interrupted write")
     with EpisodeReader(args.episode) as reader:
@@ -120,6 +125,11 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         marks = markers(reader)
     author = args.author or getpass.getuser()
     if args.accept or args.edit or args.reject:
+        with h5py.File(args.episode, "r") as handle:  # readable: EpisodeReader opened it above
+            damaged = annotation_problems(handle)
+        if damaged:
+            raise EpisodeError(f"{args.episode}: its annotation is damaged ({damaged[0]}); excap validate lists "
+                               "what is wrong")
         if args.edit:
             try:
                 document = json.loads(args.edit.read_text(encoding="utf-8"))

@@ -8,9 +8,7 @@ into a log whose format follows the file suffix.
 """
 
 import json
-import logging
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -18,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import can
-import h5py
 import numpy as np
 
+from capture_node.can_frame_rules import invalid_rows
+from capture_node.can_log_reading import SkippedFrames, one_line, read_valid_messages
 from capture_node.clock import utc_iso
 from capture_node.episode import EpisodeMetadata, new_episode_id
+from capture_node.episode_reader import EpisodeReader, Stream
 from capture_node.episode_schema import load_episode_schema
+from capture_node.episode_structure import EPISODE_ID
 from capture_node.errors import ConfigError, EpisodeError, ExcapError
 from capture_node.h5writer import EpisodeFileWriter
-from capture_node.reader import stream_paths
 from capture_node.recorder import publish_atomically
 from capture_node.streams import (
     CAN_CLASSIC_BYTES,
@@ -51,11 +51,9 @@ DEFAULT_METADATA: dict[str, str] = {
 }
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _METADATA_KEYS = {f.name for f in fields(EpisodeMetadata)} - {"software"}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+_NAME_KEYS = ("profile", "machine_id")  # used to find files or to name them: no path separators
+TEXT_LIMITS = {"notes": 2000}  # characters; every other metadata value at most 200
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def seconds_to_ns(seconds: float) -> int:
@@ -104,9 +102,11 @@ class ImportReport:
     dm1: int = 0
     transport_timeouts: int = 0
     transport_aborts: int = 0
+    skipped: int = 0  # invalid frames and unreadable lines left out (see skip_reasons)
+    skip_reasons: list[str] = field(default_factory=list)  # the first few, "line 12: DLC 99 out of range 0..8"
 
     def counts(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k != "path"}
+        return {k: v for k, v in vars(self).items() if k not in ("path", "skip_reasons")}
 
     def summary(self) -> str:
         channels = ", ".join(f"{name} {count}" for name, count in self.frames.items())
@@ -115,33 +115,37 @@ class ImportReport:
             text += f"; decoded {self.decoded}, no DBC message {self.unknown}, wrong length {self.undecodable}"
         extras = {"error frames": self.error_frames, "reordered": self.reordered, "DM1 messages": self.dm1,
                   "transport timeouts": self.transport_timeouts, "transport aborts": self.transport_aborts}
-        return text + "".join(f"; {name} {count}" for name, count in extras.items() if count)
+        text += "".join(f"; {name} {count}" for name, count in extras.items() if count)
+        if self.skipped:
+            more = "; ..." if self.skipped > len(self.skip_reasons) else ""
+            text += f"; skipped {self.skipped} invalid ({'; '.join(self.skip_reasons)}{more})"
+        return text
 
 
-def read_log(log: Path) -> Iterator[can.Message]:
-    """Every message of a log file; any reader failure becomes a one-line ExcapError."""
-    if not log.is_file():
-        raise ExcapError(f"{log}: no such file")
-    # ASC files hold times relative to their trigger block; ask for absolute (UTC) ones.
-    options = {"relative_timestamp": False} if ".asc" in [s.lower() for s in log.suffixes] else {}
-    reader_log = logging.getLogger("can.io")
-    level = reader_log.level
-    reader_log.setLevel(logging.ERROR)  # a foreign file would log a warning per line before failing
-    try:
-        with can.LogReader(log, **options) as reader:
-            yield from reader
-    except ExcapError:
-        raise
-    except Exception as exc:  # readers raise anything from ValueError to struct.error on foreign files
-        raise ExcapError(f"{log}: cannot read CAN log ({_one_line(exc)})") from exc
-    finally:
-        reader_log.setLevel(level)
-
-
-def _metadata(log: Path, start_utc_ns: int, overrides: dict[str, Any]) -> EpisodeMetadata:
+def check_metadata(overrides: dict[str, Any]) -> None:
+    """The metadata given for an import (`--set KEY=VALUE`): known keys only, values one line of sane length,
+    names that become file names or are looked up as files free of path separators; ConfigError otherwise."""
     unknown = sorted(set(overrides) - _METADATA_KEYS)
     if unknown:
         raise ConfigError(f"unknown episode metadata {', '.join(unknown)} (known: {', '.join(sorted(_METADATA_KEYS))})")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"episode metadata {key}: expected text, not {type(value).__name__}")
+        limit = TEXT_LIMITS.get(key, 200)
+        if len(value) > limit or any(not c.isprintable() for c in value):
+            raise ConfigError(f"episode metadata {key}: at most {limit} printable characters on one line")
+        if key == "episode_id" and not EPISODE_ID.fullmatch(value):
+            raise ConfigError(f"episode metadata episode_id {value!r}: an episode id is 1 to 128 letters, digits, "
+                              "'_', '.' or '-', starting with a letter or digit (no path separators)")
+        if key in _NAME_KEYS and value and not _NAME.fullmatch(value):
+            raise ConfigError(f"episode metadata {key} {value!r}: use letters, digits, '_', '.' or '-' "
+                              "(no path separators)")
+
+
+def _metadata(log: Path, start_utc_ns: int, overrides: dict[str, Any]) -> EpisodeMetadata:
+    check_metadata(overrides)
     values: dict[str, Any] = DEFAULT_METADATA | {k: v for k, v in overrides.items() if v is not None}
     kinds = load_episode_schema(1)["root_attributes"]["machine_kind"]["enum"]
     if values["machine_kind"] not in kinds:
@@ -157,10 +161,10 @@ def _metadata(log: Path, start_utc_ns: int, overrides: dict[str, Any]) -> Episod
         raise ConfigError(str(exc)) from exc
 
 
-def _collect(log: Path) -> tuple[dict[Any, _LogChannel], list[tuple[float, Any, int]]]:
+def _collect(log: Path, skipped: SkippedFrames) -> tuple[dict[Any, _LogChannel], list[tuple[float, Any, int]]]:
     channels: dict[Any, _LogChannel] = {}
     error_frames: list[tuple[float, Any, int]] = []
-    for msg in read_log(log):
+    for msg in read_valid_messages(log, skipped):
         if msg.is_error_frame:
             error_frames.append((msg.timestamp, msg.channel, msg.arbitration_id))
             continue
@@ -172,10 +176,11 @@ def _collect(log: Path) -> tuple[dict[Any, _LogChannel], list[tuple[float, Any, 
         channel.ids.append(msg.arbitration_id)
         channel.extended.append(msg.is_extended_id)
         channel.dlc.append(msg.dlc)
-        channel.payloads.append(bytes(msg.data))
+        channel.payloads.append(bytes(msg.data or b""))
         channel.fd = channel.fd or msg.is_fd
     if not channels:
-        raise ExcapError(f"{log}: no CAN frames in the log")
+        detail = f" ({skipped.summary()})" if skipped.count else ""
+        raise ExcapError(f"{log}: no valid CAN frames in the log{detail}")
     return channels, error_frames
 
 
@@ -208,10 +213,12 @@ def import_can_log_report(log: Path, out: Path, dbc: Path | None = None, channel
         raise ExcapError(f"{out}: already exists, not overwriting")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", channel):
         raise ConfigError(f"channel name {channel!r}: use letters, digits, '_', '.' or '-'")
+    check_metadata(metadata)
     decoder = FrameDecoder(dbc) if dbc is not None else None
-    channels, error_frames = _collect(log)
+    skipped = SkippedFrames()
+    channels, error_frames = _collect(log, skipped)
     names = _names(channels, channel)
-    report = ImportReport(out, {})
+    report = ImportReport(out, {}, skipped=skipped.count, skip_reasons=list(skipped.reasons))
     events: list[tuple[int, str, dict[str, Any]]] = []
     raw_streams: list[tuple[Any, dict[str, Any]]] = []
     decoded_streams: list[tuple[Any, dict[str, Any]]] = []
@@ -319,28 +326,17 @@ def _write_episode(log: Path, out: Path, raw_streams: list[tuple[Any, dict[str, 
 # -- export -----------------------------------------------------------------------------------
 
 
-def _can_streams(handle: h5py.File, episode: Path) -> list[str]:
-    if handle.attrs.get("schema") not in ("excap.episode", b"excap.episode"):
-        raise EpisodeError(f"{episode}: not an excap episode")
-    return [p for p in stream_paths(handle) if p.startswith("can/") and p.count("/") == 1]
-
-
 def export_can_log(episode: Path, out: Path, channel: str | None = None) -> int:
     """Write the raw CAN frames of an episode (one channel, or all) to a log; return the frame count.
 
     The format follows the suffix of `out` (.log, .asc, .blf, .csv, .trc, .mf4, ...). Timestamps are
-    t_device_ns where set, else t_ns converted to UTC.
+    t_device_ns where set, else t_ns converted to UTC. An episode holding invalid frames (ids or DLCs out of
+    range) is refused: `excap validate` lists them.
     """
     if out.exists():
         raise ExcapError(f"{out}: already exists, not overwriting")
-    if not episode.is_file():
-        raise ExcapError(f"{episode}: no such file")
-    try:
-        handle = h5py.File(episode, "r")
-    except OSError as exc:
-        raise EpisodeError(f"{episode}: cannot open episode ({_one_line(exc)})") from exc
-    with handle:
-        paths = _can_streams(handle, episode)
+    with EpisodeReader(episode) as reader:
+        paths = reader.paths("can")
         if channel is not None:
             if f"can/{channel}" not in paths:
                 known = ", ".join(p.split("/")[1] for p in paths) or "none"
@@ -348,13 +344,13 @@ def export_can_log(episode: Path, out: Path, channel: str | None = None) -> int:
             paths = [f"can/{channel}"]
         if not paths:
             raise ExcapError(f"{episode}: no CAN frames to export")
-        offset = int(handle.attrs.get("clock_offset_ns", 0))
-        frames = [_read_frames(handle[path], path.split("/")[1], offset) for path in paths]
+        offset = int(reader.metadata.get("clock_offset_ns", 0))
+        frames = [_read_frames(reader.stream(path), path.split("/")[1], offset) for path in paths]
     messages = sorted((m for channel_messages in frames for m in channel_messages), key=lambda m: m[0])
     try:
         writer = can.Logger(out)
     except Exception as exc:  # unknown suffix, missing optional package
-        raise ExcapError(f"{out}: cannot write CAN log ({_one_line(exc)})") from exc
+        raise ExcapError(f"{out}: cannot write CAN log ({one_line(exc)})") from exc
     try:
         with writer:
             if messages and isinstance(writer, can.ASCWriter):
@@ -365,27 +361,40 @@ def export_can_log(episode: Path, out: Path, channel: str | None = None) -> int:
                 writer.log_event(f"excap export of {episode.name}", ns_to_seconds(start_s))
             for _, msg in messages:
                 writer.on_message_received(msg)
-    except BaseException:
+    except BaseException as exc:
         out.unlink(missing_ok=True)
+        if isinstance(exc, Exception):  # a writer refusing a timestamp or frame it cannot represent
+            raise ExcapError(f"{out}: cannot write CAN log ({one_line(exc)})") from exc
         raise
     return len(messages)
 
 
-def _read_frames(group: h5py.Group, name: str, offset_ns: int) -> list[tuple[int, can.Message]]:
-    fd = bool(group.attrs.get("fd", False))
-    t_ns = group["t_ns"][()]
-    t_device = group["t_device_ns"][()]
-    stamps = np.where(t_device != 0, t_device, t_ns + offset_ns).tolist()
+MAX_STAMP_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01: python-can's writers format dates
+
+
+def _read_frames(stream: Stream, name: str, offset_ns: int) -> list[tuple[int, can.Message]]:
+    fd = stream.fd
+    ids, extended, dlc = stream.column("id"), stream.column("extended"), stream.column("dlc")
+    bad = invalid_rows(ids, extended, dlc, fd)
+    if bad.size:
+        raise EpisodeError(f"{stream.file}: /{stream.path} holds {bad.size} invalid CAN frames (first at row "
+                           f"{int(bad[0])}: id {int(ids[bad[0]]):#x}, DLC {int(dlc[bad[0]])}); excap validate lists "
+                           "them")
+    t_ns, t_device = stream.t_ns.tolist(), stream.column("t_device_ns").tolist()
+    stamps = [device if device != 0 else t + offset_ns for t, device in zip(t_ns, t_device, strict=True)]
+    wrong = next((k for k, stamp in enumerate(stamps) if not 0 <= stamp < MAX_STAMP_NS), None)
+    if wrong is not None:
+        raise EpisodeError(f"{stream.file}: /{stream.path} row {wrong}: timestamp {stamps[wrong]} ns is outside "
+                           "1970 .. 2100 and cannot be written to a log")
     messages = []
-    for stamp, arbitration_id, extended, dlc, data in zip(
-            stamps, group["id"][()].tolist(), group["extended"][()].tolist(), group["dlc"][()].tolist(),
-            group["data"][()], strict=True):
-        length = dlc if fd else min(dlc, CAN_CLASSIC_BYTES)
+    for stamp, arbitration_id, is_extended, length_code, data in zip(
+            stamps, ids.tolist(), extended.tolist(), dlc.tolist(), stream.column("data"), strict=True):
+        length = length_code if fd else min(length_code, CAN_CLASSIC_BYTES)
         messages.append((stamp, can.Message(
-            timestamp=ns_to_seconds(stamp), arbitration_id=arbitration_id, is_extended_id=extended, dlc=dlc,
-            data=data[:length].tobytes(), channel=name, is_fd=fd, is_rx=True)))
+            timestamp=ns_to_seconds(stamp), arbitration_id=arbitration_id, is_extended_id=is_extended,
+            dlc=length_code, data=data[:length].tobytes(), channel=name, is_fd=fd, is_rx=True)))
     return messages
 
 
-__all__ = ["ImportReport", "export_can_log", "import_can_log", "import_can_log_report", "read_log",
+__all__ = ["ImportReport", "check_metadata", "export_can_log", "import_can_log", "import_can_log_report",
            "seconds_to_ns"]

@@ -4,6 +4,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ import yaml
 
 from capture_node import __version__
 from capture_node.errors import ConfigError, ExcapError
+from capture_node.quality import file_warnings
 from capture_node.recorder import Recorder
 from capture_node.recovery import recover_directory
 from capture_node.sim_session import SimSessionOptions, run_sim_session
@@ -239,7 +241,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.out.exists():
         raise ExcapError(f"{args.out}: already exists")
     cameras = args.cameras.split(",") if args.cameras else None
-    frames = render_review_video(args.episode, args.out, fps=args.fps, cameras=cameras, progress=not args.no_progress)
+    frames = render_review_video(args.episode, args.out, fps=args.fps, cameras=cameras, progress=not args.no_progress,
+                                 note=lambda text: print(f"excap render: {text}", file=sys.stderr))
     print(f"{args.out}: {frames} frames")
     return 0
 
@@ -363,6 +366,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(problem)
         else:
             print(f"{path}: valid")
+        for warning in file_warnings(path):  # quality, not schema: they do not make the file invalid
+            print(f"{path}: WARNING: {warning}")
     return 1 if failed else 0
 
 
@@ -425,12 +430,27 @@ COMMANDS = {"record": cmd_record, "inspect": cmd_inspect, "validate": cmd_valida
             "can": cmd_can}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+def _discard_stdout() -> None:
+    """The reader of our output went away (`excap inspect EP | head`): whatever is still written goes nowhere."""
     try:
-        return COMMANDS[args.command](args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a file descriptor (e.g. captured)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (stays open until the interpreter exits)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        _discard_stdout()
+        return 1
     except ExcapError as exc:
         print(f"excap: error: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,7 @@ most one sample period of that stream, or the length of a gap where the stream h
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ import h5py
 import numpy as np
 
 from capture_node.episode_steps import Step, iter_steps, resolve_state_signals
+from capture_node.episode_structure import check_structure, one_line
 from capture_node.errors import EpisodeError
-from capture_node.reader import stream_paths
+from capture_node.jpeg_frames import FrameError, decode_jpeg
 
 STREAM_KINDS = ("control", "joystick", "can", "can_decoded", "camera", "events")
 
@@ -70,6 +72,17 @@ def plain(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Turn any failure of h5py reading `what` from a damaged file into one EpisodeError line."""
+    try:
+        yield
+    except EpisodeError:
+        raise
+    except Exception as exc:  # h5py raises OSError, RuntimeError, KeyError, ValueError, ... on damaged files
+        raise EpisodeError(f"{path}: {what} cannot be read ({one_line(exc)})") from exc
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     path: str
@@ -86,32 +99,78 @@ class Event(NamedTuple):
     detail: dict[str, Any]
 
 
-class Stream:
-    """One stream of an episode, read lazily: `t_ns` once (cached), rows on demand."""
+def parse_detail(text: str) -> dict[str, Any]:
+    """An event's JSON detail as a dict: other JSON as {'value': ...}, anything else as {'text': ...}."""
+    try:
+        parsed = json.loads(text) if text else {}
+    except (ValueError, RecursionError):
+        return {"text": text}
+    return parsed if isinstance(parsed, dict) else {"value": parsed}
 
-    def __init__(self, group: h5py.Group, info: StreamInfo) -> None:
+
+class Stream:
+    """One stream of an episode, read lazily: `t_ns` once (cached), rows on demand.
+
+    The reader checked the stream's structure when the file was opened (every column present, of the schema's
+    dtype and rank, all of one length); reading values that turn out to be damaged raises EpisodeError."""
+
+    def __init__(self, group: h5py.Group, info: StreamInfo, file: Path) -> None:
         self._group = group
         self.info = info
         self.path = info.path
+        self.file = file
         self._t_ns: np.ndarray | None = None
         self._columns: dict[str, np.ndarray] = {}
 
+    def _reading(self, what: str = "") -> Any:
+        return reading(self.file, f"/{self.path}{'/' + what if what else ''}")
+
     @property
     def t_ns(self) -> np.ndarray:
+        """Sample times; for data streams (not events) they never decrease, else EpisodeError."""
         if self._t_ns is None:
-            self._t_ns = np.asarray(self._group["t_ns"][()], dtype=np.int64)
+            with self._reading("t_ns"):
+                t_ns = np.asarray(self._group["t_ns"][()], dtype=np.int64)
+            if self.info.kind != "events" and len(t_ns) > 1:
+                backwards = np.flatnonzero(t_ns[1:] < t_ns[:-1])
+                if backwards.size:
+                    raise EpisodeError(f"{self.file}: /{self.path}/t_ns goes backwards {backwards.size} times "
+                                       f"(first at row {int(backwards[0]) + 1})")
+            self._t_ns = t_ns
         return self._t_ns
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return {k: plain(v) for k, v in self._group.attrs.items()}
+        """The group's attributes as plain values; one that cannot be read (damaged, not UTF-8) is left out."""
+        with self._reading("attributes"):
+            names = list(self._group.attrs.keys())
+        values = {}
+        for name in names:
+            try:
+                values[name] = plain(self._group.attrs[name])
+            except Exception:  # a damaged or undecodable attribute: excap validate reports it
+                continue
+        return values
 
     def names(self, column: str) -> list[str]:
         """The `names` attribute of a column (e.g. command or axis names), empty if it has none."""
-        return [str(n) for n in plain(self._group[column].attrs.get("names", []))]
+        with self._reading(column):
+            return [str(n) for n in plain(self._group[column].attrs.get("names", []))]
 
     def unit(self, column: str) -> str:
-        return str(plain(self._group[column].attrs.get("unit", "")))
+        with self._reading(column):
+            return str(plain(self._group[column].attrs.get("unit", "")))
+
+    @property
+    def dropped(self) -> int:
+        """Rows this stream lost to a full queue (the group's `dropped` attribute; 0 if absent or not a count)."""
+        value = self.attrs.get("dropped", 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+    @property
+    def fd(self) -> bool:
+        """True for a CAN FD channel (the group's `fd` attribute; false if absent or not true/false)."""
+        return self.attrs.get("fd", False) is True
 
     def __len__(self) -> int:
         return self.info.samples
@@ -124,15 +183,16 @@ class Stream:
         return position
 
     def _value(self, name: str, position: int) -> Any:
-        dataset = self._group[name]
-        if name in self._columns:
-            value = self._columns[name][position]
-        elif h5py.check_string_dtype(dataset.dtype) is not None:
-            return dataset.asstr()[position]
-        else:
-            value = dataset[position]
-        if h5py.check_vlen_dtype(dataset.dtype) is not None:
-            return np.asarray(value, dtype=np.uint8).tobytes()
+        with self._reading(f"{name}[{position}]"):
+            dataset = self._group[name]
+            if name in self._columns:
+                value = self._columns[name][position]
+            elif h5py.check_string_dtype(dataset.dtype) is not None:
+                return dataset.asstr(errors="replace")[position]
+            else:
+                value = dataset[position]
+            if h5py.check_vlen_dtype(dataset.dtype) is not None:
+                return np.asarray(value, dtype=np.uint8).tobytes()
         return value.item() if isinstance(value, np.generic) else value
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -145,8 +205,25 @@ class Stream:
         if name == "t_ns":
             return self.t_ns
         if name not in self._columns:
-            self._columns[name] = self._group[name][()]
+            with self._reading(name):
+                self._columns[name] = self._group[name][()]
         return self._columns[name]
+
+    def cell_kind(self, name: str) -> str:
+        """How a column's cells come out of `block`: 'str' (text), 'bytes' (JPEG frames as uint8) or 'value'."""
+        with self._reading(name):
+            dtype = self._group[name].dtype
+        if h5py.check_string_dtype(dtype) is not None:
+            return "str"
+        return "bytes" if h5py.check_vlen_dtype(dtype) is not None else "value"
+
+    def block(self, name: str, begin: int, end: int) -> np.ndarray:
+        """Rows [begin, end) of a column, read from the file (strings as str, JPEG frames as uint8 arrays)."""
+        with self._reading(f"{name}[{begin}:{end}]"):
+            dataset = self._group[name]
+            if h5py.check_string_dtype(dataset.dtype) is not None:
+                return dataset.asstr(errors="replace")[begin:end]
+            return dataset[begin:end]
 
     def index_at(self, t_ns: int) -> int:
         """Index of the latest sample at or before `t_ns`, -1 if the stream has none by then."""
@@ -164,46 +241,60 @@ class CameraStream(Stream):
         return self._value("frames", self._position(index))
 
     def image(self, index: int) -> np.ndarray:
-        """Frame `index` decoded to a BGR uint8 image."""
-        import cv2
+        """Frame `index` decoded to a BGR uint8 image; EpisodeError if it is not a JPEG of a sane size."""
+        try:
+            return decode_jpeg(self.jpeg(index))
+        except FrameError as exc:
+            raise EpisodeError(f"{self.file}: /{self.path} frame {index}: {exc}") from exc
 
-        data = np.frombuffer(self.jpeg(index), dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-        if image is None:
-            raise EpisodeError(f"{self.path}: frame {index} is not a decodable image")
-        return image
+    @property
+    def nominal_fps(self) -> float:
+        """The camera's nominal frame rate; 0.0 (unknown) if absent or not a finite positive number."""
+        value = self.attrs.get("nominal_fps", 0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            return 0.0
+        return float(value)
+
+    def frame_bytes(self, indices: Sequence[int]) -> list[int]:
+        """Sizes in bytes of some frames (e.g. a sample of them, for statistics)."""
+        return [len(self.jpeg(i)) for i in indices]
 
 
 class EpisodeReader:
-    """An episode file opened read-only. Use as a context manager, or call `close()`."""
+    """An episode file opened read-only. Use as a context manager, or call `close()`.
+
+    Opening checks the file's structure (capture_node.episode_structure) and refuses, with one EpisodeError
+    line naming the file, anything readers could not read safely."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise EpisodeError(f"{self.path}: no such file")
-        if not h5py.is_hdf5(self.path):
-            raise EpisodeError(f"{self.path}: not an HDF5 file")
-        try:
+        with reading(self.path, "the file"):
+            size = self.path.stat().st_size
+            if not h5py.is_hdf5(self.path):
+                raise EpisodeError(f"{self.path}: not an HDF5 file")
             self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise EpisodeError(f"{self.path}: cannot open: {exc}") from exc
         try:
-            if plain(self._file.attrs.get("schema")) != "excap.episode":
-                raise EpisodeError(f"{self.path}: not an excap episode (no schema='excap.episode' root attribute)")
-            self.metadata: dict[str, Any] = {k: plain(v) for k, v in sorted(self._file.attrs.items())}
-            self.streams: list[StreamInfo] = [self._info(p) for p in stream_paths(self._file)]
+            structure = check_structure(self._file, size)
+            if structure.problems:
+                more = len(structure.problems) - 1
+                raise EpisodeError(f"{self.path}: {structure.problems[0]}"
+                                   + (f" (and {more} more problems: excap validate lists them)" if more else ""))
+            self.metadata: dict[str, Any] = {k: plain(v) for k, v in sorted(structure.metadata.items())}
+            with reading(self.path, "the streams"):
+                self.streams: list[StreamInfo] = [self._info(p, structure.columns[p], structure.lengths[p])
+                                                  for p in structure.streams]
         except BaseException:
             self._file.close()
             raise
         self._streams: dict[str, Stream] = {}
 
-    def _info(self, path: str) -> StreamInfo:
-        group = self._file[path]
-        t_ns = group["t_ns"]
-        count = int(t_ns.shape[0])
-        columns = ("t_ns", *sorted(n for n, d in group.items() if isinstance(d, h5py.Dataset) and n != "t_ns"))
+    def _info(self, path: str, columns: tuple[str, ...], count: int) -> StreamInfo:
+        t_ns = self._file[path]["t_ns"]
         return StreamInfo(path, stream_kind(path), count, int(t_ns[0]) if count else None,
-                          int(t_ns[count - 1]) if count else None, columns)
+                          int(t_ns[count - 1]) if count else None,
+                          ("t_ns", *sorted(n for n in columns if n != "t_ns")))
 
     def __enter__(self) -> EpisodeReader:
         return self
@@ -229,21 +320,26 @@ class EpisodeReader:
             if info is None:
                 raise EpisodeError(f"{self.path}: no stream {path!r}")
             cls = CameraStream if info.kind == "camera" else Stream
-            self._streams[path] = cls(self._file[path], info)
+            with reading(self.path, f"/{path}"):
+                group = self._file[path]
+            self._streams[path] = cls(group, info, self.path)
         return self._streams[path]
 
     def camera(self, name_or_path: str) -> CameraStream:
         path = name_or_path if name_or_path.startswith("cameras/") else f"cameras/{name_or_path}"
         stream = self.stream(path)
-        assert isinstance(stream, CameraStream)
+        if not isinstance(stream, CameraStream):
+            raise EpisodeError(f"{self.path}: {path!r} is not a camera stream")
         return stream
 
     def signal(self, name: str) -> tuple[Stream, str]:
         """A decoded CAN signal named 'Message.Signal' (first channel that has it): its stream and column."""
         message, _, signal = name.partition(".")
         for path in self.paths("can_decoded"):
-            if path.rsplit("/", 1)[-1] == message and signal in self._file[path]:
-                return self.stream(path), signal
+            stream = self.stream(path)
+            if path.rsplit("/", 1)[-1] == message and signal in stream.info.columns \
+                    and signal not in ("t_ns", "source_address"):
+                return stream, signal
         raise EpisodeError(f"{self.path}: no decoded CAN signal {name!r}")
 
     def has_signal(self, name: str) -> bool:
@@ -264,20 +360,13 @@ class EpisodeReader:
 
     def events(self) -> list[Event]:
         """Every event as (t_ns, kind, detail dict), in recorded order."""
-        if "events" not in self._file:
+        if "events" not in {s.path for s in self.streams}:
             return []
-        group = self._file["events"]
-        t_ns = group["t_ns"][()]
-        kinds = group["kind"].asstr()[()]
-        details = group["detail"].asstr()[()]
-        out = []
-        for t, kind, detail in zip(t_ns, kinds, details, strict=True):
-            try:
-                parsed = json.loads(detail) if detail else {}
-            except json.JSONDecodeError:
-                parsed = {"text": detail}
-            out.append(Event(int(t), str(kind), parsed if isinstance(parsed, dict) else {"value": parsed}))
-        return out
+        stream = self.stream("events")
+        count = len(stream)
+        t_ns, kinds, details = (stream.block(name, 0, count) for name in ("t_ns", "kind", "detail"))
+        return [Event(int(t), str(kind), parse_detail(str(detail)))
+                for t, kind, detail in zip(t_ns.tolist(), kinds.tolist(), details.tolist(), strict=True)]
 
     def steps(self, rate_hz: float, start_ns: int | None = None, end_ns: int | None = None,
               cameras: bool | Sequence[str] = True, state_signals: Sequence[str] | None = None,

@@ -68,15 +68,28 @@ def _camera_paths(reader: EpisodeReader, cameras: bool | Sequence[str]) -> list[
     return [reader.camera(name).path for name in cameras]
 
 
-def step_times(begin_ns: int, end_ns: int, rate_hz: float) -> np.ndarray:
-    """begin + k / rate_hz in integer nanoseconds, for every k with the time at or before end."""
-    if rate_hz <= 0:
-        raise ValueError(f"rate_hz must be positive, is {rate_hz}")
+MAX_STEPS = 10_000_000  # steps one call may yield: 11.6 days at 10 Hz; more means timestamps far apart
+BLOCK_STEPS = 4096  # step times are computed and looked up this many at a time
+
+
+def step_count(begin_ns: int, end_ns: int, rate_hz: float) -> int:
+    """How many of the times begin + k / rate_hz fall at or before end (0 if end is before begin)."""
+    if not (isinstance(rate_hz, int | float | np.number) and np.isfinite(rate_hz) and rate_hz > 0):
+        raise ValueError(f"rate_hz must be a positive number, is {rate_hz}")
     if end_ns < begin_ns:
+        return 0
+    return int(np.floor((end_ns - begin_ns) / (1e9 / rate_hz) + 1e-9)) + 1
+
+
+def step_times(begin_ns: int, end_ns: int, rate_hz: float, first: int = 0, count: int | None = None) -> np.ndarray:
+    """begin + k / rate_hz in integer nanoseconds, for every k (from `first`, at most `count` of them) with the
+    time at or before end."""
+    total = step_count(begin_ns, end_ns, rate_hz)
+    stop = total if count is None else min(total, first + count)
+    if stop <= first:
         return np.zeros(0, dtype=np.int64)
     period = 1e9 / rate_hz
-    count = int(np.floor((end_ns - begin_ns) / period + 1e-9)) + 1
-    times = begin_ns + np.round(np.arange(count) * period).astype(np.int64)
+    times = begin_ns + np.round(np.arange(first, stop) * period).astype(np.int64)
     return times[times <= end_ns]
 
 
@@ -98,44 +111,52 @@ def iter_steps(reader: EpisodeReader, rate_hz: float, start_ns: int | None = Non
     if start_ns is not None:
         begin = max(begin, int(start_ns))
     end = min(int(s.t_ns[-1]) for s in required.values()) if end_ns is None else int(end_ns)
-    times = step_times(begin, end, rate_hz)
-    indices = {path: stream.indices_at(times) for path, stream in required.items()}
-    return _generate(times, indices, control, camera_streams, signals, joystick_streams, decode)
+    total = step_count(begin, end, rate_hz)
+    if total > MAX_STEPS:
+        raise EpisodeError(f"{reader.path}: the streams' samples span {(end - begin) / 1e9:.6g} s, {total} steps at "
+                           f"{rate_hz:g} Hz (at most {MAX_STEPS}); the timestamps are far apart")
+    return _generate(begin, end, rate_hz, total, required, control, camera_streams, signals, joystick_streams,
+                     decode)
 
 
-def _generate(times: np.ndarray, indices: dict[str, np.ndarray], control: Stream, camera_streams: list,
-              signals: list[tuple[Stream, str]], joystick_streams: list[Stream], decode: bool) -> Iterator[Step]:
+def _generate(begin: int, end: int, rate_hz: float, total: int, required: dict[str, Stream], control: Stream,
+              camera_streams: list, signals: list[tuple[Stream, str]], joystick_streams: list[Stream],
+              decode: bool) -> Iterator[Step]:
     commands = control.column("commands")
     signal_columns = [(stream, stream.column(column)) for stream, column in signals]
     last_image: dict[str, tuple[int, np.ndarray]] = {}
-    for k, t in enumerate(times.tolist()):
-        at = {path: int(index[k]) for path, index in indices.items()}
+    for first in range(0, total, BLOCK_STEPS):
+        times = step_times(begin, end, rate_hz, first, BLOCK_STEPS)
+        indices = {path: stream.indices_at(times) for path, stream in required.items()}
+        for offset, t in enumerate(times.tolist()):
+            k = first + offset
+            at = {path: int(index[offset]) for path, index in indices.items()}
 
-        def age(stream: Stream, at: dict[str, int] = at, t: int = t) -> int:
-            return t - int(stream.t_ns[at[stream.path]])
+            def age(stream: Stream, at: dict[str, int] = at, t: int = t) -> int:
+                return t - int(stream.t_ns[at[stream.path]])
 
-        observation: dict[str, Any] = {}
-        ages: dict[str, int] = {}
-        for camera in camera_streams:
-            i = at[camera.path]
-            if decode:
-                cached = last_image.get(camera.path)
-                if cached is None or cached[0] != i:
-                    cached = (i, camera.image(i))
-                    last_image[camera.path] = cached
-                observation[camera.path] = cached[1].copy()
-            else:
-                observation[camera.path] = camera.jpeg(i)
-            ages[camera.path] = age(camera)
-        if signals:
-            observation["state"] = np.array([values[at[stream.path]] for stream, values in signal_columns],
-                                            dtype=np.float64)
-            ages["state"] = max(age(stream) for stream, _ in signals)
-        for joystick in joystick_streams:
-            i = at[joystick.path]
-            for column in ("axes", "buttons"):
-                if column in joystick.info.columns:
-                    observation[f"{joystick.path}/{column}"] = np.array(joystick.column(column)[i])
-                    ages[f"{joystick.path}/{column}"] = age(joystick)
-        yield Step(t_ns=t, index=k, observation=observation, action=np.array(commands[at[control.path]]),
-                   obs_age_ns=ages, action_age_ns=age(control), sources=at)
+            observation: dict[str, Any] = {}
+            ages: dict[str, int] = {}
+            for camera in camera_streams:
+                i = at[camera.path]
+                if decode:
+                    cached = last_image.get(camera.path)
+                    if cached is None or cached[0] != i:
+                        cached = (i, camera.image(i))
+                        last_image[camera.path] = cached
+                    observation[camera.path] = cached[1].copy()
+                else:
+                    observation[camera.path] = camera.jpeg(i)
+                ages[camera.path] = age(camera)
+            if signals:
+                observation["state"] = np.array([values[at[stream.path]] for stream, values in signal_columns],
+                                                dtype=np.float64)
+                ages["state"] = max(age(stream) for stream, _ in signals)
+            for joystick in joystick_streams:
+                i = at[joystick.path]
+                for column in ("axes", "buttons"):
+                    if column in joystick.info.columns:
+                        observation[f"{joystick.path}/{column}"] = np.array(joystick.column(column)[i])
+                        ages[f"{joystick.path}/{column}"] = age(joystick)
+            yield Step(t_ns=t, index=k, observation=observation, action=np.array(commands[at[control.path]]),
+                       obs_age_ns=ages, action_age_ns=age(control), sources=at)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from capture_node.episode_reader import EpisodeReader, Event, opened
 from capture_node.review_panel import HIGHLIGHT_KINDS
@@ -22,7 +25,12 @@ WIDTH_IN = 12.0
 COMMANDS_IN = 3.0  # height of the commands panel
 SIGNAL_IN = 1.5  # height of each signal panel
 MARGIN_IN = 0.5  # title and time axis label
+LEFT_IN, RIGHT_IN, BOTTOM_IN, TOP_IN = 0.95, 0.15, 0.5, 0.45  # figure margins
 CLUSTER_S = 0.25  # events closer than this share one label
+MAX_CLUSTERS = 200  # labelled groups of events; later ones are not drawn
+MAX_LINES_PER_CLUSTER = 20
+LABEL_CHARS = 60
+MAX_COMMANDS = 16  # command columns drawn
 
 
 def plot_size_px(signal_count: int) -> tuple[int, int]:
@@ -32,7 +40,12 @@ def plot_size_px(signal_count: int) -> tuple[int, int]:
 
 def _event_label(kind: str, detail: dict) -> str:
     value = detail.get("phase") or detail.get("label") or detail.get("reason") or detail.get("stream") or ""
-    return f"{kind} {value}".strip()
+    return f"{kind[:LABEL_CHARS]} {str(value)[:LABEL_CHARS]}".strip()
+
+
+def _seconds(t_ns: np.ndarray | int, start: int) -> np.ndarray | float:
+    """Seconds from the episode start, in floating point (int64 differences could wrap around)."""
+    return (np.asarray(t_ns, dtype=np.float64) - float(start)) / 1e9
 
 
 def _mark_events(axes: Sequence, events: Sequence[Event], start: int) -> None:
@@ -44,17 +57,25 @@ def _mark_events(axes: Sequence, events: Sequence[Event], start: int) -> None:
             clusters[-1].append(event)
         else:
             clusters.append([event])
-    for cluster in clusters:
-        for event in cluster:
+    for cluster in clusters[:MAX_CLUSTERS]:
+        for event in cluster[:MAX_LINES_PER_CLUSTER]:
             strong = event.kind in HIGHLIGHT_KINDS
             for ax in axes:
-                ax.axvline((event.t_ns - start) / 1e9, color="tab:red" if strong else "0.45",
+                ax.axvline(float(_seconds(event.t_ns, start)), color="tab:red" if strong else "0.45",
                            linewidth=1.4 if strong else 0.8, linestyle="-" if strong else "--")
         strong = any(e.kind in HIGHLIGHT_KINDS for e in cluster)
-        label = " / ".join(_event_label(e.kind, e.detail) for e in cluster)
-        axes[0].text((cluster[-1].t_ns - start) / 1e9, -1.05, label, rotation=90, fontsize=7, va="bottom",
+        label = " / ".join(_event_label(e.kind, e.detail) for e in cluster[:4])
+        label = label[:LABEL_CHARS] + (f" (+{len(cluster) - 4})" if len(cluster) > 4 else "")
+        axes[0].text(float(_seconds(cluster[-1].t_ns, start)), -1.05, label, rotation=90, fontsize=7, va="bottom",
                      ha="left", color="tab:red" if strong else "0.25",
                      bbox={"facecolor": "white", "alpha": 0.6, "edgecolor": "none", "pad": 1})
+
+
+def _fixed_margins(figure: Any, height_in: float) -> None:
+    """Margins in inches (y labels left, title and legend above, time axis below): computing them with
+    tight_layout would draw the whole figure once more."""
+    figure.subplots_adjust(left=LEFT_IN / WIDTH_IN, right=1 - RIGHT_IN / WIDTH_IN, bottom=BOTTOM_IN / height_in,
+                           top=1 - TOP_IN / height_in, hspace=0.12)
 
 
 def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequence[str] | None = None) -> Path:
@@ -78,7 +99,7 @@ def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequen
         names = control.names("commands")
         commands = control.column("commands")
         events = reader.events()
-        title = f"{reader.metadata.get('episode_id', reader.path.stem)}   {reader.metadata.get('task', '')}"
+        title = f"{reader.metadata.get('episode_id', reader.path.stem)}   {reader.metadata.get('task', '')}"[:120]
 
         width, height = plot_size_px(len(series))
         heights = [COMMANDS_IN] + [SIGNAL_IN] * len(series)
@@ -86,16 +107,18 @@ def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequen
                                     gridspec_kw={"height_ratios": heights}, squeeze=False)
         axes = axes[:, 0]
         try:
-            t_control = (control.t_ns - start) / 1e9
-            for k, name in enumerate(names):
-                axes[0].plot(t_control, commands[:, k], label=name, linewidth=1.2)
+            t_control = _seconds(control.t_ns, start)
+            for k, name in enumerate(names[:MAX_COMMANDS]):
+                axes[0].plot(t_control, commands[:, k], label=name[:LABEL_CHARS], linewidth=1.2)
             axes[0].set_ylim(-1.1, 1.1)
             axes[0].set_ylabel("command")
-            axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(names), 8), fontsize=8,
-                           frameon=False)
+            if names:
+                axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(names), 8), fontsize=8,
+                               frameon=False)
             axes[0].set_title(title, fontsize=10, loc="right")
             for ax, (name, t_ns, values, unit) in zip(axes[1:], series, strict=True):
-                ax.plot((t_ns - start) / 1e9, values, linewidth=1.0, color="tab:blue")
+                ax.plot(_seconds(t_ns, start), values, linewidth=1.0, color="tab:blue")
+                unit = unit[:12]
                 ax.set_ylabel(f"{name.split('.')[0]}\n[{unit}]" if unit else name.split(".")[0], fontsize=8)
                 ax.text(0.005, 0.92, name, transform=ax.transAxes, fontsize=8, va="top",
                         bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
@@ -103,7 +126,7 @@ def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequen
             for ax in axes:
                 ax.grid(True, alpha=0.3)
             axes[-1].set_xlabel("time from episode start [s]")
-            figure.tight_layout()
+            _fixed_margins(figure, height / DPI)
             out.parent.mkdir(parents=True, exist_ok=True)
             figure.savefig(out, dpi=DPI)
         finally:

@@ -4,12 +4,19 @@ Output frames fall at t0 + k / fps, from the latest first frame among the chosen
 latest last frame, at the first camera's rate unless `fps` is given. Each output frame shows, for
 every stream, its latest sample at or before the frame time (the same rule as
 `EpisodeReader.steps`), so a view freezes rather than jumps ahead when a camera drops frames.
+
+The work is bounded by the samples, not by the timestamps: stretches longer than `MAX_HOLD_S` without any
+camera frame (or /control row, without cameras) are left out of the video and reported, and a video has at
+most `MAX_FRAMES` frames. Views take their size from the frames themselves (the camera attributes only
+describe them), and are scaled down so the video is at most `MAX_VIDEO_WIDTH` pixels wide.
 """
 
 from __future__ import annotations
 
+import bisect
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +24,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from capture_node.episode_reader import CameraStream, EpisodeReader, opened
-from capture_node.episode_steps import step_times
+from capture_node.episode_reader import CameraStream, EpisodeReader, Event, opened
 from capture_node.errors import EpisodeError
 from capture_node.review_panel import (
+    EVENT_SHOW_NS,
     HEADER_HEIGHT,
     HIGHLIGHT_KINDS,
     KEY_SIGNALS,
@@ -29,12 +36,18 @@ from capture_node.review_panel import (
     draw_header,
     draw_panel,
     format_signal,
-    visible_event,
 )
 
 MIN_WIDTH = 1152  # the panel needs this much; narrower camera rows are scaled up (at most MAX_UPSCALE) or centred
 MAX_UPSCALE = 2.0
+MAX_VIDEO_WIDTH = 3840  # wider camera rows are scaled down
+MIN_VIEW_HEIGHT = 16
 DEFAULT_FPS = 10.0  # without cameras
+MAX_DERIVED_FPS = 120.0  # a rate taken from the episode (nominal or measured) is clamped to this
+MAX_HOLD_S = 2.0  # a view holds its last frame this long; longer stretches without samples are left out
+MAX_FRAMES = 1_000_000  # frames of one review video (about 9 h at 30 fps)
+TITLE_CHARS = 80
+TIMELINE_STEPS = 2000  # event marks on the progress bar are merged to this resolution
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
@@ -52,9 +65,7 @@ def _even(value: float) -> int:
 
 
 def _camera_size(camera: CameraStream) -> tuple[int, int]:
-    attrs = camera.attrs
-    if "width" in attrs and "height" in attrs:
-        return int(attrs["width"]), int(attrs["height"])
+    """(width, height) of the camera's first frame as decoded (attributes may disagree with the frames)."""
     height, width = camera.image(0).shape[:2]
     return width, height
 
@@ -70,6 +81,11 @@ def review_layout(reader: EpisodeReader, cameras: Sequence[str] | None = None) -
     natural = sum(w * height / h for w, h in sizes)
     if natural < MIN_WIDTH:
         height *= min(MAX_UPSCALE, MIN_WIDTH / natural)
+    elif natural > MAX_VIDEO_WIDTH:
+        height *= MAX_VIDEO_WIDTH / natural
+    if height < MIN_VIEW_HEIGHT:
+        raise EpisodeError(f"{reader.path}: {len(paths)} camera views do not fit a {MAX_VIDEO_WIDTH}-pixel wide "
+                           "review video; choose some with --cameras")
     view_height = _even(height)
     widths = tuple(_even(w * view_height / h) for w, h in sizes)
     width = _even(max(sum(widths), MIN_WIDTH))
@@ -77,30 +93,77 @@ def review_layout(reader: EpisodeReader, cameras: Sequence[str] | None = None) -
 
 
 def _camera_fps(camera: CameraStream) -> float:
-    nominal = float(camera.attrs.get("nominal_fps", 0) or 0)
-    if nominal > 0:
-        return nominal
-    if len(camera) > 1:
-        return 1e9 / float(np.median(np.diff(camera.t_ns)))
-    return DEFAULT_FPS
+    nominal = camera.nominal_fps
+    if nominal <= 0 and len(camera) > 1:
+        period = float(np.median(np.subtract(camera.t_ns[1:], camera.t_ns[:-1], dtype=np.float64)))
+        nominal = 1e9 / period if period > 0 else 0.0
+    return min(nominal, MAX_DERIVED_FPS) if nominal > 0 else DEFAULT_FPS
 
 
-def review_frame_times(reader: EpisodeReader, fps: float | None = None,
-                       cameras: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
-    """Output frame times (t_ns) and the frame rate of a review video."""
+@dataclass(frozen=True)
+class ReviewTiming:
+    times: np.ndarray  # output frame times (t_ns)
+    rate: float  # frames per second
+    skipped_s: float = 0.0  # time left out: stretches longer than MAX_HOLD_S without samples
+    capped: bool = False  # the video stops after MAX_FRAMES frames
+
+
+def covered_spans(sample_t_ns: np.ndarray, hold_ns: int) -> list[tuple[int, int]]:
+    """[start, end] spans within `hold_ns` after some sample, merged (samples sorted or not)."""
+    times = np.unique(np.asarray(sample_t_ns, dtype=np.int64))
+    if not times.size:
+        return []
+    breaks = np.flatnonzero(np.subtract(times[1:], times[:-1], dtype=np.float64) > hold_ns)
+    starts = np.concatenate([times[:1], times[breaks + 1]])
+    ends = np.concatenate([times[breaks], times[-1:]])
+    return [(int(a), int(b) + hold_ns) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def review_timing(reader: EpisodeReader, fps: float | None = None, cameras: Sequence[str] | None = None,
+                  max_frames: int = MAX_FRAMES) -> ReviewTiming:
+    """Output frame times of a review video: the grid begin + k / rate, where samples are (see the module)."""
     layout = review_layout(reader, cameras)
     streams = [reader.camera(p) for p in layout.cameras]
     if streams:
         rate = fps or _camera_fps(streams[0])
         begin = max(int(s.t_ns[0]) for s in streams)
         end = max(int(s.t_ns[-1]) for s in streams)
+        samples = np.concatenate([s.t_ns for s in streams])
     else:
         control = reader.stream("control")
         if not len(control):
             raise EpisodeError(f"{reader.path}: no camera frames and no control rows to review")
         rate = fps or DEFAULT_FPS
         begin, end = int(control.t_ns[0]), int(control.t_ns[-1])
-    return step_times(begin, end, rate), rate
+        samples = control.t_ns
+    period_ns = 1e9 / rate
+    hold_ns = max(round(MAX_HOLD_S * 1e9), math.ceil(2 * period_ns))
+    pieces, count, skipped_ns, capped, covered_until = [], 0, 0.0, False, begin
+    for start, stop in covered_spans(samples[samples >= begin], hold_ns):
+        stop = min(stop, end)
+        if stop < start:
+            continue
+        skipped_ns += max(0, start - covered_until)
+        covered_until = stop
+        first = math.ceil((start - begin) / period_ns - 1e-9)
+        last = math.floor((stop - begin) / period_ns + 1e-9)
+        if last - first + 1 > max_frames - count:
+            last, capped = first + (max_frames - count) - 1, True
+        if last >= first:  # begin + k * period for k in first..last, in int64 without overflow near its limits
+            origin = begin + round(first * period_ns)
+            pieces.append(origin + np.round(np.arange(last - first + 1) * period_ns).astype(np.int64))
+            count += last - first + 1
+        if capped:
+            break
+    times = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    return ReviewTiming(times[times <= end], rate, skipped_ns / 1e9, capped)
+
+
+def review_frame_times(reader: EpisodeReader, fps: float | None = None,
+                       cameras: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
+    """Output frame times (t_ns) and the frame rate of a review video."""
+    timing = review_timing(reader, fps, cameras)
+    return timing.times, timing.rate
 
 
 class _Overlay:
@@ -117,8 +180,20 @@ class _Overlay:
         self.axis_names = self.joystick.names("axes") if self.joystick else []
         self.signals = [(label, *reader.signal(name)) for label, name in KEY_SIGNALS if reader.has_signal(name)]
         self.events = reader.events()
+        order = sorted(range(len(self.events)), key=lambda n: (self.events[n].t_ns, n))
+        self._by_time = [self.events[n] for n in order]  # the latest event at a time: bisect, not a scan
+        self._times = [e.t_ns for e in self._by_time]
         duration_ns = max(1.0, self.duration_s * 1e9)
-        self.timeline = [((e.t_ns - self.start) / duration_ns, e.kind in HIGHLIGHT_KINDS) for e in self.events]
+        marks = {(round(min(max((e.t_ns - self.start) / duration_ns, 0.0), 1.0) * TIMELINE_STEPS),
+                  e.kind in HIGHLIGHT_KINDS) for e in self.events}  # one mark per pixel-sized step
+        self.timeline = [(step / TIMELINE_STEPS, strong) for step, strong in sorted(marks)]
+
+    def visible_event(self, t_ns: int) -> tuple[Event | None, float]:
+        """As review_panel.visible_event: the latest event at or before t_ns if younger than EVENT_SHOW_NS."""
+        position = bisect.bisect_right(self._times, t_ns) - 1
+        if position < 0 or t_ns - self._times[position] > EVENT_SHOW_NS:
+            return None, 0.0
+        return self._by_time[position], (t_ns - self._times[position]) / 1e9
 
     def state(self, t_ns: int) -> PanelState:
         axes: dict[str, float] = {}
@@ -138,7 +213,7 @@ class _Overlay:
             i = stream.index_at(t_ns)
             value = float(stream.column(column)[i]) if i >= 0 else float("nan")
             signals.append((label, format_signal(value, stream.unit(column))))
-        event, age = visible_event(self.events, t_ns)
+        event, age = self.visible_event(t_ns)
         return PanelState((t_ns - self.start) / 1e9, self.duration_s, axes, commands, enabled, signals, event, age,
                           self.timeline)
 
@@ -161,16 +236,26 @@ def _open_writer(out: Path, fps: float, width: int, height: int) -> cv2.VideoWri
 
 
 def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: float | None = None,
-                        cameras: Sequence[str] | None = None, progress: bool = True) -> int:
-    """Write a review video of `episode` to `out` (.mp4: mp4v, .avi: MJPG); returns the number of frames."""
+                        cameras: Sequence[str] | None = None, progress: bool = True,
+                        note: Callable[[str], None] | None = None) -> int:
+    """Write a review video of `episode` to `out` (.mp4: mp4v, .avi: MJPG); returns the number of frames.
+
+    `note` receives a line when time without samples is left out or the video is cut at MAX_FRAMES."""
     out = Path(out)
     with opened(episode) as reader:
         layout = review_layout(reader, cameras)
-        times, rate = review_frame_times(reader, fps, cameras)
+        timing = review_timing(reader, fps, cameras)
+        times, rate = timing.times, timing.rate
+        if note is not None and timing.skipped_s > 0:
+            note(f"{reader.path.name}: left out {timing.skipped_s:.6g} s without samples (stretches over "
+                 f"{MAX_HOLD_S:g} s)")
+        if note is not None and timing.capped:
+            note(f"{reader.path.name}: the video stops after {MAX_FRAMES} frames")
         streams = [reader.camera(p) for p in layout.cameras]
         indices = [s.indices_at(times) for s in streams]
         overlay = _Overlay(reader)
         title = f"{reader.metadata.get('episode_id', reader.path.stem)}  {reader.metadata.get('control_pattern', '')}"
+        title = title[:TITLE_CHARS]
         canvas = np.zeros((layout.height, layout.width, 3), dtype=np.uint8)
         views_top, panel_top = HEADER_HEIGHT, HEADER_HEIGHT + layout.view_height
         views_left = (layout.width - sum(layout.view_widths)) // 2

@@ -57,42 +57,63 @@ def _text(image: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.5
     cv2.putText(image, text, org, FONT, scale, color, thickness, cv2.LINE_AA)
 
 
+LABEL_CHARS = 48
+
+
 def event_label(event: Event) -> str:
-    detail = ", ".join(f"{k}={v}" for k, v in event.detail.items() if k != "episode_id")
-    return f"{event.kind}: {detail}" if detail else event.kind
+    """`kind: key=value, ...`, at most LABEL_CHARS characters however large the event's detail."""
+    parts = []
+    for key, value in event.detail.items():
+        if key != "episode_id":
+            parts.append(f"{key}={str(value)[:LABEL_CHARS]}")
+        if sum(len(p) for p in parts) > LABEL_CHARS:
+            break
+    detail = ", ".join(parts)
+    return (f"{event.kind[:LABEL_CHARS]}: {detail}" if detail else event.kind)[:LABEL_CHARS]
 
 
 def draw_header(image: np.ndarray, state: PanelState, title: str) -> None:
     height, width = HEADER_HEIGHT, image.shape[1]
     highlighted = state.event is not None and state.event.kind in HIGHLIGHT_KINDS
     image[:height] = (0, 90, 200) if highlighted else DARK
-    _text(image, f"t = {state.t_s:7.2f} s / {state.duration_s:.1f} s", (10, 23), 0.6, WHITE, 1)
+    _text(image, f"t = {state.t_s:7.2f} s / {state.duration_s:.1f} s"[:40], (10, 23), 0.6, WHITE, 1)
     _text(image, title, (260, 23), 0.45, GREY if not highlighted else WHITE)
     if state.event is not None:
-        label = event_label(state.event)[:48]
+        label = event_label(state.event)
         size = cv2.getTextSize(label, FONT, 0.6, 2)[0]
         _text(image, label, (width - size[0] - 10, 23), 0.6, YELLOW if not highlighted else WHITE, 2)
+
+
+def finite(value: float) -> bool:
+    """A value to draw; NaN and infinities (a device's "no value", as ROS recordings hold) are drawn as gaps."""
+    return bool(np.isfinite(value))
+
+
+def _number(value: float) -> str:
+    return f"{round(value, 2) + 0.0:+.2f}" if finite(value) else "n/a"
 
 
 def _stick(image: np.ndarray, center: tuple[int, int], radius: int, x: float, y: float, label: str) -> None:
     cv2.circle(image, center, radius, GREY, 1, cv2.LINE_AA)
     cv2.line(image, (center[0] - radius, center[1]), (center[0] + radius, center[1]), DARK, 1)
     cv2.line(image, (center[0], center[1] - radius), (center[0], center[1] + radius), DARK, 1)
-    dot = (int(center[0] + np.clip(x, -1, 1) * radius), int(center[1] - np.clip(y, -1, 1) * radius))
-    cv2.line(image, center, dot, GREEN, 2, cv2.LINE_AA)
-    cv2.circle(image, dot, 8, GREEN, -1, cv2.LINE_AA)
+    if finite(x) and finite(y):
+        dot = (int(center[0] + np.clip(x, -1, 1) * radius), int(center[1] - np.clip(y, -1, 1) * radius))
+        cv2.line(image, center, dot, GREEN, 2, cv2.LINE_AA)
+        cv2.circle(image, dot, 8, GREEN, -1, cv2.LINE_AA)
     _text(image, label, (center[0] - radius, center[1] - radius - 10), 0.5)
-    _text(image, f"x {x:+.2f}  y {y:+.2f}", (center[0] - radius, center[1] + radius + 22), 0.45, GREY)
+    _text(image, f"x {_number(x)}  y {_number(y)}", (center[0] - radius, center[1] + radius + 22), 0.45, GREY)
 
 
 def _vertical_bar(image: np.ndarray, x: int, top: int, height: int, value: float, label: str) -> None:
     middle = top + height // 2
     cv2.rectangle(image, (x, top), (x + 18, top + height), GREY, 1)
-    end = int(middle - np.clip(value, -1, 1) * height / 2)
-    cv2.rectangle(image, (x + 2, min(middle, end)), (x + 16, max(middle, end)), GREEN, -1)
+    if finite(value):
+        end = int(middle - np.clip(value, -1, 1) * height / 2)
+        cv2.rectangle(image, (x + 2, min(middle, end)), (x + 16, max(middle, end)), GREEN, -1)
     cv2.line(image, (x - 3, middle), (x + 21, middle), WHITE, 1)
     _text(image, label, (x - 8, top - 10), 0.42)
-    _text(image, f"{value:+.2f}", (x - 12, top + height + 22), 0.42, GREY)
+    _text(image, _number(value), (x - 12, top + height + 22), 0.42, GREY)
 
 
 def _sticks(panel: np.ndarray, axes: dict[str, float]) -> None:
@@ -120,11 +141,12 @@ def _commands(panel: np.ndarray, commands: list[tuple[str, float]], enabled: boo
         left = x0 + 110
         middle = left + track // 2
         cv2.rectangle(panel, (left, y - 9), (left + track, y + 9), GREY, 1)
-        end = int(middle + np.clip(value, -1, 1) * track / 2)
-        color = ORANGE if abs(value) > 0.02 else GREY
-        cv2.rectangle(panel, (min(middle, end), y - 7), (max(middle, end), y + 7), color, -1)
+        if finite(value):
+            end = int(middle + np.clip(value, -1, 1) * track / 2)
+            color = ORANGE if abs(value) > 0.02 else GREY
+            cv2.rectangle(panel, (min(middle, end), y - 7), (max(middle, end), y + 7), color, -1)
         cv2.line(panel, (middle, y - 12), (middle, y + 12), WHITE, 1)
-        _text(panel, f"{round(value, 2) + 0.0:+.2f}", (left + track + 8, y + 5), 0.42, GREY)
+        _text(panel, _number(value), (left + track + 8, y + 5), 0.42, GREY)
 
 
 def _signals(panel: np.ndarray, signals: list[tuple[str, str]], x0: int) -> None:
@@ -140,11 +162,11 @@ def _timeline(panel: np.ndarray, state: PanelState) -> None:
     y, left, right = height - 18, 10, width - 10
     cv2.line(panel, (left, y), (right, y), GREY, 1)
     for fraction, highlighted in state.timeline:
-        x = int(left + np.clip(fraction, 0, 1) * (right - left))
+        x = int(left + np.clip(fraction if finite(fraction) else 0.0, 0, 1) * (right - left))
         cv2.line(panel, (x, y - (8 if highlighted else 5)), (x, y + (8 if highlighted else 5)),
                  RED if highlighted else YELLOW, 2 if highlighted else 1)
     fraction = state.t_s / state.duration_s if state.duration_s > 0 else 0.0
-    x = int(left + np.clip(fraction, 0, 1) * (right - left))
+    x = int(left + np.clip(fraction if finite(fraction) else 0.0, 0, 1) * (right - left))
     cv2.circle(panel, (x, y), 5, WHITE, -1, cv2.LINE_AA)
 
 
@@ -164,7 +186,7 @@ def format_signal(value: float, unit: str) -> str:
     if not np.isfinite(value):
         return "n/a"
     digits = 0 if abs(value) >= 100 else 1
-    return f"{value:.{digits}f} {unit}".strip()
+    return f"{value:.{digits}f} {unit[:12]}".strip()
 
 
 def visible_event(events: Sequence[Event], t_ns: int) -> tuple[Event | None, float]:

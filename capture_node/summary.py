@@ -1,18 +1,19 @@
 """`excap inspect`: per-stream counts, rates, gaps and drops, duration and metadata of an episode."""
 
 import json
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from capture_node.errors import EpisodeError
-from capture_node.reader import stream_paths
+from capture_node.episode_reader import EpisodeReader, Event
+from capture_node.quality import episode_duration_s, quality_warnings
 
 GAP_FACTOR = 3.0  # a gap: an interval longer than this many typical periods ...
 GAP_FLOOR_MS = 20.0  # ... and longer than this (bursty streams such as CAN have tiny median periods)
+FRAME_SIZE_SAMPLES = 50  # frames whose size is measured per camera
 
 
 def gap_threshold_ms(periods_ms: np.ndarray) -> float:
@@ -44,60 +45,49 @@ class EpisodeSummary:
     streams: list[StreamSummary]
     events: dict[str, int]
     drop_events: int
+    warnings: list[str] = field(default_factory=list)  # quality warnings (capture_node.quality), not schema errors
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+def _drop_count(event: Event) -> int:
+    count = event.detail.get("count", 1)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 1
+
+
+def _stream_summary(reader: EpisodeReader, path: str, start: int) -> StreamSummary:
+    stream = reader.stream(path)
+    t_ns = stream.t_ns
+    count = int(t_ns.size)
+    # float differences: never overflow, whatever the timestamps (int64 differences can wrap around)
+    periods = np.subtract(t_ns[1:], t_ns[:-1], dtype=np.float64) / 1e6 if count > 1 else np.array([])
+    span = (float(t_ns[-1]) - float(t_ns[0])) / 1e9 if count > 1 else 0.0
+    mean_bytes = None
+    if stream.info.kind == "camera" and count:
+        sizes = stream.frame_bytes(range(0, count, max(1, count // FRAME_SIZE_SAMPLES)))
+        mean_bytes = float(np.mean(sizes))
+    return StreamSummary(
+        stream=path, samples=count,
+        rate_hz=(count - 1) / span if span > 0 else 0.0,
+        median_period_ms=float(np.median(periods)) if periods.size else 0.0,
+        max_gap_ms=float(periods.max()) if periods.size else 0.0,
+        gaps=int(np.count_nonzero(periods > gap_threshold_ms(periods))),
+        dropped=stream.dropped,
+        first_t_s=(float(t_ns[0]) - start) / 1e9 if count else 0.0,
+        last_t_s=(float(t_ns[-1]) - start) / 1e9 if count else 0.0,
+        mean_bytes=mean_bytes,
+    )
 
 
 def summarize(path: Path) -> EpisodeSummary:
-    if not h5py.is_hdf5(path):
-        raise EpisodeError(f"{path}: not an HDF5 file")
-    with h5py.File(path, "r") as handle:
-        if _plain(handle.attrs.get("schema")) != "excap.episode":
-            raise EpisodeError(f"{path}: not an excap episode (no schema='excap.episode' root attribute)")
-        metadata = {k: _plain(v) for k, v in sorted(handle.attrs.items())}
-        start = int(metadata.get("start_t_ns", 0))
-        streams = []
-        for stream in stream_paths(handle):
-            group = handle[stream]
-            t_ns = group["t_ns"][()]
-            count = int(t_ns.size)
-            periods = np.diff(t_ns) / 1e6 if count > 1 else np.array([])
-            median = float(np.median(periods)) if periods.size else 0.0
-            span = (t_ns[-1] - t_ns[0]) / 1e9 if count > 1 else 0.0
-            mean_bytes = None
-            if "frames" in group and count:
-                sample = group["frames"][:: max(1, count // 50)]
-                mean_bytes = float(np.mean([len(f) for f in sample]))
-            streams.append(StreamSummary(
-                stream=stream, samples=count,
-                rate_hz=(count - 1) / span if span > 0 else 0.0,
-                median_period_ms=median,
-                max_gap_ms=float(periods.max()) if periods.size else 0.0,
-                gaps=int(np.count_nonzero(periods > gap_threshold_ms(periods))),
-                dropped=int(group.attrs.get("dropped", 0)),
-                first_t_s=(int(t_ns[0]) - start) / 1e9 if count else 0.0,
-                last_t_s=(int(t_ns[-1]) - start) / 1e9 if count else 0.0,
-                mean_bytes=mean_bytes,
-            ))
-        kinds = [_plain(k) for k in handle["events/kind"][()]] if "events/kind" in handle else []
-        events: dict[str, int] = {}
-        for kind in kinds:
-            events[kind] = events.get(kind, 0) + 1
-        drop_events = 0
-        if "drop" in events:
-            details = handle["events/detail"][()]
-            drop_events = sum(json.loads(_plain(d)).get("count", 1)
-                              for k, d in zip(kinds, details, strict=True) if k == "drop")
-    return EpisodeSummary(str(path), path.stat().st_size, float(metadata.get("duration_s", 0.0)), metadata,
-                          streams, events, drop_events)
+    """The summary `excap inspect` shows; EpisodeError (one line) for a file readers cannot read."""
+    path = Path(path)
+    with EpisodeReader(path) as reader:
+        start = reader.start_t_ns
+        streams = [_stream_summary(reader, info.path, start) for info in reader.streams]
+        events = reader.events()
+        kinds = Counter(event.kind for event in events)
+        drop_events = sum(_drop_count(event) for event in events if event.kind == "drop")
+        return EpisodeSummary(str(path), path.stat().st_size, episode_duration_s(reader), dict(reader.metadata),
+                              streams, dict(kinds), drop_events, quality_warnings(reader))
 
 
 def summary_json(summary: EpisodeSummary) -> str:
@@ -130,4 +120,5 @@ def summary_text(summary: EpisodeSummary) -> str:
     lines.append("")
     lines.append("events    " + ", ".join(f"{k}={v}" for k, v in sorted(summary.events.items())))
     lines.append(f"drops     {summary.drop_events} samples dropped in all")
+    lines += [f"WARNING   {warning}" for warning in summary.warnings]
     return "\n".join(lines)

@@ -1,5 +1,13 @@
-"""Checks an episode file against the episode schema: one clear line per problem."""
+"""Checks an episode file against the episode schema: one clear line per problem, never an exception.
 
+The structure (groups, links, dtypes, shapes, lengths, interpreted attributes) is checked by
+`capture_node.episode_structure`, the same check `EpisodeReader` applies when it opens a file, so every file a
+reader refuses is reported here. Then every dataset is read in blocks (so damaged storage is found too) and the
+values are checked: data streams' t_ns never decrease, every camera frame is a JPEG of a sane size, raw CAN rows
+are valid frames, event details are JSON objects.
+"""
+
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -7,16 +15,13 @@ import h5py
 import numpy as np
 
 from capture_node.annotation_store import recover_annotation
-from capture_node.episode_schema import load_episode_schema, stream_rule, supported_versions
-from capture_node.errors import EpisodeError
-from capture_node.reader import stream_paths
+from capture_node.can_frame_rules import invalid_rows
+from capture_node.episode_structure import ATTRIBUTE_TYPES, check_structure, one_line
+from capture_node.jpeg_frames import MAX_PIXELS, MAX_SIDE, jpeg_size
 
-_ATTR_TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,),
-    "int": (int, np.integer),
-    "float": (float, int, np.floating, np.integer),
-    "bool": (bool, np.bool_),
-}
+BLOCK_ROWS = 4096
+FRAME_BLOCK_ROWS = 64
+BAD_ROWS_SHOWN = 3
 
 
 def _dtype_ok(dataset: h5py.Dataset, expected: str) -> bool:
@@ -28,72 +33,84 @@ def _dtype_ok(dataset: h5py.Dataset, expected: str) -> bool:
     return dataset.dtype == np.dtype(expected)
 
 
-def _check_root(attrs: h5py.AttributeManager, schema: dict[str, Any]) -> list[str]:
-    problems = []
-    for name, rule in schema["root_attributes"].items():
-        if name not in attrs:
-            if rule.get("required"):
-                problems.append(f"root attribute {name!r} is missing")
-            continue
-        value = attrs[name]
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        kinds = _ATTR_TYPES[rule["type"]]
-        if rule["type"] in ("int", "float") and isinstance(value, bool | np.bool_):
-            kinds = ()
-        if not isinstance(value, kinds):
-            problems.append(f"root attribute {name!r} should be {rule['type']}, is {type(value).__name__}")
-            continue
-        if "const" in rule and value != rule["const"]:
-            problems.append(f"root attribute {name!r} is {value!r}, expected {rule['const']!r}")
-        if "enum" in rule and value not in rule["enum"]:
-            problems.append(f"root attribute {name!r} is {value!r}, not one of {', '.join(rule['enum'])}")
-    return problems
+def _blocks(dataset: h5py.Dataset, rows: int) -> Iterator[tuple[int, Any]]:
+    for begin in range(0, dataset.shape[0], rows):
+        if h5py.check_string_dtype(dataset.dtype) is not None:
+            yield begin, dataset.asstr(errors="replace")[begin:begin + rows]
+        else:
+            yield begin, dataset[begin:begin + rows]
 
 
-def _check_stream(group: h5py.Group, path: str, rule: dict[str, Any]) -> list[str]:
+def _rows(label: str, rows: list[int]) -> str:
+    shown = ", ".join(str(r) for r in rows[:BAD_ROWS_SHOWN])
+    return f"{label} {shown}" + (f" and {len(rows) - BAD_ROWS_SHOWN} more" if len(rows) > BAD_ROWS_SHOWN else "")
+
+
+def _frame_problem(frame: np.ndarray) -> str | None:
+    size = jpeg_size(np.asarray(frame, dtype=np.uint8).tobytes())
+    if size is None:
+        return "not a JPEG image"
+    width, height = size
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE) or width * height > MAX_PIXELS:
+        return f"declares {width}x{height} pixels"
+    return None
+
+
+def _check_values(group: h5py.Group, path: str) -> list[str]:
+    """Read every attribute and dataset of a structurally sound stream and check the values."""
     problems = []
-    for attr in rule.get("attrs", []):
-        if attr not in group.attrs:
-            problems.append(f"/{path}: group attribute {attr!r} is missing")
-    lengths: dict[str, int] = {}
-    expected = rule.get("datasets", {})
-    for name, item in group.items():
-        if not isinstance(item, h5py.Dataset):
+    for name in group.attrs:
+        try:
+            group.attrs[name]
+        except Exception as exc:  # not UTF-8, damaged, a datatype h5py cannot read
+            problems.append(f"/{path}: attribute {name!r} cannot be read ({one_line(exc)})")
+    for name in sorted(group):
+        dataset = group[name]
+        if not isinstance(dataset, h5py.Dataset) or dataset.ndim == 0:
             continue
-        spec = expected.get(name) or rule.get("other_datasets")
-        if spec is None:
-            problems.append(f"/{path}/{name}: dataset not defined by the schema")
-            continue
-        if not _dtype_ok(item, spec["dtype"]):
-            problems.append(f"/{path}/{name}: dtype {item.dtype} should be {spec['dtype']}")
-        if item.ndim != spec["ndim"]:
-            problems.append(f"/{path}/{name}: has {item.ndim} dimensions, should have {spec['ndim']}")
-        for attr in spec.get("attrs", []):
-            if attr not in item.attrs:
-                problems.append(f"/{path}/{name}: attribute {attr!r} is missing")
-        if "names" in spec.get("attrs", []) and "names" in item.attrs and item.ndim == 2 \
-                and len(item.attrs["names"]) != item.shape[1]:
-            problems.append(f"/{path}/{name}: {len(item.attrs['names'])} names for {item.shape[1]} columns")
-        lengths[name] = item.shape[0] if item.ndim else 0
-    for name in expected:
-        if name not in group or not isinstance(group[name], h5py.Dataset):
-            problems.append(f"/{path}/{name}: dataset is missing")
-    if len(set(lengths.values())) > 1:
-        detail = ", ".join(f"{k}={v}" for k, v in sorted(lengths.items()))
-        problems.append(f"/{path}: datasets differ in length ({detail})")
-    if "t_ns" in group and isinstance(group["t_ns"], h5py.Dataset) and path != "events":
-        t_ns = group["t_ns"][()]
-        if t_ns.size > 1:
-            backwards = int(np.count_nonzero(np.diff(t_ns) < 0))
+        where = f"/{path}/{name}"
+        if name == "frames":
+            bad: dict[str, list[int]] = {}
+            for begin, frames in _blocks(dataset, FRAME_BLOCK_ROWS):
+                for offset, frame in enumerate(frames):
+                    reason = _frame_problem(frame)
+                    if reason:
+                        bad.setdefault(reason, []).append(begin + offset)
+            problems += [f"{where}[{rows[0]}]: {reason}" + (f" ({_rows('also rows', rows[1:])})" if rows[1:] else "")
+                         for reason, rows in bad.items()]
+        elif name == "t_ns" and path != "events":
+            backwards, previous = 0, None
+            for _, block in _blocks(dataset, BLOCK_ROWS):
+                values = np.asarray(block, dtype=np.int64)
+                if previous is not None and values.size and values[0] < previous:
+                    backwards += 1
+                backwards += int(np.count_nonzero(values[1:] < values[:-1]))
+                previous = values[-1] if values.size else previous
             if backwards:
-                problems.append(f"/{path}/t_ns: goes backwards {backwards} times")
-    if "frames" in group and isinstance(group["frames"], h5py.Dataset) and group["frames"].shape[0]:
-        frames = group["frames"]
-        for index in {0, frames.shape[0] - 1}:
-            if bytes(frames[index][:2]) != b"\xff\xd8":
-                problems.append(f"/{path}/frames[{index}]: not a JPEG image")
+                problems.append(f"{where}: goes backwards {backwards} times")
+        elif name == "detail" and path == "events":
+            bad_rows = [begin + k for begin, block in _blocks(dataset, BLOCK_ROWS)
+                        for k, text in enumerate(block) if not _json_object(str(text))]
+            if bad_rows:
+                problems.append(f"{where}: {_rows('not a JSON object in rows', bad_rows)}")
+        else:
+            for _ in _blocks(dataset, BLOCK_ROWS):
+                pass  # read to prove the storage is intact
+    if path.startswith("can/") and path.count("/") == 1 and {"id", "extended", "dlc"} <= set(group):
+        fd = isinstance(group.attrs.get("fd"), bool | np.bool_) and bool(group.attrs["fd"])
+        bad_rows = invalid_rows(group["id"][()], group["extended"][()], group["dlc"][()], fd).tolist()
+        if bad_rows:
+            problems.append(f"/{path}: {_rows('invalid CAN frames (id or DLC out of range) in rows', bad_rows)}")
     return problems
+
+
+def _json_object(text: str) -> bool:
+    import json
+
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _check_group(group: h5py.Group, name: str, rule: dict[str, Any]) -> list[str]:
@@ -107,7 +124,7 @@ def _check_group(group: h5py.Group, name: str, rule: dict[str, Any]) -> list[str
         value = group.attrs[attr]
         value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         is_bool = isinstance(value, bool | np.bool_)
-        if not isinstance(value, _ATTR_TYPES[spec["type"]]) or is_bool != (spec["type"] == "bool"):
+        if not isinstance(value, ATTRIBUTE_TYPES[spec["type"]]) or is_bool != (spec["type"] == "bool"):
             problems.append(f"/{name}: attribute {attr!r} should be {spec['type']}, is {type(value).__name__}")
         elif "enum" in spec and value not in spec["enum"]:
             problems.append(f"/{name}: attribute {attr!r} is {value!r}, not one of {', '.join(spec['enum'])}")
@@ -138,51 +155,71 @@ def _check_group(group: h5py.Group, name: str, rule: dict[str, Any]) -> list[str
     return problems
 
 
+def _problems(handle: h5py.File, size: int) -> list[str]:
+    structure = check_structure(handle, size)
+    if not structure.schema:  # not an episode, or of an unknown version: nothing else to check
+        return structure.problems
+    problems = structure.problems + structure.deviations
+    broken = {p.split(":")[0].lstrip("/") for p in structure.problems}
+    for stream in structure.streams:
+        if any(b == stream or b.startswith(f"{stream}/") for b in broken):
+            continue  # its structure is already reported; its values cannot be checked safely
+        try:
+            problems += _check_values(handle[stream], stream)
+        except Exception as exc:  # damaged chunks or heaps
+            problems.append(f"/{stream}: data cannot be read ({one_line(exc)})")
+    for name, rule in structure.schema.get("groups", {}).items():
+        item = handle.get(name)
+        if isinstance(item, h5py.Group):
+            try:
+                problems += _check_group(item, name, rule)
+            except Exception as exc:  # damaged group storage
+                problems.append(f"/{name}: cannot be read ({one_line(exc)})")
+    return problems
+
+
+def annotation_problems(handle: h5py.File) -> list[str]:
+    """Problems of an open episode's /annotations group, as `excap validate` reports them (none without one)."""
+    from capture_node.episode_schema import load_episode_schema
+
+    rule = load_episode_schema(1).get("groups", {}).get("annotations")
+    item = handle.get("annotations")
+    if rule is None or item is None:
+        return []
+    if not isinstance(item, h5py.Group):
+        return ["/annotations should be a group"]
+    try:
+        return _check_group(item, "annotations", rule)
+    except Exception as exc:  # damaged annotation storage
+        return [f"/annotations: cannot be read ({one_line(exc)})"]
+
+
 def validate_episode(path: Path) -> list[str]:
-    """Problems found in one file; an empty list means the episode is valid.
+    """Problems found in one file; an empty list means the episode is valid. Never raises for a bad file.
 
     A leftover annotation sidecar (an interrupted `excap annotate`) is applied first, see annotation_store."""
+    path = Path(path)
     if not path.exists():
         return [f"{path}: no such file"]
-    if not h5py.is_hdf5(path):
-        return [f"{path}: not an HDF5 file"]
+    if not path.is_file():
+        return [f"{path}: not a file"]
+    try:
+        if not h5py.is_hdf5(path):
+            return [f"{path}: not an HDF5 file"]
+        size = path.stat().st_size
+    except OSError as exc:
+        return [f"{path}: cannot be read ({one_line(exc)})"]
     try:
         recover_annotation(path)
-    except (EpisodeError, OSError) as exc:
-        return [f"{path}: leftover annotation sidecar could not be applied ({exc})"]
+    except Exception as exc:  # the sidecar or the file it is applied to is damaged
+        return [f"{path}: leftover annotation sidecar could not be applied ({one_line(exc)})"]
     try:
         handle = h5py.File(path, "r")
-    except OSError as exc:
-        return [f"{path}: HDF5 file cannot be opened ({exc})"]
+    except Exception as exc:  # truncated or damaged superblock
+        return [f"{path}: HDF5 file cannot be opened ({one_line(exc)})"]
     with handle:
-        schema_name = handle.attrs.get("schema")
-        if isinstance(schema_name, bytes):
-            schema_name = schema_name.decode()
-        if schema_name != "excap.episode":
-            return [f"{path}: not an excap episode (foreign HDF5 file: root attribute schema is "
-                    f"{schema_name!r}, expected 'excap.episode')"]
-        version = handle.attrs.get("schema_version")
-        if version not in supported_versions():
-            return [f"{path}: unsupported schema_version {version!r} (supported: {supported_versions()})"]
-        schema = load_episode_schema(int(version))
-        problems = [f"{path}: {p}" for p in _check_root(handle.attrs, schema)]
-        found = stream_paths(handle)
-        for pattern, rule in schema["streams"].items():
-            if rule.get("required") and pattern not in found:
-                problems.append(f"{path}: required stream /{pattern} is missing")
-        for stream in found:
-            matched = stream_rule(schema, stream)
-            if matched is None:
-                problems.append(f"{path}: /{stream}: stream not defined by the schema")
-                continue
-            problems += [f"{path}: {p}" for p in _check_stream(handle[stream], stream, matched[1])]
-        for name, rule in schema.get("groups", {}).items():
-            item = handle.get(name)
-            if item is None:
-                if rule.get("required"):
-                    problems.append(f"{path}: required group /{name} is missing")
-            elif not isinstance(item, h5py.Group):
-                problems.append(f"{path}: /{name} should be a group")
-            else:
-                problems += [f"{path}: {p}" for p in _check_group(item, name, rule)]
-        return problems
+        try:
+            problems = _problems(handle, size)
+        except Exception as exc:  # anything the damaged file makes h5py raise
+            problems = [f"the file cannot be read ({one_line(exc)})"]
+    return [f"{path}: {p}" for p in dict.fromkeys(problems)]

@@ -12,10 +12,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from capture_node.datasets.catalogue import Catalogue, EpisodeFilter, records_table, stderr_warning
 from capture_node.datasets.selection import DEFAULT_PARTNER
 from capture_node.errors import ConfigError, ExcapError
+
+if TYPE_CHECKING:
+    from capture_node.datasets.frames import SkippedEpisode
 
 FORMATS = ("lerobot", "robomimic")
 
@@ -86,6 +90,9 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--image-size", type=_image_size, default=None, metavar="WxH",
                         help="(robomimic) resize camera images")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on an episode that cannot be exported with the others "
+                        "(default: skip it, say so, go on)")
     _add_filters(parser)
     return parser
 
@@ -121,6 +128,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_skipped(skipped: SkippedEpisode) -> None:
+    print(f"excap export: {skipped.line()}", file=sys.stderr, flush=True)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     selection = filter_from_args(args)
     progress = not args.no_progress and sys.stderr.isatty()
@@ -131,16 +142,20 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise ConfigError("--image-size applies to --format robomimic only")
         result = export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            vcodec=args.vcodec, registry=args.operators, progress=progress))
+            vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
+            on_skip=_say_skipped))
     else:
         from capture_node.datasets.export_robomimic import RobomimicExportOptions, export_robomimic
 
         result = export_robomimic(args.directory, RobomimicExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            image_size=args.image_size, registry=args.operators, progress=progress))
+            image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
+            on_skip=_say_skipped))
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
-    print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}"
+    skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \
+        if result.skipped else ""
+    print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}{skipped}"
           + (f"; {result.faces_blurred} faces blurred" if args.blur_faces else ""))
     return 0
 

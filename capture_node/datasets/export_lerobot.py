@@ -26,6 +26,12 @@ interrupted one from scratch, and then assembles the metadata and data tables fr
 in the same folder is refused; rerunning a finished export rewrites the same files. Tables are written with
 fixed row order and fixed pyarrow options and contain no wall-clock values, so the same input gives
 byte-identical parquet files.
+
+Bad episodes: an episode that cannot be read as one (a camera without frames, an undecodable frame, any other
+EpisodeError of the reader) or is of another machine setup than most of them (see frames.common_layout) is
+skipped: it gets no episode index, `on_skip` hears about it, and it is listed in `meta/excap_export.json`
+(`skipped_episodes`: episode id, file name and reason) and in the manifest, so a resumed export skips it again.
+With `strict=True` the first such episode fails the export instead.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +51,19 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from capture_node.datasets import stats as feature_stats
-from capture_node.datasets.catalogue import EpisodeFilter
+from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord
 from capture_node.datasets.faces import FaceBlurrer
-from capture_node.datasets.frames import FrameCounters, Layout, common_layout, iter_frames
+from capture_node.datasets.frames import (
+    FrameCounters,
+    Layout,
+    SkippedEpisode,
+    common_layout,
+    iter_frames,
+    skipped_episode,
+)
 from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
 from capture_node.datasets.video import VideoWriter, codec_available, default_codec, video_info
-from capture_node.errors import ConfigError, ExcapError
+from capture_node.errors import ConfigError, EpisodeError, ExcapError
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -74,6 +88,8 @@ class LeRobotExportOptions:
     vcodec: str | None = None  # default: libsvtav1 when PyAV's FFmpeg has it, else libx264
     registry: Path | None = None
     progress: bool = True
+    strict: bool = False  # a bad episode fails the export instead of being skipped
+    on_skip: Callable[[SkippedEpisode], None] | None = None  # told about each skipped episode as it happens
 
 
 @dataclass
@@ -85,6 +101,17 @@ class ExportResult:
     resumed_episodes: int = 0
     faces_blurred: int = 0
     report: dict[str, Any] = field(default_factory=dict)
+    skipped: list[SkippedEpisode] = field(default_factory=list)
+
+
+def skip_handler(strict: bool, on_skip: Callable[[SkippedEpisode], None] | None) -> Callable[[SkippedEpisode], None]:
+    """What an export does with a bad episode: fail (strict) or tell `on_skip` and go on."""
+    def handle(skipped: SkippedEpisode) -> None:
+        if strict:
+            raise ExcapError(f"{skipped.file}: {skipped.reason} (--strict: no episode is skipped)")
+        if on_skip is not None:
+            on_skip(skipped)
+    return handle
 
 
 def camera_key(name: str) -> str:
@@ -125,23 +152,42 @@ class LeRobotExporter:
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
                                        self.options.registry)
-        layout = common_layout([e.path for e in selection.episodes])
+        skip = skip_handler(self.options.strict, self.options.on_skip)
+        layout, unfit = common_layout([e.path for e in selection.episodes],
+                                      [e.record.episode_id for e in selection.episodes], skip)
         plan = self._plan(selection, layout)
         manifest = self._open_manifest(plan)
+        manifest.setdefault("skipped", {})
         blurrer = FaceBlurrer() if self.options.blur_faces else None
         resumed = 0
         episodes = list(enumerate(selection.episodes))
         bar = tqdm(episodes, desc="export lerobot", unit="episode", disable=not self.options.progress)
-        for index, episode in bar:
-            key = str(index)
-            if key in manifest["done"] and (self.work / "parts" / f"episode-{index:06d}.parquet").is_file():
+        for position, episode in bar:
+            key = str(position)
+            if key in manifest["skipped"]:
+                continue
+            if key in manifest["done"] and (self.work / "parts" / f"episode-{position:06d}.parquet").is_file():
                 resumed += 1
                 continue
-            manifest["done"][key] = self._export_episode(index, episode, layout, blurrer)
+            index = sum(1 for k in manifest["done"] if int(k) < position)  # exported episodes get 0, 1, 2, ...
+            skipped = unfit.get(position)
+            if skipped is None:
+                try:
+                    manifest["done"][key] = self._export_episode(index, position, episode, layout, blurrer)
+                except EpisodeError as exc:
+                    skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
+                    skip(skipped)
+            if skipped is not None:
+                manifest["skipped"][key] = skipped.as_json()
             _atomic_json(self.work / "manifest.json", manifest)
+        if not manifest["done"]:
+            raise ExcapError(f"{self.out}: every selected episode was skipped: "
+                             + "; ".join(f"{v['file']}: {v['reason']}" for v in list(manifest["skipped"].values())[:3]))
         report = self._assemble(selection, layout, manifest)
-        return ExportResult(self.out, len(selection.episodes), report["exported_frames"], selection.excluded,
-                            resumed, int(report["faces_blurred"]), report)
+        skipped_list = [SkippedEpisode(v["episode_id"], v["file"], v["reason"])
+                        for _, v in sorted(manifest["skipped"].items(), key=lambda kv: int(kv[0]))]
+        return ExportResult(self.out, len(manifest["done"]), report["exported_frames"], selection.excluded,
+                            resumed, int(report["faces_blurred"]), report, skipped_list)
 
     # -- plan and manifest ---------------------------------------------------------------------------------
     def _plan(self, selection: ExportSelection, layout: Layout) -> dict[str, Any]:
@@ -168,8 +214,9 @@ class LeRobotExporter:
         return manifest
 
     # -- one episode -----------------------------------------------------------------------------------------
-    def _export_episode(self, index: int, episode: SelectedEpisode, layout: Layout,
+    def _export_episode(self, index: int, position: int, episode: SelectedEpisode, layout: Layout,
                         blurrer: FaceBlurrer | None) -> dict[str, Any]:
+        """Frames, videos and statistics of one episode as episode `index` (EpisodeError: it is skipped)."""
         chunk, file = _video_location(index)
         writers: dict[str, VideoWriter] = {}
         tmp_paths: dict[str, Path] = {}
@@ -183,19 +230,24 @@ class LeRobotExporter:
         actions: list[np.ndarray] = []
         samples: dict[str, list[np.ndarray]] = {name: [] for name in layout.camera_names}
         try:
-            for frame in iter_frames(episode.path, self.options.fps, layout, blurrer, counters):
-                timestamps.append(frame.timestamp_s)
-                states.append(frame.state)
-                actions.append(frame.action)
-                for name, image in frame.images.items():
-                    writers[name].write(image)
-                    samples[name].append(image)
-        finally:
-            for writer in writers.values():
-                writer.close()
+            try:
+                for frame in iter_frames(episode.path, self.options.fps, layout, blurrer, counters):
+                    timestamps.append(frame.timestamp_s)
+                    states.append(frame.state)
+                    actions.append(frame.action)
+                    for name, image in frame.images.items():
+                        writers[name].write(image)
+                        samples[name].append(image)
+            finally:
+                for writer in writers.values():
+                    writer.close()
+            if not timestamps:
+                raise EpisodeError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
+        except EpisodeError:
+            for tmp in tmp_paths.values():
+                tmp.unlink(missing_ok=True)
+            raise
         length = len(timestamps)
-        if length == 0:
-            raise ExcapError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
         for tmp in tmp_paths.values():
             os.replace(tmp, tmp.with_name(tmp.name.replace(".partial", "")))
         table = pa.table({
@@ -204,7 +256,7 @@ class LeRobotExporter:
             "timestamp": pa.array(np.asarray(timestamps, dtype=np.float32)),
             "frame_index": pa.array(np.arange(length, dtype=np.int64)),
         })
-        write_parquet(table, self.work / "parts" / f"episode-{index:06d}.parquet")
+        write_parquet(table, self.work / "parts" / f"episode-{position:06d}.parquet")
         ep_stats = {"observation.state": feature_stats.vector_stats(np.stack(states)),
                     "action": feature_stats.vector_stats(np.stack(actions)),
                     "timestamp": feature_stats.vector_stats(np.asarray(timestamps, dtype=np.float32)),
@@ -212,22 +264,24 @@ class LeRobotExporter:
         for name, images in samples.items():
             step = max(1, len(images) // IMAGE_STATS_SAMPLES)
             ep_stats[camera_key(name)] = feature_stats.image_stats(np.stack(images[::step]))
-        return {"length": length, "faces_blurred": counters.faces_blurred,
+        return {"index": index, "length": length, "faces_blurred": counters.faces_blurred,
                 "first_step_offset_s": counters.first_step_offset_s,
                 "stats": {k: feature_stats.to_json(v) for k, v in ep_stats.items()}}
 
     # -- dataset files ---------------------------------------------------------------------------------------
     def _assemble(self, selection: ExportSelection, layout: Layout, manifest: dict[str, Any]) -> dict[str, Any]:
         fps = int(self.options.fps)
-        tasks = sorted({e.record.task for e in selection.episodes})
+        exported = [(int(k), selection.episodes[int(k)]) for k in sorted(manifest["done"], key=int)]
+        tasks = sorted({e.record.task for _, e in exported})
         task_index = {task: i for i, task in enumerate(tasks)}
         parts = []
         rows: list[dict[str, Any]] = []
         all_stats: dict[str, list[dict[str, np.ndarray]]] = {}
         offset = 0
-        for index, episode in enumerate(selection.episodes):
-            done = manifest["done"][str(index)]
-            part = pq.read_table(self.work / "parts" / f"episode-{index:06d}.parquet")
+        for position, episode in exported:
+            done = manifest["done"][str(position)]
+            index = int(done["index"])
+            part = pq.read_table(self.work / "parts" / f"episode-{position:06d}.parquet")
             length = part.num_rows
             part = part.append_column("episode_index", pa.array(np.full(length, index, dtype=np.int64)))
             part = part.append_column("index", pa.array(np.arange(offset, offset + length, dtype=np.int64)))
@@ -273,9 +327,11 @@ class LeRobotExporter:
         dataset_stats = {key: feature_stats.aggregate(values) for key, values in sorted(all_stats.items())}
         _atomic_json(self.out / "meta" / "stats.json",
                      {k: feature_stats.to_json(v) for k, v in dataset_stats.items()})
-        info = self._info(layout, selection, len(tasks), offset)
+        info = self._info(layout, [e.record for _, e in exported], len(tasks), offset)
         _atomic_json(self.out / "meta" / "info.json", info)
-        report = {**selection.report(), "format": "lerobot", "codebase_version": CODEBASE_VERSION, "fps": fps,
+        skipped = [v for _, v in sorted(manifest["skipped"].items(), key=lambda kv: int(kv[0]))]
+        report = {**selection.report(), "exported_episodes": len(exported), "skipped_episodes": skipped,
+                  "format": "lerobot", "codebase_version": CODEBASE_VERSION, "fps": fps,
                   "exported_frames": offset, "tasks": tasks, "blur_faces": self.options.blur_faces,
                   "faces_blurred": sum(int(d["faces_blurred"]) for d in manifest["done"].values()),
                   "vcodec": self.codec}
@@ -290,7 +346,8 @@ class LeRobotExporter:
         table = pa.Table.from_pandas(frame, preserve_index=True)
         write_parquet(table, self.out / "meta" / "tasks.parquet")
 
-    def _info(self, layout: Layout, selection: ExportSelection, total_tasks: int, total_frames: int) -> dict[str, Any]:
+    def _info(self, layout: Layout, records: list[EpisodeRecord], total_tasks: int,
+              total_frames: int) -> dict[str, Any]:
         features: dict[str, Any] = {
             "observation.state": {"dtype": "float32", "shape": [len(layout.state_names)],
                                   "names": list(layout.state_names)},
@@ -305,7 +362,6 @@ class LeRobotExporter:
             features[name] = {"dtype": "float32", "shape": [1], "names": None}
         for name in ("frame_index", "episode_index", "index", "task_index"):
             features[name] = {"dtype": "int64", "shape": [1], "names": None}
-        records = [e.record for e in selection.episodes]
         kinds = sorted({r.machine_kind for r in records})
         models = sorted({r.machine_model for r in records})
         total = len(records)

@@ -14,6 +14,10 @@ mask/train, mask/valid    demo names (bytes); the split is deterministic: demos 
 
 Frames are `EpisodeReader.steps` at `fps` (see capture_node.datasets.frames). The file is written under a
 temporary name and renamed when complete, so an interrupted export leaves no partial dataset behind.
+
+An episode that cannot be read as one (a camera without frames, an undecodable frame, ...) or is of another
+machine setup than most is skipped, as in the LeRobot export: `on_skip` hears about it and the `data` attribute
+`excap_skipped_episodes` lists it (JSON: episode id, file name, reason); `strict=True` fails the export instead.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +36,19 @@ import numpy as np
 from tqdm import tqdm
 
 from capture_node.datasets.catalogue import EpisodeFilter
-from capture_node.datasets.export_lerobot import ExportResult
+from capture_node.datasets.export_lerobot import ExportResult, skip_handler
 from capture_node.datasets.faces import FaceBlurrer
-from capture_node.datasets.frames import FrameCounters, Layout, common_layout, iter_frames
-from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, episodes_to_export
-from capture_node.errors import ConfigError, ExcapError
+from capture_node.datasets.frames import (
+    Frame,
+    FrameCounters,
+    Layout,
+    SkippedEpisode,
+    common_layout,
+    iter_frames,
+    skipped_episode,
+)
+from capture_node.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
+from capture_node.errors import ConfigError, EpisodeError, ExcapError
 
 DEFAULT_FILE = "robomimic.hdf5"
 ENV_TYPE_GYM = 2  # robomimic's EnvType: excap demonstrations come from real machines, not a simulator
@@ -52,6 +65,8 @@ class RobomimicExportOptions:
     valid_ratio: float = 0.1
     registry: Path | None = None
     progress: bool = True
+    strict: bool = False  # a bad episode fails the export instead of being skipped
+    on_skip: Callable[[SkippedEpisode], None] | None = None
 
 
 def output_file(out: Path) -> Path:
@@ -81,37 +96,66 @@ class RobomimicExporter:
             raise ConfigError(f"--fps must be positive, not {options.fps}")
         if not 0 <= options.valid_ratio < 1:
             raise ConfigError(f"valid ratio must be in [0, 1), not {options.valid_ratio}")
+        self.skip = skip_handler(options.strict, options.on_skip)
+        self.skipped: list[SkippedEpisode] = []
+        self.unfit: set[int] = set()  # positions in the selection skipped before writing
 
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
                                        self.options.registry)
-        layout = common_layout([e.path for e in selection.episodes])
+        layout, unfit = common_layout([e.path for e in selection.episodes],
+                                      [e.record.episode_id for e in selection.episodes], self.skip)
+        self.unfit = set(unfit)
+        self.skipped = list(unfit.values())
         target = output_file(Path(self.options.out))
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".partial")
         blurrer = FaceBlurrer() if self.options.blur_faces else None
         counters = FrameCounters()
-        with h5py.File(tmp, "w", track_order=True) as handle:
-            total = self._write(handle, selection, layout, blurrer, counters)
+        try:
+            with h5py.File(tmp, "w", track_order=True) as handle:
+                total, exported = self._write(handle, selection, layout, blurrer, counters)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, target)
-        report = {**selection.report(), "format": "robomimic", "exported_frames": total,
-                  "faces_blurred": counters.faces_blurred}
+        report = {**selection.report(), "exported_episodes": exported,
+                  "skipped_episodes": [s.as_json() for s in self.skipped], "format": "robomimic",
+                  "exported_frames": total, "faces_blurred": counters.faces_blurred}
         report.pop("partner", None)
-        return ExportResult(target, len(selection.episodes), total, selection.excluded, 0, counters.faces_blurred,
-                            report)
+        return ExportResult(target, exported, total, selection.excluded, 0, counters.faces_blurred, report,
+                            list(self.skipped))
 
-    def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
-               counters: FrameCounters) -> int:
-        data = handle.create_group("data", track_order=True)
-        total = 0
-        names = []
-        bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
-        for index, episode in enumerate(bar):
+    def _frames(self, position: int, episode: SelectedEpisode, layout: Layout, blurrer: FaceBlurrer | None,
+                counters: FrameCounters) -> list[Frame] | None:
+        """The episode's frames, or None when it is skipped (see the module docstring)."""
+        if position in self.unfit:
+            return None
+        try:
             frames = list(iter_frames(episode.path, self.options.fps, layout, blurrer, counters))
             if not frames:
-                raise ExcapError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
-            name = f"demo_{index}"
+                raise EpisodeError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
+        except EpisodeError as exc:
+            skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
+            self.skip(skipped)
+            self.skipped.append(skipped)
+            return None
+        return frames
+
+    def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
+               counters: FrameCounters) -> tuple[int, int]:
+        data = handle.create_group("data", track_order=True)
+        total = 0
+        names: list[str] = []
+        exported: list[SelectedEpisode] = []
+        bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
+        for position, episode in enumerate(bar):
+            frames = self._frames(position, episode, layout, blurrer, counters)
+            if frames is None:
+                continue
+            name = f"demo_{len(names)}"
             names.append(name)
+            exported.append(episode)
             demo = data.create_group(name)
             obs = demo.create_group("obs")
             obs.create_dataset("state", data=np.stack([f.state for f in frames]))
@@ -131,8 +175,12 @@ class RobomimicExporter:
             demo.attrs["excap_outcome"] = episode.record.outcome
             demo.attrs["excap_task"] = episode.record.task
             total += count
+        if not names:
+            raise ExcapError("every selected episode was skipped: "
+                             + "; ".join(s.line() for s in self.skipped[:3]))
         data.attrs["total"] = total
-        models = sorted({e.record.machine_model for e in selection.episodes})
+        data.attrs["excap_skipped_episodes"] = json.dumps([s.as_json() for s in self.skipped])
+        models = sorted({e.record.machine_model for e in exported})
         data.attrs["env_args"] = json.dumps({
             "env_name": f"excap_{'+'.join(models)}", "type": ENV_TYPE_GYM,
             "env_kwargs": {"fps": self.options.fps, "cameras": layout.camera_names,
@@ -140,11 +188,11 @@ class RobomimicExporter:
         }, sort_keys=True)
         data.attrs["excap_state_names"] = json.dumps(list(layout.state_names))
         data.attrs["excap_action_names"] = json.dumps(list(layout.action_names))
-        train, valid = split_demos([e.record.episode_id for e in selection.episodes], self.options.valid_ratio)
+        train, valid = split_demos([e.record.episode_id for e in exported], self.options.valid_ratio)
         mask = handle.create_group("mask")
         mask.create_dataset("train", data=np.array([names[i] for i in train], dtype="S"))
         mask.create_dataset("valid", data=np.array([names[i] for i in valid], dtype="S"))
-        return total
+        return total, len(exported)
 
 
 def export_robomimic(directory: str | Path, options: RobomimicExportOptions) -> ExportResult:

@@ -7,7 +7,8 @@ times are the measured step times relative to the first step of the episode, in 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from capture_node.datasets.faces import FaceBlurrer
 from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ExcapError
+from capture_node.errors import EpisodeError, ExcapError
 
 
 @dataclass(frozen=True)
@@ -32,27 +33,88 @@ class Layout:
         return [name for name, _, _ in self.cameras]
 
 
+@dataclass(frozen=True)
+class SkippedEpisode:
+    """An episode an export left out because it cannot be read as one (empty camera, undecodable frame, ...)."""
+
+    episode_id: str
+    file: str  # the episode's file name (no folders: export reports leave the station's paths behind)
+    reason: str  # one line
+
+    def line(self) -> str:
+        return f"skipped {self.episode_id} ({self.file}): {self.reason}"
+
+    def as_json(self) -> dict[str, str]:
+        return {"episode_id": self.episode_id, "file": self.file, "reason": self.reason}
+
+
+def skipped_episode(episode_id: str, path: Path, error: EpisodeError) -> SkippedEpisode:
+    """The skip record of an episode whose reading raised `error` (its message without the file's path)."""
+    reason = str(error)
+    for prefix in (f"{path}: ", f"{path.name}: "):
+        reason = reason.replace(prefix, "")
+    return SkippedEpisode(episode_id, path.name, " ".join(reason.split()))
+
+
 def episode_layout(path: Path) -> Layout:
+    """The cameras (size of their frames), state signals and commands of one episode; EpisodeError if a camera
+    has no frames (a dead device), or its first and last frames cannot be decoded or differ in size."""
     with EpisodeReader(path) as reader:
         cameras = []
         for camera_path in reader.paths("camera"):
             stream = reader.camera(camera_path)
-            height, width = stream.image(0).shape[:2] if len(stream) else (0, 0)
-            cameras.append((camera_path.split("/", 1)[1], int(height), int(width)))
+            name = camera_path.split("/", 1)[1]
+            if not len(stream):
+                raise EpisodeError(f"{path}: camera {name!r} has no frames")
+            height, width = stream.image(0).shape[:2]
+            last = stream.image(len(stream) - 1).shape[:2]
+            if last != (height, width):
+                raise EpisodeError(f"{path}: camera {name!r}: the first frame is {width}x{height}, the last "
+                                   f"{last[1]}x{last[0]}")
+            cameras.append((name, int(height), int(width)))
         return Layout(tuple(cameras), tuple(reader.state_signals()), tuple(reader.command_names))
 
 
-def common_layout(paths: list[Path]) -> Layout:
-    """The layout shared by all episodes; an ExcapError names the first episode that differs."""
+def layout_text(layout: Layout) -> str:
+    cameras = ", ".join(f"{name} {width}x{height}" for name, height, width in layout.cameras[:4])
+    cameras += ", ..." if len(layout.cameras) > 4 else ""
+    return (f"{len(layout.cameras)} cameras ({cameras}), {len(layout.state_names)} state signals, "
+            f"{len(layout.action_names)} commands")
+
+
+def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = None,
+                  on_skip: Callable[[SkippedEpisode], None] | None = None) -> tuple[Layout, dict[int, SkippedEpisode]]:
+    """The layout most of the episodes share, and the episodes skipped (by their position in `paths`): those
+    that cannot be read, and those of another machine setup (other cameras, camera sizes, state signals or
+    commands). Ties go to the layout seen first. `on_skip` is called for each skipped episode (e.g. to raise in
+    a strict export)."""
     if not paths:
         raise ExcapError("no episodes to export")
-    first = episode_layout(paths[0])
-    for path in paths[1:]:
-        layout = episode_layout(path)
-        if layout != first:
-            raise ExcapError(f"{path}: cameras, state signals or commands differ from {paths[0].name} "
-                             f"({layout} vs {first}); select episodes of one machine setup with the filters")
-    return first
+    ids = list(episode_ids) if episode_ids is not None else [p.stem for p in paths]
+    layouts: dict[int, Layout] = {}
+    skipped: dict[int, SkippedEpisode] = {}
+    for index, (path, episode_id) in enumerate(zip(paths, ids, strict=True)):
+        try:
+            layouts[index] = episode_layout(path)
+        except EpisodeError as exc:
+            skipped[index] = skipped_episode(episode_id, path, exc)
+    if not layouts:
+        reasons = [s.line() for s in skipped.values()]
+        more = "; ..." if len(reasons) > 3 else ""
+        raise ExcapError("no episode can be exported: " + "; ".join(reasons[:3]) + more)
+    counts = Counter(layouts.values())
+    chosen = max(counts, key=lambda layout: (counts[layout], -min(i for i, x in layouts.items() if x == layout)))
+    for index, layout in layouts.items():
+        if layout != chosen:
+            others = counts[chosen]
+            skipped[index] = SkippedEpisode(ids[index], paths[index].name,
+                                            f"another machine setup: {layout_text(layout)}, unlike the {others} "
+                                            f"episode{'s' if others > 1 else ''} exported with {layout_text(chosen)}")
+    ordered = {index: skipped[index] for index in sorted(skipped)}
+    if on_skip is not None:
+        for entry in ordered.values():
+            on_skip(entry)
+    return chosen, ordered
 
 
 @dataclass
@@ -84,12 +146,15 @@ def iter_frames(path: Path, fps: float, layout: Layout, blurrer: FaceBlurrer | N
                 first_t = step.t_ns
                 counters.first_step_offset_s = (step.t_ns - reader.start_t_ns) / 1e9
             images = {}
-            for name in layout.camera_names:
+            for name, height, width in layout.cameras:
                 key = f"cameras/{name}"
                 row = step.sources[key]
                 cached = blurred.get(name)
                 if cached is None or cached[0] != row:
                     image = step.observation[key]
+                    if image.shape[:2] != (height, width):
+                        raise EpisodeError(f"{path}: /{key} frame {row} is {image.shape[1]}x{image.shape[0]}, "
+                                           f"the camera's frames are {width}x{height}")
                     if blurrer is not None:
                         image, faces = blurrer.blur(image)
                         counters.faces_blurred += faces

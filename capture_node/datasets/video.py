@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
 
 import av
 import numpy as np
+
+from capture_node.errors import ExcapError
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only on stderr
 
@@ -40,33 +44,52 @@ def codec_options(codec: str, gop: int = 2, crf: int = 30) -> dict[str, str]:
     return options
 
 
+@contextmanager
+def _encoding(path: Path, width: int, height: int, codec: str) -> Iterator[None]:
+    """An FFmpeg failure (e.g. a frame size the codec cannot encode) as one ExcapError line."""
+    try:
+        yield
+    except (av.FFmpegError, ValueError) as exc:
+        text = " ".join(str(exc).split())[:200]
+        raise ExcapError(f"{path}: {codec} cannot encode {width}x{height} video ({type(exc).__name__}: "
+                         f"{text})") from exc
+
+
 class VideoWriter:
-    """Frame k (RGB uint8, H x W x 3) is shown at k / fps; `close()` flushes the encoder and the file."""
+    """Frame k (RGB uint8, H x W x 3) is shown at k / fps; `close()` flushes the encoder and the file.
+
+    Encoding failures raise ExcapError (one line naming the file, the codec and the frame size)."""
 
     def __init__(self, path: Path, width: int, height: int, fps: int, codec: str, pix_fmt: str = "yuv420p") -> None:
         self.path = path
         self.fps = fps
         self.frames = 0
+        self._encoding = lambda: _encoding(path, width, height, codec)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(path), "w", format="mp4")
-        self._stream = self._container.add_stream(codec, rate=fps, options=codec_options(codec))
-        self._stream.width = width
-        self._stream.height = height
-        self._stream.pix_fmt = pix_fmt
-        self._stream.codec_context.time_base = Fraction(1, fps)
+        with self._encoding():
+            self._container = av.open(str(path), "w", format="mp4")
+            self._stream = self._container.add_stream(codec, rate=fps, options=codec_options(codec))
+            self._stream.width = width
+            self._stream.height = height
+            self._stream.pix_fmt = pix_fmt
+            self._stream.codec_context.time_base = Fraction(1, fps)
 
     def write(self, rgb: np.ndarray) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        frame.pts = self.frames
-        frame.time_base = Fraction(1, self.fps)
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        with self._encoding():
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame.pts = self.frames
+            frame.time_base = Fraction(1, self.fps)
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
         self.frames += 1
 
     def close(self) -> None:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
+        try:
+            with self._encoding():
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+        finally:
+            self._container.close()
 
     def __enter__(self) -> VideoWriter:
         return self

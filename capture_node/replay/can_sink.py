@@ -11,6 +11,7 @@ command frames (sticks centred, enable released) from each joystick source addre
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from typing import Any, TextIO
 import can
 import numpy as np
 
+from capture_node.can_frame_rules import frame_problem
 from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ConfigError
+from capture_node.errors import ConfigError, EpisodeError
 from capture_node.replay.timeline import Sample
 from drivers.can.bus_config import CanBusConfig, open_bus
 from drivers.can.j1939 import J1939Id
@@ -28,6 +30,7 @@ from drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, encode_bj
 from drivers.profiles import load_profile
 
 MODES = ("all", "commands", "control")
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a name in schemas/profiles, never a path
 SAFE_INTERFACES = frozenset({"virtual"})
 COMMAND_PGNS = (BJM1_PGN, EJM1_PGN)
 
@@ -76,11 +79,13 @@ class CanSinkReport:
     frames: int = 0  # sent, or that would have been sent in a dry run
     neutral_frames: int = 0
     errors: int = 0
+    invalid: int = 0  # recorded rows that are not valid CAN frames, left out
     per_id: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"target": self.target, "mode": self.mode, "transmit": self.transmit, "frames": self.frames,
-                "neutral_frames": self.neutral_frames, "errors": self.errors, "ids": len(self.per_id)}
+                "neutral_frames": self.neutral_frames, "errors": self.errors, "invalid": self.invalid,
+                "ids": len(self.per_id)}
 
 
 class CanSink:
@@ -112,7 +117,11 @@ class CanSink:
     def paths(self, reader: EpisodeReader) -> list[str]:
         """The streams this sink replays; raises ConfigError if the episode has none of them."""
         if self.mode == "control":
-            profile = load_profile(str(reader.metadata.get("profile") or "excavator_20t"))
+            name = str(reader.metadata.get("profile") or "excavator_20t")
+            if not PROFILE_NAME.fullmatch(name):
+                raise EpisodeError(f"{reader.path}: profile {name[:60]!r} is not a profile name (letters, digits, "
+                                   "'_', '.' or '-')")
+            profile = load_profile(name)
             if profile.cab_joysticks is None:
                 raise ConfigError(f"profile {profile.name}: no cab_joysticks layout to re-encode /control with")
             self._layout = profile.cab_joysticks
@@ -131,7 +140,7 @@ class CanSink:
         if not channels:
             raise ConfigError(f"{reader.path}: no raw CAN frames to replay")
         for path in channels:
-            self._fd[path] = bool(reader.stream(path).attrs.get("fd", False))
+            self._fd[path] = reader.stream(path).fd
         self._clock_offset_ns = int(reader.metadata.get("clock_offset_ns", 0))
         return channels
 
@@ -148,9 +157,14 @@ class CanSink:
         if sample.kind != "can":
             return []
         row = sample.row
+        fd = self._fd.get(sample.path, False)
+        dlc = int(row["dlc"])
+        if frame_problem(int(row["id"]), bool(row["extended"]), dlc, dlc, fd) is not None:
+            self.report.invalid += 1  # never sent: excap validate lists such rows
+            return []
         if self.mode == "commands" and not is_command_frame(int(row["id"]), bool(row["extended"])):
             return []
-        return [frame_from_row(row, self._fd.get(sample.path, False))]
+        return [frame_from_row(row, fd)]
 
     def _send(self, msg: can.Message, t_ns: int, neutral: bool = False) -> None:
         if is_command_frame(msg.arbitration_id, msg.is_extended_id) and not neutral:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import select
 import signal
@@ -22,7 +23,7 @@ from capture_node.episode_reader import EpisodeReader
 from capture_node.errors import ConfigError, ExcapError
 from capture_node.replay.can_sink import SAFE_INTERFACES, CanSink, parse_can_target
 from capture_node.replay.player import Replay, ReplayOptions, Sink
-from capture_node.replay.scheduler import ReplayStats
+from capture_node.replay.scheduler import MAX_GAP_S, ReplayStats
 
 MOVES_THE_MACHINE = "--i-understand-this-moves-the-machine"
 
@@ -42,14 +43,14 @@ Pause / resume: space or 'p' (terminal), SIGUSR1, or the ROS services
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
     return value
 
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
+    if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be >= 0 seconds, not {text}")
     return value
 
@@ -69,6 +70,8 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     timing.add_argument("--end", type=_seconds, default=None, metavar="S", help="end S seconds after the episode "
                         "start")
     timing.add_argument("--loop", action="store_true", help="start over at the end, until stopped")
+    timing.add_argument("--max-gap", type=_positive_float, default=MAX_GAP_S, metavar="S",
+                        help=f"shorten stretches of recorded time without samples to S seconds (default {MAX_GAP_S:g})")
     timing.add_argument("--streams", type=_names, default=None, metavar="A,B",
                         help="only these streams (globs on paths: control, joystick/*, cameras/side, can/*, ...)")
     timing.add_argument("--paused", action="store_true", help="start paused (resume with space, SIGUSR1 or ~/resume)")
@@ -123,6 +126,20 @@ def build_sinks(args: argparse.Namespace) -> list[Sink]:
 
 def _say(text: str) -> None:
     print(f"excap replay: {text}", file=sys.stderr, flush=True)
+
+
+GAPS_REPORTED = 5
+
+
+def _gap_reporter(start_t_ns: int) -> Any:
+    reported = [0]
+
+    def report(t_ns: int, gap_s: float) -> None:
+        reported[0] += 1
+        if reported[0] <= GAPS_REPORTED:
+            _say(f"shortened {gap_s:.6g} s without samples to --max-gap before t = {(t_ns - start_t_ns) / 1e9:.6g} s"
+                 + (" (further gaps are only counted)" if reported[0] == GAPS_REPORTED else ""))
+    return report
 
 
 @contextlib.contextmanager
@@ -202,9 +219,11 @@ def run_in_thread(replay: Replay) -> ReplayStats:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     sinks = build_sinks(args)
-    options = ReplayOptions(rate=args.rate, start_s=args.start, end_s=args.end, loop=args.loop, streams=args.streams)
+    options = ReplayOptions(rate=args.rate, start_s=args.start, end_s=args.end, loop=args.loop, streams=args.streams,
+                            max_gap_s=args.max_gap)
     with EpisodeReader(args.episode) as reader:
         replay = Replay(reader, sinks, options)
+        replay.scheduler.on_gap = _gap_reporter(reader.start_t_ns)
         for sink in sinks:
             if hasattr(sink, "controller"):
                 sink.controller = replay

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from capture_node.episode_reader import EpisodeReader
 from capture_node.errors import ConfigError
-from capture_node.replay.scheduler import ReplayStats, Scheduler
+from capture_node.replay.scheduler import MAX_GAP_S, ReplayStats, Scheduler
 from capture_node.replay.timeline import Sample, Timeline, select_paths
 
 
@@ -29,6 +29,7 @@ class ReplayOptions:
     end_s: float | None = None
     loop: bool = False
     streams: Sequence[str] | None = None  # glob patterns of stream paths, e.g. ["control", "cameras/*"]
+    max_gap_s: float = MAX_GAP_S  # longer stretches of recorded time without samples are shortened to this
 
 
 def window_ns(reader: EpisodeReader, start_s: float | None, end_s: float | None) -> tuple[int | None, int | None]:
@@ -65,7 +66,7 @@ class Replay:
         self.paths = sorted(wanted, key=order.index)
         self.start_ns, self.end_ns = window_ns(reader, options.start_s, options.end_s)
         self.timeline = Timeline(reader, self.paths, self.start_ns, self.end_ns)
-        self.scheduler = Scheduler(options.rate, options.loop)
+        self.scheduler = Scheduler(options.rate, options.loop, max_gap_s=options.max_gap_s)
         self.scheduler.on_pause = self._on_pause
         self.scheduler.on_resume = self._on_resume
         self._routes: dict[str, list[Sink]] = {}

@@ -37,7 +37,8 @@ from sensor_msgs.msg import CompressedImage, JointState, Joy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from capture_node.episode_reader import EpisodeReader  # noqa: E402
+from capture_node.episode_reader import EpisodeReader, parse_detail  # noqa: E402
+from capture_node.errors import EpisodeError  # noqa: E402
 from capture_node.replay.timeline import Sample  # noqa: E402
 from capture_node.ros.convert import ns_to_stamp_fields  # noqa: E402
 
@@ -69,6 +70,18 @@ def topic_for(path: str, prefix: str = "/excap") -> str | None:
 
 def stamp_ns(t_ns: int, mode: str, clock_offset_ns: int) -> int:
     return t_ns + clock_offset_ns if mode == "utc" else t_ns
+
+
+INT32 = range(-(2**31), 2**31)
+
+
+def stamp_fields(t_ns: int, mode: str, clock_offset_ns: int) -> tuple[int, int]:
+    """(sec, nanosec) of a ROS time stamp; EpisodeError for a time ROS cannot represent (sec is 32-bit)."""
+    sec, nanosec = ns_to_stamp_fields(stamp_ns(t_ns, mode, clock_offset_ns))
+    if sec not in INT32:
+        raise EpisodeError(f"recorded time {t_ns} ns ({mode} stamps) is beyond what a ROS time stamp holds; "
+                           "replay a window with --start / --end, or use --ros-stamps monotonic")
+    return sec, nanosec
 
 
 class RosSink:
@@ -130,8 +143,7 @@ class RosSink:
     # -- messages -------------------------------------------------------------------------------
 
     def _header(self, msg: Any, sample: Sample, frame_id: str) -> Any:
-        sec, nanosec = ns_to_stamp_fields(stamp_ns(sample.t_ns, self.stamps, self._offset_ns))
-        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+        msg.header.stamp.sec, msg.header.stamp.nanosec = stamp_fields(sample.t_ns, self.stamps, self._offset_ns)
         msg.header.frame_id = frame_id
         return msg
 
@@ -148,10 +160,7 @@ class RosSink:
         return self._header(CompressedImage(format="jpeg", data=sample.row["frames"]), sample, camera)
 
     def _event(self, sample: Sample) -> String:
-        try:
-            detail = json.loads(sample.row["detail"]) if sample.row["detail"] else {}
-        except json.JSONDecodeError:
-            detail = {"text": sample.row["detail"]}
+        detail = parse_detail(sample.row["detail"])
         return String(data=json.dumps({"t_ns": sample.t_ns, "stamp_ns": stamp_ns(sample.t_ns, self.stamps,
                                                                                    self._offset_ns),
                                        "kind": sample.row["kind"], "detail": detail}, sort_keys=True))
@@ -195,8 +204,7 @@ class RosSink:
                                             or sample.t_ns - self._last_clock_ns >= CLOCK_PERIOD_NS):
             self._last_clock_ns = sample.t_ns
             clock = Clock()
-            clock.clock.sec, clock.clock.nanosec = ns_to_stamp_fields(stamp_ns(sample.t_ns, self.stamps,
-                                                                              self._offset_ns))
+            clock.clock.sec, clock.clock.nanosec = stamp_fields(sample.t_ns, self.stamps, self._offset_ns)
             self._clock_pub.publish(clock)
 
     def pause(self) -> None:

@@ -4,7 +4,9 @@ Waiting uses `time.monotonic` and `Event.wait`, so `pause()`, `resume()` and `st
 thread) take effect at once. Pausing remembers the replay position; resuming restarts the timing
 from there, so the samples after a pause keep their recorded spacing (no burst). A replay that
 falls more than `resync_after_s` behind (a stalled process) restarts its timing at the late
-sample instead of rushing to catch up.
+sample instead of rushing to catch up. A stretch of recorded time without samples longer than
+`max_gap_s` (a recording paused for a while, or a timestamp far in the future) is shortened to
+`max_gap_s`, counted in the statistics and reported through `on_gap`, so a replay never waits for it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from capture_node.replay.timeline import Sample
 
 LATE_S = 0.002
+MAX_GAP_S = 10.0  # recorded seconds without samples that a replay waits through; longer gaps are shortened
 
 
 @dataclass
@@ -29,6 +32,8 @@ class ReplayStats:
     pauses: int = 0
     paused_s: float = 0.0
     stopped: bool = False  # ended by stop() rather than by running out of samples
+    gaps_shortened: int = 0
+    gap_s_skipped: float = 0.0  # recorded time left out by shortening gaps
 
     @property
     def total(self) -> int:
@@ -37,17 +42,22 @@ class ReplayStats:
     def as_dict(self) -> dict[str, object]:
         return {"samples": self.total, "per_stream": dict(sorted(self.emitted.items())), "passes": self.passes,
                 "late": self.late, "max_late_ms": round(self.max_late_s * 1e3, 3), "resyncs": self.resyncs,
-                "pauses": self.pauses, "paused_s": round(self.paused_s, 3), "stopped": self.stopped}
+                "pauses": self.pauses, "paused_s": round(self.paused_s, 3), "stopped": self.stopped,
+                "gaps_shortened": self.gaps_shortened, "gap_s_skipped": round(self.gap_s_skipped, 3)}
 
 
 class Scheduler:
     def __init__(self, rate: float = 1.0, loop: bool = False, resync_after_s: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_gap_s: float = MAX_GAP_S) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, not {rate}")
+        if not max_gap_s > 0:
+            raise ValueError(f"max_gap_s must be positive, not {max_gap_s}")
         self.rate = rate
         self.loop = loop
         self.resync_after_s = resync_after_s
+        self.max_gap_ns = round(max_gap_s * 1e9)
+        self.on_gap: Callable[[int, float], None] | None = None  # (t_ns after the gap, recorded gap in s)
         self.clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -115,6 +125,18 @@ class Scheduler:
         """The monotonic time at which a sample recorded at `t_ns` is due."""
         return self._wall0 + (t_ns - self._t0) / 1e9 / self.rate
 
+    def _shorten_gap(self, t_ns: int, gap_ns: int) -> None:
+        """Move the timing so that a sample after a long gap is due `max_gap_ns` after the one before it."""
+        skipped = gap_ns - self.max_gap_ns
+        with self._lock:
+            self._t0 += skipped
+            if self._paused:
+                self._pause_position += skipped
+        self.stats.gaps_shortened += 1
+        self.stats.gap_s_skipped += skipped / 1e9
+        if self.on_gap is not None:
+            self.on_gap(t_ns, gap_ns / 1e9)
+
     def _wait_until_due(self, t_ns: int) -> float | None:
         """Sleep until `t_ns` is due (staying asleep while paused); its due time, or None once stopped."""
         announced_pause = False
@@ -151,14 +173,18 @@ class Scheduler:
             stats.passes += 1
             emitted_this_pass = 0
             origin = origin_ns
+            previous = origin
             for sample in samples:
                 if origin is None:
-                    origin = sample.t_ns
+                    origin = previous = sample.t_ns
                 if emitted_this_pass == 0:
                     with self._lock:
                         self._anchor(self.clock(), origin)
                         if self._paused:
                             self._pause_position = origin
+                if previous is not None and sample.t_ns - previous > self.max_gap_ns:
+                    self._shorten_gap(sample.t_ns, sample.t_ns - previous)
+                previous = max(previous, sample.t_ns) if previous is not None else sample.t_ns
                 due = self._wait_until_due(sample.t_ns)
                 if due is None:
                     break

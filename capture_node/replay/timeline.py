@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import h5py
 import numpy as np
 
 from capture_node.episode_reader import EpisodeReader, Stream, StreamInfo
+from capture_node.errors import EpisodeError
 
 BLOCK_ROWS = 256
 
@@ -33,12 +33,6 @@ class Sample:
     row: dict[str, Any]
 
 
-def _cell_kind(dataset: h5py.Dataset) -> str:
-    if h5py.check_string_dtype(dataset.dtype) is not None:
-        return "str"
-    return "bytes" if h5py.check_vlen_dtype(dataset.dtype) is not None else "value"
-
-
 def _plain_cell(kind: str, value: Any) -> Any:
     if kind == "bytes":
         return np.asarray(value, dtype=np.uint8).tobytes()
@@ -47,52 +41,47 @@ def _plain_cell(kind: str, value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def first_index_at_or_after(t_ns: h5py.Dataset, t: int) -> int:
-    """Binary search on a non-decreasing t_ns dataset, reading O(log N) single values."""
-    low, high = 0, int(t_ns.shape[0])
+def first_index_at_or_after(stream: Stream, t: int) -> int:
+    """Binary search on a stream's t_ns in the file, reading O(log N) single values."""
+    low, high = 0, len(stream)
     while low < high:
         middle = (low + high) // 2
-        if int(t_ns[middle]) < t:
+        if int(stream.block("t_ns", middle, middle + 1)[0]) < t:
             low = middle + 1
         else:
             high = middle
     return low
 
 
-def _group(stream: Stream) -> h5py.Group:
-    return stream._group  # the reader's own handle on the stream's group (read-only)
-
-
 class StreamRows:
-    """The rows of one stream between two times, read block by block."""
+    """The rows of one stream between two times, read block by block.
+
+    A data stream whose t_ns goes backwards raises EpisodeError when the replay reaches that row."""
 
     def __init__(self, stream: Stream, start_ns: int | None = None, end_ns: int | None = None,
                  block_rows: int = BLOCK_ROWS) -> None:
         self.stream = stream
         self.info: StreamInfo = stream.info
-        self.group = _group(stream)
         self.block_rows = block_rows
         self.start_ns = start_ns
         self.end_ns = end_ns
-        t_ns = self.group["t_ns"]
-        ordered = self.info.kind != "events"
-        self.first = 0 if start_ns is None or not ordered else first_index_at_or_after(t_ns, start_ns)
-        self.stop = len(stream) if end_ns is None or not ordered else first_index_at_or_after(t_ns, end_ns + 1)
+        self.ordered = self.info.kind != "events"
+        self.first = 0 if start_ns is None or not self.ordered else first_index_at_or_after(stream, start_ns)
+        self.stop = len(stream) if end_ns is None or not self.ordered else first_index_at_or_after(stream, end_ns + 1)
 
     def __iter__(self) -> Iterator[Sample]:
         columns = self.info.columns
-        datasets = {name: self.group[name] for name in columns}
-        kinds = {name: _cell_kind(dataset) for name, dataset in datasets.items()}
+        kinds = {name: self.stream.cell_kind(name) for name in columns}
+        previous: int | None = None
         for begin in range(self.first, self.stop, self.block_rows):
             end = min(begin + self.block_rows, self.stop)
-            block: dict[str, Any] = {}
-            for name, dataset in datasets.items():
-                if kinds[name] == "str":
-                    block[name] = dataset.asstr()[begin:end]
-                else:
-                    block[name] = dataset[begin:end]
+            block = {name: self.stream.block(name, begin, end) for name in columns}
             times = block["t_ns"].tolist()
             for offset, t in enumerate(times):
+                if self.ordered and previous is not None and t < previous:
+                    raise EpisodeError(f"{self.stream.file}: /{self.info.path}/t_ns goes backwards at row "
+                                       f"{begin + offset}")
+                previous = t
                 if self.start_ns is not None and t < self.start_ns:
                     continue
                 if self.end_ns is not None and t > self.end_ns:

@@ -1,4 +1,8 @@
+import shutil
+
 import cv2
+import h5py
+import numpy as np
 import pytest
 
 from capture_node.errors import EpisodeError
@@ -21,3 +25,18 @@ def test_plot_of_chosen_signals(sim_episode, tmp_path):
     assert (image.shape[1], image.shape[0]) == plot_size_px(2) == (1200, 650)
     with pytest.raises(EpisodeError, match="no decoded CAN signal"):
         plot_signals(sim_episode, tmp_path / "bad.png", ["EEC1.NoSuchSignal"])
+
+
+def test_plot_of_nan_and_infinite_values_and_far_timestamps(sim_episode, tmp_path):
+    copy = tmp_path / sim_episode.name
+    shutil.copyfile(sim_episode, copy)
+    with h5py.File(copy, "r+") as handle:
+        handle["control/commands"][::2] = np.nan
+        handle["can/can0/decoded/EEC1/EngSpeed"][::2] = np.inf
+        handle["can/can0/decoded/EEC1/EngSpeed"][1::4] = -np.inf
+        swing = handle["can/can0/decoded/SwingStatus/SwingAngle"]
+        swing[...] = np.nan
+        handle["can/can0/decoded/BoomSSI2/t_ns"][-1] = 2**62  # far in the future (int64 differences would wrap)
+    out = plot_signals(copy, tmp_path / "nan.png", None)
+    image = cv2.imread(str(out))
+    assert (image.shape[1], image.shape[0]) == plot_size_px(len(DEFAULT_PLOT_SIGNALS)) and image.std() > 10

@@ -1,10 +1,14 @@
+import shutil
+import time
+from pathlib import Path
+
 import cv2
 import h5py
 import numpy as np
 
 from capture_node.episode_reader import EpisodeReader
-from capture_node.render import MAX_UPSCALE, MIN_WIDTH, render_review_video, review_layout
-from capture_node.review_panel import HEADER_HEIGHT, PANEL_HEIGHT
+from capture_node.render import MAX_HOLD_S, MAX_UPSCALE, MIN_WIDTH, render_review_video, review_layout, review_timing
+from capture_node.review_panel import HEADER_HEIGHT, ORANGE, PANEL_HEIGHT, PanelState, draw_panel, format_signal
 
 
 def _read_video(path) -> list[np.ndarray]:
@@ -63,3 +67,75 @@ def test_review_video_of_one_camera_at_a_chosen_rate(sim_episode, tmp_path, caps
     frames = _read_video(out)
     assert len(frames) == count
     assert frames[0].shape[1] == MIN_WIDTH
+
+
+def _edited_copy(sim_episode: Path, tmp_path: Path, edit) -> Path:
+    copy = tmp_path / sim_episode.name
+    shutil.copyfile(sim_episode, copy)
+    with h5py.File(copy, "r+") as handle:
+        edit(handle)
+    return copy
+
+
+def _with_no_values(handle: h5py.File) -> None:
+    """What ROS recordings hold: NaN commands and axes (no value), infinite and NaN machine signals."""
+    commands = handle["control/commands"]
+    commands[::2] = np.nan
+    axes = handle["joystick/operator/axes"]
+    axes[::3] = np.nan
+    handle["can/can0/decoded/EEC1/EngSpeed"][::2] = np.inf
+
+
+def test_nan_commands_axes_and_signals_render(sim_episode, tmp_path):
+    copy = _edited_copy(sim_episode, tmp_path, _with_no_values)
+    out = tmp_path / "nan.mp4"
+    count = render_review_video(copy, out, fps=5.0, cameras=["side"], progress=False)
+    assert count == _expected_frames(copy, ["side"], 5.0) == len(_read_video(out))
+
+
+def test_the_panel_draws_no_value_as_a_gap():
+    def panel(value: float) -> np.ndarray:
+        state = PanelState(1.0, 4.0, {"left_x": value, "left_y": value, "travel_left": value},
+                           [("boom", value)], True, [("engine speed", format_signal(value, "rpm"))], None, 0.0,
+                           [(value, True)])
+        image = np.zeros((PANEL_HEIGHT, MIN_WIDTH, 3), np.uint8)
+        draw_panel(image, state)
+        return image
+
+    def orange_in_boom_bar(image: np.ndarray) -> bool:
+        bar = image[58 - 7:58 + 8, 500 + 110:500 + 310]  # the first command's bar (review_panel layout)
+        return bool((bar == ORANGE).all(axis=2).any())
+
+    assert orange_in_boom_bar(panel(0.5))
+    for value in (float("nan"), float("inf"), float("-inf")):
+        assert not orange_in_boom_bar(panel(value))
+    assert not np.array_equal(panel(float("nan")), panel(0.0))  # "n/a" is written instead of a number
+
+
+def test_a_huge_time_gap_is_left_out_and_reported(sim_episode, tmp_path):
+    def far_last_frame(handle: h5py.File) -> None:
+        handle["cameras/side/t_ns"][-1] = handle["cameras/side/t_ns"][-1] + 10**15  # 11.6 days later
+
+    copy = _edited_copy(sim_episode, tmp_path, far_last_frame)
+    notes: list[str] = []
+    started = time.monotonic()
+    count = render_review_video(copy, tmp_path / "gap.mp4", fps=5.0, cameras=["side"], progress=False,
+                                note=notes.append)
+    assert time.monotonic() - started < 60
+    with h5py.File(copy, "r") as handle:
+        t_ns = handle["cameras/side/t_ns"][()]
+    before_gap = int(np.floor((t_ns[-2] - t_ns[0]) * 5.0 / 1e9 + 1e-9)) + 1
+    assert before_gap <= count <= before_gap + 5 * MAX_HOLD_S + 2  # the frames, plus the far frame held briefly
+    assert len(notes) == 1 and "left out" in notes[0] and "without samples" in notes[0]
+    with EpisodeReader(copy) as reader:
+        capped = review_timing(reader, 5.0, ["side"], max_frames=7)
+    assert capped.capped and len(capped.times) == 7
+
+
+def test_views_take_their_size_from_the_frames(sim_episode, tmp_path):
+    def wrong_size(handle: h5py.File) -> None:
+        handle["cameras/side"].attrs.update({"width": 100, "height": 1000})
+
+    copy = _edited_copy(sim_episode, tmp_path, wrong_size)
+    with EpisodeReader(copy) as wrong, EpisodeReader(sim_episode) as right:
+        assert review_layout(wrong) == review_layout(right)

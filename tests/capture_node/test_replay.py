@@ -4,6 +4,7 @@ python-can virtual buses compared frame by frame with the recording."""
 import io
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import can
+import h5py
 import numpy as np
 import pytest
 
@@ -357,3 +359,34 @@ def test_cli_refuses_unsafe_options(sim_episode: Path) -> None:
         cmd_replay(parse(str(sim_episode)))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="--end"):
         cmd_replay(parse(str(sim_episode), "--can", "virtual:x", "--start", "2", "--end", "1"))  # type: ignore[arg-type]
+
+
+def test_a_far_future_sample_does_not_make_the_replay_wait(sim_episode: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / sim_episode.name
+    shutil.copyfile(sim_episode, copy)
+    with h5py.File(copy, "r+") as handle:
+        t_ns = handle["can/can0/t_ns"]
+        t_ns[-1] = 2**62  # about 146 years after the recording's start
+        handle["can/can0/t_device_ns"][-1] = 2**62
+    started = time.monotonic()
+    assert cmd_replay(parse(str(copy), "--can", "virtual:x", "--quiet", "--start", "3.7",  # type: ignore[arg-type]
+                            "--max-gap", "0.2")) == 0
+    assert time.monotonic() - started < 10
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["gaps_shortened"] == 1 and summary["gap_s_skipped"] > 1e9
+    assert "shortened" in err and "--max-gap" in err
+
+
+def test_scheduler_shortens_gaps_in_recorded_time() -> None:
+    samples = [Sample(t, "control", "control", k, {}) for k, t in enumerate([0, 10_000_000, 10**18, 10**18 + 10**7])]
+    heard: list[tuple[int, float]] = []
+    scheduler = Scheduler(rate=1.0, max_gap_s=0.05)
+    scheduler.on_gap = lambda t_ns, gap_s: heard.append((t_ns, gap_s))
+    emitted: list[float] = []
+    started = time.monotonic()
+    stats = scheduler.run(samples, lambda sample: emitted.append(time.monotonic() - started))
+    assert stats.total == 4 and stats.gaps_shortened == 1 and heard == [(10**18, (10**18 - 10_000_000) / 1e9)]
+    assert emitted[2] - emitted[1] == pytest.approx(0.05, abs=0.03)  # the gap, shortened to max_gap_s
+    assert emitted[3] - emitted[2] == pytest.approx(0.01, abs=0.01)

@@ -110,3 +110,66 @@ def test_inspect_reports_streams_and_json(sim_episode):
     assert "cameras/side" in text.stdout and "rate Hz" in text.stdout
     bad = subprocess.run(excap_command("inspect", str(REPO / "README.md")), capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.strip() == f"excap: error: {REPO / 'README.md'}: not an HDF5 file"
+
+
+def _keep_frames(group, keep):
+    """Keep the rows `keep` of every dataset of a camera group (rewritten, attributes kept)."""
+    for name in list(group):
+        data, attrs = group[name][()], dict(group[name].attrs)
+        dtype = group[name].dtype
+        del group[name]
+        if name == "frames":
+            kept = group.create_dataset(name, (len(keep),), dtype=dtype, maxshape=(None,))
+            for row, index in enumerate(keep):
+                kept[row] = data[index]
+        else:
+            kept = group.create_dataset(name, data=data[keep], maxshape=(None,))
+        kept.attrs.update(attrs)
+
+
+def test_dead_and_slow_cameras_are_warnings_not_errors(episode_copy):
+    with h5py.File(episode_copy, "r+") as f:
+        _keep_frames(f["cameras/side"], np.arange(0))  # a camera that delivered nothing
+        _keep_frames(f["cameras/top"], np.arange(0, f["cameras/top/t_ns"].shape[0], 4))  # a quarter of its rate
+    assert validate_episode(episode_copy) == []
+    result = subprocess.run(excap_command("validate", str(episode_copy)), capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == f"{episode_copy}: valid"
+    assert any(line.startswith(f"{episode_copy}: WARNING: /cameras/side: no samples") and "nominal 15 fps" in line
+               for line in lines), lines
+    assert any(line.startswith(f"{episode_copy}: WARNING: /cameras/top: ") and "of its nominal 15 fps" in line
+               for line in lines), lines
+    text = subprocess.run(excap_command("inspect", str(episode_copy)), capture_output=True, text=True, cwd=REPO)
+    assert text.returncode == 0 and "WARNING   /cameras/side: no samples" in text.stdout
+    import json
+
+    data = json.loads(subprocess.run(excap_command("inspect", "--json", str(episode_copy)), capture_output=True,
+                                     text=True, cwd=REPO).stdout)
+    assert len(data["warnings"]) == 2
+
+
+def test_a_good_episode_has_no_warnings(sim_episode):
+    from capture_node.quality import file_warnings
+
+    assert file_warnings(sim_episode) == []
+
+
+def test_structure_the_readers_refuse_is_reported(episode_copy):
+    """What EpisodeReader refuses at open, validate lists (the same check), one line each."""
+    with h5py.File(episode_copy, "r+") as f:
+        f["cameras/side"].attrs["width"] = 10**9
+        f["control/commands"].attrs["names"] = np.array(["boom", "arm"], dtype=object)
+        f["joystick/operator/extra"] = h5py.SoftLink("/nowhere")
+        f.attrs["duration_s"] = np.nan
+    problems = validate_episode(episode_copy)
+    for message in ("/cameras/side: attribute 'width' is 1000000000, not a size in pixels",  # readers ignore it
+                    "/control/commands: 2 names for 6 columns", "/joystick/operator/extra: is a soft link",
+                    "root attribute 'duration_s' is nan, not a finite number"):
+        assert any(message in p for p in problems), (message, problems)
+    from capture_node.episode_reader import EpisodeReader
+    from capture_node.errors import EpisodeError
+
+    with pytest.raises(EpisodeError, match="2 more problems: excap validate lists them") as caught:
+        EpisodeReader(episode_copy)
+    assert str(caught.value).startswith(f"{episode_copy}: ") and "\n" not in str(caught.value)

@@ -1,4 +1,6 @@
 import json
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,8 @@ from capture_node.datasets.operators import key_path, load_or_create_key, pseudo
 from capture_node.datasets.video import decode_rgb
 from capture_node.episode_reader import EpisodeReader
 from capture_node.errors import ExcapError
+from tests.conftest import REPO, excap_command, wait_for
+from tests.support.hostile_episodes import operator_of, unexportable_copies
 
 from .conftest import OPERATORS, all_bytes
 
@@ -110,28 +114,66 @@ def test_byte_identical_reexport(exported: Path, recorded_dir: Path, tmp_path: P
         assert (again / "meta" / name).read_bytes() == (exported / "meta" / name).read_bytes()
 
 
-def test_resume_after_interruption(exported: Path, recorded_dir: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_real_kill(exported: Path, recorded_dir: Path, tmp_path: Path) -> None:
+    """`excap export` is killed (SIGKILL) while it encodes the second episode's video, then run again."""
     out = tmp_path / "resumed"
-    real = module.LeRobotExporter._export_episode
-    calls: list[int] = []
-
-    def interrupted(self: module.LeRobotExporter, index: int, *args: object) -> dict:
-        calls.append(index)
-        if index == 1:
-            raise KeyboardInterrupt
-        return real(self, index, *args)
-
-    monkeypatch.setattr(module.LeRobotExporter, "_export_episode", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        export_lerobot(recorded_dir, options(out))
+    command = excap_command("export", str(recorded_dir), "--format", "lerobot", "--out", str(out), "--fps", "10",
+                            "--partner", "oem-test", "--no-progress")
+    second_video = out / "videos/observation.images.side/chunk-000/file-001.partial.mp4"
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: second_video.exists() or process.poll() is not None, timeout=120, interval=0.002,
+                 message="the export to start on the second episode")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL, "the export ended before it could be killed"
     assert not (out / "meta" / "info.json").exists()
-    monkeypatch.setattr(module.LeRobotExporter, "_export_episode", real)
-    result = export_lerobot(recorded_dir, options(out))
-    assert calls == [0, 1] and result.resumed_episodes == 1
+    manifest = json.loads((out / module.WORK_DIR / "manifest.json").read_text())
+    assert list(manifest["done"]) == ["0"]
+    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "2 episodes (1 done before)" in rerun.stdout
     assert parquet_files(out) == parquet_files(exported)
+    for name in ("info.json", "stats.json"):
+        assert (out / "meta" / name).read_bytes() == (exported / "meta" / name).read_bytes()
+    assert not list(out.rglob("*.partial.mp4"))
     with pytest.raises(ExcapError, match="other settings"):
         export_lerobot(recorded_dir, LeRobotExportOptions(out=out, fps=5, partner="oem-test", progress=False))
+
+
+def bad_copies(episode_dir: Path) -> dict[str, str]:
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    return unexportable_copies(source, episode_dir)
+
+
+def test_bad_episodes_are_skipped_and_reported(episode_dir: Path, exported: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    reasons = bad_copies(episode_dir)
+    out = tmp_path / "skipping"
+    assert main(["export", str(episode_dir), "--format", "lerobot", "--out", str(out), "--partner", "oem-test",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("excap export: skipped")]
+    assert len(lines) == 4
+    for episode_id, reason in reasons.items():
+        assert any(episode_id in line and reason in line for line in lines), (episode_id, lines)
+    assert "2 episodes" in captured.out and "skipped 4: " in captured.out
+    report = json.loads((out / "meta" / "excap_export.json").read_text())
+    assert report["exported_episodes"] == 2
+    assert sorted(s["episode_id"] for s in report["skipped_episodes"]) == sorted(reasons)
+    for skipped in report["skipped_episodes"]:
+        assert reasons[skipped["episode_id"]] in skipped["reason"] and str(tmp_path) not in skipped["reason"]
+    assert parquet_files(out) == parquet_files(exported)  # the good episodes, indexed as without the bad ones
+
+
+def test_strict_export_fails_on_a_bad_episode(episode_dir: Path, tmp_path: Path) -> None:
+    bad_copies(episode_dir)
+    out = tmp_path / "strict"
+    with pytest.raises(ExcapError, match="--strict") as caught:
+        export_lerobot(episode_dir, options(out, strict=True))
+    assert "20260101T000000Z_bad-" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (out / "meta" / "info.json").exists()
 
 
 def test_filters_and_cli(recorded_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,11 +1,15 @@
 import json
+import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 from capture_node.datasets.export_robomimic import RobomimicExportOptions, export_robomimic, split_demos
 from capture_node.episode_reader import EpisodeReader
+from capture_node.errors import ExcapError
+from tests.support.hostile_episodes import operator_of, unexportable_copies
 
 from .conftest import OPERATORS, all_bytes
 
@@ -57,3 +61,40 @@ def test_blur_faces_option_runs_the_detector(recorded_dir: Path, tmp_path: Path)
                                                                    partner="oem-test", blur_faces=True,
                                                                    progress=False))
     assert result.out.is_file() and result.faces_blurred == 0  # the simulated cameras show no people
+
+
+def test_bad_episodes_are_skipped_and_listed(episode_dir: Path, tmp_path: Path) -> None:
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    reasons = unexportable_copies(source, episode_dir)
+    heard: list[str] = []
+    options = RobomimicExportOptions(out=tmp_path / "out.hdf5", partner="oem-test", progress=False,
+                                     on_skip=lambda skipped: heard.append(skipped.line()))
+    result = export_robomimic(episode_dir, options)
+    assert result.episodes == 2 and sorted(s.episode_id for s in result.skipped) == sorted(reasons)
+    assert len(heard) == 4
+    with h5py.File(result.out, "r") as handle:
+        assert sorted(handle["data"]) == ["demo_0", "demo_1"]
+        listed = json.loads(handle["data"].attrs["excap_skipped_episodes"])
+        assert {s["episode_id"] for s in listed} == set(reasons)
+        for skipped in listed:
+            assert reasons[skipped["episode_id"]] in skipped["reason"]
+    with pytest.raises(ExcapError, match="--strict"):
+        export_robomimic(episode_dir, RobomimicExportOptions(out=tmp_path / "strict.hdf5", partner="oem-test",
+                                                             progress=False, strict=True))
+    assert not (tmp_path / "strict.hdf5").exists() and not list(tmp_path.glob("strict*"))
+
+
+def test_skips_go_by_file_not_by_episode_id(episode_dir: Path, tmp_path: Path) -> None:
+    """A bad copy carrying the same episode id as good episodes leaves the good ones in the export."""
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    with h5py.File(source, "r") as handle:
+        same_id = str(handle.attrs["episode_id"])
+    shutil.copyfile(source, episode_dir / "zz-same-id-good.h5")
+    for episode_id in unexportable_copies(source, episode_dir):
+        bad = episode_dir / f"{episode_id}.h5"
+        with h5py.File(bad, "r+") as handle:
+            handle.attrs["episode_id"] = same_id
+    result = export_robomimic(episode_dir, RobomimicExportOptions(out=tmp_path / "out.hdf5", partner="oem-test",
+                                                                  progress=False))
+    assert result.episodes == 3 and len(result.skipped) == 4
+    assert {s.episode_id for s in result.skipped} == {same_id}

@@ -167,3 +167,14 @@ def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, 
         assert all(e["stamp_ns"] == e["t_ns"] + offset for e in events)
         clocks = [stamp_to_ns(m.clock) - offset for m in subscriber.messages["/clock"]]
         assert clocks and clocks == sorted(clocks) and reader.start_t_ns <= clocks[0] and clocks[-1] <= end
+
+
+def test_times_beyond_a_ros_stamp_are_one_error_line() -> None:
+    from capture_node.errors import EpisodeError
+    from capture_node.replay.ros import stamp_fields
+
+    assert stamp_fields(1_700_000_000_123_456_789, "monotonic", 0) == (1_700_000_000, 123_456_789)
+    assert stamp_fields(5, "utc", 1_000_000_000) == (1, 5)
+    for t_ns in (2**62, -(2**62)):
+        with pytest.raises(EpisodeError, match="beyond what a ROS time stamp holds"):
+            stamp_fields(t_ns, "monotonic", 0)
