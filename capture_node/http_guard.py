@@ -11,6 +11,10 @@ API.
   plain HTML form, which can only send form or text bodies, can never make one.
 
 Refusals are answered with a one-line JSON `detail`, counted, and logged at most once per second.
+
+The body of every request is read before it is answered (up to MAX_BODY_BYTES, else 413): a server that answers
+and closes while a request's bytes are still unread makes the kernel reset the connection, and the client then
+loses the answer (an early refusal must reach it as an answer, not as "connection reset").
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+MAX_BODY_BYTES = 1 << 20
 MAX_HOST_CHARS = 300
 _PORT = re.compile(r":[0-9]{1,5}")
 log = logging.getLogger("excap.http")
@@ -205,16 +210,15 @@ class HostOriginGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = check_request(scope, self.hosts, self.require_json)
+        received = await _read_body(receive)
+        refusal = check_request(scope, self.hosts, self.require_json) if received is not None else Refusal(
+            413, f"request body over {MAX_BODY_BYTES} bytes")
         if refusal is None:
-            await self.app(scope, receive, send)
+            assert received is not None
+            await self.app(scope, _replay(received, receive), send)
             return
         self._count(scope, refusal)
-        body = json.dumps({"detail": refusal.detail}).encode()
-        await send({"type": "http.response.start", "status": refusal.status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"cache-control", b"no-store")]})
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, refusal)
 
     def _count(self, scope: Scope, refusal: Refusal) -> None:
         now = time.monotonic()
@@ -227,3 +231,37 @@ class HostOriginGuard:
         client = scope.get("client") or ("?", 0)
         log.warning("%s: refused %d request(s) in the last second, latest %s %.80r from %s: %s", self.name, count,
                     str(scope.get("method", ""))[:16], scope.get("path", ""), client[0], refusal.detail)
+
+
+async def _read_body(receive: Receive) -> list[Message] | None:
+    """The request's body messages, all of them (None: the body is over MAX_BODY_BYTES)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message.get("type") != "http.request":
+            return messages  # the client went away: the app sees the disconnect
+        size += len(message.get("body", b""))
+        if size > MAX_BODY_BYTES:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], server_receive: Receive) -> Receive:
+    """A `receive` giving the messages already read, then the server's own (which waits for the disconnect)."""
+    pending = list(messages)
+
+    async def receive() -> Message:
+        return pending.pop(0) if pending else await server_receive()
+
+    return receive
+
+
+async def _answer(send: Send, refusal: Refusal) -> None:
+    body = json.dumps({"detail": refusal.detail}).encode()
+    await send({"type": "http.response.start", "status": refusal.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})

@@ -65,7 +65,7 @@ EVENT_DETAILS: dict[str, tuple[str, ...]] = {
     "metadata": ("outcome", "operator_id", "site", "task", "machine_id"),
     "recovered": ("journal_records", "torn_tail", "recovered_at_t_ns"),
     "drop": ("stream", "count", "stage"),
-    "fault": ("channel", "device", "camera", "stream", "reconnecting"),
+    "fault": ("channel", "device", "camera", "stream", "reconnecting", "reason", "thread", "before_start"),
     "reconnect": ("channel", "interface", "reconnects", "camera", "attempts", "down_s", "width", "height", "fps"),
     "camera_lost": ("camera",),
     "joystick_lost": ("device",),

@@ -63,3 +63,62 @@ def test_state_changing_requests_need_the_own_origin_and_json() -> None:
     assert check_request(scope("POST", **own, content_type="text/plain"), LOOPBACK, False) is None
     for method in ("GET", "HEAD", "OPTIONS"):  # reading is never refused for its origin
         assert check_request(scope(method, **own, origin="http://evil.example"), LOOPBACK, True) is None
+
+
+@pytest.fixture(scope="module")
+def guarded_server():
+    """A real uvicorn server on loopback behind the guard; its app echoes the body's length and never reads it
+    for /early (answering before the body is read, as a refusal would)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from capture_node.http_guard import HostOriginGuard
+    from capture_node.http_thread import ThreadedServer, bind
+
+    async def echo(request: Request) -> JSONResponse:
+        return JSONResponse({"length": len(await request.body())})
+
+    async def early(_request: Request) -> JSONResponse:
+        return JSONResponse({"early": True}, status_code=409)
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    app = Starlette(routes=[Route("/echo", echo, methods=["POST"]), Route("/early", early, methods=["POST"])])
+    guard = HostOriginGuard(app, AllowedHosts.for_server("127.0.0.1", port), require_json=True)
+    server = ThreadedServer(uvicorn.Config(guard, log_level="warning", lifespan="off"), sock, "guard-test")
+    assert server.start()
+    yield port
+    server.stop()
+
+
+def _post(port: int, path: str, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", path, body, {"Host": f"127.0.0.1:{port}", "Content-Type": content_type})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_the_app_still_receives_the_whole_body(guarded_server: int) -> None:
+    status, body = _post(guarded_server, "/echo", b"[" + b"1," * 200_000 + b"1]")
+    assert (status, body) == (200, b'{"length":400003}')
+
+
+def test_early_answers_and_refusals_arrive_even_with_a_large_unread_body(guarded_server: int) -> None:
+    for _ in range(20):  # an unread body at close would make the kernel reset the connection: the answer lost
+        assert _post(guarded_server, "/early", b"x" * 900_000)[0] == 409
+        assert _post(guarded_server, "/echo", b"x" * 900_000, "text/plain")[0] == 415
+
+
+def test_a_body_over_the_limit_is_refused_with_413(guarded_server: int) -> None:
+    from capture_node.http_guard import MAX_BODY_BYTES
+
+    status, body = _post(guarded_server, "/echo", b"x" * (MAX_BODY_BYTES + 1))
+    assert status == 413 and b"request body over" in body

@@ -124,8 +124,18 @@ class RawAnswer:
     seconds: float
 
 
+LARGE_HEAD_BYTES = 8192  # what common servers accept as a request head; beyond it a reset is a fair answer
+
+
+def head_bytes(request: RawRequest) -> int:
+    return len(request.method) + len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
+
+
 def send_raw(port: int, request: RawRequest, timeout: float = 10.0) -> RawAnswer:
-    """Put the request on a fresh loopback connection byte for byte; read the whole answer."""
+    """Put the request on a fresh loopback connection byte for byte; read the whole answer.
+
+    A connection reset is status 0 for a request whose head is over LARGE_HEAD_BYTES (a server may drop such a
+    request before reading it all, and the kernel then resets the connection), and an error otherwise."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     began = time.monotonic()
     try:
@@ -137,6 +147,10 @@ def send_raw(port: int, request: RawRequest, timeout: float = 10.0) -> RawAnswer
         response = connection.getresponse()
         body = response.read() if request.method != "HEAD" else b""
         return RawAnswer(response.status, body, time.monotonic() - began)
+    except (ConnectionResetError, BrokenPipeError):
+        if head_bytes(request) <= LARGE_HEAD_BYTES:
+            raise
+        return RawAnswer(0, b"", time.monotonic() - began)
     finally:
         connection.close()
 
