@@ -6,6 +6,27 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 PACKAGE_NAME = "excap"
+# The import package `excap` and where its parts live in the repository.
+SOURCES = {"excap": "capture_node", "excap.drivers": "drivers", "excap.schemas": "schemas"}
+
+
+def packages() -> list[str]:
+    """Every package of the `excap` namespace (folders with an __init__.py under the three source folders)."""
+    found = []
+    for package, folder in SOURCES.items():
+        found.append(package)
+        found += [f"{package}.{sub}" for sub in find_packages(where=folder)
+                  if not any(f"{package}.{sub}".startswith(other + ".") or f"{package}.{sub}" == other
+                             for other in SOURCES if other != package and other.startswith(package + "."))]
+    return found
+
+
+def version() -> str:
+    """The one place the version is kept: excap's __init__.py."""
+    for line in (HERE / "capture_node" / "__init__.py").read_text(encoding="utf-8").splitlines():
+        if line.startswith("__version__"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise RuntimeError("no __version__ in capture_node/__init__.py")
 
 
 def share_files() -> list[tuple[str, list[str]]]:
@@ -25,14 +46,15 @@ def share_files() -> list[tuple[str, list[str]]]:
 
 setup(
     name=PACKAGE_NAME,
-    version="0.1.0",
+    version=version(),
     description="Excavator and wheel-loader teleoperation demonstration capture into HDF5 episodes",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["capture_node*", "drivers*", "schemas*"]),
-    package_data={"schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"],
-                  "capture_node": ["station_static/*"]},
+    packages=packages(),
+    package_dir=SOURCES,
+    package_data={"excap.schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"],
+                  "excap.station.web": ["static/*"], "excap": ["py.typed"]},
     include_package_data=True,
     data_files=share_files(),
     install_requires=[
@@ -80,6 +102,6 @@ setup(
             "ros-kilted-rosgraph-msgs>=2.3",
         ],
     },
-    entry_points={"console_scripts": ["excap = capture_node.cli:main", "excap_node = capture_node.ros.node:main"]},
+    entry_points={"console_scripts": ["excap = excap.cli.main:main", "excap_node = excap.ros.node:main"]},
     zip_safe=False,
 )

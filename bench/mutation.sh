@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of one area with mutmut 3, in a scratch copy of the repository (so the project's own
 # [tool.mutmut] settings, if any, are left alone). Usage: bench/mutation.sh journal [MAX_CHILDREN]
-#   journal: capture_node/journal.py and capture_node/recovery.py against the journal, recovery and
+#   journal: capture_node/episode/journal.py and capture_node/record/recovery.py against the journal, recovery and
 #            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow
 #            to run per mutant; they are run as a whole in CI).
 # Prints the counts; bench/mutation-AREA.txt lists the mutants not killed (`mutmut show NAME` in the scratch
@@ -15,7 +15,7 @@ python=${PYTHON:-$repo/.venv/bin/python}
 mutmut="$(dirname "$python")/mutmut"
 case "$area" in
   journal)
-    files='"capture_node/journal.py", "capture_node/recovery.py"'
+    files='"capture_node/episode/journal.py", "capture_node/record/recovery.py"'
     tests='"tests/capture_node/test_journal.py", "tests/capture_node/test_recovery.py", "tests/capture_node/test_journal_damage.py", "tests/capture_node/test_recorder.py"'
     ;;
   *) echo "unknown area $area" >&2; exit 2 ;;

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture_node.sim_session import SimSessionOptions, run_sim_session
-from capture_node.summary import summarize
-from capture_node.validation import validate_episode
+from excap.episode.summary import summarize
+from excap.episode.validation import validate_episode
+from excap.station.sim import SimSessionOptions, run_sim_session
 
 
 def rss_mb() -> float:

@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import can
 import numpy as np
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.replay import Replay, ReplayOptions, Sample
-from capture_node.replay.can_sink import CanSink, parse_can_target
-from capture_node.sim_session import SimSessionOptions, run_sim_session
+from excap.episode.reader import EpisodeReader
+from excap.replay import Replay, ReplayOptions, Sample
+from excap.replay.can_sink import CanSink, parse_can_target
+from excap.station.sim import SimSessionOptions, run_sim_session
 
 
 def interval_errors_ms(recorded_ns: Iterable[int], replayed_ns: Iterable[int], rate: float) -> np.ndarray:
@@ -111,15 +111,15 @@ def bench_can(episode: Path, rate: float) -> dict[str, Any]:
 def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(101, 200)))
-    from capture_node.ros.env import rclpy_available
+    from excap.ros.env import rclpy_available
 
     if not rclpy_available():
         return {"skipped": "rclpy not importable"}
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
-    from capture_node.replay.ros import RELIABLE, RosSink
-    from capture_node.ros.convert import stamp_to_ns
+    from excap.ros.convert import stamp_to_ns
+    from excap.ros.replay_sink import RELIABLE, RosSink
 
     sink = RosSink(prefix="/bench", reliable=True)
     context = rclpy.Context()

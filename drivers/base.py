@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from capture_node.clock import now_ns
+from excap.core.clock import now_ns
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Station configs, machine profiles, CAN bus and camera entries, joystick options and calibration
 files are pydantic models built from `ConfigModel` and the field types below (numbers take their
-range from `drivers.limits`, so the range is in the JSON Schema too). Loading a document:
+range from `excap.drivers.limits`, so the range is in the JSON Schema too). Loading a document:
 
     document, problems = validate_partially(StationDocument, data)
 
@@ -24,8 +24,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
-from capture_node.errors import ConfigError
-from drivers.limits import Limits, shown, sign_problem
+from excap.core.errors import ConfigError
+from excap.drivers.limits import Limits, shown, sign_problem
 
 ERROR_TYPE = "excap"
 

@@ -1,8 +1,8 @@
 """The configuration of each device, as declarative models: CAN buses, cameras, joystick options, calibrations.
 
-A station config lists these entries (`capture_node.station_schema` composes them); the drivers' own
+A station config lists these entries (`excap.station.schema` composes them); the drivers' own
 config dataclasses (`CanBusConfig`, `CameraConfig`, `HidJoystickConfig`, ...) are built from them.
-Every number has its range from `drivers.limits`.
+Every number has its range from `excap.drivers.limits`.
 """
 
 import re
@@ -12,19 +12,9 @@ import can
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 from pydantic_core import core_schema
 
-from drivers import limits
-from drivers.config_schema import (
-    ConfigModel,
-    FiniteValues,
-    Flag,
-    Name,
-    Names,
-    Text,
-    choice,
-    invalid,
-    number,
-)
-from drivers.limits import shown
+from excap.drivers import limits
+from excap.drivers.config_schema import ConfigModel, FiniteValues, Flag, Name, Names, Text, choice, invalid, number
+from excap.drivers.limits import shown
 
 # -- CAN ----------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The range of every number a user can configure, in one table.
 
-The configuration schema (`drivers.config_schema` and the document models built on it) takes its
+The configuration schema (`excap.drivers.config_schema` and the document models built on it) takes its
 ranges from here, so they appear in the JSON Schema, and the runtime objects (`CommandLinkConfig`,
 `CameraConfig`, `CabJoystickLayout`, ...) check the same ranges again when they are built. A value
 outside its range, NaN or infinite is refused with one line:
@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from capture_node.errors import ConfigError
+from excap.core.errors import ConfigError
 
 
 def shown(value: Any) -> str:

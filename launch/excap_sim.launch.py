@@ -1,10 +1,9 @@
 """excap_recorder on the simulated excavator: `ros2 launch excap excap_sim.launch.py out_dir:=/data/episodes`."""
 
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
-from launch import LaunchDescription
 
 ARGUMENTS = {
     "out_dir": ("episodes", "episode folder"),

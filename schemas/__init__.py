@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+if __name__ != "excap.schemas":
+    raise ImportError(f"the schemas are imported as 'excap.schemas', not as {__name__!r}")
+
 SCHEMAS_DIR = Path(__file__).resolve().parent
 
 

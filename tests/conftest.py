@@ -29,13 +29,13 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: f
 
 
 def excap_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "capture_node.cli", *args]
+    return [sys.executable, "-m", "excap", *args]
 
 
 @pytest.fixture(scope="session")
 def sim_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real 4-second simulated recording, shared by read-only tests."""
-    from capture_node.sim_session import SimSessionOptions, run_sim_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
 
     out = tmp_path_factory.mktemp("sim_episode")
     return run_sim_session(SimSessionOptions(out_dir=out, duration_s=4.0, cameras=2, width=320, height=240,

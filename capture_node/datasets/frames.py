@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture_node.datasets.faces import FaceBlurrer
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import EpisodeError, ExcapError
+from excap.core.errors import EpisodeError, ExcapError
+from excap.datasets.faces import FaceBlurrer
+from excap.episode.reader import EpisodeReader
 
 
 @dataclass(frozen=True)

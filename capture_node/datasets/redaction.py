@@ -32,8 +32,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from capture_node.datasets.catalogue import EpisodeRecord
-from capture_node.datasets.operators import OperatorRegistry
+from excap.catalogue.index import EpisodeRecord
+from excap.people.registry import OperatorRegistry
 
 REDACTION_VERSION = 2  # part of the partner copies' cache key: raise it whenever this policy changes
 

@@ -1,6 +1,6 @@
 """Which episodes an export contains: catalogue filters, validity, operator consent, and pseudonyms.
 
-The records handed to exports are already as a partner may see them (`capture_node.datasets.redaction`): the
+The records handed to exports are already as a partner may see them (`excap.datasets.redaction`): the
 operator replaced by the partner's pseudonym, registered names scrubbed from task, site and machine fields, no
 validation problems (they name server paths). Only `path` (the file to read frames from) stays a server path.
 Files that cannot be read are skipped with one warning line each.
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capture_node.datasets.catalogue import EpisodeFilter, EpisodeRecord, Warn, select_episodes, stderr_warning
-from capture_node.datasets.operators import key_path, load_or_create_key, load_registry, pseudonym, registry_path
-from capture_node.datasets.redaction import Identities, Scrubber
-from capture_node.datasets.state_dir import private_file, state_dir
-from capture_node.errors import ExcapError
+from excap.catalogue.index import EpisodeFilter, EpisodeRecord, Warn, select_episodes, stderr_warning
+from excap.core.errors import ExcapError
+from excap.core.state_dir import private_file, state_dir
+from excap.datasets.redaction import Identities, Scrubber
+from excap.people.registry import key_path, load_or_create_key, load_registry, pseudonym, registry_path
 
 DEFAULT_PARTNER = "default"
 

@@ -12,7 +12,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from capture_node.errors import ExcapError
+from excap.core.errors import ExcapError
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only on stderr
 

@@ -8,8 +8,8 @@
 - `player`: ties a timeline, a scheduler and sinks together; `cli`: the `excap replay` command.
 """
 
-from capture_node.replay.player import Replay, ReplayOptions, replay_episode
-from capture_node.replay.scheduler import ReplayStats, Scheduler
-from capture_node.replay.timeline import Sample, Timeline
+from excap.replay.player import Replay, ReplayOptions, replay_episode
+from excap.replay.scheduler import ReplayStats, Scheduler
+from excap.replay.timeline import Sample, Timeline
 
 __all__ = ["Replay", "ReplayOptions", "ReplayStats", "Sample", "Scheduler", "Timeline", "replay_episode"]

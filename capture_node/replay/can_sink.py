@@ -20,14 +20,14 @@ from typing import Any, TextIO
 import can
 import numpy as np
 
-from capture_node.can_frame_rules import frame_problem
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ConfigError, EpisodeError
-from capture_node.replay.timeline import Sample
-from drivers.can.bus_config import CanBusConfig, open_bus
-from drivers.can.j1939 import J1939Id
-from drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, encode_bjm1, encode_ejm1
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError, EpisodeError
+from excap.drivers.can.bus_config import CanBusConfig, open_bus
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, encode_bjm1, encode_ejm1
+from excap.drivers.machine.profiles import load_profile
+from excap.episode.can_frames import frame_problem
+from excap.episode.reader import EpisodeReader
+from excap.replay.timeline import Sample
 
 MODES = ("all", "commands", "control")
 PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # a name in schemas/profiles, never a path

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ConfigError
-from capture_node.replay.scheduler import MAX_GAP_S, ReplayStats, Scheduler
-from capture_node.replay.timeline import Sample, Timeline, select_paths
+from excap.core.errors import ConfigError
+from excap.episode.reader import EpisodeReader
+from excap.replay.scheduler import MAX_GAP_S, ReplayStats, Scheduler
+from excap.replay.timeline import Sample, Timeline, select_paths
 
 
 class Sink(Protocol):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from capture_node.replay.timeline import Sample
+from excap.replay.timeline import Sample
 
 LATE_S = 0.002
 MAX_GAP_S = 10.0  # recorded seconds without samples that a replay waits through; longer gaps are shortened

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from capture_node.episode_reader import EpisodeReader, Stream, StreamInfo
-from capture_node.errors import EpisodeError
+from excap.core.errors import EpisodeError
+from excap.episode.reader import EpisodeReader, Stream, StreamInfo
 
 BLOCK_ROWS = 256
 

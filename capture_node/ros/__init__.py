@@ -1,4 +1,4 @@
 """excap as a ROS 2 node: runs a station config's devices, publishes them, records them and ROS topics on services.
 
-Import `capture_node.ros.env` (or call `prepare_ros_environment()`) before importing rclpy.
+Import `excap.ros.env` (or call `prepare_ros_environment()`) before importing rclpy.
 """

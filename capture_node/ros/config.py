@@ -14,8 +14,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from capture_node.errors import ConfigError
-from capture_node.station_config import (
+from excap.core.errors import ConfigError
+from excap.drivers.camera.opencv_camera import CameraConfig
+from excap.drivers.can.bus_config import CanBusConfig
+from excap.drivers.machine.profiles import DEFAULT_PROFILE, MachineProfile, load_profile
+from excap.drivers.sim.cameras import camera_name, view_for_camera
+from excap.station.config import (
     SIM_CAMERA_PREFIX,
     CommandSettings,
     InputSource,
@@ -23,10 +27,6 @@ from capture_node.station_config import (
     RosSettings,
     StationConfig,
 )
-from drivers.camera.opencv_camera import CameraConfig
-from drivers.can.bus_config import CanBusConfig
-from drivers.profiles import DEFAULT_PROFILE, MachineProfile, load_profile
-from drivers.sim.cameras import camera_name, view_for_camera
 
 SESSION_PARAMETERS = ("operator", "certification", "site", "task", "notes")
 

@@ -6,8 +6,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from capture_node.camera_capture import JpegEncoder
-from capture_node.episode_switch import EpisodeSwitch, TeeStream
+from excap.record.jpeg import JpegEncoder
+from excap.record.switch import EpisodeSwitch, TeeStream
 
 
 class MessageJpegEncoder(JpegEncoder):

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from capture_node.ros.env import prepare_ros_environment
-from capture_node.station_certification import start_certified
+from excap.ros.env import prepare_ros_environment
+from excap.station.certification import start_certified
 
 prepare_ros_environment()
 
@@ -35,12 +35,14 @@ from sensor_msgs.msg import CompressedImage, Image, JointState, Joy  # noqa: E40
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from capture_node.clock import now_ns  # noqa: E402
-from capture_node.episode_switch import TeeStream  # noqa: E402
-from capture_node.errors import ExcapError  # noqa: E402
-from capture_node.recovery import recover_directory  # noqa: E402
-from capture_node.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
-from capture_node.ros.convert import (  # noqa: E402
+from excap.core.clock import now_ns  # noqa: E402
+from excap.core.errors import ExcapError  # noqa: E402
+from excap.drivers.joystick.base import JoystickSample  # noqa: E402
+from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
+from excap.record.recovery import recover_directory  # noqa: E402
+from excap.record.switch import TeeStream  # noqa: E402
+from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
+from excap.ros.convert import (  # noqa: E402
     JOINT_NAMES,
     commands_from_joint_state,
     image_to_bgr,
@@ -52,11 +54,9 @@ from capture_node.ros.convert import (  # noqa: E402
     parse_topic_entry,
     stamp_to_ns,
 )
-from capture_node.ros.image_encoder import MessageJpegEncoder  # noqa: E402
-from capture_node.station_config import load_station_config  # noqa: E402
-from capture_node.station_runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
-from capture_node.streams import camera_spec, joystick_spec  # noqa: E402
-from drivers.joystick.base import JoystickSample  # noqa: E402
+from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
+from excap.station.config import load_station_config  # noqa: E402
+from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
 
 NODE_NAME = "excap_recorder"
 SERVICES = ("start", "stop", "discard", "mark", "mark_success", "mark_failure")

@@ -4,7 +4,7 @@ Sources: a device index (`0`), a device path (`/dev/video2`), a stream URL (`rts
 or a video file, which can be replayed as a live source (`loop`, `realtime`).
 
 Every frame goes to `on_frame(t_ns, t_device_ns, bgr)`: `t_ns` is host CLOCK_MONOTONIC
-(capture_node.clock.now_ns) taken right after `grab()`; `t_device_ns` is the backend's own frame
+(excap.core.clock.now_ns) taken right after `grab()`; `t_device_ns` is the backend's own frame
 time (`CAP_PROP_POS_MSEC`: presentation time for files and streams, the kernel buffer time for
 V4L2 devices), 0 when the backend has none. For a looping file it keeps counting across loops.
 
@@ -34,11 +34,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from capture_node.clock import now_ns
-from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health, ThreadGuard, one_line
-from drivers.config_schema import validate_whole
-from drivers.device_schema import CameraEntry
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import DriverCounters, Health, ThreadGuard, one_line
+from excap.drivers.config_schema import validate_whole
+from excap.drivers.device_schema import CameraEntry
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def source_kind(source: int | str) -> SourceKind:
 class CameraConfig:
     """What to open and how. 0 for width, height or fps leaves the device's own setting.
 
-    Checked against the station schema's camera entry (`drivers.device_schema.CameraEntry`) when built.
+    Checked against the station schema's camera entry (`excap.drivers.device_schema.CameraEntry`) when built.
     """
 
     name: str

@@ -21,9 +21,9 @@ from typing import Any
 
 import can
 
-from capture_node.errors import ConfigError, DriverError
-from drivers.config_schema import Problem, validate_whole
-from drivers.device_schema import CanBusEntry, CanFilterEntry
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.config_schema import Problem, validate_whole
+from excap.drivers.device_schema import CanBusEntry, CanFilterEntry
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -60,7 +60,7 @@ class CanFilter:
 class CanBusConfig:
     """One CAN bus. `name` is the episode channel (stream `can/<name>`), `channel` the interface's own channel.
 
-    Built from a checked `CanBusEntry` (see `drivers.device_schema`); built directly, it is checked against
+    Built from a checked `CanBusEntry` (see `excap.drivers.device_schema`); built directly, it is checked against
     the same schema.
     """
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import cantools
 from cantools.database.can import Message
 
-from capture_node.errors import ConfigError
-from drivers.can.j1939 import J1939Id, not_available_threshold
+from excap.core.errors import ConfigError
+from excap.drivers.can.j1939 import J1939Id, not_available_threshold
 
 
 @dataclass(frozen=True)

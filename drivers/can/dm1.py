@@ -8,8 +8,8 @@ occurrence count. "No active fault" is sent as an all-zero DTC; unused bytes are
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from drivers.can.j1939 import J1939Id
-from drivers.can.j1939_tp import BamReassembler
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.j1939_tp import BamReassembler
 
 DM1_PGN = 0xFECA  # 65226
 LAMP_STATES = {0: "off", 1: "on", 2: "error", 3: "not_available"}

@@ -10,7 +10,7 @@ aborts, or when more than T1 (750 ms) passes between two packets.
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from drivers.can.j1939 import J1939Id
+from excap.drivers.can.j1939 import J1939Id
 
 TP_CM_PGN = 0xEC00
 TP_DT_PGN = 0xEB00

@@ -15,8 +15,8 @@ import can
 import cantools
 from cantools.database.can import Database
 
-from drivers.can.j1939 import J1939Id
-from schemas import schema_file
+from excap.drivers.can.j1939 import J1939Id
+from excap.schemas import schema_file
 
 JOYSTICK_DBC = schema_file("can/j1939_joysticks.dbc")
 BJM1_PGN = 64982

@@ -9,7 +9,7 @@ class JoystickSample:
     """The full state of one device after an update.
 
     `axes` are raw device values scaled to [-1, 1] (no calibration applied yet); `buttons` are 0/1.
-    `t_ns` is host CLOCK_MONOTONIC (capture_node.clock.now_ns) when the update was read;
+    `t_ns` is host CLOCK_MONOTONIC (excap.core.clock.now_ns) when the update was read;
     `t_device_ns` is the device's or kernel's own timestamp in ns, 0 when there is none.
     """
 

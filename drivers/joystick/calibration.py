@@ -2,7 +2,7 @@
 
 Values are in the scale drivers emit ([-1, 1], uncalibrated). `AxisCalibration.apply` subtracts the
 centre, scales each side separately so that `min` and `max` reach -1 and +1, clips, inverts if asked,
-then applies deadband and expo exactly as `drivers.mapping.shape_axis` does.
+then applies deadband and expo exactly as `excap.drivers.machine.mapping.shape_axis` does.
 
 File layout::
 
@@ -24,13 +24,13 @@ from typing import Any
 
 import yaml
 
-from capture_node.errors import ConfigError
-from capture_node.yaml_files import load_yaml
-from drivers.config_schema import raise_problems, validate_partially
-from drivers.device_schema import CalibrationDocument
-from drivers.joystick.base import JoystickSample, SampleCallback
-from drivers.limits import CALIBRATION_VALUE, DEADBAND, EXPO
-from drivers.mapping import shape_axis
+from excap.core.errors import ConfigError
+from excap.core.yaml_files import load_yaml
+from excap.drivers.config_schema import raise_problems, validate_partially
+from excap.drivers.device_schema import CalibrationDocument
+from excap.drivers.joystick.base import JoystickSample, SampleCallback
+from excap.drivers.limits import CALIBRATION_VALUE, DEADBAND, EXPO
+from excap.drivers.machine.mapping import shape_axis
 
 SCHEMA = "excap.joystick_calibration"
 MIN_RANGE = 0.2

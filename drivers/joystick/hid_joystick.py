@@ -16,10 +16,10 @@ from types import TracebackType
 
 import inputs
 
-from capture_node.clock import now_ns
-from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health, ThreadGuard
-from drivers.joystick.base import JoystickSample, SampleCallback
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import DriverCounters, Health, ThreadGuard
+from excap.drivers.joystick.base import JoystickSample, SampleCallback
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from types import TracebackType
 
 import can
 
-from capture_node.clock import now_ns
-from capture_node.errors import ConfigError, DriverError
-from drivers.base import DriverCounters, Health, ThreadGuard
-from drivers.can.j1939 import J1939Id
-from drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, decode_joystick_frame
-from drivers.joystick.base import JoystickSample, SampleCallback
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import DriverCounters, Health, ThreadGuard
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.joystick_messages import BJM1_PGN, BUTTONS, EJM1_PGN, decode_joystick_frame
+from excap.drivers.joystick.base import JoystickSample, SampleCallback
 
 log = logging.getLogger(__name__)
 

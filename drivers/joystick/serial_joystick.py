@@ -9,11 +9,11 @@ from types import TracebackType
 
 import serial
 
-from capture_node.clock import now_ns
-from capture_node.errors import DriverError
-from drivers.base import DriverCounters, Health, ThreadGuard
-from drivers.joystick.base import JoystickSample, SampleCallback
-from drivers.joystick.serial_protocols import PROTOCOLS, FrameParser, ProtocolName, make_parser
+from excap.core.clock import now_ns
+from excap.core.errors import DriverError
+from excap.drivers.base import DriverCounters, Health, ThreadGuard
+from excap.drivers.joystick.base import JoystickSample, SampleCallback
+from excap.drivers.joystick.serial_protocols import PROTOCOLS, FrameParser, ProtocolName, make_parser
 
 log = logging.getLogger(__name__)
 

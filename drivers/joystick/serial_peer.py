@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from drivers.joystick.serial_protocols import ProtocolName, encode
+from excap.drivers.joystick.serial_protocols import ProtocolName, encode
 
 StateSource = Callable[[int], tuple[tuple[float, ...], tuple[int, ...]]]
 """frame index -> (axes in [-1, 1], buttons 0/1)"""

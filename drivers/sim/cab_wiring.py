@@ -6,7 +6,7 @@ profile's `cab_joysticks` layout, and if that layout disagreed with the machine 
 swapped source address), the simulated machine would move the wrong way, as a real one would.
 """
 
-from drivers.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout
+from excap.drivers.machine.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout
 
 LEFT_JOYSTICK = 0x2B
 RIGHT_JOYSTICK = 0x2C

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from capture_node.clock import now_ns
-from drivers.base import DriverCounters, Health, ThreadGuard
-from drivers.limits import CAMERA_FPS
-from drivers.sim.cameras import ViewRenderer
-from drivers.sim.excavator import ExcavatorState
+from excap.core.clock import now_ns
+from excap.drivers.base import DriverCounters, Health, ThreadGuard
+from excap.drivers.limits import CAMERA_FPS
+from excap.drivers.sim.cameras import ViewRenderer
+from excap.drivers.sim.excavator import ExcavatorState
 
 FrameCallback = Callable[[int, int, np.ndarray], None]
 """(t_ns, t_device_ns, BGR image) -> None"""

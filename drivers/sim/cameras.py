@@ -10,7 +10,7 @@ import math
 import cv2
 import numpy as np
 
-from drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, joint_points
+from excap.drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, joint_points
 
 VIEWS = ("side", "top")
 

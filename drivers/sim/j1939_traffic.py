@@ -10,7 +10,7 @@ import cantools
 import numpy as np
 from cantools.database.can import Message
 
-from drivers.sim.excavator import ExcavatorState, wrap_angle
+from excap.drivers.sim.excavator import ExcavatorState, wrap_angle
 
 SignalValues = dict[str, float]
 

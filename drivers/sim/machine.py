@@ -12,13 +12,13 @@ from pathlib import Path
 
 import can
 
-from capture_node.clock import now_ns
-from drivers.base import Health, ThreadGuard
-from drivers.cab_joysticks import CabJoystickReceiver
-from drivers.sim.cab_wiring import EXCAVATOR_CAB
-from drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
-from drivers.sim.j1939_traffic import J1939TrafficGenerator
-from schemas import schema_file
+from excap.core.clock import now_ns
+from excap.drivers.base import Health, ThreadGuard
+from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.sim.cab_wiring import EXCAVATOR_CAB
+from excap.drivers.sim.excavator import FUNCTIONS, ExcavatorModel, ExcavatorState
+from excap.drivers.sim.j1939_traffic import J1939TrafficGenerator
+from excap.schemas import schema_file
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class _CommandListener(can.Listener):
 
 class SimulatedExcavator:
     """Commands come from the BJM1 frames of its cab joysticks on the bus, read with the machine's own fixed
-    wiring (`drivers.sim.cab_wiring`, never a profile's), as on the real machine; with
+    wiring (`excap.drivers.sim.cab_wiring`, never a profile's), as on the real machine; with
     `commands_from_bus=False`, from `set_command` (direct drive, for tests)."""
 
     def __init__(self, bus: can.BusABC, dbc_path: Path = DEFAULT_DBC, seed: int = 0, tick_s: float = 0.005,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.mapping import CommandMapper
-from drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, bucket_tip, wrap_angle
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, bucket_tip, wrap_angle
 
 PHASES = ("ready", "return", "dig", "swing_loaded", "dump", "travel")
 

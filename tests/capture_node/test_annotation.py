@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.annotation import LABELS, frame_agreement, frame_times, markers, propose_phases, scripted_phases
-from capture_node.annotation_cli import add_annotate_parser, cmd_annotate, proposal_table
-from capture_node.annotation_store import (
+from excap.cli.annotate import add_annotate_parser, cmd_annotate, proposal_table
+from excap.core.errors import ExcapError
+from excap.episode.annotations import (
     Annotation,
     AnnotationSpan,
     apply_to_episode,
@@ -20,9 +20,9 @@ from capture_node.annotation_store import (
     sidecar_path,
     write_sidecar,
 )
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ExcapError
-from capture_node.validation import validate_episode
+from excap.episode.reader import EpisodeReader
+from excap.episode.validation import validate_episode
+from excap.review.phases import LABELS, frame_agreement, frame_times, markers, propose_phases, scripted_phases
 
 MIN_AGREEMENT = 0.70
 
@@ -33,7 +33,7 @@ def long_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     The command link's stale-input timeout is widened so that a loaded test machine pausing the operator's
     thread cannot latch the machine into neutral: the operator's phases stay the machine's real phases."""
-    import capture_node.sim_session as sim
+    import excap.station.sim as sim
 
     out = tmp_path_factory.mktemp("long_episode")
     return sim.run_sim_session(sim.SimSessionOptions(out_dir=out, duration_s=40.0, cameras=0, seed=3,

@@ -17,14 +17,14 @@ import h5py
 import pytest
 from can.interfaces.virtual import VirtualBus
 
-from capture_node.can_capture import CAN_ERR_BUSOFF, CAN_ERR_CNT, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanCapture
-from capture_node.episode import EpisodeMetadata
-from capture_node.errors import DriverError
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import control_spec
-from capture_node.validation import validate_episode
-from drivers.base import Health
-from drivers.can.bus_config import CanBusConfig, CanFilter, open_bus
+from excap.core.errors import DriverError
+from excap.drivers.base import Health
+from excap.drivers.can.bus_config import CanBusConfig, CanFilter, open_bus
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import control_spec
+from excap.episode.validation import validate_episode
+from excap.record.can_capture import CAN_ERR_BUSOFF, CAN_ERR_CNT, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanCapture
+from excap.record.recorder import Recorder, RecorderConfig
 from tests.conftest import wait_for
 
 PEER = Path(__file__).resolve().parents[1] / "drivers" / "can" / "slcan_peer.py"

@@ -7,9 +7,9 @@ from pathlib import Path
 import can
 import pytest
 
-from capture_node.can_logs import export_can_log, import_can_log
-from capture_node.errors import ExcapError
-from capture_node.validation import validate_episode
+from excap.convert.can_logs import export_can_log, import_can_log
+from excap.core.errors import ExcapError
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, excap_command
 
 EEC1 = 0x0CF00400  # J1939 EEC1 from the engine (source address 0)

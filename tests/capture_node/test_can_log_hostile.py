@@ -11,11 +11,11 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.can_frame_rules import invalid_rows
-from capture_node.can_log_reading import MAX_LINE_CHARS
-from capture_node.can_logs import export_can_log, import_can_log_report
-from capture_node.errors import ConfigError, ExcapError
-from capture_node.validation import validate_episode
+from excap.convert.can_log_reading import MAX_LINE_CHARS
+from excap.convert.can_logs import export_can_log, import_can_log_report
+from excap.core.errors import ConfigError, ExcapError
+from excap.episode.can_frames import invalid_rows
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, excap_command
 
 T0 = 1_600_000_000.0

@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.can_logs import export_can_log, import_can_log, import_can_log_report
-from capture_node.errors import ExcapError
-from capture_node.validation import validate_episode
-from drivers.can.j1939 import J1939Id
+from excap.convert.can_logs import export_can_log, import_can_log, import_can_log_report
+from excap.core.errors import ExcapError
+from excap.drivers.can.j1939 import J1939Id
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, SHARED_CAN, excap_command
 from tests.support.requirements import require_shared_data
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from capture_node.certification import (
+from excap.core.errors import ConfigError
+from excap.people.admin import add_operator_parser, cmd_operator
+from excap.people.certification import (
     EXPIRED,
     MISSING,
     WRONG_MACHINE_KIND,
@@ -17,10 +19,8 @@ from capture_node.certification import (
     check_before_recording,
     policy_of,
 )
-from capture_node.datasets.operators import load_registry, registry_path
-from capture_node.errors import ConfigError
-from capture_node.operator_admin import add_operator_parser, cmd_operator
-from capture_node.station_config import load_station_config
+from excap.people.registry import load_registry, registry_path
+from excap.station.config import load_station_config
 
 DAY = date(2026, 11, 23)
 REGISTRY = """
@@ -84,9 +84,9 @@ def test_policy_refuse_and_mark_uncertified(registry) -> None:
 
 
 def test_mark_uncertified_reaches_the_episode(registry, tmp_path: Path) -> None:
-    from capture_node.episode import EpisodeMetadata
-    from capture_node.episode_reader import EpisodeReader
-    from capture_node.recorder import Recorder, RecorderConfig
+    from excap.episode.metadata import EpisodeMetadata
+    from excap.episode.reader import EpisodeReader
+    from excap.record.recorder import Recorder, RecorderConfig
 
     check = check_before_recording(registry, "op-2", "excavator", "mark_uncertified", DAY)
     recorder = Recorder(RecorderConfig(tmp_path / "eps"), EpisodeMetadata(

@@ -9,9 +9,9 @@ import tty
 import pytest
 import yaml
 
-from capture_node.bench_safety import run_safety_bench
-from drivers.joystick.calibration import load_calibration
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.drivers.joystick.calibration import load_calibration
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.station.safety_bench import run_safety_bench
 from tests.conftest import REPO, excap_command
 
 

@@ -15,11 +15,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.config_json_schema import json_schema
-from capture_node.errors import ConfigError
-from capture_node.station_config import load_station_config
-from drivers.joystick.calibration import load_calibration
-from drivers.profiles import PROFILES_DIR, load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.joystick.calibration import load_calibration
+from excap.drivers.machine.profiles import PROFILES_DIR, load_profile
+from excap.station.config import load_station_config
+from excap.station.json_schema import json_schema
 from tests.conftest import REPO
 from tests.support.fuzzing import fuzz_settings, tried
 

@@ -11,12 +11,12 @@ import jsonschema
 import pytest
 import yaml
 
-from capture_node.config_json_schema import committed_path, json_schema, json_schema_text
-from capture_node.errors import ConfigError
-from capture_node.station_config import load_station_config
-from drivers.camera.opencv_camera import CameraConfig
-from drivers.command_link import CommandLinkConfig
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.camera.opencv_camera import CameraConfig
+from excap.drivers.machine.command_link import CommandLinkConfig
+from excap.drivers.machine.profiles import load_profile
+from excap.station.config import load_station_config
+from excap.station.json_schema import committed_path, json_schema, json_schema_text
 from tests.conftest import REPO, excap_command
 from tests.support.config_docs import BAD_VALUES, NumericKey, accepted_by, numeric_keys, place
 

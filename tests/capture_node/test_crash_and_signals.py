@@ -8,8 +8,8 @@ import time
 import h5py
 import pytest
 
-from capture_node.journal import read_journal
-from capture_node.validation import validate_episode
+from excap.episode.journal import read_journal
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.crash_recorder import LOSS_BOUND_S
 

@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.recovery import RecoveryStatus, recover_directory
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
+from excap.record.recovery import RecoveryStatus, recover_directory
 from tests.conftest import REPO
 from tests.support.crash_recorder import LOSS_BOUND_S, CrashRecorderServer, Trial
 from tests.support.report import record

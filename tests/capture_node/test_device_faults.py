@@ -16,15 +16,15 @@ import h5py
 import pytest
 import yaml
 
-from capture_node.clock import now_ns
-from capture_node.station_config import load_station_config
-from capture_node.station_runtime import StationRuntime
-from capture_node.validation import validate_episode
-from drivers.base import Health
-from drivers.cab_joysticks import CabJoystickReceiver
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
-from drivers.profiles import load_profile
-from drivers.sim.machine import DEFAULT_DBC
+from excap.core.clock import now_ns
+from excap.drivers.base import Health
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.machine.profiles import load_profile
+from excap.drivers.sim.machine import DEFAULT_DBC
+from excap.episode.validation import validate_episode
+from excap.station.config import load_station_config
+from excap.station.runtime import StationRuntime
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.slow

@@ -13,13 +13,13 @@ import time
 import h5py
 import pytest
 
-from capture_node.clock import now_ns
-from capture_node.disk_space import RESERVE_ENV, free_bytes
-from capture_node.episode import EpisodeMetadata
-from capture_node.episode_switch import EpisodeSwitch
-from capture_node.journal import scan_journal
-from capture_node.streams import camera_spec, control_spec
-from capture_node.validation import validate_episode
+from excap.core.clock import now_ns
+from excap.episode.journal import scan_journal
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, control_spec
+from excap.episode.validation import validate_episode
+from excap.record.disk_space import RESERVE_ENV, free_bytes
+from excap.record.switch import EpisodeSwitch
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.report import record
 

@@ -5,9 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.episode_steps import step_times
-from capture_node.errors import EpisodeError
+from excap.core.errors import EpisodeError
+from excap.episode.reader import EpisodeReader
+from excap.episode.steps import step_times
 
 MS = 1_000_000
 BASE = 5_000 * MS  # t_ns of the crafted episode's start

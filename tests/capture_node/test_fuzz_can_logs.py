@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.can_frame_rules import invalid_rows
-from capture_node.can_logs import import_can_log_report
-from capture_node.errors import ExcapError
-from capture_node.validation import validate_episode
+from excap.convert.can_logs import import_can_log_report
+from excap.core.errors import ExcapError
+from excap.episode.can_frames import invalid_rows
+from excap.episode.validation import validate_episode
 from tests.support.fuzzing import fuzz_settings, tried
 
 IMPORT_LIMIT_S = 10.0

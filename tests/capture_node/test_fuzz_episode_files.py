@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import EpisodeError
-from capture_node.summary import summarize, summary_json, summary_text
-from capture_node.validation import validate_episode
+from excap.core.errors import EpisodeError
+from excap.episode.reader import EpisodeReader
+from excap.episode.summary import summarize, summary_json, summary_text
+from excap.episode.validation import validate_episode
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.hostile_episodes import compact_copy, flip_bit, metadata_offsets
 

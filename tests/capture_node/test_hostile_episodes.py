@@ -44,7 +44,7 @@ def corpus(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> list[
 
 def read_everything(path: Path) -> None:
     """The EpisodeReader API end to end: streams, rows, columns, frames, events, steps."""
-    from capture_node.episode_reader import EpisodeReader
+    from excap.episode.reader import EpisodeReader
 
     with EpisodeReader(path) as reader:
         for info in reader.streams:
@@ -67,7 +67,7 @@ def read_everything(path: Path) -> None:
 
 
 def inspect_summary(path: Path) -> None:
-    from capture_node.summary import summarize, summary_json, summary_text
+    from excap.episode.summary import summarize, summary_json, summary_text
 
     summary = summarize(path)
     summary_text(summary)
@@ -76,7 +76,7 @@ def inspect_summary(path: Path) -> None:
 
 def export_reading(path: Path) -> None:
     """What an export reads of an episode: its layout, then every aligned frame."""
-    from capture_node.datasets.frames import episode_layout, iter_frames
+    from excap.datasets.frames import episode_layout, iter_frames
 
     layout = episode_layout(path)
     for _ in iter_frames(path, 10, layout):
@@ -94,7 +94,7 @@ def strict_utf8() -> io.TextIOWrapper:
 def command(*template: str) -> Callable[[Path, Path], None]:
     """`excap ...` run in this process through cli.main (fast); `{path}` and `{out}` are filled in."""
     def run(path: Path, scratch: Path) -> None:
-        from capture_node import cli
+        from excap.cli import main as cli
 
         out = scratch / path.stem
         stdout, stderr = strict_utf8(), strict_utf8()  # as a UTF-8 terminal: text that cannot be shown fails
@@ -141,7 +141,7 @@ COMMANDS["annotate --accept"] = accept_annotation
 
 def _outcome(name: str, episode: HostileEpisode, action: Callable[[], object], failures: list[str],
              outcomes: Counter) -> str:
-    from capture_node.errors import EpisodeError
+    from excap.core.errors import EpisodeError
 
     started = time.monotonic()
     result = "worked"
@@ -169,7 +169,7 @@ def _outcome(name: str, episode: HostileEpisode, action: Callable[[], object], f
 
 def exercise(episode: HostileEpisode) -> tuple[list[str], Counter]:
     """Every entry point on one file, and validate's verdict against the reader's."""
-    from capture_node.validation import validate_episode
+    from excap.episode.validation import validate_episode
 
     failures: list[str] = []
     outcomes: Counter = Counter()
@@ -189,7 +189,7 @@ def exercise(episode: HostileEpisode) -> tuple[list[str], Counter]:
 
 
 def read_everything_open(path: Path) -> None:
-    from capture_node.episode_reader import EpisodeReader
+    from excap.episode.reader import EpisodeReader
 
     EpisodeReader(path).close()
 
@@ -210,8 +210,8 @@ def test_every_entry_point_on_every_hostile_episode(corpus: list[HostileEpisode]
 
 @pytest.mark.parametrize("category", ["truncation", "bitflip-metadata", "dataset", "frames", "foreign"])
 def test_real_cli_gives_one_line_per_bad_file(corpus: list[HostileEpisode], category: str, tmp_path: Path) -> None:
-    from capture_node.episode_reader import EpisodeReader
-    from capture_node.errors import EpisodeError
+    from excap.core.errors import EpisodeError
+    from excap.episode.reader import EpisodeReader
 
     refused = []
     for episode in corpus:

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from capture_node.http_guard import AllowedHosts, check_request, split_authority
+from excap.web.guard import AllowedHosts, check_request, split_authority
 
 
 def scope(method: str = "GET", **headers: str) -> dict:
@@ -75,8 +75,8 @@ def guarded_server():
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from capture_node.http_guard import HostOriginGuard
-    from capture_node.http_thread import ThreadedServer, bind
+    from excap.web.guard import HostOriginGuard
+    from excap.web.server import ThreadedServer, bind
 
     async def echo(request: Request) -> JSONResponse:
         return JSONResponse({"length": len(await request.body())})
@@ -118,7 +118,7 @@ def test_early_answers_and_refusals_arrive_even_with_a_large_unread_body(guarded
 
 
 def test_a_body_over_the_limit_is_refused_with_413(guarded_server: int) -> None:
-    from capture_node.http_guard import MAX_BODY_BYTES
+    from excap.web.guard import MAX_BODY_BYTES
 
     status, body = _post(guarded_server, "/echo", b"x" * (MAX_BODY_BYTES + 1))
     assert status == 413 and b"request body over" in body

@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from capture_node.errors import JournalError
-from capture_node.journal import (
+from excap.core.errors import JournalError
+from excap.episode.journal import (
     HEADER,
     Damage,
     JournalWriter,
@@ -17,7 +17,7 @@ from capture_node.journal import (
     read_journal,
     scan_journal,
 )
-from capture_node.streams import camera_spec, control_spec, events_spec, rows_to_batch
+from excap.episode.streams import camera_spec, control_spec, events_spec, rows_to_batch
 from tests.support.journals import record_spans
 
 

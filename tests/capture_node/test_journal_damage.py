@@ -17,13 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.clock import now_ns
-from capture_node.episode import EpisodeMetadata
-from capture_node.journal import read_journal
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_journal
-from capture_node.streams import camera_spec, control_spec, joystick_spec
-from capture_node.validation import validate_episode
+from excap.core.clock import now_ns
+from excap.episode.journal import read_journal
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, control_spec, joystick_spec
+from excap.episode.validation import validate_episode
+from excap.record.recorder import Recorder, RecorderConfig
+from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_journal
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.journals import BATCH, expected_rows, record_spans
 from tests.support.report import record

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import can
 import pytest
 
-from capture_node.errors import ConfigError, DriverError
-from capture_node.joystick_tools import (
+from excap.cli.joystick_tools import (
     J1939BusJoystick,
     SimJoystick,
     axis_bar,
@@ -20,10 +19,11 @@ from capture_node.joystick_tools import (
     open_joystick,
     run_calibration,
 )
-from drivers.base import Health
-from drivers.can.joystick_messages import encode_bjm1
-from drivers.joystick.hid_joystick import HidJoystick
-from drivers.joystick.serial_joystick import SerialJoystick
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import Health
+from excap.drivers.can.joystick_messages import encode_bjm1
+from excap.drivers.joystick.hid_joystick import HidJoystick
+from excap.drivers.joystick.serial_joystick import SerialJoystick
 from tests.conftest import wait_for
 
 ADDRESS = 0x13

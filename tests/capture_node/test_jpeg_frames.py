@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from capture_node.jpeg_frames import MAX_SIDE, FrameError, decode_jpeg, jpeg_size
+from excap.episode.jpeg_frames import MAX_SIDE, FrameError, decode_jpeg, jpeg_size
 from tests.support.hostile_episodes import jpeg_declaring
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from capture_node.annotation_store import AnnotationSpan, store_annotation
-from capture_node.ledger import add_ledger_parser, cmd_ledger
+from excap.episode.annotations import AnnotationSpan, store_annotation
+from excap.people.ledger import add_ledger_parser, cmd_ledger
 from tests.conftest import REPO, excap_command
 
 # (file, operator, task, started_at, duration_s, outcome, annotation status or None, corrupt)
@@ -28,7 +28,7 @@ EPISODES = [
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Short simulated recordings, labelled as if recorded on different days by different operators."""
-    from capture_node.sim_session import SimSessionOptions, run_sim_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
 
     source = run_sim_session(SimSessionOptions(out_dir=tmp_path_factory.mktemp("source"), duration_s=1.0,
                                                cameras=0))

@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.errors import EpisodeError
-from capture_node.plot import DEFAULT_PLOT_SIGNALS, plot_signals, plot_size_px, signal_names
+from excap.core.errors import EpisodeError
+from excap.review.plot import DEFAULT_PLOT_SIGNALS, plot_signals, plot_size_px, signal_names
 
 
 def test_default_plot_has_every_key_signal(sim_episode, tmp_path):

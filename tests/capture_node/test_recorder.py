@@ -5,11 +5,11 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.clock import now_ns
-from capture_node.episode import EpisodeMetadata
-from capture_node.errors import EpisodeError
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import camera_spec, can_spec, control_spec
+from excap.core.clock import now_ns
+from excap.core.errors import EpisodeError
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, can_spec, control_spec
+from excap.record.recorder import Recorder, RecorderConfig
 from tests.conftest import wait_for
 
 
@@ -131,8 +131,8 @@ def test_a_short_episode_is_close_to_its_data_size(tmp_path):
 
 
 def test_the_disk_reserve_is_taken_from_the_environment_and_checked(monkeypatch):
-    from capture_node.disk_space import DEFAULT_RESERVE_BYTES, RESERVE_ENV, reserve_bytes
-    from capture_node.errors import ConfigError
+    from excap.core.errors import ConfigError
+    from excap.record.disk_space import DEFAULT_RESERVE_BYTES, RESERVE_ENV, reserve_bytes
 
     monkeypatch.delenv(RESERVE_ENV, raising=False)
     assert reserve_bytes() == DEFAULT_RESERVE_BYTES == 64_000_000

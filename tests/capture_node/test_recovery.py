@@ -8,14 +8,14 @@ import subprocess
 import h5py
 import pytest
 
-from capture_node.clock import now_ns
-from capture_node.disk_space import describe, free_bytes
-from capture_node.episode import EpisodeMetadata
-from capture_node.journal import HEADER, JournalWriter, scan_journal
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
-from capture_node.streams import camera_spec, can_spec, control_spec, rows_to_batch
-from capture_node.validation import validate_episode
+from excap.core.clock import now_ns
+from excap.episode.journal import HEADER, JournalWriter, scan_journal
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, can_spec, control_spec, rows_to_batch
+from excap.episode.validation import validate_episode
+from excap.record.disk_space import describe, free_bytes
+from excap.record.recorder import Recorder, RecorderConfig
+from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
 

@@ -6,9 +6,9 @@ import cv2
 import h5py
 import numpy as np
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.render import MAX_HOLD_S, MAX_UPSCALE, MIN_WIDTH, render_review_video, review_layout, review_timing
-from capture_node.review_panel import HEADER_HEIGHT, ORANGE, PANEL_HEIGHT, PanelState, draw_panel, format_signal
+from excap.episode.reader import EpisodeReader
+from excap.review.panel import HEADER_HEIGHT, ORANGE, PANEL_HEIGHT, PanelState, draw_panel, format_signal
+from excap.review.render import MAX_HOLD_S, MAX_UPSCALE, MIN_WIDTH, render_review_video, review_layout, review_timing
 
 
 def _read_video(path) -> list[np.ndarray]:

@@ -16,13 +16,13 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ConfigError
-from capture_node.replay import Replay, ReplayOptions, Sample, Scheduler, Timeline
-from capture_node.replay.can_sink import CanSink, is_command_frame, parse_can_target
-from capture_node.replay.cli import add_replay_parser, cmd_replay
-from drivers.cab_joysticks import CabJoystickReceiver
-from drivers.profiles import load_profile
+from excap.cli.replay import add_replay_parser, cmd_replay
+from excap.core.errors import ConfigError
+from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.machine.profiles import load_profile
+from excap.episode.reader import EpisodeReader
+from excap.replay import Replay, ReplayOptions, Sample, Scheduler, Timeline
+from excap.replay.can_sink import CanSink, is_command_frame, parse_can_target
 
 # Timing tolerances for a loaded 2-core CI machine (errors of replayed inter-sample intervals).
 MEDIAN_MS = 2.0

@@ -2,9 +2,9 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.summary import summarize
-from capture_node.validation import validate_episode
-from drivers.profiles import load_profile
+from excap.drivers.machine.profiles import load_profile
+from excap.episode.summary import summarize
+from excap.episode.validation import validate_episode
 
 
 def test_simulated_recording_is_valid_and_complete(sim_episode):

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from capture_node.errors import ConfigError
-from capture_node.station_config import load_station_config
+from excap.core.errors import ConfigError
+from excap.station.config import load_station_config
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples"

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from capture_node.errors import EpisodeError
-from capture_node.station_config import load_station_config
-from capture_node.station_runtime import StationRuntime
-from capture_node.validation import validate_episode
-from drivers.base import Health
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.core.errors import EpisodeError
+from excap.drivers.base import Health
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.episode.validation import validate_episode
+from excap.station.config import load_station_config
+from excap.station.runtime import StationRuntime
 from tests.capture_node.test_station_session import AXES, BUTTONS, pty_pair, write_video  # noqa: F401
 from tests.conftest import wait_for
 

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import yaml
 
-from capture_node.operator_admin import add_operator, certify_operator
-from capture_node.station_config import load_station_config
-from capture_node.station_session import run_station_session
-from capture_node.validation import validate_episode
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.episode.validation import validate_episode
+from excap.people.admin import add_operator, certify_operator
+from excap.station.config import load_station_config
+from excap.station.session import run_station_session
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow

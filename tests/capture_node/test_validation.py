@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, excap_command
 
 
@@ -150,7 +150,7 @@ def test_dead_and_slow_cameras_are_warnings_not_errors(episode_copy):
 
 
 def test_a_good_episode_has_no_warnings(sim_episode):
-    from capture_node.quality import file_warnings
+    from excap.episode.quality import file_warnings
 
     assert file_warnings(sim_episode) == []
 
@@ -167,8 +167,8 @@ def test_structure_the_readers_refuse_is_reported(episode_copy):
                     "/control/commands: 2 names for 6 columns", "/joystick/operator/extra: is a soft link",
                     "root attribute 'duration_s' is nan, not a finite number"):
         assert any(message in p for p in problems), (message, problems)
-    from capture_node.episode_reader import EpisodeReader
-    from capture_node.errors import EpisodeError
+    from excap.core.errors import EpisodeError
+    from excap.episode.reader import EpisodeReader
 
     with pytest.raises(EpisodeError, match="2 more problems: excap validate lists them") as caught:
         EpisodeReader(episode_copy)

@@ -1,7 +1,7 @@
 """An excap LeRobot export read by LeRobot's own LeRobotDataset (local folder, no hub access).
 
 Skipped unless `lerobot` is importable; it runs in a separate environment with lerobot installed (see the
-module docstring of capture_node.datasets.export_lerobot for the format).
+module docstring of excap.datasets.export.lerobot for the format).
 """
 
 import json
@@ -23,8 +23,8 @@ REGISTRY = "operators:\n  - {operator_id: operator-compat-1, display_name: Compa
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from capture_node.datasets.export_lerobot import LeRobotExportOptions, export_lerobot
-    from capture_node.sim_session import SimSessionOptions, run_sim_session
+    from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+    from excap.station.sim import SimSessionOptions, run_sim_session
 
     episodes = tmp_path_factory.mktemp("episodes")
     for seed in (1, 2):
@@ -60,7 +60,7 @@ def test_lerobot_dataset_reads_the_export(exported: tuple[Path, Path]) -> None:
 
 
 def test_lerobot_frames_match_the_videos(exported: tuple[Path, Path]) -> None:
-    from capture_node.datasets.video import decode_rgb
+    from excap.datasets.video import decode_rgb
 
     _, out = exported
     dataset = lerobot_dataset.LeRobotDataset("excap/sim", root=out, video_backend=VIDEO_BACKEND)

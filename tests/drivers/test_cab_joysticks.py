@@ -4,10 +4,10 @@
 import can
 import pytest
 
-from capture_node.errors import ConfigError
-from drivers.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout, CabJoystickReceiver
-from drivers.can.joystick_messages import encode_bjm1, encode_ejm1
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.can.joystick_messages import encode_bjm1, encode_ejm1
+from excap.drivers.machine.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout, CabJoystickReceiver
+from excap.drivers.machine.profiles import load_profile
 
 IDLE = "01 00 01 00 0F 00 00 00"
 FUNCTIONS = ("lift", "tilt", "brake")

@@ -6,10 +6,10 @@ import uuid
 import can
 import pytest
 
-from drivers.cab_joysticks import CabJoystickReceiver
-from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
-from drivers.mapping import CommandMapper
-from drivers.profiles import load_profile
+from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.machine.profiles import load_profile
 from tests.conftest import wait_for
 
 MS = 1_000_000
@@ -113,7 +113,7 @@ def test_on_a_real_bus_the_first_frame_after_a_loss_is_neutral():
 
     class Listener(can.Listener):
         def on_message_received(self, msg):
-            from capture_node.clock import now_ns
+            from excap.core.clock import now_ns
 
             t_ns = now_ns()
             if receiver.feed(msg, t_ns):
@@ -125,7 +125,7 @@ def test_on_a_real_bus_the_first_frame_after_a_loss_is_neutral():
     link = CommandLink(CommandLinkConfig(rate_hz=50, stale_timeout_s=0.1), CommandMapper(profile, "sae"),
                        profile.cab_joysticks, send=station.send)
     try:
-        from capture_node.clock import now_ns
+        from excap.core.clock import now_ns
 
         link.set_input(OperatorInput(CENTRED, ENABLE, now_ns()))
         link.start()
@@ -164,7 +164,7 @@ def test_a_fault_goes_neutral_between_periods_not_at_the_next_tick(fault):
     neutral command is sent by an early wake while the periodic tick count is still that of the last
     commanding period.
     """
-    from capture_node.clock import now_ns
+    from excap.core.clock import now_ns
 
     profile = load_profile()
     channel = f"excap-test-{uuid.uuid4().hex}"
@@ -299,7 +299,7 @@ def test_a_bus_that_refuses_frames_is_counted_per_frame_and_the_link_keeps_decid
 
 
 def test_stopping_a_link_that_never_started_sends_neutral():
-    from capture_node.clock import now_ns
+    from excap.core.clock import now_ns
 
     profile = load_profile()
     channel = f"excap-test-{uuid.uuid4().hex}"
@@ -336,7 +336,7 @@ def test_a_link_started_without_input_ticks_neutral_without_fault():
 def test_the_link_keeps_its_rate_never_bursts_after_a_stall_and_never_spins():
     """100 Hz: median interval one period; a 50 ms stall in the send path is skipped, not made up by a burst;
     the loop wakes about once per tick, also while neutralised with a stale input."""
-    from capture_node.clock import now_ns
+    from excap.core.clock import now_ns
 
     profile = load_profile()
     period_ns = 10 * MS
@@ -404,7 +404,7 @@ def test_fault_reasons_name_the_axes_and_the_age(link_and_events):
 
 
 def test_out_of_range_input_from_another_thread_wakes_the_link_at_once_and_in_range_input_does_not():
-    from capture_node.clock import now_ns
+    from excap.core.clock import now_ns
 
     profile = load_profile()
     link = CommandLink(CommandLinkConfig(rate_hz=5, stale_timeout_s=1.0), CommandMapper(profile),

@@ -3,10 +3,10 @@ import math
 import cantools
 import pytest
 
-from capture_node.errors import ConfigError
-from drivers.can.decoder import FrameDecoder
-from drivers.can.j1939 import J1939Id, not_available_threshold
-from schemas import schema_file
+from excap.core.errors import ConfigError
+from excap.drivers.can.decoder import FrameDecoder
+from excap.drivers.can.j1939 import J1939Id, not_available_threshold
+from excap.schemas import schema_file
 
 DBC = schema_file("can/excavator_j1939.dbc")
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from capture_node.errors import ConfigError
-from drivers.limits import (
+from excap.core.errors import ConfigError
+from excap.drivers.limits import (
     CAMERA_FPS,
     COMMAND_RATE_HZ,
     SOURCE_ADDRESS,

@@ -3,9 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from capture_node.errors import ConfigError
-from drivers.mapping import CommandMapper, shape_axis, unshape_axis
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.machine.mapping import CommandMapper, shape_axis, unshape_axis
+from excap.drivers.machine.profiles import load_profile
 
 
 @pytest.fixture(scope="module")

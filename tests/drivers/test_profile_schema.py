@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from capture_node.config_json_schema import json_schema
-from capture_node.errors import ConfigError
-from drivers.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.machine.cab_joysticks import CabAxis, CabJoystick, CabJoystickLayout
+from excap.drivers.machine.profiles import load_profile
+from excap.station.json_schema import json_schema
 from tests.support.config_docs import BAD_VALUES, NumericKey, accepted_by, numeric_keys, place
 
 

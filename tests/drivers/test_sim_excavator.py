@@ -4,13 +4,13 @@ import cantools
 import numpy as np
 import pytest
 
-from drivers.mapping import CommandMapper
-from drivers.profiles import load_profile
-from drivers.sim.cameras import ViewRenderer
-from drivers.sim.excavator import ExcavatorModel, ExcavatorState, bucket_tip
-from drivers.sim.j1939_traffic import J1939TrafficGenerator
-from drivers.sim.operator import ScriptedOperator
-from schemas import schema_file
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.machine.profiles import load_profile
+from excap.drivers.sim.cameras import ViewRenderer
+from excap.drivers.sim.excavator import ExcavatorModel, ExcavatorState, bucket_tip
+from excap.drivers.sim.j1939_traffic import J1939TrafficGenerator
+from excap.drivers.sim.operator import ScriptedOperator
+from excap.schemas import schema_file
 
 DBC = schema_file("can/excavator_j1939.dbc")
 

@@ -8,19 +8,19 @@ import can
 import numpy as np
 import pytest
 
-from capture_node.camera_capture import JpegEncoder
-from capture_node.clock import now_ns
-from capture_node.errors import ConfigError
-from capture_node.streams import camera_spec
-from drivers.base import DeviceFault, Health, ThreadGuard
-from drivers.cab_joysticks import CabJoystickReceiver
-from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
-from drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
-from drivers.mapping import CommandMapper
-from drivers.profiles import load_profile
-from drivers.sim.camera_source import SimulatedCamera
-from drivers.sim.excavator import ExcavatorModel
-from drivers.sim.machine import DEFAULT_DBC, SimulatedExcavator
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError
+from excap.drivers.base import DeviceFault, Health, ThreadGuard
+from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
+from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.machine.profiles import load_profile
+from excap.drivers.sim.camera_source import SimulatedCamera
+from excap.drivers.sim.excavator import ExcavatorModel
+from excap.drivers.sim.machine import DEFAULT_DBC, SimulatedExcavator
+from excap.episode.streams import camera_spec
+from excap.record.jpeg import JpegEncoder
 from tests.conftest import wait_for
 
 ENABLE = (1, 0, 0)
@@ -255,7 +255,7 @@ def test_a_frame_that_cannot_be_encoded_is_a_drop_and_a_dying_encoder_a_fault():
 def test_a_j1939_joystick_frame_with_a_broken_timestamp_is_still_read():
     samples = []
     joystick = J1939Joystick(J1939JoystickConfig("grip", 0x2C), samples.append)
-    from drivers.can.joystick_messages import encode_bjm1
+    from excap.drivers.can.joystick_messages import encode_bjm1
 
     msg = encode_bjm1(0.5, 0.0, [0] * 12, 0x2C)
     msg.timestamp = float("inf")

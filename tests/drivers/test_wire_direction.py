@@ -15,11 +15,11 @@ import can
 import pytest
 import yaml
 
-from capture_node.clock import now_ns
-from drivers.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
-from drivers.mapping import CommandMapper
-from drivers.profiles import load_profile
-from drivers.sim.machine import SimulatedExcavator
+from excap.core.clock import now_ns
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.machine.profiles import load_profile
+from excap.drivers.sim.machine import SimulatedExcavator
 from tests.conftest import wait_for
 
 MS = 1_000_000

@@ -6,7 +6,7 @@ start. Each recording is the real `Recorder` with a 200 Hz control stream, a 100
 30 fps camera stream of small JPEG-like frames, all with `t_ns` taken when the row is made.
 
 Each forked recording writes lines to stdout (unbuffered): `pid <pid>`, `phase <name> <t_ns>` as it
-passes each phase (`starting` just before `Recorder.start()`, then every `capture_node.recorder.PHASES`
+passes each phase (`starting` just before `Recorder.start()`, then every `excap.record.recorder.PHASES`
 name), and it stops by itself after `duration_s`. With `pause_at`, it blocks forever on reaching that
 phase, so the test can kill it exactly there. The server reaps the recording process only when the test
 sends `reap` (so its pid cannot be reused by another process before the test's kill), then answers
@@ -27,10 +27,10 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from capture_node.clock import now_ns
-from capture_node.episode import EpisodeMetadata
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import camera_spec, control_spec, joystick_spec
+from excap.core.clock import now_ns
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, control_spec, joystick_spec
+from excap.record.recorder import Recorder, RecorderConfig
 
 FUNCTIONS = ["boom", "arm", "bucket", "swing"]
 

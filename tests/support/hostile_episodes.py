@@ -657,7 +657,7 @@ def _truncation_offsets(size: int, count: int) -> list[int]:
 def hostile_corpus(source: Path, folder: Path, seed: int = 0, truncations: int = 32, metadata_flips: int = 48,
                    data_flips: int = 12) -> list[HostileEpisode]:
     """Write the corpus made from the real episode `source` into `folder` (created); return what it holds."""
-    from capture_node.episode_schema import load_episode_schema
+    from excap.episode.schema import load_episode_schema
 
     folder.mkdir(parents=True, exist_ok=True)
     base = compact_copy(source, folder / "base-compact-copy.h5")

@@ -1,7 +1,7 @@
 """J1939 frames built for tests: broadcast (BAM) transport-protocol transfers, a DM1 payload."""
 
-from drivers.can.j1939 import J1939Id
-from drivers.can.j1939_tp import BYTES_PER_PACKET, CM_BAM, TP_CM_PGN, TP_DT_PGN
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.j1939_tp import BYTES_PER_PACKET, CM_BAM, TP_CM_PGN, TP_DT_PGN
 
 
 def bam_frames(pgn: int, source: int, payload: bytes) -> list[tuple[int, bytes]]:

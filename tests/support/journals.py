@@ -1,6 +1,6 @@
 """The journal's record boundaries as the tests know them from the documented layout, independent of the reader.
 
-Layout (see capture_node/journal.py): 8-byte file magic, then records of a 16-byte header
+Layout (see capture_node/episode/journal.py): 8-byte file magic, then records of a 16-byte header
 `magic "EXJR" | kind u8 | u8 | u16 | payload length u32 | crc32 u32` and the payload; a batch payload
 starts with `stream number u16 | rows u32`; a stream declaration is JSON with its number under "index".
 """

@@ -61,7 +61,7 @@ def require_chromium(chromium: Path = CHROMIUM, driver: Path = CHROMEDRIVER) -> 
 
 def require_ros(module_level: bool = True) -> None:
     """rclpy and the message packages (the ROS 2 pip wheels, or a sourced ROS 2 distribution)."""
-    from capture_node.ros.env import rclpy_available
+    from excap.ros.env import rclpy_available
 
     if not rclpy_available():
         missing("rclpy cannot be imported: install the ROS 2 wheels (pip install -e '.[ros]') or source a ROS 2 "

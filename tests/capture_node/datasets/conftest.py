@@ -31,7 +31,7 @@ REGISTRY = """operators:
 @pytest.fixture(scope="session")
 def recorded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three 2.5 s simulated episodes (one 160x120 camera at 10 fps), one per operator, with a registry."""
-    from capture_node.sim_session import SimSessionOptions, run_sim_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
 
     out = tmp_path_factory.mktemp("episodes")
     for seed, operator in enumerate(OPERATORS, start=1):

@@ -18,10 +18,10 @@ import httpx
 import numpy as np
 import pytest
 
-from capture_node.datasets.partner_episodes import partner_episode
-from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import BackgroundServer, ServerOptions
-from capture_node.errors import EpisodeError
+from excap.core.errors import EpisodeError
+from excap.delivery.partner_episodes import partner_episode
+from excap.delivery.partners import PartnerStore
+from excap.delivery.serve import BackgroundServer, ServerOptions
 from tests.conftest import REPO, excap_command
 
 GOOD_ID = "20260401T080000Z_sim-excavator-01_900001"
@@ -49,7 +49,7 @@ def _label(path: Path, episode_id: str, operator: str) -> None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Folder:
-    from capture_node.sim_session import SimSessionOptions, run_sim_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
 
     source = run_sim_session(SimSessionOptions(out_dir=tmp_path_factory.mktemp("source"), duration_s=1.5, cameras=1,
                                                width=160, height=120, fps=10))

@@ -5,9 +5,9 @@ from pathlib import Path
 import h5py
 import pytest
 
-from capture_node.datasets.catalogue import Catalogue, EpisodeFilter, parse_time_bound, update_catalogue
-from capture_node.datasets.cli import main
-from capture_node.errors import ConfigError
+from excap.catalogue.index import Catalogue, EpisodeFilter, parse_time_bound, update_catalogue
+from excap.cli.datasets import main
+from excap.core.errors import ConfigError
 
 
 def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:

@@ -7,18 +7,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from capture_node.datasets import export_lerobot as module
-from capture_node.datasets.catalogue import EpisodeFilter
-from capture_node.datasets.cli import main
-from capture_node.datasets.export_lerobot import LeRobotExportOptions, export_lerobot
-from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
-from capture_node.datasets.video import decode_rgb
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ExcapError
+from excap.catalogue.index import EpisodeFilter
+from excap.cli.datasets import main
+from excap.core.errors import ExcapError
+from excap.datasets.export import lerobot as module
+from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+from excap.datasets.video import decode_rgb
+from excap.episode.reader import EpisodeReader
+from excap.people.registry import key_path, load_or_create_key, pseudonym
+from tests.capture_node.datasets.conftest import OPERATORS, all_bytes
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.hostile_episodes import operator_of, unexportable_copies
-
-from .conftest import OPERATORS, all_bytes
 
 
 def options(out: Path, **kwargs: object) -> LeRobotExportOptions:

@@ -6,12 +6,11 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.datasets.export_robomimic import RobomimicExportOptions, export_robomimic, split_demos
-from capture_node.episode_reader import EpisodeReader
-from capture_node.errors import ExcapError
+from excap.core.errors import ExcapError
+from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic, split_demos
+from excap.episode.reader import EpisodeReader
+from tests.capture_node.datasets.conftest import OPERATORS, all_bytes
 from tests.support.hostile_episodes import operator_of, unexportable_copies
-
-from .conftest import OPERATORS, all_bytes
 
 
 def test_robomimic_layout(recorded_dir: Path, tmp_path: Path) -> None:

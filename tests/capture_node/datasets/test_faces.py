@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from capture_node.datasets.faces import FaceBlurrer
-from capture_node.datasets.video import decode_rgb
-from capture_node.validation import validate_episode
+from excap.datasets.faces import FaceBlurrer
+from excap.datasets.video import decode_rgb
+from excap.episode.validation import validate_episode
 from tests.conftest import REPO, excap_command
 from tests.support import report
 
@@ -88,8 +88,8 @@ def sharpness(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
 @pytest.fixture(scope="module")
 def face_episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with one episode recorded by a station whose camera films the astronaut photo (a video file)."""
-    from capture_node.station_config import load_station_config
-    from capture_node.station_session import run_station_session
+    from excap.station.config import load_station_config
+    from excap.station.session import run_station_session
 
     folder = tmp_path_factory.mktemp("face_station")
     video = folder / "astronaut.avi"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from capture_node.datasets.operators import load_or_create_key, load_registry, pseudonym
-from capture_node.errors import ConfigError
+from excap.core.errors import ConfigError
+from excap.people.registry import load_or_create_key, load_registry, pseudonym
 
 
 def test_registry(episode_dir: Path) -> None:

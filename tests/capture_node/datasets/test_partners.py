@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from capture_node.datasets.partners import PartnerError, PartnerStore
-from capture_node.datasets.server_cli import add_partner_parser, cmd_partner
-from capture_node.errors import ConfigError
+from excap.cli.delivery import add_partner_parser, cmd_partner
+from excap.core.errors import ConfigError
+from excap.delivery.partners import PartnerError, PartnerStore
 
 
 def run(*argv: str) -> int:

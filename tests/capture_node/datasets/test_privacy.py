@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 import yaml
 
-from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.redaction import Identities, Scrubber, write_redacted
-from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, ServerOptions
-from capture_node.datasets.state_dir import DIR_MODE, FILE_MODE
-from capture_node.station_app import RunningStation
-from capture_node.station_config import load_station_config
-from capture_node.validation import validate_episode
+from excap.core.state_dir import DIR_MODE, FILE_MODE
+from excap.datasets.redaction import Identities, Scrubber, write_redacted
+from excap.delivery.partners import PartnerStore
+from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptions
+from excap.episode.validation import validate_episode
+from excap.station.app import RunningStation
+from excap.station.config import load_station_config
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.privacy import identities_in
 

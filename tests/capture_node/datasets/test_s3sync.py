@@ -16,9 +16,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from capture_node.datasets.s3sync import MiB, S3Location, SyncError, SyncOptions, pull, push, selected
-from capture_node.datasets.server_cli import add_pull_parser, add_push_parser, cmd_pull, cmd_push
-from capture_node.errors import ConfigError
+from excap.cli.delivery import add_pull_parser, add_push_parser, cmd_pull, cmd_push
+from excap.core.errors import ConfigError
+from excap.delivery.s3sync import MiB, S3Location, SyncError, SyncOptions, pull, push, selected
 from tests.conftest import REPO, excap_command
 
 BUCKET = "excap-test"

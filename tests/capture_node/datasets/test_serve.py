@@ -19,11 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from capture_node.datasets.operators import key_path, load_or_create_key, pseudonym
-from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
-from capture_node.errors import ConfigError
-from capture_node.validation import validate_episode
+from excap.core.errors import ConfigError
+from excap.delivery.partners import PartnerStore
+from excap.delivery.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
+from excap.episode.validation import validate_episode
+from excap.people.registry import key_path, load_or_create_key, pseudonym
 from tests.conftest import REPO, wait_for
 
 BLOB = bytes(range(256)) * 12_289  # ~3 MiB: several 1 MiB chunks, not a multiple of the chunk size
@@ -347,7 +347,7 @@ def test_parse_range() -> None:
 
 SERVE_SCRIPT = """
 import argparse, sys
-from capture_node.datasets.server_cli import add_serve_parser, cmd_serve
+from excap.cli.delivery import add_serve_parser, cmd_serve
 parser = argparse.ArgumentParser(prog="excap")
 add_serve_parser(parser.add_subparsers(dest="command", required=True))
 sys.exit(cmd_serve(parser.parse_args(sys.argv[1:])))

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import EPISODE_FILTERS, AccessLogOptions, BackgroundServer, ServerOptions, create_app
-from capture_node.http_guard import AllowedHosts
+from excap.delivery.partners import PartnerStore
+from excap.delivery.serve import EPISODE_FILTERS, AccessLogOptions, BackgroundServer, ServerOptions, create_app
+from excap.web.guard import AllowedHosts
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.http_fuzz import HEADER_TEXT, RawRequest, queries, ranges, raw_requests, send_raw, server_errors
 

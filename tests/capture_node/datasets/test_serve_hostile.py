@@ -13,9 +13,9 @@ import h5py
 import httpx
 import pytest
 
-from capture_node.datasets.partners import PartnerStore
-from capture_node.datasets.serve import AccessLogOptions, BackgroundServer, ServerOptions
-from capture_node.datasets.state_dir import DIR_MODE, FILE_MODE
+from excap.core.state_dir import DIR_MODE, FILE_MODE
+from excap.delivery.partners import PartnerStore
+from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptions
 from tests.conftest import wait_for
 from tests.support import report
 

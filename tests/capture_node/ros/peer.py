@@ -39,7 +39,7 @@ def expected_image(i: int) -> np.ndarray:
 
 
 def main(rate_hz: float = 30.0) -> int:
-    from capture_node.ros.env import prepare_ros_environment
+    from excap.ros.env import prepare_ros_environment
 
     prepare_ros_environment()
     import rclpy

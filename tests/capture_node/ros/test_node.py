@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.operator_admin import add_operator, certify_operator
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
+from excap.people.admin import add_operator, certify_operator
 from tests.capture_node.ros import peer
 from tests.conftest import wait_for
 from tests.support.requirements import require_ros
@@ -37,7 +37,7 @@ def diag_samples(c: Client, name: str) -> int:
 
 def test_records_joy_and_image_topics_from_another_process(tmp_path: Path, client: Client) -> None:
     publisher = spawn(str(Path(peer.__file__)))
-    node = spawn("-m", "capture_node.ros.node", "--ros-args", "-p", f"out_dir:={tmp_path}",
+    node = spawn("-m", "excap.ros.node", "--ros-args", "-p", f"out_dir:={tmp_path}",
                  "-p", "joy_topics:=['pad=/peer/joy']", "-p", "image_topics:=['/peer/camera/image_raw']",
                  "-p", "operator:=op-17", "-p", "task:=trench")
     try:
@@ -93,7 +93,7 @@ def test_records_joy_and_image_topics_from_another_process(tmp_path: Path, clien
 
 
 def test_sim_mode_publishes_what_it_drives_and_discards(tmp_path: Path, client: Client) -> None:
-    node = spawn("-m", "capture_node.ros.node", "--ros-args", "-p", "sim:=true", "-p", f"out_dir:={tmp_path}",
+    node = spawn("-m", "excap.ros.node", "--ros-args", "-p", "sim:=true", "-p", f"out_dir:={tmp_path}",
                  "-p", "cameras:=1", "-p", "width:=160", "-p", "height:=120", "-p", "fps:=10.0")
     try:
         client.subscribe(String, "/excap_recorder/state", LATCHED)
@@ -171,7 +171,7 @@ def test_station_config_node_publishes_its_devices_and_records_them_with_topics(
     add_operator(registry, "op-5")
     certify_operator(registry, "op-5", "excavator-cpcs-a59", ["excavator"], None, ref="A59-5")
     publisher = spawn(str(Path(peer.__file__)))
-    node = spawn("-m", "capture_node.cli", "node", "--config", str(config), "--ros-args", "-p", "task:=trench")
+    node = spawn("-m", "excap", "node", "--config", str(config), "--ros-args", "-p", "task:=trench")
     try:
         client.subscribe(String, "/excap_recorder/state", LATCHED)
         client.subscribe(DiagnosticArray, "/diagnostics", QoSProfile(depth=20))

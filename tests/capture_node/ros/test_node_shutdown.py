@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import pytest
 
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
 from tests.conftest import wait_for
 from tests.support.requirements import require_ros
 
@@ -21,7 +21,7 @@ from std_msgs.msg import String
 from tests.support.ros_node import LATCHED, TIMEOUT, Client, finish, spawn
 
 pytestmark = pytest.mark.slow
-SIM_NODE = ("-m", "capture_node.cli", "node", "--sim", "--ros-args", "-p", "cameras:=1", "-p", "width:=160",
+SIM_NODE = ("-m", "excap", "node", "--sim", "--ros-args", "-p", "cameras:=1", "-p", "width:=160",
             "-p", "height:=120", "-p", "fps:=10.0")
 JOURNAL_BYTES = 100_000  # about a second of this simulated station's data
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from capture_node.episode_reader import EpisodeReader
+from excap.episode.reader import EpisodeReader
 from tests.conftest import REPO, wait_for
 from tests.support.requirements import require_ros
 
@@ -30,7 +30,7 @@ from sensor_msgs.msg import CompressedImage, JointState, Joy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from capture_node.ros.convert import stamp_to_ns
+from excap.ros.convert import stamp_to_ns
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 25.0
@@ -85,7 +85,7 @@ def subscriber() -> Iterator[Subscriber]:
 
 def spawn_replay(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
-    return subprocess.Popen([sys.executable, "-m", "capture_node.replay", *args], cwd=REPO, env=env,
+    return subprocess.Popen([sys.executable, "-m", "excap", "replay", *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -170,8 +170,8 @@ def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, 
 
 
 def test_times_beyond_a_ros_stamp_are_one_error_line() -> None:
-    from capture_node.errors import EpisodeError
-    from capture_node.replay.ros import stamp_fields
+    from excap.core.errors import EpisodeError
+    from excap.ros.replay_sink import stamp_fields
 
     assert stamp_fields(1_700_000_000_123_456_789, "monotonic", 0) == (1_700_000_000, 123_456_789)
     assert stamp_fields(5, "utc", 1_000_000_000) == (1, 5)

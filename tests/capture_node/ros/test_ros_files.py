@@ -12,16 +12,10 @@ import numpy as np
 import pytest
 import yaml
 
-from capture_node.errors import ConfigError
-from capture_node.ros.config import NodeSettings, node_station, station_defaults
-from capture_node.ros.convert import (
-    commands_from_joint_state,
-    image_to_bgr,
-    joints_from_signals,
-    joy_row,
-    parse_topic_entry,
-)
-from capture_node.station_config import load_station_config
+from excap.core.errors import ConfigError
+from excap.ros.config import NodeSettings, node_station, station_defaults
+from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joy_row, parse_topic_entry
+from excap.station.config import load_station_config
 
 REPO = Path(__file__).resolve().parents[3]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -262,7 +256,7 @@ def test_joy_row_and_commands() -> None:
 def test_node_command_line() -> None:
     import argparse
 
-    from capture_node.ros.cli import add_node_parser, node_arguments
+    from excap.cli.node import add_node_parser, node_arguments
 
     parser = argparse.ArgumentParser()
     add_node_parser(parser.add_subparsers(dest="command"))

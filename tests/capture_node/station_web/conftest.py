@@ -11,11 +11,11 @@ import httpx
 import pytest
 import yaml
 
-from capture_node.operator_admin import add_operator, certify_operator
-from capture_node.station_app import RunningStation
-from capture_node.station_config import load_station_config
-from capture_node.station_status import StatusThresholds
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
+from excap.people.admin import add_operator, certify_operator
+from excap.station.app import RunningStation
+from excap.station.config import load_station_config
+from excap.station.status import StatusThresholds
 from tests.conftest import wait_for
 
 AXES = ["lx", "ly", "rx", "ry", "tl", "tr"]

@@ -2,9 +2,9 @@
 
 import pytest
 
-from capture_node.errors import ConfigError
-from capture_node.station_bindings import Gestures
-from drivers.profiles import load_profile
+from excap.core.errors import ConfigError
+from excap.drivers.machine.profiles import load_profile
+from excap.station.bindings import Gestures
 
 BINDINGS = load_profile("excavator_20t").station_bindings
 

@@ -6,11 +6,11 @@ from pathlib import Path
 import h5py
 import pytest
 
-from capture_node.station_certification import CertificationRefused
-from capture_node.station_config import load_station_config
-from capture_node.station_session import run_station_session
-from capture_node.station_status import StationMonitor, StatusThresholds, station_status, status_line
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
+from excap.station.certification import CertificationRefused
+from excap.station.config import load_station_config
+from excap.station.session import run_station_session
+from excap.station.status import StationMonitor, StatusThresholds, station_status, status_line
 from tests.capture_node.station_web.conftest import certify, station_yaml
 from tests.conftest import excap_command, wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
 from tests.capture_node.station_web.conftest import certify
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.http_fuzz import RawRequest, raw_requests, send_raw, server_errors

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from capture_node.validation import validate_episode
+from excap.episode.validation import validate_episode
 from tests.capture_node.station_web.conftest import StationFixture, certify
 from tests.conftest import wait_for
 from tests.support.browser import chromium

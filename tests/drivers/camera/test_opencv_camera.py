@@ -14,13 +14,13 @@ import h5py
 import numpy as np
 import pytest
 
-from capture_node.camera_capture import JpegEncoder
-from capture_node.episode import EpisodeMetadata
-from capture_node.errors import ConfigError, DriverError
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import camera_spec
-from drivers.base import Health
-from drivers.camera.opencv_camera import CameraConfig, OpenCvCamera, SourceKind
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import Health
+from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera, SourceKind
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec
+from excap.record.jpeg import JpegEncoder
+from excap.record.recorder import Recorder, RecorderConfig
 from tests.conftest import wait_for
 
 SLOT = 8  # JPEG blocks are 8x8: bar edges on block edges survive compression cleanly

@@ -3,8 +3,8 @@ import uuid
 import can
 import pytest
 
-from capture_node.errors import ConfigError, DriverError
-from drivers.can.bus_config import CanBusConfig, CanFilter, open_bus
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.can.bus_config import CanBusConfig, CanFilter, open_bus
 
 
 def entry(**overrides):

@@ -8,11 +8,11 @@ import cantools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.can.decoder import FrameDecoder
-from drivers.can.dm1 import DM1_PGN, FLASH_STATES, LAMP_STATES, Dm1Monitor, decode_dm1
-from drivers.can.j1939 import J1939Id, not_available_threshold
-from drivers.can.j1939_tp import MAX_SIZE, MIN_SIZE, TP_CM_PGN, TP_DT_PGN, BamReassembler
-from schemas import schema_file
+from excap.drivers.can.decoder import FrameDecoder
+from excap.drivers.can.dm1 import DM1_PGN, FLASH_STATES, LAMP_STATES, Dm1Monitor, decode_dm1
+from excap.drivers.can.j1939 import J1939Id, not_available_threshold
+from excap.drivers.can.j1939_tp import MAX_SIZE, MIN_SIZE, TP_CM_PGN, TP_DT_PGN, BamReassembler
+from excap.schemas import schema_file
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.j1939 import bam_frames
 

@@ -8,13 +8,13 @@ import can
 import h5py
 import pytest
 
-from capture_node.can_capture import CanCapture
-from capture_node.episode import EpisodeMetadata
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import control_spec
-from capture_node.validation import validate_episode
-from drivers.can.dm1 import DM1_PGN, Dm1Monitor, Dtc, decode_dm1
-from drivers.can.j1939 import J1939Id
+from excap.drivers.can.dm1 import DM1_PGN, Dm1Monitor, Dtc, decode_dm1
+from excap.drivers.can.j1939 import J1939Id
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import control_spec
+from excap.episode.validation import validate_episode
+from excap.record.can_capture import CanCapture
+from excap.record.recorder import Recorder, RecorderConfig
 from tests.conftest import wait_for
 from tests.support.j1939 import bam_frames, dm1_payload
 from tests.support.requirements import require_shared_data

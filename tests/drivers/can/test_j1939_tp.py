@@ -3,9 +3,9 @@
 import can
 import pytest
 
-from drivers.can.dm1 import DM1_PGN, decode_dm1
-from drivers.can.j1939 import J1939Id
-from drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
+from excap.drivers.can.dm1 import DM1_PGN, decode_dm1
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.j1939_tp import CM_ABORT, CM_BAM, TP_CM_PGN, TP_DT_PGN, BamReassembler, reassemble
 from tests.support.j1939 import bam_frames, dm1_payload
 from tests.support.requirements import require_shared_data
 

@@ -16,15 +16,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capture_node.can_capture import CanCapture
-from capture_node.episode import EpisodeMetadata
-from capture_node.recorder import Recorder, RecorderConfig
-from capture_node.streams import control_spec
-from capture_node.validation import validate_episode
-from drivers.base import Health
-from drivers.can.bus_config import CanBusConfig
-from drivers.can.decoder import FrameDecoder
-from schemas import schema_file
+from excap.drivers.base import Health
+from excap.drivers.can.bus_config import CanBusConfig
+from excap.drivers.can.decoder import FrameDecoder
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import control_spec
+from excap.episode.validation import validate_episode
+from excap.record.can_capture import CanCapture
+from excap.record.recorder import Recorder, RecorderConfig
+from excap.schemas import schema_file
 from tests.conftest import wait_for
 from tests.support.fuzzing import fuzz_settings, tried
 

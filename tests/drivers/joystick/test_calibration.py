@@ -6,10 +6,10 @@ import os
 import pytest
 import yaml
 
-from capture_node.errors import ConfigError
-from drivers.device_schema import CalibrationDocument
-from drivers.joystick.base import JoystickSample
-from drivers.joystick.calibration import (
+from excap.core.errors import ConfigError
+from excap.drivers.device_schema import CalibrationDocument
+from excap.drivers.joystick.base import JoystickSample
+from excap.drivers.joystick.calibration import (
     AxisCalibration,
     Calibrator,
     DeviceCalibration,
@@ -17,7 +17,7 @@ from drivers.joystick.calibration import (
     load_calibration,
     save_calibration,
 )
-from drivers.mapping import shape_axis
+from excap.drivers.machine.mapping import shape_axis
 from tests.support.config_docs import BAD_VALUES, accepted_by, numeric_keys, place
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import inputs
 import pytest
 
-from capture_node.clock import now_ns
-from capture_node.errors import ConfigError, DriverError
-from drivers.base import Health
-from drivers.joystick.base import JoystickSample
-from drivers.joystick.evdev_peer import EVENT_FORMAT, EvdevPeer
-from drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig, discover, scale_axis
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError, DriverError
+from excap.drivers.base import Health
+from excap.drivers.joystick.base import JoystickSample
+from excap.drivers.joystick.evdev_peer import EVENT_FORMAT, EvdevPeer
+from excap.drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig, discover, scale_axis
 from tests.conftest import wait_for
 
 T_KERNEL_NS = 1_700_000_000_123_456_000

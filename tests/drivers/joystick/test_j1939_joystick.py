@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import can
 import pytest
 
-from drivers.base import Health
-from drivers.can.j1939 import J1939Id
-from drivers.can.joystick_messages import BJM1_PGN, encode_bjm1, encode_ejm1
-from drivers.joystick.base import JoystickSample
-from drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
+from excap.drivers.base import Health
+from excap.drivers.can.j1939 import J1939Id
+from excap.drivers.can.joystick_messages import BJM1_PGN, encode_bjm1, encode_ejm1
+from excap.drivers.joystick.base import JoystickSample
+from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
 from tests.conftest import wait_for
 
 ADDRESS = 0x13

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from capture_node.clock import now_ns
-from capture_node.errors import DriverError
-from drivers.base import Health
-from drivers.joystick.base import JoystickSample
-from drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
-from drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig, StateSource
-from drivers.joystick.serial_protocols import ProtocolName, encode_ascii, encode_exjs1
+from excap.core.clock import now_ns
+from excap.core.errors import DriverError
+from excap.drivers.base import Health
+from excap.drivers.joystick.base import JoystickSample
+from excap.drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
+from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig, StateSource
+from excap.drivers.joystick.serial_protocols import ProtocolName, encode_ascii, encode_exjs1
 from tests.conftest import wait_for
 
 AXES = (0.25, -0.5, 1.0, 0.0)

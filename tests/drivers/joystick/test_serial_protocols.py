@@ -2,7 +2,7 @@
 
 import pytest
 
-from drivers.joystick.serial_protocols import (
+from excap.drivers.joystick.serial_protocols import (
     AsciiParser,
     Exjs1Parser,
     crc16_ccitt_false,

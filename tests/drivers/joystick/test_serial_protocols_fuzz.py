@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.joystick.serial_protocols import (
+from excap.drivers.joystick.serial_protocols import (
     ASCII_MAX_LINE,
     ParsedFrame,
     encode_ascii,

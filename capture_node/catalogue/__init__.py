@@ -1,0 +1,1 @@
+"""The SQLite catalogue of a folder of episodes, and selections of it."""

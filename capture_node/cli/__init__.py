@@ -1,0 +1,1 @@
+"""The `excap` command line, one module per command group."""

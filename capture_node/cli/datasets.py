@@ -1,0 +1,184 @@
+"""Command-line parts of `excap index`, `excap list` and `excap export`.
+
+`add_index_parser`, `add_list_parser` and `add_export_parser` add the subcommands to excap's subparsers;
+`COMMANDS` maps their names to `cmd_*` functions (exit status; ExcapError becomes `excap: error: ...`).
+`python -m excap.cli.datasets` runs the three on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
+from excap.core.errors import ConfigError, ExcapError
+from excap.datasets.selection import DEFAULT_PARTNER
+
+if TYPE_CHECKING:
+    from excap.datasets.frames import SkippedEpisode
+
+FORMATS = ("lerobot", "robomimic")
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("episode filters (all must match)")
+    group.add_argument("--machine-kind", default=None, help="excavator or wheel_loader")
+    group.add_argument("--machine-model", default=None)
+    group.add_argument("--site", default=None)
+    group.add_argument("--task", default=None)
+    group.add_argument("--operator", default=None, metavar="OPERATOR_ID")
+    group.add_argument("--outcome", default=None, choices=["success", "failure", "aborted", "unlabeled"])
+    group.add_argument("--since", default=None, metavar="DATE[THH:MM[:SS]]",
+                       help="started at or after (UTC; a date alone means its midnight)")
+    group.add_argument("--until", default=None, metavar="DATE[THH:MM[:SS]]",
+                       help="started at or before (UTC; a date alone includes that whole day)")
+    group.add_argument("--min-duration", type=float, default=None, metavar="S")
+    group.add_argument("--max-duration", type=float, default=None, metavar="S")
+
+
+def filter_from_args(args: argparse.Namespace, valid: bool | None = None) -> EpisodeFilter:
+    return EpisodeFilter(machine_kind=args.machine_kind, machine_model=args.machine_model, site=args.site,
+                         task=args.task, operator_id=args.operator, outcome=args.outcome, since=args.since,
+                         until=args.until, min_duration=args.min_duration, max_duration=args.max_duration,
+                         valid=valid)
+
+
+def add_index_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("index", help="update the episode catalogue of a folder (DIR/.excap/catalogue.sqlite)")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--rebuild", action="store_true", help="forget the catalogue and read every file again")
+    parser.add_argument("--json", action="store_true", help="report as JSON")
+    return parser
+
+
+def add_list_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("list", help="list catalogued episodes, filtered (updates the catalogue first)")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    _add_filters(parser)
+    parser.add_argument("--valid-only", action="store_true", help="only episodes that pass excap validate")
+    parser.add_argument("--json", action="store_true", help="JSON list for scripts")
+    return parser
+
+
+def _image_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 84x84, not {text!r}") from exc
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"image size must be positive, not {text!r}")
+    return width, height
+
+
+def add_export_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser("export", help="export consented episodes as a LeRobot v3.0 or robomimic dataset")
+    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("--format", choices=FORMATS, required=True)
+    parser.add_argument("--out", type=Path, required=True, metavar="OUT",
+                        help="dataset folder (lerobot), or .hdf5 file or folder (robomimic)")
+    parser.add_argument("--fps", type=int, default=10, help="step rate of the aligned frames (default: %(default)s)")
+    parser.add_argument("--partner", default=DEFAULT_PARTNER,
+                        help="partner id: operators get pseudonyms stable for this partner (default: %(default)s)")
+    parser.add_argument("--operators", type=Path, default=None, metavar="OPERATORS.yaml",
+                        help="operator registry (default: DIR/.excap/operators.yaml)")
+    parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
+    parser.add_argument("--vcodec", default=None, help="(lerobot) video codec (default: libsvtav1, else libx264)")
+    parser.add_argument("--image-size", type=_image_size, default=None, metavar="WxH",
+                        help="(robomimic) resize camera images")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on an episode that cannot be exported with the others "
+                        "(default: skip it, say so, go on)")
+    _add_filters(parser)
+    return parser
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Files that cannot be read are skipped with one warning line each; invalid episodes get one line each."""
+    with Catalogue(args.directory) as catalogue:
+        report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
+        invalid = catalogue.records(EpisodeFilter(valid=False))
+    for record in invalid:
+        first = record.problems[0] if record.problems else "invalid"
+        more = f" (and {len(record.problems) - 1} more)" if len(record.problems) > 1 else ""
+        print(f"excap: warning: {first}{more}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"added": report.added, "updated": report.updated, "removed": report.removed,
+                          "unchanged": report.unchanged, "invalid": [r.path for r in invalid],
+                          "skipped": [{"path": path, "problem": problem} for path, problem in report.unreadable]},
+                         indent=2))
+    else:
+        print(f"{args.directory}: {report.text()}" + (f"; {len(invalid)} invalid" if invalid else ""))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    selection = filter_from_args(args, valid=True if args.valid_only else None).check()
+    with Catalogue(args.directory) as catalogue:
+        catalogue.update(warn=stderr_warning)
+        records = catalogue.records(selection)
+    if args.json:
+        print(json.dumps([r.as_json() for r in records], indent=2))
+    else:
+        print(records_table(records))
+    return 0
+
+
+def _say_skipped(skipped: SkippedEpisode) -> None:
+    print(f"excap export: {skipped.line()}", file=sys.stderr, flush=True)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    selection = filter_from_args(args)
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.format == "lerobot":
+        from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+
+        if args.image_size is not None:
+            raise ConfigError("--image-size applies to --format robomimic only")
+        result = export_lerobot(args.directory, LeRobotExportOptions(
+            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+            vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
+            on_skip=_say_skipped))
+    else:
+        from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
+
+        result = export_robomimic(args.directory, RobomimicExportOptions(
+            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+            image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
+            on_skip=_say_skipped))
+    excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
+    resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
+    skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \
+        if result.skipped else ""
+    print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}{skipped}"
+          + (f"; {result.faces_blurred} faces blurred" if args.blur_faces else ""))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"index": cmd_index, "list": cmd_list, "export": cmd_export}
+
+
+def add_dataset_parsers(commands: argparse._SubParsersAction) -> None:
+    add_index_parser(commands)
+    add_list_parser(commands)
+    add_export_parser(commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="excap", description="Episode catalogue and dataset exports.")
+    add_dataset_parsers(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ExcapError as exc:
+        print(f"excap: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

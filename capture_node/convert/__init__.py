@@ -1,0 +1,1 @@
+"""Conversion between episodes and other recordings (CAN logs)."""

@@ -1,0 +1,1 @@
+"""Partner dataset exporters (LeRobot, robomimic)."""

@@ -1,0 +1,1 @@
+"""The episode format: metadata, schema, HDF5 writer, journal, reader, steps and validation."""

@@ -1,0 +1,29 @@
+"""The episode schema document (`schemas/episode/v<N>.yaml`), loaded once."""
+
+import fnmatch
+from functools import cache
+from typing import Any
+
+import yaml
+
+from excap.schemas import schema_file
+
+
+@cache
+def load_episode_schema(version: int = 1) -> dict[str, Any]:
+    path = schema_file(f"episode/v{version}.yaml")
+    if not path.exists():
+        raise FileNotFoundError(path)
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def supported_versions() -> list[int]:
+    return sorted(int(p.stem[1:]) for p in schema_file("episode").glob("v*.yaml"))
+
+
+def stream_rule(schema: dict[str, Any], path: str) -> tuple[str, dict[str, Any]] | None:
+    """The schema entry whose pattern matches a stream path ('*' matches one path segment)."""
+    for pattern, rule in schema["streams"].items():
+        if len(pattern.split("/")) == len(path.split("/")) and fnmatch.fnmatchcase(path, pattern):
+            return pattern, rule
+    return None

@@ -1,0 +1,1 @@
+"""People: the operator registry, certification, consent and the hours ledger."""

@@ -1,0 +1,1 @@
+"""Recording: bounded queues into the episode writer, crash recovery, disk-space watch."""

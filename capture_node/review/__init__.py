@@ -1,0 +1,1 @@
+"""Reviewing episodes: task-phase annotation, plots, review videos and panels."""

@@ -1,0 +1,135 @@
+"""A running operator station: devices, monitor, joystick bindings, the page, and the terminal status line."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from excap.station.bindings import StationBindings
+from excap.station.config import StationConfig, load_station_config
+from excap.station.control import StationController
+from excap.station.runtime import StationRuntime
+from excap.station.status import StationMonitor, StatusThresholds, status_line
+from excap.station.web.app import Station, StationServer, check_host
+
+BROWSER_GONE_S = 5.0  # no status request for this long: the terminal status line takes over
+
+
+SIM_STATION = {
+    "schema": "excap.station", "schema_version": 1,
+    "station": {"id": "sim-station"},
+    "machine": {"profile": "excavator_20t", "pattern": "iso", "id": "sim-excavator-01", "simulated": True},
+    "session": {"operator": "sim-operator", "site": "simulated-site", "task": "dig-and-load",
+                "certification_policy": "mark_uncertified"},
+    "joysticks": [{"name": "operator", "type": "sim",
+                   "axes": ["left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right"],
+                   "buttons": ["enable", "horn", "marker"]}],
+    "inputs": {"axes": {a: f"operator.{a}" for a in
+                        ("left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right")},
+               "buttons": {b: f"operator.{b}" for b in ("enable", "horn", "marker")}},
+    "can": [{"name": "can0", "interface": "virtual", "channel": "excap-station"}],
+    "cameras": [{"name": "side", "source": "sim:side"}, {"name": "top", "source": "sim:top"}],
+    "command": {"bus": "can0", "rate_hz": 50, "stale_timeout_ms": 100},
+}
+
+
+def sim_station_config(out_dir: Path) -> StationConfig:
+    """The simulated station (scripted operator, simulated excavator on a virtual bus, two rendered cameras)."""
+    data = yaml.safe_load(yaml.safe_dump(SIM_STATION))
+    data["station"]["out_dir"] = str(out_dir.resolve())
+    data["can"][0]["channel"] = f"excap-station-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "station_sim.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        return load_station_config(path)
+
+
+@dataclass
+class RunningStation:
+    """Every part of a running station, started in order and stopped in reverse."""
+
+    runtime: StationRuntime
+    station: Station
+    server: StationServer | None = None
+    parts: list[object] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, config: StationConfig, thresholds: StatusThresholds | None = None, seed: int = 0,
+              host: str | None = "127.0.0.1", port: int = 0, allow_remote: bool = False) -> RunningStation:
+        """Open the devices, then the monitor, the joystick bindings and (unless `host` is None) the page."""
+        if host is not None:
+            check_host(host, allow_remote)
+        runtime = StationRuntime(config, seed=seed).open()
+        running = cls(runtime, Station(StationController(runtime), StationMonitor(runtime, thresholds)))
+        try:
+            running.station.monitor.start()
+            running.parts.append(running.station.monitor)
+            bindings = StationBindings(runtime, running.station.controller.act).start()
+            running.station.bindings = bindings
+            running.parts.append(bindings)
+            if host is not None:
+                running.server = StationServer(running.station, host, port, allow_remote).start()
+                running.parts.append(running.server)
+        except BaseException:
+            running.stop()
+            raise
+        return running
+
+    def stop(self, reason: str = "shutdown") -> Path | None:
+        """Stop the page, bindings and monitor, then the devices; returns a running episode's path (finished)."""
+        while self.parts:
+            self.parts.pop().stop()  # type: ignore[attr-defined]
+        return self.runtime.close(reason=reason)
+
+
+class StatusLine:
+    """The terminal status line: refreshed in place on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, station: Station, stream: TextIO, always: bool, interval_s: float = 0.5) -> None:
+        self.station = station
+        self.stream = stream
+        self.always = always
+        self.interval_s = interval_s
+        self.tty = stream.isatty()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="station-status-line", daemon=True)
+        self._shown = False
+
+    def start(self) -> StatusLine:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._shown and self.tty:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def _run(self) -> None:
+        last_plain = 0.0
+        while not self._stop.wait(self.interval_s):
+            browser = time.monotonic() - self.station.last_poll < BROWSER_GONE_S
+            if browser and not self.always:
+                if self._shown and self.tty:
+                    self.stream.write("\r\033[K(page open in a browser)")
+                    self.stream.flush()
+                continue
+            line = status_line(self.station.status())
+            if self.tty:
+                width = shutil.get_terminal_size((160, 24)).columns
+                self.stream.write("\r\033[K" + line[: width - 1])
+            elif time.monotonic() - last_plain >= 5.0:
+                self.stream.write(line + "\n")
+                last_plain = time.monotonic()
+            self.stream.flush()
+            self._shown = True

@@ -1,0 +1,521 @@
+"""An operator station's devices, open for as long as the station runs, with episodes on demand.
+
+`StationRuntime(config)` opens every device of a station config once: the CAN buses (captured and
+decoded), the simulated machine if configured, the command link (commands flow, and are sent on the
+command bus, whether or not an episode is recorded), the joysticks and the cameras with their JPEG
+encoders. Consumers read live state (latest joystick samples, command, driver health, latest JPEG
+per camera, CAN rates, decoded signals) or subscribe to joystick samples, commands, camera frames
+and events; callbacks run on driver threads and must not block.
+
+`start_episode()` attaches a new recorder to every stream (see `excap.record.switch`: rows
+between episodes are not recorded, drivers never block on the switch, and nothing captured within
+an episode's span is lost to it), `stop_episode()` finalizes it, `discard_episode()` deletes it.
+
+A device whose worker thread dies is never silent: its fault is a `fault` event (device and error),
+its health turns `failed`, and a joystick feeding the command path neutralises the commands at once
+(see `excap.station.devices.watch_faults`).
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import can
+
+from excap.core.clock import now_ns
+from excap.core.errors import EpisodeError
+from excap.drivers.base import DeviceFault, Health, ThreadGuard
+from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
+from excap.drivers.can.decoder import FrameDecoder
+from excap.drivers.joystick.base import JoystickSample
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig
+from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.sim.camera_source import SimulatedCamera
+from excap.drivers.sim.excavator import ExcavatorState
+from excap.drivers.sim.machine import SimulatedExcavator
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec, control_spec, joystick_spec
+from excap.record.can_capture import CanCapture
+from excap.record.jpeg import JpegEncoder
+from excap.record.recorder import Recorder
+from excap.record.switch import EpisodeResult, EpisodeSwitch, TeeStream
+from excap.station.config import SIM_CAMERA_PREFIX, JoystickEntry, StationConfig, is_sim_camera
+from excap.station.devices import DeferredFrames, HealthSupervisor, ScriptedJoystick, open_joystick, watch_faults
+from excap.station.inputs import StationInputs
+
+log = logging.getLogger(__name__)
+
+SIM_CAMERA_DEFAULTS = (640, 480, 30.0)  # width, height, fps of a `sim:<view>` camera that sets none
+
+
+@dataclass(frozen=True)
+class CommandState:
+    """The command link's latest output: what was sent, whether enabled, and the link's state."""
+
+    t_ns: int
+    values: tuple[float, ...]
+    enabled: bool
+    link_state: str  # disabled | active | neutralised
+    fault: str = ""
+
+
+@dataclass(frozen=True)
+class CameraFrame:
+    camera: str
+    t_ns: int
+    t_device_ns: int
+    jpeg: bytes
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """One stream's live counters (whether or not an episode records it)."""
+
+    path: str
+    rate_hz: float
+    samples: int
+    dropped: int
+    staleness_s: float | None
+    recording: bool
+
+
+@dataclass(frozen=True)
+class SignalValue:
+    t_ns: int
+    value: float
+    unit: str
+
+
+JoystickListener = Callable[[JoystickSample], None]
+CommandListener = Callable[[CommandState], None]
+FrameListener = Callable[[CameraFrame], None]
+EventListener = Callable[[str, int, dict[str, Any]], None]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Callbacks of one consumer; `cancel()` ends them. A callback that raises is logged, never propagated."""
+
+    joystick: JoystickListener | None = None
+    command: CommandListener | None = None
+    frame: FrameListener | None = None
+    event: EventListener | None = None
+    _cancel: Callable[["Subscription"], None] | None = field(default=None, repr=False)
+    _errors: int = field(default=0, repr=False)
+
+    def cancel(self) -> None:
+        if self._cancel is not None:
+            self._cancel(self)
+            self._cancel = None
+
+    def _call(self, callback: Callable[..., None] | None, *args: Any) -> None:
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception:
+            self._errors += 1
+            if self._errors == 1:
+                log.exception("station runtime subscriber failed (further failures only counted)")
+
+
+def episode_metadata(config: StationConfig, mapper: CommandMapper, overrides: dict[str, str]) -> EpisodeMetadata:
+    """Metadata of the config's machine and session; non-empty `overrides` (operator, task, ...) win."""
+    session = {**config.session, **{k: v for k, v in overrides.items() if v}}
+    return EpisodeMetadata(
+        machine_kind=config.profile.kind, machine_model=config.profile.model, machine_id=config.machine_id,
+        control_pattern=mapper.pattern.name, operator_id=session.get("operator", "anonymous"),
+        certification=session.get("certification", ""), site=session.get("site", ""),
+        task=session.get("task", ""), notes=session.get("notes", ""), profile=config.profile.name)
+
+
+class StationRuntime:
+    """Every device of a station config, open from `open()` to `close()`; episodes in between."""
+
+    def __init__(self, config: StationConfig, seed: int = 0, jpeg_quality: int = 90) -> None:
+        self.config = config
+        self.seed = seed
+        self.jpeg_quality = jpeg_quality
+        self.profile = config.profile
+        self.mapper = CommandMapper(config.profile, config.pattern)
+        self.switch = EpisodeSwitch(config.out_dir)
+        self.switch.on_event.append(self._on_event)
+        self.switch.on_stream.append(self._watch_stream)
+        self.switch.flush.append(self._flush)
+        self.switch.on_start.append(self._on_episode_start)
+        self.control = self.switch.stream(control_spec(self.profile.functions))
+        self.captures: dict[str, CanCapture] = {}
+        self.machine: SimulatedExcavator | None = None
+        self.link: CommandLink | None = None
+        self.joystick_drivers: dict[str, Any] = {}
+        self.cameras: dict[str, OpenCvCamera | SimulatedCamera] = {}
+        self.encoders: dict[str, JpegEncoder] = {}
+        self.markers = 0
+        self._subscriptions: tuple[Subscription, ...] = ()
+        self._sub_lock = threading.Lock()
+        self._joysticks: dict[str, JoystickSample] = {}
+        self._command: CommandState | None = None
+        self._frames: dict[str, CameraFrame] = {}
+        self._decoded: dict[str, tuple[TeeStream, tuple[Any, ...]]] = {}
+        self._running: list[Any] = []  # things with stop() or close(), in start order
+        self._buses: list[can.BusABC] = []
+        self._guards: list[ThreadGuard] = []
+        self._open = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def __enter__(self) -> "StationRuntime":
+        return self.open()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.close(reason="exception", outcome="aborted")
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    @property
+    def drives_commands(self) -> bool:
+        """The station produces /control itself (joysticks through the command link)."""
+        return bool(self.config.joysticks) or self.config.command.bus is not None
+
+    def open(self) -> "StationRuntime":
+        """Open and start every device; on failure, whatever was started is stopped again."""
+        if self._open:
+            raise EpisodeError("station runtime already open")
+        try:
+            self._open_devices()
+        except BaseException:
+            self._stop_devices()
+            raise
+        self._open = True
+        return self
+
+    def close(self, reason: str = "shutdown", outcome: str | None = None) -> Path | None:
+        """Stop every device, then finish a running episode (so it holds the last, neutral commands).
+
+        Returns the finished episode's path, if one was running.
+        """
+        self._stop_devices()
+        self._open = False
+        if self.switch.recording:
+            return self.switch.stop(reason=reason, outcome=outcome).path
+        return None
+
+    def _open_devices(self) -> None:
+        config, profile = self.config, self.profile
+        event = self.switch.event
+        for bus_config in config.cans:
+            dbcs = [bus_config.dbc] if bus_config.dbc else profile.dbc_paths
+            capture = CanCapture.from_config(self.switch, bus_config, FrameDecoder(dbcs))
+            self._watch(capture.guard)
+            self.captures[bus_config.name] = capture
+        if config.simulated_machine:
+            virtual = next(c for c in config.cans if c.interface == "virtual")
+            machine_bus = can.Bus(interface="virtual", channel=virtual.channel)
+            self._buses.append(machine_bus)
+            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed)
+            self._watch(self.machine.guard)
+        if self.drives_commands:
+            command_capture = self.captures.get(config.command.bus) if config.command.bus else None
+            rate = config.command.rate_hz or (profile.cab_joysticks.rate_hz if profile.cab_joysticks else 50.0)
+            self.link = CommandLink(
+                CommandLinkConfig(rate_hz=rate, stale_timeout_s=config.command.stale_timeout_s), self.mapper,
+                profile.cab_joysticks, send=command_capture.send if command_capture else None,
+                on_command=self._on_command,
+                on_event=lambda kind, t_ns, detail: self.switch.event(kind, t_ns=t_ns, **detail))
+        inputs = StationInputs(profile, config.axis_inputs, config.button_inputs,
+                               {j.name for j in config.joysticks if j.periodic})
+        for entry in config.joysticks:
+            callback = self._joystick_callback(entry, inputs)
+            driver = open_joystick(entry, callback, self.captures, self.machine, self.mapper, self.seed, event)
+            self._watch(driver.guard, self.link if entry.name in inputs.devices else None)
+            self.joystick_drivers[entry.name] = driver
+
+        for capture in self.captures.values():
+            capture.start()
+            self._running.append(capture)
+        if self.machine is not None:
+            self.machine.start()
+            self._running.append(self.machine)
+        if self.link is not None:
+            self.link.start()
+            self._running.append(self.link)
+        for driver in self.joystick_drivers.values():
+            driver.open()
+            self._running.append(driver)
+        for index, camera_config in enumerate(config.cameras):
+            if is_sim_camera(camera_config):
+                self._open_sim_camera(camera_config, index)
+            else:
+                self._open_camera(camera_config)
+        supervisor = HealthSupervisor(event, self.link, self.joystick_drivers, inputs.devices)
+        self._watch(supervisor.guard, self.link)
+        supervisor.start()
+        self._running.append(supervisor)
+
+    def _watch(self, guard: ThreadGuard, link: CommandLink | None = None) -> None:
+        """A device's faults become `fault` events (and, with `link`, neutral commands first)."""
+        self._guards.append(guard)
+        watch_faults(guard, self.switch.event, link)
+
+    def faults(self) -> list[DeviceFault]:
+        """The faults of every device (and of the command link) so far."""
+        guards = [*self._guards, *([self.link.guard] if self.link is not None else [])]
+        return [guard.fault for guard in guards if guard.fault is not None]
+
+    def _stop_devices(self) -> None:
+        while self._running:
+            item = self._running.pop()
+            try:
+                (item.stop if hasattr(item, "stop") else item.close)()
+            except Exception:
+                log.exception("stopping %s failed", type(item).__name__)
+        while self._buses:
+            self._buses.pop().shutdown()
+
+    # -- devices ----------------------------------------------------------------------------------
+
+    def _joystick_callback(self, entry: JoystickEntry, inputs: StationInputs) -> Callable[[JoystickSample], None]:
+        """Record the device's (calibrated) sample, feed the command link, then tell subscribers."""
+        stream = self.switch.stream(joystick_spec(entry.name, entry.axes, entry.buttons, backend=entry.type,
+                                                  device_name=str(entry.options.get("device", entry.name))))
+        link = self.link
+
+        def on_sample(sample: JoystickSample) -> None:
+            stream.put((sample.t_ns, sample.t_device_ns, sample.axes, sample.buttons))
+            composed = inputs.update(sample)
+            if composed is not None and link is not None:
+                link.set_input(composed)
+            self._joysticks[sample.device] = sample
+            for subscription in self._subscriptions:
+                subscription._call(subscription.joystick, sample)
+
+        if entry.calibration is None:
+            return on_sample
+        from excap.drivers.joystick.calibration import calibrated, load_calibration
+
+        return calibrated(on_sample, load_calibration(entry.calibration), entry.axes)
+
+    def _camera_stream(self, name: str, width: int, height: int, fps: float, source: str) -> JpegEncoder:
+        tee = self.switch.stream(camera_spec(name, width, height, fps, source=source))
+        tee.listeners.append(lambda row, name=name: self._on_frame(name, row))
+        encoder = JpegEncoder(self.switch, tee, self.jpeg_quality)
+        self._watch(encoder.guard)
+        encoder.start()
+        self.encoders[name] = encoder
+        return encoder
+
+    def _open_camera(self, camera_config: CameraConfig) -> None:
+        sink = DeferredFrames()
+        camera = OpenCvCamera(camera_config, sink, on_event=lambda kind, detail: self.switch.event(kind, **detail))
+        self._watch(camera.guard)
+        camera.open(wait_for_source=True)
+        self.cameras[camera_config.name] = camera
+        self._running.append(camera)
+        info = camera.info
+        encoder = self._camera_stream(camera_config.name, info.width if info else camera_config.width,
+                                      info.height if info else camera_config.height,
+                                      info.fps if info else camera_config.fps, str(camera_config.source))
+        self._running.insert(len(self._running) - 1, encoder)  # stopped after its camera
+        sink.target = encoder.submit
+
+    def _open_sim_camera(self, camera_config: CameraConfig, index: int) -> None:
+        machine = self.machine
+        assert machine is not None, "a simulated camera needs the simulated machine"
+        view = str(camera_config.source)[len(SIM_CAMERA_PREFIX):]
+        default_width, default_height, default_fps = SIM_CAMERA_DEFAULTS
+        width = camera_config.width or default_width
+        height = camera_config.height or default_height
+        fps = camera_config.fps or default_fps
+        encoder = self._camera_stream(camera_config.name, width, height, fps, str(camera_config.source))
+        self._running.append(encoder)
+        camera = SimulatedCamera(camera_config.name, view, lambda: machine.state, encoder.submit, width, height, fps,
+                                 seed=self.seed + index)
+        self._watch(camera.guard)
+        camera.start()
+        self.cameras[camera_config.name] = camera
+        self._running.append(camera)
+
+    # -- live state -------------------------------------------------------------------------------
+
+    def joystick_samples(self) -> dict[str, JoystickSample]:
+        """The latest (calibrated) sample of every joystick device that has reported."""
+        return dict(self._joysticks)
+
+    @property
+    def command(self) -> CommandState | None:
+        """The latest command the link produced (None before the first, or without a command link)."""
+        return self._command
+
+    @property
+    def machine_state(self) -> ExcavatorState | None:
+        """The simulated machine's state, if the station drives one."""
+        return self.machine.state if self.machine is not None else None
+
+    def health(self) -> dict[str, Health]:
+        """Driver health per device: `joystick/<name>`, `can/<name>`, `camera/<name>`, `machine`, `command_link`.
+
+        `failed`: the device's worker thread died (its `fault` event says why); a camera whose encoder died
+        is failed too.
+        """
+        health: dict[str, Health] = {}
+        for name, driver in self.joystick_drivers.items():
+            health[f"joystick/{name}"] = Health(driver.health)
+        for name, capture in self.captures.items():
+            health[f"can/{name}"] = capture.health
+        for name, camera in self.cameras.items():
+            encoder = self.encoders.get(name)
+            failed = self._open and encoder is not None and encoder.guard.failed
+            health[f"camera/{name}"] = Health.FAILED if failed else camera.health
+        if self.machine is not None:
+            health["machine"] = self.machine.health if self._open else Health.STOPPED
+        if self.link is not None:
+            failed = self.link.guard.failed
+            health["command_link"] = (Health.FAILED if failed else Health.OK) if self._open else Health.STOPPED
+        return health
+
+    def latest_frame(self, camera: str) -> CameraFrame | None:
+        return self._frames.get(camera)
+
+    def latest_frames(self) -> dict[str, CameraFrame]:
+        return dict(self._frames)
+
+    def can_rates(self) -> dict[str, float]:
+        """Frames per second on each CAN bus (over the last second or so)."""
+        t_ns = now_ns()
+        return {name: tee.update_rate(t_ns) for tee in self.switch.streams()
+                for name in self.captures if tee.spec.path == f"can/{name}"}
+
+    def decoded(self, channel: str | None = None) -> dict[str, dict[str, SignalValue]]:
+        """Latest decoded values per message, keyed `<channel>/<Message>` -> signal -> value."""
+        result: dict[str, dict[str, SignalValue]] = {}
+        for key, (tee, row) in list(self._decoded.items()):
+            if channel is not None and not key.startswith(f"{channel}/"):
+                continue
+            result[key] = {column.name: SignalValue(row[0], float(value), str(column.attrs.get("unit", "")))
+                           for column, value in zip(tee.spec.columns[2:], row[2:], strict=False)}
+        return result
+
+    def signal(self, channel: str, message: str, signal: str) -> SignalValue | None:
+        """The latest value of one decoded signal, e.g. `signal("can0", "EEC1", "EngSpeed")`."""
+        entry = self._decoded.get(f"{channel}/{message}")
+        if entry is None:
+            return None
+        tee, row = entry
+        names = [c.name for c in tee.spec.columns]
+        if signal not in names[2:]:
+            return None
+        index = names.index(signal)
+        return SignalValue(row[0], float(row[index]), str(tee.spec.columns[index].attrs.get("unit", "")))
+
+    def stream_status(self) -> list[StreamState]:
+        t_ns = now_ns()
+        return [StreamState(tee.spec.path, tee.update_rate(t_ns), tee.count, tee.dropped, tee.staleness_s(t_ns),
+                            tee.recording) for tee in self._with_encoder_drops()]
+
+    def _with_encoder_drops(self) -> list[TeeStream]:
+        for encoder in self.encoders.values():
+            if isinstance(encoder.handle, TeeStream):
+                encoder.handle.extra_drops = encoder.dropped
+        return self.switch.streams()
+
+    # -- subscribers ------------------------------------------------------------------------------
+
+    def subscribe(self, joystick: JoystickListener | None = None, command: CommandListener | None = None,
+                  frame: FrameListener | None = None, event: EventListener | None = None) -> Subscription:
+        """Callbacks for joystick samples, commands, encoded camera frames and events (driver threads)."""
+        subscription = Subscription(joystick, command, frame, event, _cancel=self._unsubscribe)
+        with self._sub_lock:
+            self._subscriptions = (*self._subscriptions, subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        with self._sub_lock:
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+
+    def _on_command(self, t_ns: int, values: tuple[float, ...], enabled: bool) -> None:
+        self.control.put((t_ns, values, enabled))
+        link = self.link
+        state = CommandState(t_ns, tuple(values), enabled, link.state.value if link else "", link.fault if link else "")
+        self._command = state
+        for subscription in self._subscriptions:
+            subscription._call(subscription.command, state)
+
+    def _on_frame(self, camera: str, row: tuple[Any, ...]) -> None:
+        frame = CameraFrame(camera, row[0], row[1], row[2])
+        self._frames[camera] = frame
+        for subscription in self._subscriptions:
+            subscription._call(subscription.frame, frame)
+
+    def _on_event(self, kind: str, t_ns: int, detail: dict[str, Any]) -> None:
+        for subscription in self._subscriptions:
+            subscription._call(subscription.event, kind, t_ns, detail)
+
+    def _watch_stream(self, tee: TeeStream) -> None:
+        """Keep the latest row of every decoded CAN message, for live machine state."""
+        parts = tee.spec.path.split("/")
+        if len(parts) == 4 and parts[0] == "can" and parts[2] == "decoded":
+            key = f"{parts[1]}/{parts[3]}"
+            tee.listeners.append(lambda row: self._decoded.__setitem__(key, (tee, row)))
+
+    # -- episodes ---------------------------------------------------------------------------------
+
+    @property
+    def recording(self) -> bool:
+        return self.switch.recording
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self.switch.recorder
+
+    @property
+    def last(self) -> EpisodeResult | None:
+        """The previous episode (finished or discarded)."""
+        return self.switch.last
+
+    def start_episode(self, overrides: dict[str, str] | None = None) -> Recorder:
+        """Start recording every stream; metadata from the config's session, non-empty `overrides` win."""
+        if not self._open:
+            raise EpisodeError("the station's devices are not open")
+        return self.switch.start(episode_metadata(self.config, self.mapper, overrides or {}))
+
+    def stop_episode(self, outcome: str | None = None, reason: str = "stop") -> Path:
+        """Finish the running episode; returns its path."""
+        path = self.switch.stop(reason=reason, outcome=outcome).path
+        assert path is not None
+        return path
+
+    def discard_episode(self, reason: str = "discard") -> EpisodeResult:
+        """Stop the running episode and delete its file."""
+        return self.switch.stop(reason=reason, discard=True)
+
+    def set_outcome(self, outcome: str) -> None:
+        self.switch.set_outcome(outcome)
+
+    def mark(self, label: str = "") -> int:
+        """Add a `marker` event (detail: index, text) to the running episode; returns the marker's index."""
+        if not self.switch.recording:
+            raise EpisodeError("not recording")
+        self.markers += 1
+        self.switch.event("marker", index=self.markers, text=label)
+        return self.markers
+
+    def _flush(self) -> None:
+        for encoder in self.encoders.values():
+            encoder.flush()
+        for capture in self.captures.values():
+            capture.flush()
+
+    def _on_episode_start(self, recorder: Recorder) -> None:
+        for fault in self.faults():  # a device that failed before this episode is still failed
+            recorder.event("fault", **fault.detail(), before_start=True)
+        for driver in self.joystick_drivers.values():
+            if isinstance(driver, ScriptedJoystick) and driver.phase:
+                recorder.event("operator_phase", device=driver.name, phase=driver.phase)

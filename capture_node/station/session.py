@@ -1,0 +1,47 @@
+"""A recording session at an operator station, built from a station config file.
+
+Joystick drivers -> (calibration) -> /joystick/<device> and the station inputs -> command link
+(-> cab-joystick frames on the command bus) -> /control; every CAN bus -> /can/<name> (+ decoded);
+every camera -> JPEG encoder -> /cameras/<name>. With `machine.simulated`, the simulated machine
+joins the virtual bus and answers the commands, for dry runs of a whole station.
+
+One session is one episode over a `StationRuntime`: open the devices, start the episode, wait,
+stop the devices (the last commands recorded are the neutral ones sent at shutdown), finish it.
+The operator's certification is checked first (`excap.station.certification`): a refused
+operator raises CertificationRefused before any device is opened.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from excap.record.recorder import Recorder
+from excap.station.certification import CertificationRefused, check_station_operator, session_operator, start_certified
+from excap.station.config import StationConfig
+from excap.station.runtime import StationRuntime
+
+
+def run_station_session(config: StationConfig, stop: threading.Event | None = None,
+                        duration_s: float | None = None, on_started: Callable[[Recorder], None] | None = None,
+                        overrides: dict[str, str] | None = None, seed: int = 0) -> Path:
+    """Record one episode with the station's devices; returns the finished episode's path."""
+    stop = stop or threading.Event()
+    check = check_station_operator(config, session_operator(config, overrides))
+    if not check.allowed:
+        raise CertificationRefused(check)
+    runtime = StationRuntime(config, seed=seed).open()
+    try:
+        recorder, _check = start_certified(runtime, overrides, check)
+        if on_started is not None:
+            on_started(recorder)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not recorder.fault:
+            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if remaining <= 0 or stop.wait(remaining):
+                break
+    except BaseException:
+        runtime.close(reason="exception", outcome="aborted")
+        raise
+    runtime.close(reason="end")
+    return recorder.paths.final

@@ -1,0 +1,254 @@
+"""A running station's live status: streams, CAN load, sticks and commands, recording, disk, warnings.
+
+`StationMonitor` samples what needs history on a thread of its own (every `interval_s`): the wall clock against
+the monotonic clock (a jump beyond `clock_jump_s` between two samples is a warning for `warn_hold_s`, and a
+`clock_jump` event), disk space and the episode folder's write rate (growth of the files being recorded), and
+which streams dropped rows lately. `station_status()` turns all of it into one JSON-ready dict for the page, the
+JSON API and the terminal status line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from excap.core.clock import now_ns
+from excap.drivers.base import Health
+from excap.station.bindings import StationBindings
+from excap.station.control import StationController
+from excap.station.runtime import StationRuntime
+
+BITS_PER_FRAME = 140  # a 29-bit-id frame with 8 data bytes, with typical bit stuffing (J1939 traffic)
+RECORDING_DIR = ".recording"
+
+
+@dataclass(kw_only=True)
+class StatusThresholds:
+    stale_after_s: float = 1.0  # a stream without data this long is stale
+    disk_warn_bytes: float = 5e9  # less free space than this is a warning
+    disk_warn_minutes: float = 10.0  # less estimated recording time than this is a warning
+    clock_jump_s: float = 0.1  # wall clock moved this much against the monotonic clock between two samples
+    warn_hold_s: float = 30.0  # how long a clock jump or a drop stays on the banner
+
+
+class StationMonitor:
+    def __init__(self, runtime: StationRuntime, thresholds: StatusThresholds | None = None, interval_s: float = 0.25,
+                 wall_ns: Callable[[], int] = time.time_ns, mono_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self.runtime = runtime
+        self.thresholds = thresholds or StatusThresholds()
+        self.interval_s = interval_s
+        self.wall_ns = wall_ns
+        self.mono_ns = mono_ns
+        self.out_dir = runtime.config.out_dir
+        self.disk: dict[str, Any] = {"free_bytes": None, "total_bytes": None, "write_rate_bps": 0.0,
+                                     "time_left_s": None}
+        self.clock_jump: tuple[float, float] | None = None  # (size in s, monotonic time seen)
+        self.recent_drops: dict[str, tuple[int, float]] = {}  # stream -> (rows lost lately, monotonic time)
+        self._drops: dict[str, int] = {}
+        self._offset_ns: int | None = None
+        self._sizes: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="station-monitor", daemon=True)
+
+    def start(self) -> StationMonitor:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def sample(self) -> None:
+        now = time.monotonic()
+        self._sample_clock(now)
+        self._sample_disk(now)
+        for stream in self.runtime.stream_status():
+            before = self._drops.get(stream.path, stream.dropped)
+            self._drops[stream.path] = stream.dropped
+            if stream.dropped > before:
+                lost = stream.dropped - before + self.recent_drops.get(stream.path, (0, 0.0))[0]
+                self.recent_drops[stream.path] = (lost, now)
+        for path, (_lost, seen) in list(self.recent_drops.items()):
+            if now - seen > self.thresholds.warn_hold_s:
+                del self.recent_drops[path]
+
+    def _sample_clock(self, now: float) -> None:
+        offset = self.wall_ns() - self.mono_ns()
+        if self._offset_ns is not None:
+            jump = (offset - self._offset_ns) / 1e9
+            if abs(jump) > self.thresholds.clock_jump_s:
+                self.clock_jump = (jump, now)
+                self.runtime.switch.event("clock_jump", jump_s=round(jump, 6))
+        self._offset_ns = offset
+        if self.clock_jump is not None and now - self.clock_jump[1] > self.thresholds.warn_hold_s:
+            self.clock_jump = None
+
+    def _sample_disk(self, now: float) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        usage = shutil.disk_usage(self.out_dir)
+        self.disk["free_bytes"], self.disk["total_bytes"] = usage.free, usage.total
+        if self.runtime.recording:
+            size = sum(p.stat().st_size for p in (self.out_dir / RECORDING_DIR).glob("*") if p.is_file())
+            self._sizes = [s for s in self._sizes if now - s[0] <= 5.0] + [(now, size)]
+            (t0, s0), (t1, s1) = self._sizes[0], self._sizes[-1]
+            if t1 - t0 >= 1.0 and s1 >= s0:
+                self.disk["write_rate_bps"] = (s1 - s0) / (t1 - t0)
+        else:
+            self._sizes = []
+        rate = self.disk["write_rate_bps"]
+        self.disk["time_left_s"] = usage.free / rate if rate > 0 else None
+
+
+def _stream_kind(path: str) -> str:
+    return path.split("/")[0]
+
+
+def watched_streams(runtime: StationRuntime) -> list[Any]:
+    """Streams whose silence is a problem: control, periodic joysticks, raw CAN, cameras (not decoded, not events)."""
+    hid = {f"joystick/{j.name}" for j in runtime.config.joysticks if not j.periodic}
+    return [s for s in runtime.stream_status()
+            if "/decoded/" not in s.path and s.path != "events" and s.path not in hid]
+
+
+def _operator_inputs(runtime: StationRuntime) -> dict[str, Any]:
+    samples = runtime.joystick_samples()
+    config = runtime.config
+
+    def value(source: Any, field: str) -> float | None:
+        sample = samples.get(source.device)
+        values = getattr(sample, field) if sample is not None else ()
+        return float(values[source.index]) if source.index < len(values) else None
+
+    axes = {name: value(source, "axes") for name, source in config.axis_inputs.items()}
+    buttons = {name: value(source, "buttons") for name, source in config.button_inputs.items()}
+    return {"axes": axes, "buttons": {k: bool(v) for k, v in buttons.items() if v is not None}}
+
+
+def station_status(runtime: StationRuntime, controller: StationController, monitor: StationMonitor,
+                   bindings: StationBindings | None = None) -> dict[str, Any]:
+    thresholds = monitor.thresholds
+    config, profile = runtime.config, runtime.profile
+    warnings: list[dict[str, str]] = []
+
+    def warn(level: str, code: str, text: str) -> None:
+        warnings.append({"level": level, "code": code, "text": text})
+
+    command = runtime.command
+    if command is not None and command.link_state == "neutralised":
+        warn("red", "neutralised", f"COMMANDS NEUTRALISED: {command.fault or 'input fault'} "
+                                   "(release enable, centre the sticks, enable again)")
+    recording = controller.recording_state()
+    if recording["fault"]:
+        warn("red", "recorder_fault", f"recorder fault: {recording['fault']}")
+    streams = []
+    for stream in watched_streams(runtime):
+        state = "ok"
+        if stream.samples == 0:
+            state = "waiting"
+        elif stream.staleness_s is not None and stream.staleness_s > thresholds.stale_after_s:
+            state = "stale"
+            warn("red", "stream_stale", f"{stream.path}: no data for {stream.staleness_s:.1f} s")
+        lost = monitor.recent_drops.get(stream.path)
+        if lost is not None and state == "ok":
+            state = "dropping"
+        if lost is not None:
+            warn("amber", "stream_dropping", f"{stream.path}: dropping ({lost[0]} rows lost lately)")
+        streams.append({"path": stream.path, "kind": _stream_kind(stream.path), "rate_hz": round(stream.rate_hz, 1),
+                        "samples": stream.samples, "dropped": stream.dropped, "state": state,
+                        "staleness_s": None if stream.staleness_s is None else round(stream.staleness_s, 3),
+                        "recording": stream.recording})
+    health = {name: str(h.value if isinstance(h, Health) else h) for name, h in runtime.health().items()}
+    for name, state in health.items():
+        if state not in (Health.OK.value, Health.STOPPED.value):
+            warn("red", "device", f"{name}: {state}")
+    rates = runtime.can_rates()
+    buses = []
+    for bus in config.cans:
+        capture = runtime.captures.get(bus.name)
+        rate = rates.get(bus.name, 0.0)
+        buses.append({"name": bus.name, "frames_per_s": round(rate, 1), "bitrate": bus.bitrate,
+                      "load_pct": round(100.0 * rate * BITS_PER_FRAME / bus.bitrate, 1) if bus.bitrate else None,
+                      "error_frames": capture.error_frames if capture else 0,
+                      "bus_state": capture.bus_state.name.lower() if capture else "",
+                      "health": health.get(f"can/{bus.name}", "")})
+    disk = dict(monitor.disk)
+    free, left = disk["free_bytes"], disk["time_left_s"]
+    if free is not None and free < thresholds.disk_warn_bytes:
+        warn("red", "disk", f"disk nearly full: {free / 1e9:.1f} GB free in {monitor.out_dir}")
+    elif left is not None and left < thresholds.disk_warn_minutes * 60:
+        warn("amber", "disk", f"disk: about {left / 60:.0f} min of recording left")
+    clock = {"jump_s": None}
+    if monitor.clock_jump is not None:
+        clock["jump_s"] = round(monitor.clock_jump[0], 3)
+        warn("amber", "clock_jump", f"clock jump: the wall clock moved {monitor.clock_jump[0]:+.3f} s "
+                                    "against the monotonic clock")
+    inputs = _operator_inputs(runtime)
+    enable_held = inputs["buttons"].get(profile.enable_button, False)
+    check = controller.last_check
+    pending = bindings.pending() if bindings is not None else None
+    return {
+        "station": config.station_id,
+        "machine": {"id": config.machine_id, "kind": profile.kind, "model": profile.model, "profile": profile.name,
+                    "pattern": runtime.mapper.pattern.name},
+        "recording": recording,
+        "last_episode": controller.last_episode,
+        "streams": streams,
+        "devices": health,
+        "can": buses,
+        "cameras": sorted(runtime.cameras),
+        "sticks": inputs,
+        "command": {"names": list(profile.functions), "values": list(command.values) if command else [],
+                    "enabled": bool(command and command.enabled),
+                    "link_state": command.link_state if command else ("none" if runtime.link is None else "disabled"),
+                    "fault": command.fault if command else ""},
+        "enable": {"button": profile.enable_button, "held": enable_held},
+        "disk": disk,
+        "clock": clock,
+        "warnings": warnings,
+        "messages": controller.message_list(),
+        "session": dict(controller.session),
+        "certification": None if check is None else {"allowed": check.allowed, "message": check.message,
+                                                      "metadata": check.metadata},
+        "bindings": {"list": bindings.describe() if bindings is not None else [],
+                     "pending": pending.text() if pending is not None else ""},
+        "t_ns": now_ns(),
+    }
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def status_line(status: dict[str, Any]) -> str:
+    """One line: recording state and timer, link, per-stream health, disk, warnings."""
+    recording = status["recording"]
+    head = f"● REC {_duration(recording['elapsed_s'])}" if recording["active"] else "○ idle"
+    parts = [head, f"link {status['command']['link_state']}"]
+    for stream in status["streams"]:
+        name = stream["path"].split("/")[-1] if stream["kind"] != "control" else "control"
+        mark = "" if stream["state"] == "ok" else f" {stream['state'].upper()}"
+        parts.append(f"{name} {stream['rate_hz']:.0f}Hz{mark}")
+    free = status["disk"]["free_bytes"]
+    if free is not None:
+        left = status["disk"]["time_left_s"]
+        parts.append(f"disk {free / 1e9:.0f}GB" + (f" ~{_duration(left)}" if left else ""))
+    if status["bindings"]["pending"]:
+        parts.append(f"[{status['bindings']['pending']}]")
+    warnings = status["warnings"]
+    if warnings:
+        parts.append("⚠ " + "; ".join(w["text"] for w in warnings))
+    elif status["messages"]:
+        parts.append(status["messages"][-1]["text"])
+    return "  ".join(parts)

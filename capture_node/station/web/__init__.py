@@ -1,0 +1,1 @@
+"""The station's local web page and its JSON API."""

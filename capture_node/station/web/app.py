@@ -1,0 +1,179 @@
+"""The operator station's local web page and its JSON API (FastAPI), served on loopback by default.
+
+`GET /` the page (plain HTML/JS/CSS from `static/`), `GET /api/status` everything the page shows,
+`GET|POST /api/session` the session form (operator, site, task, notes) and the operator's certification,
+`POST /api/start`, `/api/stop {outcome}`, `/api/discard`, `/api/mark {label}` the actions (409 with the reason
+when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationServer` runs it on a thread.
+
+Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
+Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
+JSON body, which an HTML form cannot send (`excap.web.guard`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from fastapi import Body, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from excap.core.errors import ConfigError, ExcapError
+from excap.station.bindings import StationBindings
+from excap.station.control import ActionResult, StationController
+from excap.station.status import StationMonitor, station_status
+from excap.web.guard import AllowedHosts, HostOriginGuard
+from excap.web.server import ThreadedServer, bind, is_loopback, server_url
+
+NO_CACHE = {"Cache-Control": "no-store"}
+STATIC = {"station.js": "text/javascript", "station.css": "text/css"}
+OUTCOMES = ("success", "failure")
+
+
+@dataclass
+class Station:
+    """What the page shows and acts on."""
+
+    controller: StationController
+    monitor: StationMonitor
+    bindings: StationBindings | None = None
+    last_poll: float = 0.0  # monotonic time of the page's last status request
+
+    @property
+    def runtime(self) -> Any:
+        return self.controller.runtime
+
+    def status(self) -> dict[str, Any]:
+        return station_status(self.runtime, self.controller, self.monitor, self.bindings)
+
+
+def _static(name: str) -> str:
+    return resources.files("excap.station.web").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _result(result: ActionResult) -> JSONResponse:
+    return JSONResponse(asdict(result), status_code=200 if result.ok else 409, headers=NO_CACHE)
+
+
+def _session(station: Station) -> dict[str, Any]:
+    check = station.controller.certification()
+    config = station.runtime.config
+    registry_ops: list[str] = []
+    from excap.station.certification import station_registry
+
+    registry, problem = station_registry(config)
+    if registry is not None:
+        registry_ops = sorted(registry.operators)
+    return {"session": dict(station.controller.session),
+            "machine": {"id": config.machine_id, "kind": config.profile.kind, "model": config.profile.model},
+            "policy": config.session.get("certification_policy", "refuse"),
+            "certification": {"allowed": check.allowed, "message": check.message,
+                              "certified": bool(check.status and check.status.certified),
+                              "value": check.metadata.get("certification", "")},
+            "operators": registry_ops, "registry_problem": problem}
+
+
+def create_app(station: Station) -> FastAPI:
+    app = FastAPI(title="excap station", docs_url=None, redoc_url=None, openapi_url=None)
+    controller = station.controller
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_static("index.html"), headers=NO_CACHE)
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, "no such file")
+        return Response(_static(name), media_type=STATIC[name], headers=NO_CACHE)
+
+    @app.get("/api/status")
+    def status() -> JSONResponse:
+        station.last_poll = time.monotonic()
+        return JSONResponse(station.status(), headers=NO_CACHE)
+
+    @app.get("/api/session")
+    def get_session() -> JSONResponse:
+        return JSONResponse(_session(station), headers=NO_CACHE)
+
+    @app.post("/api/session")
+    def set_session(values: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        try:
+            controller.update_session(values)
+        except ExcapError as exc:
+            raise HTTPException(400, str(exc)) from exc
+        return JSONResponse(_session(station), headers=NO_CACHE)
+
+    @app.post("/api/start")
+    def start(values: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        if values:
+            try:
+                controller.update_session(values)
+            except ExcapError as exc:
+                raise HTTPException(400, str(exc)) from exc
+        return _result(controller.act("start", "page"))
+
+    @app.post("/api/stop")
+    def stop(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        outcome = body.get("outcome") or ""
+        if outcome and outcome not in OUTCOMES:
+            raise HTTPException(400, f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+        return _result(controller.act(outcome or "stop", "page"))
+
+    @app.post("/api/discard")
+    def discard() -> JSONResponse:
+        return _result(controller.act("discard", "page"))
+
+    @app.post("/api/mark")
+    def mark(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        return _result(controller.act("marker", "page", str(body.get("label") or "")))
+
+    @app.get("/api/camera/{name}.jpg")
+    def camera(name: str) -> Response:
+        frame = station.runtime.latest_frame(name)
+        if frame is None:
+            raise HTTPException(404, f"no frame from camera {name!r} yet")
+        return Response(frame.jpeg, media_type="image/jpeg",
+                        headers={**NO_CACHE, "X-Frame-T-Ns": str(frame.t_ns)})
+
+    return app
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    if not is_loopback(host) and not allow_remote:
+        raise ConfigError(f"refusing to serve the station page on non-loopback address {host!r} without "
+                          "--allow-remote (anyone who reaches it can start and stop recordings)")
+
+
+def guarded_app(station: Station, hosts: AllowedHosts) -> HostOriginGuard:
+    """The station app behind the Host, origin and JSON checks."""
+    return HostOriginGuard(create_app(station), hosts, require_json=True, name="excap station")
+
+
+class StationServer:
+    """The page and API served by uvicorn on a thread; port 0 picks a free port. `allowed_hosts`: further names
+    (NAME or NAME:PORT) browsers may use to reach a station served with `allow_remote`."""
+
+    def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
+                 allowed_hosts: tuple[str, ...] = ()) -> None:
+        check_host(host, allow_remote)
+        try:
+            sock = bind(host, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        self.url = server_url(sock)
+        self.guard = guarded_app(station, AllowedHosts.for_server(host, sock.getsockname()[1], allowed_hosts))
+        config = uvicorn.Config(self.guard, log_level="warning", access_log=False, server_header=False,
+                                lifespan="off")
+        self._server = ThreadedServer(config, sock, "station-web")
+
+    def start(self, timeout: float = 20.0) -> StationServer:
+        if not self._server.start(timeout):
+            raise ExcapError("the station page server did not start")
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
