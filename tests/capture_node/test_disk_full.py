@@ -21,6 +21,7 @@ from excap.episode.validation import validate_episode
 from excap.record.disk_space import RESERVE_ENV, free_bytes
 from excap.record.switch import EpisodeSwitch
 from tests.conftest import REPO, excap_command, wait_for
+from tests.support.jpeg import jpeg_frame
 from tests.support.report import record
 
 pytestmark = pytest.mark.slow
@@ -142,7 +143,7 @@ def test_a_station_episode_stops_by_itself_when_the_disk_fills(small_disk, monke
     camera = switch.stream(camera_spec("side", 640, 480, 30, "test"))
     switch.start(EpisodeMetadata(machine_kind="excavator", machine_model="m", machine_id="exc-1",
                                  control_pattern="iso", profile="excavator_20t"))
-    frame = b"\xff\xd8" + os.urandom(200_000)
+    frame = jpeg_frame(1, 320, 240)  # about 70 kB of noise
 
     def fill() -> bool:
         camera.put((now_ns(), 0, frame))

@@ -26,6 +26,7 @@ from excap.record.recorder import Recorder, RecorderConfig
 from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_journal
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.journals import BATCH, expected_rows, record_spans
+from tests.support.jpeg import jpeg_frame
 from tests.support.report import record
 
 SCALE = float(os.environ.get("EXCAP_FUZZ_SCALE", "1"))  # see tests/support/fuzzing.py
@@ -53,7 +54,7 @@ def real_journal(tmp_path_factory):
                 t_ns = now_ns()
                 control.put((t_ns, [i / 40, -j / 10], True))
                 joystick.put((t_ns, t_ns, [0.1, 0.2], [j % 2]))
-            camera.put((now_ns(), 0, b"\xff\xd8" + bytes([i]) * 300))
+            camera.put((now_ns(), 0, jpeg_frame(i)))
             recorder.event("marker", n=i)
             # Spread the rows over many journal drains (each drain writes one record per stream).
             deadline = now_ns() + 12_000_000

@@ -18,6 +18,7 @@ from excap.record.recorder import Recorder, RecorderConfig
 from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
 from tests.conftest import REPO, excap_command, wait_for
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
+from tests.support.jpeg import jpeg_frame
 
 
 def metadata(**overrides):
@@ -43,7 +44,7 @@ def crashed_recording(tmp_path, rows=300, label=None, name="crashed"):
     for i in range(rows):
         control.put((now_ns(), [i / rows], True))
         if i % 10 == 0:
-            camera.put((now_ns(), 0, b"\xff\xd8" + bytes(100)))
+            camera.put((now_ns(), 0, jpeg_frame(0)))
     journal = recorder.paths.journal
     wait_for(lambda: journal_rows(journal) == rows and (not label or scan_journal(journal).metadata.get("outcome")),
              message="rows and label in the journal")

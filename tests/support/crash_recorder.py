@@ -3,7 +3,7 @@
 Run as `python -m tests.support.crash_recorder`: the process imports the recorder once, then forks one
 recording process per request read from stdin (a JSON line), so a trial costs a fork, not an interpreter
 start. Each recording is the real `Recorder` with a 200 Hz control stream, a 100 Hz joystick stream and a
-30 fps camera stream of small JPEG-like frames, all with `t_ns` taken when the row is made.
+30 fps camera stream of small JPEG frames, all with `t_ns` taken when the row is made.
 
 Each forked recording writes lines to stdout (unbuffered): `pid <pid>`, `phase <name> <t_ns>` as it
 passes each phase (`starting` just before `Recorder.start()`, then every `excap.record.recorder.PHASES`
@@ -31,6 +31,7 @@ from excap.core.clock import now_ns
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec, joystick_spec
 from excap.record.recorder import Recorder, RecorderConfig
+from tests.support.jpeg import jpeg_frame
 
 FUNCTIONS = ["boom", "arm", "bucket", "swing"]
 
@@ -49,7 +50,7 @@ def _produce(recorder: Recorder, stop: threading.Event) -> None:
     control = recorder.add_stream(control_spec(FUNCTIONS))
     joystick = recorder.add_stream(joystick_spec("operator", ["lx", "ly", "rx", "ry"], ["enable"], "sim", "test"))
     camera = recorder.add_stream(camera_spec("side", 160, 120, 30.0, "test"))
-    frame = b"\xff\xd8" + bytes(range(256)) * 8 + b"\xff\xd9"
+    frame = jpeg_frame(0, 32, 24)
     tick = 0
     start = time.monotonic()
     while not stop.is_set():

@@ -26,7 +26,8 @@ def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
     assert report.updated == [files[0].name]
     assert report.removed == [files[1].name]
     assert report.added == []
-    assert report.unreadable == [("foreign.h5", "not an excap episode (no schema='excap.episode' root attribute)")]
+    assert report.unreadable == [("foreign.h5", "not an excap episode (foreign HDF5 file: root attribute schema is "
+                                                "'something-else', expected 'excap.episode')")]
     assert report.unchanged == 1
     assert update_catalogue(episode_dir).unreadable == report.unreadable  # reported again, not read again
 

@@ -73,7 +73,7 @@ def test_signal_finishes_the_running_episode(tmp_path: Path, client: Client, sig
         assert f.attrs["outcome"] == outcome and not f.attrs["recovered"]
         assert f.attrs["duration_s"] > 0.5
         for stream in ("joystick/operator", "control", "cameras/side", "can/can0"):
-            assert len(f[stream]["t_ns"]) > 5, stream
+            assert len(f[stream]["t_ns"]) > 2, stream  # a second of data, cameras at 10 fps or less under load
     recorded = events(started)
     assert recorded[0][0] == "start"
     assert recorded[-1] == ("stop", {"reason": "shutdown"})
@@ -101,7 +101,7 @@ def test_recording_of_a_killed_node_is_recovered_when_the_node_starts(tmp_path: 
         output = finish(node)
     assert node.returncode == 0, output
     assert "Traceback" not in output, output
-    assert f"recovered {episode}" in output
+    assert f"{episode}: recovered: " in output
     assert validate_episode(episode) == []
     assert sorted(tmp_path.glob("*.h5")) == [episode]  # nothing was recording when the node stopped
     with h5py.File(episode, "r") as f:
