@@ -102,6 +102,12 @@ class CommandLink:
         """Times the link's thread woke up (a few per period: it never spins)."""
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
 
+    @property
+    def awaiting_enable(self) -> bool:
+        """Neutralised, and the link has seen enable released since the fault: pressing enable with the sticks
+        in neutral restores commands at the next period."""
+        return self.state == LinkState.NEUTRALISED and self._released_since_fault
+
     # -- inputs (any thread) ----------------------------------------------------------------
 
     def set_input(self, operator_input: OperatorInput) -> None:

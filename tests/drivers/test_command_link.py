@@ -89,14 +89,14 @@ def test_recovery_only_after_re_enable_from_neutral(link_and_events):
     assert link.tick(4 * MS)[1] is False
     # Still held, now centred: not enough, enable must be released first.
     link.set_input(OperatorInput(CENTRED, ENABLE, 5 * MS))
-    assert link.tick(6 * MS)[1] is False
+    assert link.tick(6 * MS)[1] is False and not link.awaiting_enable
     link.set_input(OperatorInput(CENTRED, RELEASED, 7 * MS))
-    assert link.tick(8 * MS)[1] is False
+    assert link.tick(8 * MS)[1] is False and link.awaiting_enable
     # Re-enabled with the sticks deflected: refused.
     link.set_input(OperatorInput(BOOM_UP, ENABLE, 9 * MS))
     assert link.tick(10 * MS)[1] is False
     link.set_input(OperatorInput(CENTRED, ENABLE, 11 * MS))
-    assert link.tick(12 * MS)[1] is True and link.state == LinkState.ACTIVE
+    assert link.tick(12 * MS)[1] is True and link.state == LinkState.ACTIVE and not link.awaiting_enable
     kinds = [e[0] for e in events]
     assert kinds == ["neutralised", "command_restored"]
     assert events[0][2] == {"reason": "input lost: joystick unplugged"}

@@ -2,6 +2,7 @@
 
 import ast
 import dataclasses
+import importlib.util
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -76,8 +77,11 @@ def test_launch_file_references_exist(path: Path) -> None:
         assert node["package"] == "excap"
         assert node["executable"] in scripts, f"{node['executable']} is not a console script"
         module, _, func = scripts[node["executable"]].partition(":")
-        assert (REPO / (module.replace(".", "/") + ".py")).is_file()
-        assert f"def {func}(" in (REPO / (module.replace(".", "/") + ".py")).read_text()
+        spec = importlib.util.find_spec(module)
+        assert spec is not None and spec.origin is not None, f"{module} is not importable"
+        source = Path(spec.origin)
+        assert source.is_relative_to(REPO), f"{module} comes from {source}, not this repository"
+        assert f"def {func}(" in source.read_text()
         unknown = set(node["parameters"]) - NODE_PARAMETERS  # type: ignore[arg-type]
         assert not unknown, f"{path.name}: parameters the node does not declare: {unknown}"
     for config in re.findall(r'"(launch/[\w.-]+\.yaml)"|"launch", "([\w.-]+\.yaml)"', path.read_text()):

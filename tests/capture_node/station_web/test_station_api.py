@@ -88,6 +88,8 @@ def test_warnings_disk_clock_jump_stale_and_neutralised(make_station):
     station.console.peer.resume()
     station.console.release("enable")  # as an operator does: release enable, then enable again from neutral
     wait_for(lambda: not runtime.joystick_samples()["console"].buttons[0], message="enable released")
+    wait_for(lambda: runtime.link is not None and runtime.link.awaiting_enable,
+             message="the command link has seen enable released")  # a release shorter than its period is missed
     station.console.press("enable")
     wait_for(lambda: station.status()["command"]["link_state"] == "active", message="commands restored")
     wait_for(lambda: not station.status()["warnings"], message="warnings gone after re-enabling")
