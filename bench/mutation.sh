@@ -16,7 +16,7 @@ mutmut="$(dirname "$python")/mutmut"
 case "$area" in
   journal)
     files='"capture_node/episode/journal.py", "capture_node/record/recovery.py"'
-    tests='"tests/capture_node/test_journal.py", "tests/capture_node/test_recovery.py", "tests/capture_node/test_journal_damage.py", "tests/capture_node/test_recorder.py"'
+    tests='"tests/episode/test_journal.py", "tests/record/test_recovery.py", "tests/episode/test_journal_damage.py", "tests/record/test_recorder.py"'
     ;;
   *) echo "unknown area $area" >&2; exit 2 ;;
 esac

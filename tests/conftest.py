@@ -16,6 +16,9 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 __all__ = ["REPO", "SHARED_CAN", "excap_command", "wait_for"]
 
 
+# Shared fixtures: a recorded folder of episodes with its registry, and a running simulated station.
+pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices"]
+
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
              message: str = "condition") -> object:
     """Poll until `condition()` is truthy; fail the test after `timeout` seconds."""

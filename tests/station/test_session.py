@@ -1,9 +1,7 @@
 """A whole station from a config file: a serial joystick on a real pty, the simulated machine on a
 virtual CAN bus answering the command path, and a camera reading a real video file."""
 
-import os
 import threading
-import tty
 import uuid
 
 import cv2
@@ -18,30 +16,9 @@ from excap.people.admin import add_operator, certify_operator
 from excap.station.config import load_station_config
 from excap.station.session import run_station_session
 from tests.conftest import wait_for
+from tests.support.station_devices import AXES, BUTTONS, write_video
 
 pytestmark = pytest.mark.slow
-
-AXES = ["lx", "ly", "rx", "ry", "tl", "tr"]
-BUTTONS = ["trigger", "b2", "b3"]
-
-
-def write_video(path, frames=60, fps=30.0):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
-    for index in range(frames):
-        image = np.full((120, 160, 3), 40, np.uint8)
-        cv2.rectangle(image, (index * 2, 40), (index * 2 + 8, 80), (255, 255, 255), -1)
-        writer.write(image)
-    writer.release()
-
-
-@pytest.fixture
-def pty_pair():
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    yield master, os.ttyname(slave)
-    os.close(master)
-    os.close(slave)
-
 
 def test_station_config_session_records_every_device_and_drives_the_machine(tmp_path, pty_pair):
     master, slave_path = pty_pair

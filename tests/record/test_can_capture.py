@@ -1,6 +1,6 @@
 """CanCapture on real python-can buses: `virtual` buses in this process and `slcan` over a pseudo-terminal.
 
-The slcan adapter is tests/drivers/can/slcan_peer.py, a separate process holding the pty master, so
+The slcan adapter is tests/support/slcan_peer.py, a separate process holding the pty master, so
 killing it makes the tty vanish exactly like an unplugged USB adapter.
 """
 
@@ -27,7 +27,7 @@ from excap.record.can_capture import CAN_ERR_BUSOFF, CAN_ERR_CNT, CAN_ERR_CRTL, 
 from excap.record.recorder import Recorder, RecorderConfig
 from tests.conftest import wait_for
 
-PEER = Path(__file__).resolve().parents[1] / "drivers" / "can" / "slcan_peer.py"
+PEER = Path(__file__).resolve().parents[1] / "support" / "slcan_peer.py"
 
 
 def metadata() -> EpisodeMetadata:

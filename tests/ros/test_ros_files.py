@@ -18,7 +18,7 @@ from excap.ros.config import NodeSettings, node_station, station_defaults
 from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joy_row, parse_topic_entry
 from excap.station.config import load_station_config
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
 NODE_PARAMETERS = {"station_config", *NodeSettings.parameter_names()}
 

@@ -16,8 +16,8 @@ from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
 from excap.episode.validation import validate_episode
 from excap.station.config import load_station_config
 from excap.station.runtime import StationRuntime
-from tests.capture_node.test_station_session import AXES, BUTTONS, pty_pair, write_video  # noqa: F401
 from tests.conftest import wait_for
+from tests.support.station_devices import AXES, BUTTONS, write_video
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def span(path: Path) -> tuple[int, int]:
         return int(f.attrs["start_t_ns"]), int(f.attrs["end_t_ns"])
 
 
-def test_runtime_records_consecutive_episodes_of_their_own_time_span(tmp_path, pty_pair):  # noqa: F811
+def test_runtime_records_consecutive_episodes_of_their_own_time_span(tmp_path, pty_pair):
     master, slave_path = pty_pair
     video = tmp_path / "boom.avi"
     write_video(video)

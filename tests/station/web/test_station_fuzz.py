@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from excap.episode.validation import validate_episode
-from tests.capture_node.station_web.conftest import certify
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.http_fuzz import RawRequest, raw_requests, send_raw, server_errors
+from tests.support.station import certify
 
 pytestmark = pytest.mark.slow
 

@@ -9,8 +9,8 @@ import pytest
 from excap.core.errors import ExcapError
 from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic, split_demos
 from excap.episode.reader import EpisodeReader
-from tests.capture_node.datasets.conftest import OPERATORS, all_bytes
 from tests.support.hostile_episodes import operator_of, unexportable_copies
+from tests.support.recorded_folder import OPERATORS, all_bytes
 
 
 def test_robomimic_layout(recorded_dir: Path, tmp_path: Path) -> None:

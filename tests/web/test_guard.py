@@ -1,5 +1,5 @@
 """Which Host, Origin and Content-Type headers the HTTP guard lets through (both servers are tested end to end in
-tests/capture_node/datasets/test_serve_hostile.py and tests/capture_node/station_web/test_station_guard.py)."""
+tests/delivery/test_serve_hostile.py and tests/station/web/test_station_guard.py)."""
 
 import socket
 
