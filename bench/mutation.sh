@@ -1,48 +1,54 @@
 #!/usr/bin/env bash
-# Mutation testing of one area with mutmut 3, in a scratch copy of the repository (so the project's own
-# [tool.mutmut] settings, if any, are left alone). Usage: bench/mutation.sh journal [MAX_CHILDREN]
+# Mutation testing with mutmut 3, in a scratch copy of the repository (the working tree stays clean).
+# Usage: bench/mutation.sh AREA [MAX_CHILDREN]   (heavy: run it alone, e.g. under `flock`)
+#   safety:  the files and tests named in pyproject.toml [tool.mutmut]: mapping, command link, cab-joystick
+#            layout, the configuration ranges and the profile's cross-checks.
 #   journal: capture_node/episode/journal.py and capture_node/record/recovery.py against the journal, recovery and
-#            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow
-#            to run per mutant; they are run as a whole in CI).
-# Prints the counts; bench/mutation-AREA.txt lists the mutants not killed (`mutmut show NAME` in the scratch
-# copy, kept with KEEP=1, shows each). Score: killed / all mutants.
+#            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow to
+#            run per mutant; they run as a whole in the test suite).
+# The tests import excap from the copy (tests/support/source_tree.py). Writes every mutant's result to
+# bench/results/mutation-AREA.txt and prints the counts per result; the score is killed / all mutants.
+# KEEP=1 keeps the copy for `mutmut show NAME`. See docs/testing.md for the scores and the surviving mutants.
 set -euo pipefail
-area=${1:?area: journal}
+area=${1:?area: safety or journal}
 children=${2:-2}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
-[ -x "$python" ] || python=/work/main/.venv/bin/python
-mutmut="$(dirname "$python")/mutmut"
 case "$area" in
+  safety) files=""; tests="" ;;
   journal)
     files='"capture_node/episode/journal.py", "capture_node/record/recovery.py"'
     tests='"tests/episode/test_journal.py", "tests/record/test_recovery.py", "tests/episode/test_journal_damage.py", "tests/record/test_recorder.py"'
     ;;
-  *) echo "unknown area $area" >&2; exit 2 ;;
+  *) echo "unknown area $area (safety or journal)" >&2; exit 2 ;;
 esac
 work=$(mktemp -d /tmp/excap-mutation-XXXXXX)
-[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT  # KEEP=1: keep the copy for `mutmut show`
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 tar -C "$repo" --exclude=.git --exclude=.venv --exclude=mutants --exclude='__pycache__' -cf - . | tar -C "$work" -xf -
 cd "$work"
 echo "scratch copy: $work"
-# Replace any [tool.mutmut] table of the copy with this area's settings.
-"$python" - "$files" "$tests" <<'PY'
+if [ -n "$files" ]; then  # replace the copy's [tool.mutmut] table with this area's settings
+  "$python" - "$files" "$tests" <<'PY'
 import re, sys
 text = open("pyproject.toml").read()
 text = re.sub(r"\n\[tool\.mutmut\]\n(?:(?!\n\[).)*", "\n", text, flags=re.S)
 text += f"""
 [tool.mutmut]
-source_paths = ["capture_node/"]
+source_paths = ["capture_node", "drivers", "schemas"]
 only_mutate = [{sys.argv[1]}]
-also_copy = ["drivers/", "schemas/", "examples/"]
+also_copy = ["examples", "launch"]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts="]
 timeout_multiplier = 5.0
 pytest_add_cli_args_test_selection = [{sys.argv[2]}]
 """
 open("pyproject.toml", "w").write(text)
 PY
+fi
 export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.1} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
-"$mutmut" run --max-children "$children" >"/tmp/excap-mutation-$area.log" 2>&1 || true
-tail -c 400 "/tmp/excap-mutation-$area.log"
-"$mutmut" results --all true 2>/dev/null | awk '{print $NF}' | sort | uniq -c
-"$mutmut" results 2>/dev/null > "$repo/bench/mutation-$area.txt"  # the mutants not killed
+started=$(date +%s)
+"$python" -m mutmut run --max-children "$children" >"$work/mutmut.log" 2>&1 || true
+tail -c 600 "$work/mutmut.log"
+mkdir -p "$repo/bench/results"
+"$python" -m mutmut results --all true 2>/dev/null >"$repo/bench/results/mutation-$area.txt" || true
+echo "mutmut took $(( $(date +%s) - started )) s"
+awk '{print $NF}' "$repo/bench/results/mutation-$area.txt" | sort | uniq -c
