@@ -6,7 +6,7 @@
 #   journal: capture_node/episode/journal.py and capture_node/record/recovery.py against the journal, recovery and
 #            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow to
 #            run per mutant; they run as a whole in the test suite).
-# The tests import excap from the copy (tests/support/source_tree.py). Writes every mutant's result to
+Writes every mutant's result to
 # bench/results/mutation-AREA.txt and prints the counts per result; the score is killed / all mutants.
 # KEEP=1 keeps the copy for `mutmut show NAME`. See docs/testing.md for the scores and the surviving mutants.
 set -euo pipefail
@@ -27,23 +27,30 @@ work=$(mktemp -d /tmp/excap-mutation-XXXXXX)
 tar -C "$repo" --exclude=.git --exclude=.venv --exclude=mutants --exclude='__pycache__' -cf - . | tar -C "$work" -xf -
 cd "$work"
 echo "scratch copy: $work"
-if [ -n "$files" ]; then  # replace the copy's [tool.mutmut] table with this area's settings
-  "$python" - "$files" "$tests" <<'PY'
-import re, sys
+# mutmut names modules by their path under a source folder: lay the copy out as the installed package
+# (src/excap, src/excap/drivers, src/excap/schemas) so that its names are the ones the tests import.
+mkdir src && mv capture_node src/excap && mv drivers src/excap/drivers && mv schemas src/excap/schemas
+"$python" - "$files" "$tests" <<'PY'
+import re, sys, tomllib
 text = open("pyproject.toml").read()
+settings = tomllib.loads(text).get("tool", {}).get("mutmut", {})
+files = sys.argv[1] or ", ".join(f'"{f}"' for f in settings["only_mutate"])
+tests = sys.argv[2] or ", ".join(f'"{t}"' for t in settings["pytest_add_cli_args_test_selection"])
+for old, new in (("capture_node/", "src/excap/"), ("drivers/", "src/excap/drivers/"), ("schemas/", "src/excap/schemas/")):
+    files = files.replace(f'"{old}', f'"{new}')
 text = re.sub(r"\n\[tool\.mutmut\]\n(?:(?!\n\[).)*", "\n", text, flags=re.S)
 text += f"""
 [tool.mutmut]
-source_paths = ["capture_node", "drivers", "schemas"]
-only_mutate = [{sys.argv[1]}]
+source_paths = ["src"]
+only_mutate = [{files}]
 also_copy = ["examples", "launch"]
+do_not_mutate_patterns = ["^\\\\s*log\\\\.(debug|info|warning|error|exception)\\\\("]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-o", "addopts="]
 timeout_multiplier = 5.0
-pytest_add_cli_args_test_selection = [{sys.argv[2]}]
+pytest_add_cli_args_test_selection = [{tests}]
 """
 open("pyproject.toml", "w").write(text)
 PY
-fi
 export EXCAP_FUZZ_SCALE=${EXCAP_FUZZ_SCALE:-0.1} ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 started=$(date +%s)
 "$python" -m mutmut run --max-children "$children" >"$work/mutmut.log" 2>&1 || true

@@ -8,11 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.source_tree import source_tree_from_environment, use_source_tree
-
-if (_tree := source_tree_from_environment()) is not None:  # mutation testing runs the tests on a copy
-    use_source_tree(_tree)
-
 from tests.support import report, skip_policy
 from tests.support.requirements import REPO, SHARED_CAN
 
