@@ -51,11 +51,11 @@ from excap.ros.convert import (  # noqa: E402
     joint_velocities,
     joints_from_signals,
     joy_row,
-    parse_topic_entry,
     stamp_to_ns,
 )
 from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
+from excap.station.ros_topics import parse_topic_entry  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
 
 NODE_NAME = "excap_recorder"
