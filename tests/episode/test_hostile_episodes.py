@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
 from tests.support.hostile_episodes import HostileEpisode, hostile_corpus
+from tests.support.paths import REPO
 from tests.support.report import record
 
 SLOW_CALL_S = 20.0  # no entry point may take longer than this on one file
