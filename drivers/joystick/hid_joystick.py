@@ -5,6 +5,7 @@ writes one `struct input_event` per axis or button change, closing each update w
 decodes the records; this driver keeps the current state and emits a `JoystickSample` per SYN_REPORT.
 """
 
+import errno
 import glob
 import io
 import logging
@@ -183,7 +184,7 @@ class EvdevReader(inputs.InputDevice):  # type: ignore[misc]  # `inputs` has no 
 
     def fileno(self) -> int:
         if self._character_file is None:
-            raise ValueError(f"{self._device_path}: device closed")
+            raise OSError(errno.EBADF, "device closed", self._device_path)
         return self._character_file.fileno()
 
     def same_file(self) -> bool:
