@@ -205,14 +205,14 @@ def test_every_entry_point_on_every_kind_of_hostile_episode(corpus: list[Hostile
     failures: list[str] = []
     outcomes: Counter = Counter()
     with ProcessPoolExecutor(min(WORKERS, len(sample)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for file_failures, file_outcomes in pool.map(exercise, sample, chunksize=4):
+        for file_failures, file_outcomes in pool.map(exercise, sample, chunksize=2):
             failures += file_failures
             outcomes += file_outcomes
     record("hostile episodes", "outcomes", dict(sorted(outcomes.items())))
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
-    # The sample holds files the readers open and files they refuse, in the corpus's proportions roughly.
-    assert outcomes["EpisodeReader open: worked"] >= len(sample) // 6
-    assert outcomes["EpisodeReader open: EpisodeError"] >= len(sample) // 3
+    # The sample holds both files the readers open and files they refuse (at 3 per category: 27 and 10 of 37).
+    assert outcomes["EpisodeReader open: worked"] >= len(sample) // 5
+    assert outcomes["EpisodeReader open: EpisodeError"] >= len(sample) // 5
     assert outcomes["validate: worked"] == len(sample)  # `excap validate` reports, it never fails
     assert exercise(corpus[0])[1]["validate: valid"] == 1  # the unharmed compact copy is valid
 
