@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from excap.core.clock import now_ns
 
@@ -55,7 +56,7 @@ class DeviceFault:
     thread: str
     t_ns: int
 
-    def detail(self) -> dict[str, str]:
+    def detail(self) -> dict[str, Any]:
         """The `fault` event's detail."""
         return {"device": self.device, "error": self.error, "thread": self.thread}
 

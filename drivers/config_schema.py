@@ -152,7 +152,7 @@ NameList = Annotated[Names, BeforeValidator(one_or_more_names)]
 
 
 def choice(*values: str) -> Any:
-    return Literal[values]  # type: ignore[valid-type]
+    return Literal[values]
 
 
 # -- errors -----------------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def _problem(error: dict[str, Any], root: Any, prefix: str) -> Problem:
             message = "missing"
         else:
             members = _union_members(_strip(place.annotation))
-            family = next((m.family for m in map(_strip, members) if _is_model(m) and getattr(m, "family", "")), "")
+            family = next((m.family for m in map(_strip, members) if _is_model(m) and getattr(m, "family", None)), "")
             tags = ", ".join(sorted({t for m in members for t in _tags(m)}, key=str))
             message = f"unknown {family + ' ' if family else ''}{field} {shown(ctx.get('tag'))} (known: {tags})"
     elif kind in ("bool_type", "bool_parsing"):

@@ -174,7 +174,8 @@ def _raw_range(value: tuple[int, int]) -> tuple[int, int]:
     return value
 
 
-RawRange = Annotated[tuple[number(limits.HID_RAW_VALUE), number(limits.HID_RAW_VALUE)], AfterValidator(_raw_range)]
+RawRange = Annotated[tuple[number(limits.HID_RAW_VALUE), number(limits.HID_RAW_VALUE)],  # type: ignore[misc]
+                     AfterValidator(_raw_range)]
 
 
 class HidOptions(ConfigModel):

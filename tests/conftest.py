@@ -1,38 +1,16 @@
-"""Shared fixtures: temporary episode folders and a short real simulated recording."""
+"""Fixtures and pytest hooks only; shared helpers live in tests/support (importable modules)."""
 
 import os
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support import report, skip_policy
-from tests.support.requirements import REPO, SHARED_CAN
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-__all__ = ["REPO", "SHARED_CAN", "excap_command", "wait_for"]
-
-
 # Shared fixtures: a recorded folder of episodes with its registry, and a running simulated station.
 pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices"]
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
-             message: str = "condition") -> object:
-    """Poll until `condition()` is truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {message}")
-
-
-def excap_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "excap", *args]
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,8 @@ from excap.drivers.joystick.serial_peer import sweep_state
 
 
 class JoystickDriver(Protocol):
-    counters: DriverCounters
+    @property
+    def counters(self) -> DriverCounters: ...
 
     @property
     def health(self) -> Health: ...

@@ -20,7 +20,7 @@ from excap.episode.quality import file_warnings
 from excap.episode.summary import summarize, summary_json, summary_text
 from excap.episode.validation import validate_episode
 from excap.record.recorder import Recorder
-from excap.record.recovery import recover_directory
+from excap.record.recovery import recover_directory, report_recovery
 from excap.station.config import load_station_config
 from excap.station.session import run_station_session
 from excap.station.sim import SimSessionOptions, run_sim_session
@@ -364,13 +364,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for warning in file_warnings(path):  # quality, not schema: they do not make the file invalid
             print(f"{path}: WARNING: {warning}")
     return 1 if failed else 0
-
-
-def report_recovery(out_dir: Path) -> None:
-    """Recover what a crash left in `out_dir` before recording into it; one stderr line per journal."""
-    for result in recover_directory(out_dir):
-        prefix = "" if result.resolved else "excap: error: "
-        print(f"{prefix}{result.line()}", file=sys.stderr)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:

@@ -41,7 +41,7 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def cmd_station(args: argparse.Namespace) -> int:
-    from excap.cli.main import report_recovery
+    from excap.record.recovery import report_recovery
     from excap.station.app import RunningStation, StatusLine, sim_station_config
     from excap.station.config import load_station_config
     from excap.station.status import StatusThresholds

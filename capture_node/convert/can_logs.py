@@ -235,7 +235,7 @@ def import_can_log_report(log: Path, out: Path, dbc: Path | None = None, channel
             data[row, :len(payload)] = np.frombuffer(payload, np.uint8)
         t_sorted = t_ns[order]
         spec = can_spec(name, "log", frames.fd, str(dbc) if dbc else "")
-        raw = {
+        raw: dict[str, np.ndarray] = {
             "t_ns": t_sorted, "t_device_ns": t_sorted.copy(),
             "id": np.asarray(frames.ids, np.uint32)[order], "extended": np.asarray(frames.extended, bool)[order],
             "dlc": np.asarray(frames.dlc, np.uint8)[order], "data": data,

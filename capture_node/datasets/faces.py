@@ -44,7 +44,7 @@ class FaceBlurrer:
         haar = _haar_path()
         if haar is not None:
             self.backend = "opencv-haar"
-            self._haar = cv2.CascadeClassifier(str(haar))
+            self._haar = cv2.CascadeClassifier(str(haar))  # type: ignore[attr-defined]  # not in every build
         else:
             try:
                 from skimage.data import lbp_frontal_face_cascade_filename

@@ -171,8 +171,8 @@ class Scrubber:
     def record(self, record: EpisodeRecord) -> EpisodeRecord:
         """A catalogue record as a partner may see it: the operator pseudonymised, texts scrubbed, no problems
         (they name server paths)."""
-        texts = {name: self.text(getattr(record, name)) for name in ("machine_kind", "machine_model", "machine_id",
-                                                                      "site", "task", "outcome")}
+        texts: dict[str, Any] = {name: self.text(getattr(record, name))
+                                 for name in ("machine_kind", "machine_model", "machine_id", "site", "task", "outcome")}
         streams = [{**s, "path": self.text(str(s.get("path", "")))} for s in record.streams]
         return replace(record, operator_id=self.operator(record.operator_id), problems=[], streams=streams, **texts)
 

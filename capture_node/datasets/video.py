@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import av
 import numpy as np
@@ -68,7 +69,8 @@ class VideoWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._encoding():
             self._container = av.open(str(path), "w", format="mp4")
-            self._stream = self._container.add_stream(codec, rate=fps, options=codec_options(codec))
+            self._stream = cast(av.VideoStream, self._container.add_stream(codec, rate=fps,
+                                                                            options=codec_options(codec)))
             self._stream.width = width
             self._stream.height = height
             self._stream.pix_fmt = pix_fmt

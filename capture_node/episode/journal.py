@@ -227,7 +227,7 @@ class JournalScan:
     metadata: dict[str, Any] = field(default_factory=dict)
     metadata_records: int = 0
     streams: dict[int, StreamSpec] = field(default_factory=dict)
-    batch_offsets: array = field(default_factory=lambda: array("q"))
+    batch_offsets: "array[int]" = field(default_factory=lambda: array("q"))
     rows: dict[int, int] = field(default_factory=dict)  # stream number -> rows in readable batches
     damaged: list[Damage] = field(default_factory=list)  # skipped ranges, not counting a torn tail
     torn_tail: Damage | None = None

@@ -221,9 +221,9 @@ class Stream:
         """Rows [begin, end) of a column, read from the file (strings as str, JPEG frames as uint8 arrays)."""
         with self._reading(f"{name}[{begin}:{end}]"):
             dataset = self._group[name]
-            if h5py.check_string_dtype(dataset.dtype) is not None:
-                return dataset.asstr(errors="replace")[begin:end]
-            return dataset[begin:end]
+            rows: np.ndarray = (dataset.asstr(errors="replace")[begin:end]
+                                if h5py.check_string_dtype(dataset.dtype) is not None else dataset[begin:end])
+            return rows
 
     def index_at(self, t_ns: int) -> int:
         """Index of the latest sample at or before `t_ns`, -1 if the stream has none by then."""
@@ -238,7 +238,8 @@ class CameraStream(Stream):
     """A camera stream: rows hold the JPEG bytes under `frames`; `image(i)` decodes one."""
 
     def jpeg(self, index: int) -> bytes:
-        return self._value("frames", self._position(index))
+        frame: bytes = self._value("frames", self._position(index))
+        return frame
 
     def image(self, index: int) -> np.ndarray:
         """Frame `index` decoded to a BGR uint8 image; EpisodeError if it is not a JPEG of a sane size."""

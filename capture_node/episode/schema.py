@@ -14,7 +14,8 @@ def load_episode_schema(version: int = 1) -> dict[str, Any]:
     path = schema_file(f"episode/v{version}.yaml")
     if not path.exists():
         raise FileNotFoundError(path)
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return schema
 
 
 def supported_versions() -> list[int]:

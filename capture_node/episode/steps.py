@@ -18,14 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from excap.core.errors import EpisodeError
-
-if TYPE_CHECKING:
-    from excap.episode.reader import EpisodeReader, Stream
 
 #: Default state vector: boom, arm and bucket pitch from the SSI2 inclinometers, swing angle, engine speed.
 DEFAULT_STATE_SIGNALS = (
@@ -35,6 +33,43 @@ DEFAULT_STATE_SIGNALS = (
     "SwingStatus.SwingAngle",
     "EEC1.EngSpeed",
 )
+
+
+class StreamColumns(Protocol):
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+
+class Stream(Protocol):
+    """What steps read of a stream (excap.episode.reader.Stream is one)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def info(self) -> StreamColumns: ...
+    @property
+    def t_ns(self) -> np.ndarray: ...
+    def __len__(self) -> int: ...
+    def column(self, name: str) -> np.ndarray: ...
+    def indices_at(self, t_ns: np.ndarray) -> np.ndarray: ...
+
+
+class CameraStream(Stream, Protocol):
+    def image(self, index: int) -> np.ndarray: ...
+    def jpeg(self, index: int) -> bytes: ...
+
+
+class EpisodeReader(Protocol):
+    """What steps read of an episode (excap.episode.reader.EpisodeReader is one): the reader hands itself to
+    `iter_steps`, so this module needs no import of the reader."""
+
+    @property
+    def path(self) -> Path: ...
+    def paths(self, kind: str) -> list[str]: ...
+    def stream(self, path: str) -> Stream: ...
+    def camera(self, name_or_path: str) -> CameraStream: ...
+    def signal(self, name: str) -> tuple[Stream, str]: ...
+    def has_signal(self, name: str) -> bool: ...
 
 
 @dataclass
@@ -120,7 +155,7 @@ def iter_steps(reader: EpisodeReader, rate_hz: float, start_ns: int | None = Non
 
 
 def _generate(begin: int, end: int, rate_hz: float, total: int, required: dict[str, Stream], control: Stream,
-              camera_streams: list, signals: list[tuple[Stream, str]], joystick_streams: list[Stream],
+              camera_streams: list[CameraStream], signals: list[tuple[Stream, str]], joystick_streams: list[Stream],
               decode: bool) -> Iterator[Step]:
     commands = control.column("commands")
     signal_columns = [(stream, stream.column(column)) for stream, column in signals]

@@ -22,7 +22,7 @@ import fnmatch
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import h5py
 import numpy as np
@@ -106,7 +106,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int | np.integer[Any]]:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
@@ -125,7 +125,7 @@ def _root(values: dict[str, Any], schema: dict[str, Any], out: EpisodeStructure)
             continue
         if isinstance(value, str) and not _utf8(value):
             out.problems.append(f"root attribute {name!r} is not UTF-8 text")
-        elif rule["type"] == "float" and not math.isfinite(float(value)):
+        elif rule["type"] == "float" and isinstance(value, float | np.floating) and not math.isfinite(value):
             out.problems.append(f"root attribute {name!r} is {value}, not a finite number")
         elif "const" in rule and value != rule["const"]:
             out.deviations.append(f"root attribute {name!r} is {shown(value)}, expected {rule['const']!r}")
@@ -229,10 +229,10 @@ class _Tree:
         return self.members.get(path, [])
 
     def is_group(self, name: str) -> bool:
-        return self.objects.get(name) == h5py.h5o.TYPE_GROUP
+        return bool(self.objects.get(name) == h5py.h5o.TYPE_GROUP)
 
     def is_dataset(self, name: str) -> bool:
-        return self.objects.get(name) == h5py.h5o.TYPE_DATASET
+        return bool(self.objects.get(name) == h5py.h5o.TYPE_DATASET)
 
     def open(self, name: str) -> Any:
         return self.handle[name]
@@ -345,8 +345,8 @@ def _walk(handle: h5py.File, file_size: int, out: EpisodeStructure) -> None:
 
     for name in sorted(tree.objects):
         group = tree.is_group(name)
-        if name in streams:
-            _stream(tree, name, stream_rule(schema, name)[1], file_size, out)
+        if name in streams and (rule := stream_rule(schema, name)) is not None:
+            _stream(tree, name, rule[1], file_size, out)
         elif settled(name) or (group and _container(name)):
             continue
         elif group and stream_rule(schema, name) is not None:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from excap.episode.quality import episode_duration_s, quality_warnings
-from excap.episode.reader import EpisodeReader, Event
+from excap.episode.reader import CameraStream, EpisodeReader, Event
 
 GAP_FACTOR = 3.0  # a gap: an interval longer than this many typical periods ...
 GAP_FLOOR_MS = 20.0  # ... and longer than this (bursty streams such as CAN have tiny median periods)
@@ -61,7 +61,7 @@ def _stream_summary(reader: EpisodeReader, path: str, start: int) -> StreamSumma
     periods = np.subtract(t_ns[1:], t_ns[:-1], dtype=np.float64) / 1e6 if count > 1 else np.array([])
     span = (float(t_ns[-1]) - float(t_ns[0])) / 1e9 if count > 1 else 0.0
     mean_bytes = None
-    if stream.info.kind == "camera" and count:
+    if isinstance(stream, CameraStream) and count:
         sizes = stream.frame_bytes(range(0, count, max(1, count // FRAME_SIZE_SAMPLES)))
         mean_bytes = float(np.mean(sizes))
     return StreamSummary(

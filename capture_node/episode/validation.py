@@ -30,7 +30,7 @@ def _dtype_ok(dataset: h5py.Dataset, expected: str) -> bool:
         return base is not None and np.dtype(base) == np.uint8
     if expected == "str":
         return h5py.check_string_dtype(dataset.dtype) is not None
-    return dataset.dtype == np.dtype(expected)
+    return bool(dataset.dtype == np.dtype(expected))
 
 
 def _blocks(dataset: h5py.Dataset, rows: int) -> Iterator[tuple[int, Any]]:

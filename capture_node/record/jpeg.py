@@ -7,7 +7,7 @@ and later frames are counted as dropped without an event each.
 
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import cv2
 import numpy as np
@@ -81,7 +81,7 @@ class JpegEncoder:
             if isinstance(item, threading.Event):
                 item.set()
                 continue
-            t_ns, t_device_ns, image = item  # type: ignore[misc]
+            t_ns, t_device_ns, image = cast(tuple[int, int, np.ndarray], item)
             self._encode(t_ns, t_device_ns, image, params)
 
     def _encode(self, t_ns: int, t_device_ns: int, image: np.ndarray, params: list[int]) -> None:

@@ -22,6 +22,7 @@ import fcntl
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -139,6 +140,14 @@ def recover_directory(out_dir: Path) -> list[RecoveryResult]:
             results.append(RecoveryResult(journal, None, 0, f"not recovered, kept in place: {exc}",
                                           RecoveryStatus.KEPT))
     return results
+
+
+def report_recovery(out_dir: Path) -> None:
+    """Recover what a crash left in `out_dir` before recording into it; one stderr line per journal
+    (`excap: error: ...` where a journal could not be fully recovered)."""
+    for result in recover_directory(out_dir):
+        prefix = "" if result.resolved else "excap: error: "
+        print(f"{prefix}{result.line()}", file=sys.stderr)
 
 
 def recover_journal(journal: Path, reserve_bytes: int = 0) -> RecoveryResult:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,9 +175,9 @@ def _majority(labels: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def _runs(labels: np.ndarray) -> list[list[object]]:
+def _runs(labels: np.ndarray) -> list[list[Any]]:
     """[label, first, end) runs of equal labels."""
-    runs: list[list[object]] = []
+    runs: list[list[Any]] = []
     for i, label in enumerate(labels):
         if runs and runs[-1][0] == label:
             runs[-1][2] = i + 1

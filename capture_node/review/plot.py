@@ -48,7 +48,7 @@ def _seconds(t_ns: np.ndarray | int, start: int) -> np.ndarray | float:
     return (np.asarray(t_ns, dtype=np.float64) - float(start)) / 1e9
 
 
-def _mark_events(axes: Sequence, events: Sequence[Event], start: int) -> None:
+def _mark_events(axes: Sequence[Any] | np.ndarray, events: Sequence[Event], start: int) -> None:
     """Vertical lines in every panel; labels in the commands panel, events closer than CLUSTER_S sharing one."""
     shown = [e for e in events if e.kind not in ("start", "stop")]
     clusters: list[list[Event]] = []

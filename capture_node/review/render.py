@@ -229,7 +229,7 @@ def _label(canvas: np.ndarray, text: str, left: int, bottom: int) -> None:
 def _open_writer(out: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
     out.parent.mkdir(parents=True, exist_ok=True)
     fourcc = FOURCC.get(out.suffix.lower(), "mp4v")
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*fourcc), float(fps), (width, height))
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height))
     if not writer.isOpened():
         raise EpisodeError(f"{out}: cannot write a {fourcc} video here (OpenCV without a suitable video backend)")
     return writer

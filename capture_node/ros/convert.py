@@ -1,15 +1,11 @@
 """Conversions between ROS 2 messages and excap rows. Duck-typed: no rclpy import needed here."""
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-_IMAGE_SUFFIXES = ("image_raw", "image_rect", "image_color", "image", "compressed")
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -18,26 +14,6 @@ def stamp_to_ns(stamp: Any) -> int:
 
 def ns_to_stamp_fields(t_ns: int) -> tuple[int, int]:
     return t_ns // 1_000_000_000, t_ns % 1_000_000_000
-
-
-def parse_topic_entry(entry: str, image: bool = False) -> tuple[str, str]:
-    """`name=/topic` or `/topic` -> (stream name, topic). Without a name, the topic's path is used
-    (for images without a trailing `image_raw`, `compressed`, ...): `/cab/front/image_raw` -> `cab_front`."""
-    name, sep, topic = entry.partition("=")
-    if not sep:
-        topic, name = entry, ""
-    topic = topic.strip()
-    if not topic:
-        raise ValueError(f"topic entry {entry!r}: no topic")
-    if not name:
-        parts = [p for p in topic.split("/") if p]
-        while image and len(parts) > 1 and parts[-1] in _IMAGE_SUFFIXES:
-            parts.pop()
-        name = "_".join(parts)
-    name = _UNSAFE.sub("_", name.strip()).strip("_")
-    if not name:
-        raise ValueError(f"topic entry {entry!r}: empty stream name")
-    return name, topic
 
 
 def image_to_bgr(msg: Any) -> np.ndarray:

@@ -40,7 +40,7 @@ from excap.core.errors import ExcapError  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
 from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
-from excap.record.switch import TeeStream  # noqa: E402
+from excap.record.switch import EpisodeResult, TeeStream  # noqa: E402
 from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from excap.ros.convert import (  # noqa: E402
     JOINT_NAMES,
@@ -51,11 +51,11 @@ from excap.ros.convert import (  # noqa: E402
     joint_velocities,
     joints_from_signals,
     joy_row,
-    parse_topic_entry,
     stamp_to_ns,
 )
 from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
+from excap.station.ros_topics import parse_topic_entry  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
 
 NODE_NAME = "excap_recorder"
@@ -68,12 +68,12 @@ JOINT_STATE_PERIOD_S = 0.02
 class ExcapRecorderNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        station = self.declare_parameter("station_config", "").value
+        station: str = self.declare_parameter("station_config", "").value
         config = load_station_config(Path(station).expanduser()) if station else None
-        values = {}
+        values: dict[str, Any] = {}
         for name, default in (NodeSettings.defaults() | (station_defaults(config) if config else {})).items():
             if isinstance(default, list):  # an empty list would be taken for a byte array: declare the type
-                declared = self.declare_parameter(name, default or Parameter.Type.STRING_ARRAY)
+                declared: Any = self.declare_parameter(name, default or Parameter.Type.STRING_ARRAY)
                 values[name] = list(declared.value or [])
             else:
                 values[name] = self.declare_parameter(name, default).value
@@ -392,6 +392,7 @@ class ExcapRecorderNode(Node):
         return str(recorder.paths.final)
 
     def _stop_episode(self, reason: str, discard: bool = False) -> str:
+        result: EpisodeResult | None
         if discard:
             result = self.runtime.discard_episode(reason=reason)
         else:

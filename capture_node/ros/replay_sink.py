@@ -102,7 +102,7 @@ class RosSink:
         self._types: dict[str, type] = {}
         self._publishers: dict[str, Any] = {}
         self._clock_pub: Any = None
-        self._build: dict[str, Callable[[Sample], Any]] = {}
+        self._build: dict[str, Callable[..., Any]] = {}
         self._last_clock_ns: int | None = None
         self.context: Any = None
         self.node: Any = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from excap.core.clock import now_ns
 from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.machine.profiles import StationBinding
-from excap.station.runtime import StationRuntime
+from excap.station.runtime import StationRuntime, Subscription
 
 SILENT_AFTER_S = 0.5  # a periodic device silent this long cancels the gesture in progress
 TICK_S = 0.02
@@ -123,7 +123,7 @@ class StationBindings:
         self._pressed: frozenset[str] = frozenset()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="station-bindings", daemon=True)
-        self._subscription = None
+        self._subscription: Subscription | None = None
         self.fired: list[str] = []
 
     def describe(self) -> list[dict[str, object]]:

@@ -19,6 +19,7 @@ from excap.drivers.camera.opencv_camera import CameraConfig
 from excap.drivers.can.bus_config import CanBusConfig
 from excap.drivers.config_schema import Problem, keyed, raise_problems, validate_partially
 from excap.drivers.machine.profiles import MachineProfile, load_profile
+from excap.station.ros_topics import parse_topic_entry
 from excap.station.schema import (
     DRIVER_OPTIONS,
     JOYSTICK_TYPES,
@@ -277,8 +278,6 @@ class _Links:
     # -- ros ---------------------------------------------------------------------------------------------
 
     def _ros(self) -> Iterator[Problem]:
-        from excap.ros.convert import parse_topic_entry
-
         ros = self.doc.ros
         if ros is None:
             return

@@ -110,7 +110,7 @@ class StationController:
             return ActionResult(True, action, f"marker {index}" + (f": {label}" if label else ""), marker=index)
         episode_id = runtime.recorder.metadata.episode_id if runtime.recorder else ""
         outcome = {"success": "success", "failure": "failure"}.get(action)
-        detail = {"outcome": outcome} if outcome else {}
+        detail: dict[str, Any] = {"outcome": outcome} if outcome else {}
         runtime.switch.event("station_action", action=action, source=source, **detail)
         if action == "discard":
             runtime.discard_episode(reason="discard")

@@ -16,6 +16,7 @@ its health turns `failed`, and a joystick feeding the command path neutralises t
 (see `excap.station.devices.watch_faults`).
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -305,7 +306,7 @@ class StationRuntime:
 
     def _camera_stream(self, name: str, width: int, height: int, fps: float, source: str) -> JpegEncoder:
         tee = self.switch.stream(camera_spec(name, width, height, fps, source=source))
-        tee.listeners.append(lambda row, name=name: self._on_frame(name, row))
+        tee.listeners.append(functools.partial(self._on_frame, name))
         encoder = JpegEncoder(self.switch, tee, self.jpeg_quality)
         self._watch(encoder.guard)
         encoder.start()

@@ -10,6 +10,7 @@ frame the machine receives.
 import math
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import can
@@ -44,7 +45,7 @@ class _MachineSide(can.Listener):
                 self.frames.append(_Received(t_ns, enabled))
                 self.arrived.notify_all()
 
-    def wait_for(self, predicate, timeout_s: float = 5.0) -> _Received:  # type: ignore[no-untyped-def]
+    def wait_for(self, predicate: Callable[..., bool], timeout_s: float = 5.0) -> _Received:
         deadline = now_ns() + int(timeout_s * 1e9)
         with self.arrived:
             while True:
@@ -76,7 +77,7 @@ def run_safety_bench(losses: int = 60, rate_hz: float = 50.0, timeout_s: float =
     deflected = tuple(mapper.sticks_for([0.6] + [0.0] * (len(profile.functions) - 1)))
     results: dict[str, list[float]] = {kind: [] for kind in KINDS}
     feeding = threading.Event()
-    current: list[OperatorInput] = [OperatorInput(centred, released, now_ns())]
+    current: list[OperatorInput | None] = [OperatorInput(centred, released, now_ns())]
 
     def feeder() -> None:  # a periodic joystick at 100 Hz
         while True:
@@ -99,13 +100,13 @@ def run_safety_bench(losses: int = 60, rate_hz: float = 50.0, timeout_s: float =
                 side.wait_for(lambda f, m=mark: f.t_ns > m + int(2e9 / rate_hz))
             side.wait_for(lambda f: f.enabled)
             if kind == "stale":
-                current[0] = None  # type: ignore[assignment]
+                current[0] = None
                 last = link._input.t_ns if link._input else now_ns()
                 onset = last + int(timeout_s * 1e9)
                 # The feeder may have set one more input after we read it: take the latest.
                 onset = max(onset, (link._input.t_ns if link._input else last) + int(timeout_s * 1e9))
             elif kind == "unplug":
-                current[0] = None  # type: ignore[assignment]
+                current[0] = None
                 onset = now_ns()
                 link.input_lost("bench: device unplugged")
             else:

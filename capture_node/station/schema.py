@@ -7,7 +7,7 @@ must refer to each other (see there). `schemas/station.schema.json` is this mode
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from excap.drivers import limits
 from excap.drivers.config_schema import ConfigModel, Flag, Name, Names, Text, choice, number, version
@@ -92,7 +92,8 @@ class SimJoystickEntry(JoystickCommon, SimOptions):
 
 JoystickEntryModel = Annotated[HidJoystickEntry | SerialJoystickEntry | J1939JoystickEntry | SimJoystickEntry,
                                Field(discriminator="type")]
-DRIVER_OPTIONS = {"hid": HidOptions, "serial": SerialOptions, "j1939": J1939Options, "sim": SimOptions}
+DRIVER_OPTIONS: dict[str, type[BaseModel]] = {"hid": HidOptions, "serial": SerialOptions, "j1939": J1939Options,
+                                               "sim": SimOptions}
 
 
 class InputsSection(ConfigModel):

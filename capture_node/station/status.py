@@ -187,7 +187,7 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
         warn("red", "disk", f"disk nearly full: {free / 1e9:.1f} GB free in {monitor.out_dir}")
     elif left is not None and left < thresholds.disk_warn_minutes * 60:
         warn("amber", "disk", f"disk: about {left / 60:.0f} min of recording left")
-    clock = {"jump_s": None}
+    clock: dict[str, float | None] = {"jump_s": None}
     if monitor.clock_jump is not None:
         clock["jump_s"] = round(monitor.clock_jump[0], 3)
         warn("amber", "clock_jump", f"clock jump: the wall clock moved {monitor.clock_jump[0]:+.3f} s "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cantools
 from cantools.database.can import Message
+from cantools.database.errors import UnsupportedDatabaseFormatError
 
 from excap.core.errors import ConfigError
 from excap.drivers.can.j1939 import J1939Id, not_available_threshold
@@ -34,7 +35,7 @@ class FrameDecoder:
         for path in self.paths:
             try:
                 self.database.add_dbc_file(str(path))
-            except (OSError, cantools.database.UnsupportedDatabaseFormatError, ValueError) as exc:
+            except (OSError, UnsupportedDatabaseFormatError, ValueError) as exc:
                 raise ConfigError(f"{path}: cannot load CAN database ({exc})") from exc
             except Exception as exc:  # cantools' DBC parser raises its own parse errors
                 raise ConfigError(f"{path}: cannot load CAN database ({type(exc).__name__}: {exc})") from exc
@@ -80,14 +81,18 @@ class FrameDecoder:
         except (cantools.database.DecodeError, ValueError):
             self.undecodable += 1
             return None
+        if not isinstance(raw, dict):  # only container messages decode to a list of parts
+            self.undecodable += 1
+            return None
         limits = self._j1939_signals.get(message.name, {})
         values: dict[str, float] = {}
         for signal in message.signals:
             raw_value = raw.get(signal.name)
             limit = limits.get(signal.name)
-            if raw_value is None or (limit is not None and raw_value > limit):
+            if not isinstance(raw_value, int | float) or (limit is not None and raw_value > limit):
                 values[signal.name] = math.nan
             else:
-                values[signal.name] = float(signal.conversion.raw_to_scaled(raw_value, decode_choices=False))
+                scaled = signal.conversion.raw_to_scaled(raw_value, decode_choices=False)
+                values[signal.name] = float(scaled) if isinstance(scaled, int | float) else math.nan
         source = arbitration_id & 0xFF if is_extended else 0
         return DecodedFrame(message, source, values)

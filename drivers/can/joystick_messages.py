@@ -7,7 +7,7 @@ beyond 100 %, decodes as NaN so that the command path treats it as out of range.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -15,6 +15,7 @@ import can
 import cantools
 from cantools.database.can import Database
 
+from excap.core.errors import ConfigError
 from excap.drivers.can.j1939 import J1939Id
 from excap.schemas import schema_file
 
@@ -34,7 +35,10 @@ EJM_AXES = (("Joystick1GripXAxis", "LeftNegative", "RightPositive"),
 
 @cache
 def joystick_database() -> Database:
-    return cantools.database.load_file(str(JOYSTICK_DBC))
+    database = cantools.database.load_file(str(JOYSTICK_DBC))
+    if not isinstance(database, Database):
+        raise ConfigError(f"{JOYSTICK_DBC}: not a CAN database")
+    return database
 
 
 def _axis_signals(prefix: str, negative: str, positive: str, value: float) -> dict[str, float]:
@@ -46,7 +50,7 @@ def _axis_signals(prefix: str, negative: str, positive: str, value: float) -> di
             f"{prefix}Position": round(magnitude, 1)}
 
 
-def _axis_value(signals: dict[str, float], prefix: str, negative: str, positive: str) -> float:
+def _axis_value(signals: Mapping[str, float], prefix: str, negative: str, positive: str) -> float:
     statuses = (signals[f"{prefix}NeutralPositionStatus"], signals[f"{prefix}{negative}PositionStatus"],
                 signals[f"{prefix}{positive}PositionStatus"])
     magnitude = signals[f"{prefix}Position"]
@@ -98,7 +102,10 @@ def decode_joystick_frame(arbitration_id: int, data: bytes) -> JoystickFrame | N
     if ident.pgn not in (BJM1_PGN, EJM1_PGN) or len(data) != 8:
         return None
     name = "BJM1" if ident.pgn == BJM1_PGN else "EJM1"
-    signals = joystick_database().get_message_by_name(name).decode(data, decode_choices=False)
+    decoded = joystick_database().get_message_by_name(name).decode(data, decode_choices=False)
+    if not isinstance(decoded, dict):  # only container messages decode to a list of parts
+        return None
+    signals = {key: value for key, value in decoded.items() if isinstance(value, int | float)}
     if name == "BJM1":
         axes = tuple(_axis_value(signals, *axis) for axis in BJM_AXES)
         buttons = tuple(1 if signals[f"Joystick1Button{i + 1}PressedStatus"] == _ON else 0 for i in range(BUTTONS))

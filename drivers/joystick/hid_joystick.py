@@ -5,7 +5,9 @@ writes one `struct input_event` per axis or button change, closing each update w
 decodes the records; this driver keeps the current state and emits a `JoystickSample` per SYN_REPORT.
 """
 
+import errno
 import glob
+import io
 import logging
 import os
 import select
@@ -151,7 +153,7 @@ def _index(codes: tuple[str, ...], names: dict[str, str], kind: str, device: str
     return index
 
 
-class EvdevReader(inputs.InputDevice):
+class EvdevReader(inputs.InputDevice):  # type: ignore[misc]  # `inputs` has no type information
     """An `inputs` device on any file carrying evdev records: a /dev/input node, a by-id link, or a FIFO.
 
     Opens unbuffered and without blocking on a FIFO that has no writer yet, so `poll` sees exactly what is
@@ -178,9 +180,11 @@ class EvdevReader(inputs.InputDevice):
     def open(self) -> None:
         fd = os.open(self._character_device_path, os.O_RDONLY | os.O_NONBLOCK)
         os.set_blocking(fd, True)
-        self._character_file = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._character_file: io.FileIO | None = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
 
     def fileno(self) -> int:
+        if self._character_file is None:
+            raise OSError(errno.EBADF, "device closed", self._device_path)
         return self._character_file.fileno()
 
     def same_file(self) -> bool:
@@ -192,7 +196,8 @@ class EvdevReader(inputs.InputDevice):
         return (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino)
 
     def read_events(self) -> list[inputs.InputEvent] | None:
-        return self._do_iter()
+        events: list[inputs.InputEvent] | None = self._do_iter()
+        return events
 
     def close(self) -> None:
         if self._character_file is not None:

@@ -131,7 +131,7 @@ class SerialJoystick:
             self._close_port()
 
     def _read_once(self, port: serial.SerialBase) -> None:
-        data = port.read(port.in_waiting or 1)
+        data = port.read(port.in_waiting or 1)  # type: ignore[attr-defined]  # on every port class, not SerialBase
         if not data:
             return
         t_ns = now_ns()

@@ -36,7 +36,7 @@ from excap.drivers.machine.mapping import CommandMapper
 
 log = logging.getLogger(__name__)
 
-CommandCallback = Callable[[int, tuple[float, ...], bool], None]
+CommandCallback = Callable[[int, tuple[float, ...], bool], object]
 EventCallback = Callable[[str, int, dict[str, object]], None]
 
 

@@ -172,7 +172,7 @@ class ExcavatorModel:
         noise = self._rng.normal(0.0, 1.0, 6)
 
         def bar(value: float, index: int) -> float:
-            return max(0.0, value + 2.0 * noise[index])
+            return max(0.0, value + 2.0 * float(noise[index]))
 
         cos_boom = math.cos(boom)
         self.state = replace(

@@ -8,8 +8,9 @@ from pathlib import Path
 import can
 import cantools
 import numpy as np
-from cantools.database.can import Message
+from cantools.database.can import Database, Message
 
+from excap.core.errors import ConfigError
 from excap.drivers.sim.excavator import ExcavatorState, wrap_angle
 
 SignalValues = dict[str, float]
@@ -90,7 +91,10 @@ class J1939TrafficGenerator:
     """Yields the frames due at a time; each message runs on its own phase, as separate ECUs do."""
 
     def __init__(self, dbc_path: Path, start_ns: int, seed: int = 0) -> None:
-        self.database = cantools.database.load_file(str(dbc_path))
+        database = cantools.database.load_file(str(dbc_path))
+        if not isinstance(database, Database):
+            raise ConfigError(f"{dbc_path}: not a CAN database")
+        self.database = database
         self._rng = np.random.default_rng(seed)
         self._schedules = []
         for message in self.database.messages:

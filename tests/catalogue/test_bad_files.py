@@ -22,7 +22,8 @@ from excap.core.errors import EpisodeError
 from excap.delivery.partner_episodes import partner_episode
 from excap.delivery.partners import PartnerStore
 from excap.delivery.serve import BackgroundServer, ServerOptions
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 GOOD_ID = "20260401T080000Z_sim-excavator-01_900001"
 BAD = {  # file -> episode id written into it (where there is an HDF5 file to write it into)

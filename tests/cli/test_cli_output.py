@@ -7,7 +7,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 
 @pytest.mark.parametrize("command", [("inspect", "{episode}"), ("inspect", "--json", "{episode}"),

@@ -12,7 +12,8 @@ import yaml
 from excap.drivers.joystick.calibration import load_calibration
 from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
 from excap.station.safety_bench import run_safety_bench
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 
 def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:

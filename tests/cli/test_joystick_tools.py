@@ -24,7 +24,7 @@ from excap.drivers.base import Health
 from excap.drivers.can.joystick_messages import encode_bjm1
 from excap.drivers.joystick.hid_joystick import HidJoystick
 from excap.drivers.joystick.serial_joystick import SerialJoystick
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ADDRESS = 0x13
 PRESSED = (1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1)

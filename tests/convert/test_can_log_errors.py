@@ -10,7 +10,8 @@ import pytest
 from excap.convert.can_logs import export_can_log, import_can_log
 from excap.core.errors import ExcapError
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 EEC1 = 0x0CF00400  # J1939 EEC1 from the engine (source address 0)
 

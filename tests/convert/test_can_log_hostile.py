@@ -16,7 +16,8 @@ from excap.convert.can_logs import export_can_log, import_can_log_report
 from excap.core.errors import ConfigError, ExcapError
 from excap.episode.can_frames import invalid_rows
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 T0 = 1_600_000_000.0
 

@@ -14,7 +14,8 @@ from excap.convert.can_logs import export_can_log, import_can_log, import_can_lo
 from excap.core.errors import ExcapError
 from excap.drivers.can.j1939 import J1939Id
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, SHARED_CAN, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO, SHARED_CAN
 from tests.support.requirements import require_shared_data
 
 SHORT = SHARED_CAN / "css-j1939-short.MF4"

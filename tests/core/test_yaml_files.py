@@ -8,8 +8,9 @@ import pytest
 
 from excap.core.errors import ConfigError
 from excap.core.yaml_files import MAX_BYTES, load_yaml, parse_yaml
-from tests.conftest import REPO, excap_command
 from tests.support import report
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 
 def laughs(levels: int = 9) -> list[str]:

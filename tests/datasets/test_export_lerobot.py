@@ -15,9 +15,11 @@ from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 from excap.datasets.video import decode_rgb
 from excap.episode.reader import EpisodeReader
 from excap.people.registry import key_path, load_or_create_key, pseudonym
-from tests.conftest import REPO, excap_command, wait_for
+from tests.support.commands import excap_command
 from tests.support.hostile_episodes import operator_of, unexportable_copies
+from tests.support.paths import REPO
 from tests.support.recorded_folder import OPERATORS, all_bytes
+from tests.support.waiting import wait_for
 
 
 def options(out: Path, **kwargs: object) -> LeRobotExportOptions:

@@ -15,8 +15,9 @@ from skimage import data as skimage_data
 from excap.datasets.faces import FaceBlurrer
 from excap.datasets.video import decode_rgb
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, excap_command
 from tests.support import report
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 
 def test_blurs_the_face_of_a_real_photo() -> None:

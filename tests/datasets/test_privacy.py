@@ -30,8 +30,10 @@ from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptio
 from excap.episode.validation import validate_episode
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config
-from tests.conftest import REPO, excap_command, wait_for
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 from tests.support.privacy import identities_in
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

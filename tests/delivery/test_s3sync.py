@@ -19,7 +19,8 @@ from moto.server import ThreadedMotoServer
 from excap.cli.delivery import add_pull_parser, add_push_parser, cmd_pull, cmd_push
 from excap.core.errors import ConfigError
 from excap.delivery.s3sync import MiB, S3Location, SyncError, SyncOptions, pull, push, selected
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 BUCKET = "excap-test"
 

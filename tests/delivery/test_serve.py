@@ -24,7 +24,8 @@ from excap.delivery.partners import PartnerStore
 from excap.delivery.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
 from excap.episode.validation import validate_episode
 from excap.people.registry import key_path, load_or_create_key, pseudonym
-from tests.conftest import REPO, wait_for
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 BLOB = bytes(range(256)) * 12_289  # ~3 MiB: several 1 MiB chunks, not a multiple of the chunk size
 

@@ -16,8 +16,8 @@ import pytest
 from excap.core.state_dir import DIR_MODE, FILE_MODE
 from excap.delivery.partners import PartnerStore
 from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptions
-from tests.conftest import wait_for
 from tests.support import report
+from tests.support.waiting import wait_for
 
 EPISODE_ID = "20260501T000000Z_sim-excavator-01_eeeeee"
 LOG_LIMITS = AccessLogOptions(max_bytes=32 << 10, backups=2, refused_burst=20, refused_per_s=5.0)

@@ -21,7 +21,7 @@ from excap.drivers.sim.excavator import ExcavatorModel
 from excap.drivers.sim.machine import DEFAULT_DBC, SimulatedExcavator
 from excap.episode.streams import camera_spec
 from excap.record.jpeg import JpegEncoder
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ENABLE = (1, 0, 0)
 CENTRED = (0.0,) * 6

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 
 @pytest.fixture

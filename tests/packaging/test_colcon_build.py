@@ -3,7 +3,7 @@
 import shutil
 import subprocess
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from tests.support.requirements import missing, require_colcon
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from excap.episode.annotations import AnnotationSpan, store_annotation
 from excap.people.ledger import add_ledger_parser, cmd_ledger
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
+from tests.support.paths import REPO
 
 # (file, operator, task, started_at, duration_s, outcome, annotation status or None, corrupt)
 EPISODES = [

@@ -25,7 +25,7 @@ from excap.episode.streams import control_spec
 from excap.episode.validation import validate_episode
 from excap.record.can_capture import CAN_ERR_BUSOFF, CAN_ERR_CNT, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanCapture
 from excap.record.recorder import Recorder, RecorderConfig
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 PEER = Path(__file__).resolve().parents[1] / "support" / "slcan_peer.py"
 

@@ -10,8 +10,10 @@ import pytest
 
 from excap.episode.journal import read_journal
 from excap.episode.validation import validate_episode
-from tests.conftest import REPO, excap_command, wait_for
+from tests.support.commands import excap_command
 from tests.support.crash_recorder import LOSS_BOUND_S
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -22,8 +22,8 @@ import pytest
 
 from excap.episode.validation import validate_episode
 from excap.record.recovery import RecoveryStatus, recover_directory
-from tests.conftest import REPO
 from tests.support.crash_recorder import LOSS_BOUND_S, CrashRecorderServer, Trial
+from tests.support.paths import REPO
 from tests.support.report import record
 
 pytestmark = pytest.mark.slow

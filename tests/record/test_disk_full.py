@@ -20,9 +20,11 @@ from excap.episode.streams import camera_spec, control_spec
 from excap.episode.validation import validate_episode
 from excap.record.disk_space import RESERVE_ENV, free_bytes
 from excap.record.switch import EpisodeSwitch
-from tests.conftest import REPO, excap_command, wait_for
+from tests.support.commands import excap_command
 from tests.support.jpeg import jpeg_frame
+from tests.support.paths import REPO
 from tests.support.report import record
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from excap.core.errors import EpisodeError
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, can_spec, control_spec
 from excap.record.recorder import Recorder, RecorderConfig
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 def metadata(**overrides):

@@ -16,9 +16,11 @@ from excap.episode.validation import validate_episode
 from excap.record.disk_space import describe, free_bytes
 from excap.record.recorder import Recorder, RecorderConfig
 from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
-from tests.conftest import REPO, excap_command, wait_for
+from tests.support.commands import excap_command
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
 from tests.support.jpeg import jpeg_frame
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 
 def metadata(**overrides):

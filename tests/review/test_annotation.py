@@ -29,14 +29,15 @@ MIN_AGREEMENT = 0.70
 
 @pytest.fixture(scope="module")
 def long_episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """40 s of the scripted operator (several dig cycles), with a marker raised while recording.
+    """18 s of the scripted operator: one whole dig cycle (dig, swing loaded, dump, swing empty, about 13 s) and
+    the start of the next, with a marker raised while recording.
 
     The command link's stale-input timeout is widened so that a loaded test machine pausing the operator's
     thread cannot latch the machine into neutral: the operator's phases stay the machine's real phases."""
     import excap.station.sim as sim
 
     out = tmp_path_factory.mktemp("long_episode")
-    return sim.run_sim_session(sim.SimSessionOptions(out_dir=out, duration_s=40.0, cameras=0, seed=3,
+    return sim.run_sim_session(sim.SimSessionOptions(out_dir=out, duration_s=18.0, cameras=0, seed=3,
                                                      operator_id="op-long", stale_timeout_s=1.0),
                                on_started=lambda recorder: recorder.event("marker", label="check bite"))
 

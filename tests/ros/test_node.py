@@ -11,9 +11,9 @@ import pytest
 
 from excap.episode.validation import validate_episode
 from excap.people.admin import add_operator, certify_operator
-from tests.conftest import wait_for
 from tests.support import ros_peer as peer
 from tests.support.requirements import require_ros
+from tests.support.waiting import wait_for
 
 require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 

@@ -11,8 +11,8 @@ import h5py
 import pytest
 
 from excap.episode.validation import validate_episode
-from tests.conftest import wait_for
 from tests.support.requirements import require_ros
+from tests.support.waiting import wait_for
 
 require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 

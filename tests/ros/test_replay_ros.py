@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from excap.episode.reader import EpisodeReader
-from tests.conftest import REPO, wait_for
+from tests.support.paths import REPO
 from tests.support.requirements import require_ros
+from tests.support.waiting import wait_for
 
 require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 

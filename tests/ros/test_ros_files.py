@@ -15,8 +15,9 @@ import yaml
 
 from excap.core.errors import ConfigError
 from excap.ros.config import NodeSettings, node_station, station_defaults
-from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joy_row, parse_topic_entry
+from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joy_row
 from excap.station.config import load_station_config
+from excap.station.ros_topics import parse_topic_entry
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))

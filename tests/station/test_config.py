@@ -5,7 +5,7 @@ import yaml
 
 from excap.core.errors import ConfigError
 from excap.station.config import load_station_config
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 EXAMPLES = REPO / "examples"
 

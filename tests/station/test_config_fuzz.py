@@ -20,8 +20,8 @@ from excap.drivers.joystick.calibration import load_calibration
 from excap.drivers.machine.profiles import PROFILES_DIR, load_profile
 from excap.station.config import load_station_config
 from excap.station.json_schema import json_schema
-from tests.conftest import REPO
 from tests.support.fuzzing import fuzz_settings, tried
+from tests.support.paths import REPO
 
 PER_INPUT_LIMIT_S = 10
 

@@ -17,8 +17,9 @@ from excap.drivers.machine.command_link import CommandLinkConfig
 from excap.drivers.machine.profiles import load_profile
 from excap.station.config import load_station_config
 from excap.station.json_schema import committed_path, json_schema, json_schema_text
-from tests.conftest import REPO, excap_command
+from tests.support.commands import excap_command
 from tests.support.config_docs import BAD_VALUES, NumericKey, accepted_by, numeric_keys, place
+from tests.support.paths import REPO
 
 AXES = ["left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right"]
 

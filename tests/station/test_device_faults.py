@@ -25,7 +25,8 @@ from excap.drivers.sim.machine import DEFAULT_DBC
 from excap.episode.validation import validate_episode
 from excap.station.config import load_station_config
 from excap.station.runtime import StationRuntime
-from tests.conftest import REPO, wait_for
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

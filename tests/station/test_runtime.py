@@ -16,8 +16,8 @@ from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
 from excap.episode.validation import validate_episode
 from excap.station.config import load_station_config
 from excap.station.runtime import StationRuntime
-from tests.conftest import wait_for
 from tests.support.station_devices import AXES, BUTTONS, write_video
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

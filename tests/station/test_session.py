@@ -15,8 +15,8 @@ from excap.episode.validation import validate_episode
 from excap.people.admin import add_operator, certify_operator
 from excap.station.config import load_station_config
 from excap.station.session import run_station_session
-from tests.conftest import wait_for
 from tests.support.station_devices import AXES, BUTTONS, write_video
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

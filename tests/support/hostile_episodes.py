@@ -693,6 +693,17 @@ def hostile_corpus(source: Path, folder: Path, seed: int = 0, truncations: int =
     return corpus
 
 
+def sample_by_category(corpus: list[HostileEpisode], per_category: int, seed: int = 0) -> list[HostileEpisode]:
+    """At most `per_category` files of every category (all of a smaller one), picked with a fixed seed, in corpus
+    order: every kind of damage, at a fraction of the cost of the whole corpus."""
+    rng = random.Random(seed)
+    by_category: dict[str, list[HostileEpisode]] = {}
+    for episode in corpus:
+        by_category.setdefault(episode.category, []).append(episode)
+    chosen = {id(e) for files in by_category.values() for e in rng.sample(files, min(per_category, len(files)))}
+    return [episode for episode in corpus if id(episode) in chosen]
+
+
 def operator_of(episode: Path) -> str:
     with h5py.File(episode, "r") as handle:
         return str(handle.attrs["operator_id"])

@@ -15,10 +15,10 @@ from typing import NoReturn
 
 import pytest
 
+from tests.support.paths import SHARED_CAN
+
 REQUIRE_ALL_ENV = "EXCAP_REQUIRE_ALL"
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED_CAN = REPO.parent / "shared" / "data" / "can"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 COLCON = Path(sys.executable).parent / "colcon"

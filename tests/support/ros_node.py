@@ -14,7 +14,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from std_srvs.srv import Trigger
 
-from tests.conftest import REPO, wait_for
+from tests.support.paths import REPO
+from tests.support.waiting import wait_for
 
 TIMEOUT = 25.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

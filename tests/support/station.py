@@ -16,7 +16,7 @@ from excap.people.admin import add_operator, certify_operator
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config
 from excap.station.status import StatusThresholds
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 AXES = ["lx", "ly", "rx", "ry", "tl", "tr"]
 BUTTONS = ["enable", "horn", "marker"]

@@ -282,8 +282,8 @@ class LeRobotExporter:
                                                                      dtype=np.int64)))
             parts.append(part)
             ep_stats = {k: feature_stats.from_json(v) for k, v in done["stats"].items()}
-            for key, name in (("episode_index", index), ("task_index", task_index[episode.record.task])):
-                ep_stats[key] = feature_stats.vector_stats(np.full(length, name))
+            for key, number in (("episode_index", index), ("task_index", task_index[episode.record.task])):
+                ep_stats[key] = feature_stats.vector_stats(np.full(length, number))
             ep_stats["index"] = feature_stats.vector_stats(np.arange(offset, offset + length))
             for key, value in ep_stats.items():
                 all_stats.setdefault(key, []).append(value)
@@ -303,8 +303,8 @@ class LeRobotExporter:
             row["meta/episodes/chunk_index"] = 0
             row["meta/episodes/file_index"] = 0
             for key in sorted(ep_stats):
-                for stat, value in ep_stats[key].items():
-                    row[f"stats/{key}/{stat}"] = np.asarray(value).tolist()
+                for stat, stat_value in ep_stats[key].items():
+                    row[f"stats/{key}/{stat}"] = np.asarray(stat_value).tolist()
             row["excap/episode_id"] = episode.record.episode_id
             row["excap/operator"] = episode.operator_pseudonym
             row["excap/outcome"] = episode.record.outcome

@@ -21,7 +21,7 @@ from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec
 from excap.record.jpeg import JpegEncoder
 from excap.record.recorder import Recorder, RecorderConfig
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 SLOT = 8  # JPEG blocks are 8x8: bar edges on block edges survive compression cleanly
 SLOTS = 40

@@ -15,9 +15,9 @@ from excap.episode.streams import control_spec
 from excap.episode.validation import validate_episode
 from excap.record.can_capture import CanCapture
 from excap.record.recorder import Recorder, RecorderConfig
-from tests.conftest import wait_for
 from tests.support.j1939 import bam_frames, dm1_payload
 from tests.support.requirements import require_shared_data
+from tests.support.waiting import wait_for
 
 
 def test_dtc_fields() -> None:

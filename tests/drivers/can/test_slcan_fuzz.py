@@ -25,8 +25,8 @@ from excap.episode.validation import validate_episode
 from excap.record.can_capture import CanCapture
 from excap.record.recorder import Recorder, RecorderConfig
 from excap.schemas import schema_file
-from tests.conftest import wait_for
 from tests.support.fuzzing import fuzz_settings, tried
+from tests.support.waiting import wait_for
 
 SENTINEL_ID = 0x18FFEE42  # a J1939 id in no DBC of the project
 FD_LENGTHS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 20, 24, 32, 48, 64)

@@ -14,7 +14,7 @@ from excap.drivers.base import Health
 from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.joystick.evdev_peer import EVENT_FORMAT, EvdevPeer
 from excap.drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig, discover, scale_axis
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 T_KERNEL_NS = 1_700_000_000_123_456_000
 

@@ -14,7 +14,7 @@ from excap.drivers.can.j1939 import J1939Id
 from excap.drivers.can.joystick_messages import BJM1_PGN, encode_bjm1, encode_ejm1
 from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ADDRESS = 0x13
 BUTTONS = (1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 1)

@@ -18,7 +18,7 @@ from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
 from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig, StateSource
 from excap.drivers.joystick.serial_protocols import ProtocolName, encode_ascii, encode_exjs1
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 AXES = (0.25, -0.5, 1.0, 0.0)
 BUTTONS = (1, 0, 1, 1, 0, 0, 0, 1, 0, 1)

@@ -10,7 +10,7 @@ from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
 from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.machine.profiles import load_profile
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 MS = 1_000_000
 ENABLE = (1, 0, 0)

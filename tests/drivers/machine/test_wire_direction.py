@@ -20,7 +20,7 @@ from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, L
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.machine.profiles import load_profile
 from excap.drivers.sim.machine import SimulatedExcavator
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 MS = 1_000_000
 

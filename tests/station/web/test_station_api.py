@@ -11,8 +11,9 @@ from excap.station.certification import CertificationRefused
 from excap.station.config import load_station_config
 from excap.station.session import run_station_session
 from excap.station.status import StationMonitor, StatusThresholds, station_status, status_line
-from tests.conftest import excap_command, wait_for
+from tests.support.commands import excap_command
 from tests.support.station import certify, station_yaml
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

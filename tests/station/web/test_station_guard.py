@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from excap.episode.validation import validate_episode
-from tests.conftest import wait_for
 from tests.support.browser import chromium
 from tests.support.station import StationFixture, certify
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

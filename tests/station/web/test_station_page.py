@@ -7,9 +7,9 @@ import h5py
 import pytest
 
 from excap.episode.validation import validate_episode
-from tests.conftest import wait_for
 from tests.support.browser import chromium
 from tests.support.station import certify
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,18 @@
+"""Waiting on a condition with a timeout, instead of sleeping."""
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.02,
+             message: str = "condition") -> object:
+    """Poll until `condition()` is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {message}")
