@@ -6,7 +6,7 @@
 #   journal: capture_node/episode/journal.py and capture_node/record/recovery.py against the journal, recovery and
 #            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow to
 #            run per mutant; they run as a whole in the test suite).
-Writes every mutant's result to
+# Writes every mutant's result to
 # bench/results/mutation-AREA.txt and prints the counts per result; the score is killed / all mutants.
 # KEEP=1 keeps the copy for `mutmut show NAME`. See docs/testing.md for the scores and the surviving mutants.
 set -euo pipefail
