@@ -31,11 +31,13 @@ from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
 from excap.drivers.can.decoder import FrameDecoder
 from excap.drivers.joystick.base import JoystickSample
-from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig
+from excap.drivers.joystick.registry import JoystickContext
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.sim.camera_source import SimulatedCamera
 from excap.drivers.sim.excavator import ExcavatorState
 from excap.drivers.sim.machine import SimulatedExcavator
+from excap.drivers.sim.scripted_joystick import ScriptedJoystick
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec, joystick_spec
 from excap.record.can_capture import CanCapture
@@ -43,7 +45,7 @@ from excap.record.jpeg import JpegEncoder
 from excap.record.recorder import Recorder
 from excap.record.switch import EpisodeResult, EpisodeSwitch, TeeStream
 from excap.station.config import SIM_CAMERA_PREFIX, JoystickEntry, StationConfig, is_sim_camera
-from excap.station.devices import DeferredFrames, HealthSupervisor, ScriptedJoystick, open_joystick, watch_faults
+from excap.station.devices import DeferredFrames, HealthSupervisor, open_joystick, watch_faults
 from excap.station.inputs import StationInputs
 
 log = logging.getLogger(__name__)
@@ -234,7 +236,11 @@ class StationRuntime:
                                {j.name for j in config.joysticks if j.periodic})
         for entry in config.joysticks:
             callback = self._joystick_callback(entry, inputs)
-            driver = open_joystick(entry, callback, self.captures, self.machine, self.mapper, self.seed, event)
+            capture = self.captures.get(entry.bus) if entry.bus else None
+            context = JoystickContext(listen=capture.add_listener if capture else None, machine=self.machine,
+                                      mapper=self.mapper, seed=self.seed, event=event,
+                                      commands_blocked=self._commands_blocked if entry.name in inputs.devices else None)
+            driver = open_joystick(entry, callback, context)
             self._watch(driver.guard, self.link if entry.name in inputs.devices else None)
             self.joystick_drivers[entry.name] = driver
 
@@ -259,6 +265,10 @@ class StationRuntime:
         self._watch(supervisor.guard, self.link)
         supervisor.start()
         self._running.append(supervisor)
+
+    def _commands_blocked(self) -> bool:
+        """The command link holds the commands neutral until re-enabled from neutral (what an operator sees)."""
+        return self.link is not None and self.link.state == LinkState.NEUTRALISED
 
     def _watch(self, guard: ThreadGuard, link: CommandLink | None = None) -> None:
         """A device's faults become `fault` events (and, with `link`, neutral commands first)."""
