@@ -29,10 +29,9 @@ from excap.core.errors import ConfigError, DriverError
 from excap.drivers.base import DriverCounters, Health
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.calibration import Calibrator, DeviceCalibration
-from excap.drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig
+from excap.drivers.joystick.hid_joystick import HidJoystick
 from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
-from excap.drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
-from excap.drivers.joystick.sim_joystick import SimJoystick, SimJoystickConfig
+from excap.drivers.joystick.registry import JOYSTICK_TYPES
 
 
 class JoystickDriver(Protocol):
@@ -113,8 +112,6 @@ class J1939BusJoystick:
 
 # -- specs -> drivers ----------------------------------------------------------------------------
 
-CONFIGS: dict[str, type] = {"hid": HidJoystickConfig, "serial": SerialJoystickConfig,
-                            "j1939": J1939JoystickConfig, "sim": SimJoystickConfig}
 BUS_KEYS = tuple(f.name for f in dataclasses.fields(CanBusSpec))
 
 
@@ -196,18 +193,17 @@ def joystick_factory(spec: Mapping[str, Any]) -> DriverFactory:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"joystick spec: expected a mapping, got {spec!r}")
     kind = spec.get("type")
-    if kind not in CONFIGS:
-        raise ConfigError(f"joystick spec: unknown type {kind!r} (expected one of {', '.join(CONFIGS)})")
+    if kind not in JOYSTICK_TYPES:
+        raise ConfigError(f"joystick spec: unknown type {kind!r} (expected one of {', '.join(JOYSTICK_TYPES)})")
     values = {key: value for key, value in spec.items() if key != "type"}
-    if kind == "j1939":
-        bus_values = {key: values.pop(key) for key in BUS_KEYS if key in values}
-        bus = _build(CanBusSpec, bus_values, kind)
-        config = _build(J1939JoystickConfig, values, kind)
-        _check_driver(J1939Joystick, config)
-        return lambda on_sample: J1939BusJoystick(config, bus, on_sample)
-    config = _build(CONFIGS[kind], values, kind)
-    driver_class = {"hid": HidJoystick, "serial": SerialJoystick, "sim": SimJoystick}[kind]
+    joystick = JOYSTICK_TYPES[kind]
+    bus = _build(CanBusSpec, {key: values.pop(key) for key in BUS_KEYS if key in values}, kind) \
+        if kind == "j1939" else None
+    config = _build(joystick.config_class, values, kind)
+    driver_class = joystick.driver_class
     _check_driver(driver_class, config)
+    if bus is not None:  # the tools read a J1939 joystick from a bus of their own
+        return lambda on_sample: J1939BusJoystick(config, bus, on_sample)
     return lambda on_sample: driver_class(config, on_sample)
 
 

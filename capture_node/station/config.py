@@ -47,7 +47,9 @@ class JoystickEntry:
     @property
     def periodic(self) -> bool:
         """Reports at a fixed rate, so silence means stale (HID devices only report changes)."""
-        return self.type != "hid"
+        from excap.drivers.joystick.registry import joystick_type
+
+        return joystick_type(self.type).periodic
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,10 @@ from excap.drivers.device_schema import (
     SimOptions,
     StreamName,
 )
+from excap.drivers.joystick.registry import JOYSTICK_TYPES as DRIVER_TABLE
 from excap.drivers.machine.profiles import DEFAULT_PROFILE
 
-JOYSTICK_TYPES = ("hid", "serial", "j1939", "sim")
+JOYSTICK_TYPES = tuple(DRIVER_TABLE)
 
 
 class StationSection(ConfigModel):
@@ -92,7 +93,11 @@ class SimJoystickEntry(JoystickCommon, SimOptions):
 
 JoystickEntryModel = Annotated[HidJoystickEntry | SerialJoystickEntry | J1939JoystickEntry | SimJoystickEntry,
                                Field(discriminator="type")]
-DRIVER_OPTIONS = {"hid": HidOptions, "serial": SerialOptions, "j1939": J1939Options, "sim": SimOptions}
+DRIVER_OPTIONS = {name: kind.options for name, kind in DRIVER_TABLE.items()}
+ENTRY_MODELS = {"hid": HidJoystickEntry, "serial": SerialJoystickEntry, "j1939": J1939JoystickEntry,
+                "sim": SimJoystickEntry}
+assert all(issubclass(ENTRY_MODELS[name], options) for name, options in DRIVER_OPTIONS.items()), \
+    "every type of the joystick driver table needs its entry model here"
 
 
 class InputsSection(ConfigModel):
