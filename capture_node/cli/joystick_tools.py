@@ -9,6 +9,9 @@ A joystick is described by a small dict (from the command line or a YAML file)::
 
 `joystick_factory(spec)` checks it and returns a `DriverFactory` (on_sample -> unopened driver), which
 `monitor` and `run_calibration` open and close themselves.
+
+Over 400 lines on purpose: monitor and calibration share the spec checks, the sample tracker and the
+display; the drivers come from the joystick driver table (`excap.drivers.joystick.registry`).
 """
 
 import dataclasses

@@ -6,6 +6,9 @@ the node runs (`StationRuntime`); joystick samples, commands, machine state and 
 published whether or not an episode is recorded. Services (std_srvs/Trigger) under the node's name:
 start, stop, discard, mark, mark_success, mark_failure. State on ~/state (JSON, latched), health on
 /diagnostics at 1 Hz. See docs/ros2.md.
+
+Over 400 lines on purpose: one rclpy Node (parameters, publishers, topic recording, services, shutdown); its
+parts that need no node are in excap.ros.config, convert, diagnostics and image_encoder.
 """
 
 import json

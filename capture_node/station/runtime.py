@@ -14,6 +14,9 @@ an episode's span is lost to it), `stop_episode()` finalizes it, `discard_episod
 A device whose worker thread dies is never silent: its fault is a `fault` event (device and error),
 its health turns `failed`, and a joystick feeding the command path neutralises the commands at once
 (see `excap.station.devices.watch_faults`).
+
+Over 400 lines on purpose: one class whose device opening, live state, subscribers and episode switching share
+the same device handles; the pieces with a job of their own are elsewhere (devices, inputs, health, switch).
 """
 
 import logging
