@@ -9,6 +9,9 @@ A joystick is described by a small dict (from the command line or a YAML file)::
 
 `joystick_factory(spec)` checks it and returns a `DriverFactory` (on_sample -> unopened driver), which
 `monitor` and `run_calibration` open and close themselves.
+
+Over 400 lines on purpose: monitor and calibration share the spec checks, the sample tracker and the
+display; the drivers come from the joystick driver table (`excap.station.joystick_types`).
 """
 
 import dataclasses
@@ -29,10 +32,9 @@ from excap.core.errors import ConfigError, DriverError
 from excap.drivers.base import DriverCounters, Health
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.calibration import Calibrator, DeviceCalibration
-from excap.drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig
+from excap.drivers.joystick.hid_joystick import HidJoystick
 from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
-from excap.drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
-from excap.drivers.joystick.serial_peer import sweep_state
+from excap.station.joystick_types import JOYSTICK_TYPES
 
 
 class JoystickDriver(Protocol):
@@ -49,72 +51,6 @@ class JoystickDriver(Protocol):
 
 DriverFactory = Callable[[SampleCallback], JoystickDriver]
 """on_sample -> a driver that is not opened yet."""
-
-
-# -- a simulated joystick ------------------------------------------------------------------------
-
-
-@dataclass
-class SimJoystickConfig:
-    name: str = "sim_joystick"
-    rate_hz: float = 50.0
-    axis_count: int = 4
-    button_count: int = 8
-
-
-class SimJoystick:
-    """Slow sines on the axes and a walking bit on the buttons, from a thread at `rate_hz`."""
-
-    def __init__(self, config: SimJoystickConfig, on_sample: SampleCallback) -> None:
-        if config.rate_hz <= 0:
-            raise ConfigError(f"sim joystick {config.name}: rate_hz must be positive")
-        self.config = config
-        self._on_sample = on_sample
-        self._state = sweep_state(config.axis_count, config.button_count)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.counters = DriverCounters()
-
-    @property
-    def axis_names(self) -> tuple[str, ...]:
-        return tuple(f"axis{i}" for i in range(self.config.axis_count))
-
-    @property
-    def health(self) -> Health:
-        return Health.OK if self._thread is not None else Health.STOPPED
-
-    def open(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"sim-joystick-{self.config.name}", daemon=True)
-            self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def __enter__(self) -> "SimJoystick":
-        self.open()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: types.TracebackType | None) -> None:
-        self.close()
-
-    def _run(self) -> None:
-        period = 1.0 / self.config.rate_hz
-        index = 0
-        while not self._stop.wait(period):
-            axes, buttons = self._state(index)
-            t_ns = now_ns()
-            self.counters.count_sample(t_ns)
-            try:
-                self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
-            except Exception:
-                self.counters.dropped += 1
-            index += 1
 
 
 # -- a J1939 joystick with a bus of its own ------------------------------------------------------
@@ -180,8 +116,6 @@ class J1939BusJoystick:
 
 # -- specs -> drivers ----------------------------------------------------------------------------
 
-CONFIGS: dict[str, type] = {"hid": HidJoystickConfig, "serial": SerialJoystickConfig,
-                            "j1939": J1939JoystickConfig, "sim": SimJoystickConfig}
 BUS_KEYS = tuple(f.name for f in dataclasses.fields(CanBusSpec))
 
 
@@ -263,18 +197,17 @@ def joystick_factory(spec: Mapping[str, Any]) -> DriverFactory:
     if not isinstance(spec, Mapping):
         raise ConfigError(f"joystick spec: expected a mapping, got {spec!r}")
     kind = spec.get("type")
-    if kind not in CONFIGS:
-        raise ConfigError(f"joystick spec: unknown type {kind!r} (expected one of {', '.join(CONFIGS)})")
+    if kind not in JOYSTICK_TYPES:
+        raise ConfigError(f"joystick spec: unknown type {kind!r} (expected one of {', '.join(JOYSTICK_TYPES)})")
     values = {key: value for key, value in spec.items() if key != "type"}
-    if kind == "j1939":
-        bus_values = {key: values.pop(key) for key in BUS_KEYS if key in values}
-        bus = _build(CanBusSpec, bus_values, kind)
-        config = _build(J1939JoystickConfig, values, kind)
-        _check_driver(J1939Joystick, config)
-        return lambda on_sample: J1939BusJoystick(config, bus, on_sample)
-    config = _build(CONFIGS[kind], values, kind)
-    driver_class = {"hid": HidJoystick, "serial": SerialJoystick, "sim": SimJoystick}[kind]
+    joystick = JOYSTICK_TYPES[kind]
+    bus = _build(CanBusSpec, {key: values.pop(key) for key in BUS_KEYS if key in values}, kind) \
+        if kind == "j1939" else None
+    config = _build(joystick.config_class, values, kind)
+    driver_class = joystick.driver_class
     _check_driver(driver_class, config)
+    if bus is not None:  # the tools read a J1939 joystick from a bus of their own
+        return lambda on_sample: J1939BusJoystick(config, bus, on_sample)
     return lambda on_sample: driver_class(config, on_sample)
 
 

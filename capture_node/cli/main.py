@@ -22,6 +22,7 @@ from excap.episode.validation import validate_episode
 from excap.record.recorder import Recorder
 from excap.record.recovery import recover_directory, report_recovery
 from excap.station.config import load_station_config
+from excap.station.joystick_types import JOYSTICK_TYPES
 from excap.station.session import run_station_session
 from excap.station.sim import SimSessionOptions, run_sim_session
 
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = joystick_actions.add_parser(action, help=text)
         sub.add_argument("--config", type=Path, metavar="STATION.yaml", help="take the device from a station config")
         sub.add_argument("--device", metavar="NAME", help="with --config: the joystick's name")
-        sub.add_argument("--type", choices=["hid", "serial", "j1939", "sim"], help="without --config: driver type")
+        sub.add_argument("--type", choices=list(JOYSTICK_TYPES), help="without --config: driver type")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="without --config: a driver setting (port=/dev/ttyUSB0, device=..., source_address=43)")
         sub.add_argument("--duration", type=_positive(float), default=None, metavar="S")
@@ -257,14 +258,13 @@ def _joystick_spec(args: argparse.Namespace) -> dict[str, object]:
         if entry is None:
             names = ", ".join(j.name for j in config.joysticks) or "none"
             raise ConfigError(f"{args.config}: no joystick named {args.device!r} (has: {names})")
-        spec: dict[str, object] = {"type": entry.type, **entry.options}
-        if entry.type == "hid":
-            spec.update(axes=tuple(entry.axes), buttons=tuple(entry.buttons), name=entry.name)
-        elif entry.type == "serial":
-            spec.setdefault("device", entry.name)
-        elif entry.type == "j1939":
+        from excap.station.joystick_types import JoystickSetup, joystick_type
+
+        setup = JoystickSetup(entry.name, entry.axes, entry.buttons, entry.options)
+        spec: dict[str, object] = {"type": entry.type, **joystick_type(entry.type).config_values(setup)}
+        if entry.bus is not None:  # j1939: the tools open the joystick's bus themselves
             bus = next(c for c in config.cans if c.name == entry.bus)
-            spec.update(name=entry.name, interface=bus.interface, channel=str(bus.channel))
+            spec.update(interface=bus.interface, channel=str(bus.channel))
             if bus.bitrate:
                 spec["bitrate"] = bus.bitrate
         return spec

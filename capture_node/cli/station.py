@@ -42,7 +42,7 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
 
 def cmd_station(args: argparse.Namespace) -> int:
     from excap.record.recovery import report_recovery
-    from excap.station.app import RunningStation, StatusLine, sim_station_config
+    from excap.station.app import RunningStation, StatusLine
     from excap.station.config import load_station_config
     from excap.station.status import StatusThresholds
     from excap.station.web.app import check_host
@@ -50,7 +50,9 @@ def cmd_station(args: argparse.Namespace) -> int:
     if not args.headless:
         check_host(args.host, args.allow_remote)
     if args.sim:
-        config = sim_station_config(args.out or Path("episodes"))
+        from excap.station.sim import SimSessionOptions, simulated_station
+
+        config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed))
     else:
         config = load_station_config(args.config)
         if args.out is not None:

@@ -9,24 +9,13 @@ station config the node runs the built-in simulated station (`sim:=true`) or no 
 """
 
 import dataclasses
-import uuid
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from excap.core.errors import ConfigError
-from excap.drivers.camera.opencv_camera import CameraConfig
-from excap.drivers.can.bus_config import CanBusConfig
-from excap.drivers.machine.profiles import DEFAULT_PROFILE, MachineProfile, load_profile
-from excap.drivers.sim.cameras import camera_name, view_for_camera
-from excap.station.config import (
-    SIM_CAMERA_PREFIX,
-    CommandSettings,
-    InputSource,
-    JoystickEntry,
-    RosSettings,
-    StationConfig,
-)
+from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
+from excap.station.config import CommandSettings, RosSettings, StationConfig
 
 SESSION_PARAMETERS = ("operator", "certification", "site", "task", "notes")
 
@@ -108,9 +97,9 @@ def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: 
         return dataclasses.replace(config, out_dir=out_dir, machine_id=settings.machine_id,
                                    pattern=(settings.pattern or config.pattern).lower(),
                                    session={**config.session, **{k: v for k, v in settings.session.items() if v}})
-    profile = load_profile(settings.profile)
     if settings.sim:
-        return sim_station(settings, profile, out_dir)
+        return sim_station(settings, out_dir)
+    profile = load_profile(settings.profile)
     return StationConfig(path=Path("<topics only>"), station_id="ros", out_dir=out_dir, profile=profile,
                          pattern=(settings.pattern or profile.default_pattern).lower(),
                          machine_id=settings.machine_id, simulated_machine=False, session=_unregistered(settings),
@@ -124,20 +113,15 @@ def _unregistered(settings: NodeSettings) -> dict[str, str]:
     return {"certification_policy": "mark_uncertified", **{k: v for k, v in settings.session.items() if v}}
 
 
-def sim_station(settings: NodeSettings, profile: MachineProfile, out_dir: Path) -> StationConfig:
-    """The built-in simulated station: the scripted operator as joystick `operator`, the simulated machine
-    answering cab-joystick frames on a private virtual bus `can0`, and `settings.cameras` rendered cameras."""
-    if profile.cab_joysticks is None:
-        raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
-    operator = JoystickEntry(name="operator", type="sim", axes=tuple(profile.axes), buttons=tuple(profile.buttons))
-    cameras = [CameraConfig(name=camera_name(i), source=f"{SIM_CAMERA_PREFIX}{view_for_camera(i)}",
-                            width=settings.width, height=settings.height, fps=settings.fps)
-               for i in range(settings.cameras)]
-    return StationConfig(
-        path=Path("<built-in simulated station>"), station_id="sim", out_dir=out_dir, profile=profile,
-        pattern=(settings.pattern or profile.default_pattern).lower(), machine_id=settings.machine_id,
-        simulated_machine=True, session=_unregistered(settings), joysticks=[operator],
-        axis_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.axes)},
-        button_inputs={name: InputSource("operator", i) for i, name in enumerate(profile.buttons)},
-        cans=[CanBusConfig(name="can0", interface="virtual", channel=f"excap-ros-sim-{uuid.uuid4().hex[:12]}")],
-        cameras=cameras, command=CommandSettings(bus="can0"))
+def sim_station(settings: NodeSettings, out_dir: Path) -> StationConfig:
+    """The simulated station (`excap.station.sim.simulated_station`) with the node's parameters: the scripted
+    operator as joystick `operator`, the simulated excavator on a private virtual bus `can0`, `settings.cameras`
+    rendered cameras. Session values left empty stay empty; the policy is `mark_uncertified`."""
+    from excap.station.sim import SimSessionOptions, simulated_station
+
+    return simulated_station(SimSessionOptions(
+        out_dir=out_dir, duration_s=None, pattern=settings.pattern or None, cameras=settings.cameras,
+        width=settings.width, height=settings.height, fps=settings.fps, jpeg_quality=settings.jpeg_quality,
+        seed=settings.seed, profile=settings.profile, machine_id=settings.machine_id, operator_id=settings.operator,
+        certification=settings.certification, site=settings.site, task=settings.task, notes=settings.notes,
+        station_id="sim"))

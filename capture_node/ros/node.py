@@ -6,11 +6,13 @@ the node runs (`StationRuntime`); joystick samples, commands, machine state and 
 published whether or not an episode is recorded. Services (std_srvs/Trigger) under the node's name:
 start, stop, discard, mark, mark_success, mark_failure. State on ~/state (JSON, latched), health on
 /diagnostics at 1 Hz. See docs/ros2.md.
+
+Over 400 lines on purpose: one rclpy Node (parameters, publishers, topic recording, services, shutdown); its
+parts that need no node are in excap.ros.config, convert, diagnostics and image_encoder.
 """
 
 import json
 import logging
-import shutil
 import sys
 import threading
 from collections.abc import Sequence
@@ -25,7 +27,7 @@ prepare_ros_environment()
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -53,10 +55,12 @@ from excap.ros.convert import (  # noqa: E402
     joy_row,
     stamp_to_ns,
 )
+from excap.ros.diagnostics import node_thresholds, station_diagnostics  # noqa: E402
 from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
 from excap.station.ros_topics import parse_topic_entry  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
+from excap.station.status import StationMonitor  # noqa: E402
 
 NODE_NAME = "excap_recorder"
 SERVICES = ("start", "stop", "discard", "mark", "mark_success", "mark_failure")
@@ -109,11 +113,14 @@ class ExcapRecorderNode(Node):
             self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
                               callback_group=self._data_group)
         self.runtime.open()
+        self.monitor = StationMonitor(self.runtime, node_thresholds(settings.stale_after_s, settings.min_free_gb))
         try:
+            self.monitor.start()
             self._publish_state()
             if settings.auto_start:
                 self._start_episode()
         except BaseException:
+            self.monitor.stop()
             self.runtime.close(reason="exception", outcome="aborted")
             raise
         self.get_logger().info(f"ready: station={self.station.path} out_dir={self.out_dir}")
@@ -331,52 +338,8 @@ class ExcapRecorderNode(Node):
         self.events_pub.publish(String(data=json.dumps({"kind": kind, **detail}, sort_keys=True)))
 
     def diagnostics(self) -> list[DiagnosticStatus]:
-        s = self.settings
-        statuses = []
-        for stream in self.runtime.stream_status():
-            if "/decoded/" in stream.path:
-                continue
-            statuses.append(self._stream_status(stream.path, stream.rate_hz, stream.dropped, stream.staleness_s,
-                                                stream.samples, stream.recording))
-        for device, health in self.runtime.health().items():
-            level = {"ok": DiagnosticStatus.OK, "stale": DiagnosticStatus.WARN}.get(str(health), DiagnosticStatus.ERROR)
-            statuses.append(_status(f"excap: device {device}", level, str(health), s.machine_id,
-                                    {"health": str(health)}))
-        command = self.runtime.command
-        if command is not None:
-            level = DiagnosticStatus.WARN if command.link_state == "neutralised" else DiagnosticStatus.OK
-            statuses.append(_status("excap: command link", level, command.fault or command.link_state, s.machine_id,
-                                    {"state": command.link_state, "enabled": str(command.enabled).lower()}))
-        usage = shutil.disk_usage(self.out_dir)
-        free_gb = usage.free / 1e9
-        level, message = DiagnosticStatus.OK, f"{free_gb:.1f} GB free"
-        if free_gb < s.min_free_gb / 4:
-            level = DiagnosticStatus.ERROR
-        elif free_gb < s.min_free_gb:
-            level = DiagnosticStatus.WARN
-        statuses.append(_status("excap: disk", level, message, s.machine_id, {
-            "out_dir": str(self.out_dir), "free_bytes": str(usage.free), "total_bytes": str(usage.total),
-            "free_gb": f"{free_gb:.3f}"}))
-        recorder = self.runtime.recorder
-        fault = recorder.fault if recorder else ""
-        statuses.append(_status("excap: recorder", DiagnosticStatus.ERROR if fault else DiagnosticStatus.OK,
-                                fault or ("recording" if recorder else "idle"), s.machine_id, {
-                                    "recording": str(recorder is not None).lower(),
-                                    "episode_id": recorder.metadata.episode_id if recorder else ""}))
-        return statuses
-
-    def _stream_status(self, path: str, rate: float, dropped: int, stale: float | None, samples: int,
-                       recording: bool) -> DiagnosticStatus:
-        level, message = DiagnosticStatus.OK, "ok"
-        if stale is None:
-            level, message = DiagnosticStatus.WARN, "no data yet"
-        elif stale > self.settings.stale_after_s:
-            level, message = DiagnosticStatus.WARN, f"stale for {stale:.1f} s"
-        elif dropped:
-            level, message = DiagnosticStatus.WARN, f"{dropped} dropped"
-        return _status(f"excap: {path}", level, message, self.settings.machine_id, {
-            "rate_hz": f"{rate:.2f}", "dropped": str(dropped), "staleness_s": "" if stale is None else f"{stale:.3f}",
-            "samples": str(samples), "recording": str(recording).lower()})
+        """The station's health findings (the rules of the station page), one status per subject."""
+        return station_diagnostics(self.runtime, self.monitor, self.settings.machine_id)
 
     def _publish_diagnostics(self) -> None:
         msg = DiagnosticArray(status=self.diagnostics())
@@ -447,6 +410,7 @@ class ExcapRecorderNode(Node):
         """Stop the devices and encoders, finish a running episode. Returns the episode's path, if any."""
         self._closing = True
         self._subscription.cancel()
+        self.monitor.stop()
         for encoder in self._encoders.values():
             encoder.stop()
         return self.runtime.close()
@@ -457,11 +421,6 @@ def _decode_compressed(msg: CompressedImage) -> np.ndarray:
     if image is None:
         raise ValueError(f"cannot decode {msg.format!r} image")
     return image
-
-
-def _status(name: str, level: bytes, message: str, hardware_id: str, values: dict[str, str]) -> DiagnosticStatus:
-    return DiagnosticStatus(level=level, name=name, message=message, hardware_id=hardware_id,
-                            values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

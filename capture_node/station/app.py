@@ -3,53 +3,20 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import yaml
-
 from excap.station.bindings import StationBindings
-from excap.station.config import StationConfig, load_station_config
+from excap.station.config import StationConfig
 from excap.station.control import StationController
 from excap.station.runtime import StationRuntime
 from excap.station.status import StationMonitor, StatusThresholds, status_line
 from excap.station.web.app import Station, StationServer, check_host
 
 BROWSER_GONE_S = 5.0  # no status request for this long: the terminal status line takes over
-
-
-SIM_STATION = {
-    "schema": "excap.station", "schema_version": 1,
-    "station": {"id": "sim-station"},
-    "machine": {"profile": "excavator_20t", "pattern": "iso", "id": "sim-excavator-01", "simulated": True},
-    "session": {"operator": "sim-operator", "site": "simulated-site", "task": "dig-and-load",
-                "certification_policy": "mark_uncertified"},
-    "joysticks": [{"name": "operator", "type": "sim",
-                   "axes": ["left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right"],
-                   "buttons": ["enable", "horn", "marker"]}],
-    "inputs": {"axes": {a: f"operator.{a}" for a in
-                        ("left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right")},
-               "buttons": {b: f"operator.{b}" for b in ("enable", "horn", "marker")}},
-    "can": [{"name": "can0", "interface": "virtual", "channel": "excap-station"}],
-    "cameras": [{"name": "side", "source": "sim:side"}, {"name": "top", "source": "sim:top"}],
-    "command": {"bus": "can0", "rate_hz": 50, "stale_timeout_ms": 100},
-}
-
-
-def sim_station_config(out_dir: Path) -> StationConfig:
-    """The simulated station (scripted operator, simulated excavator on a virtual bus, two rendered cameras)."""
-    data = yaml.safe_load(yaml.safe_dump(SIM_STATION))
-    data["station"]["out_dir"] = str(out_dir.resolve())
-    data["can"][0]["channel"] = f"excap-station-{uuid.uuid4().hex[:8]}"
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "station_sim.yaml"
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        return load_station_config(path)
 
 
 @dataclass

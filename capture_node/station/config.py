@@ -48,7 +48,9 @@ class JoystickEntry:
     @property
     def periodic(self) -> bool:
         """Reports at a fixed rate, so silence means stale (HID devices only report changes)."""
-        return self.type != "hid"
+        from excap.station.joystick_types import joystick_type
+
+        return joystick_type(self.type).periodic
 
 
 @dataclass(frozen=True)

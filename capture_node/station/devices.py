@@ -6,76 +6,17 @@ command path, the command link is told the input is lost first, so the commands 
 """
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from excap.core.clock import now_ns
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
-from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
 from excap.drivers.machine.command_link import CommandLink
-from excap.drivers.machine.mapping import CommandMapper
-from excap.drivers.sim.machine import SimulatedExcavator
-from excap.drivers.sim.operator import ScriptedOperator
-from excap.record.can_capture import CanCapture
 from excap.station.config import JoystickEntry
+from excap.station.joystick_types import JoystickContext, JoystickSetup, joystick_type
 
 EventFunction = Callable[..., None]
 """(kind, t_ns=None, **detail) -> None, like `Recorder.event`."""
-
-
-class ScriptedJoystick:
-    """The scripted operator as a periodic joystick device (type: sim), for dry runs.
-
-    Its work phase (dig, swing, dump, ...) is reported as `operator_phase` events when it changes.
-    """
-
-    def __init__(self, name: str, operator: ScriptedOperator, machine: SimulatedExcavator, on_sample: SampleCallback,
-                 event: EventFunction | None = None, rate_hz: float = 100.0) -> None:
-        self.name = name
-        self.operator = operator
-        self.machine = machine
-        self.on_sample = on_sample
-        self.event = event
-        self.period = 1.0 / SIM_JOYSTICK_RATE_HZ.check(rate_hz, f"joystick {name}: rate_hz")
-        self.phase = ""
-        self._health = Health.STOPPED
-        self._stop = threading.Event()
-        self.guard = ThreadGuard(f"joystick/{name}")
-        self._thread = self.guard.thread(self._run, f"sim-joystick-{name}")
-
-    @property
-    def health(self) -> Health:
-        if self.guard.failed and self._health is not Health.STOPPED:
-            return Health.FAILED
-        return self._health
-
-    def open(self) -> None:
-        self._health = Health.OK
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._health = Health.STOPPED
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        tick = 0
-        while not self._stop.is_set():
-            delay = start + tick * self.period - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            sticks = self.operator.sample(self.machine.state)
-            t_ns = now_ns()
-            self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
-            if sticks.phase != self.phase:
-                self.phase = sticks.phase
-                if self.event is not None:
-                    self.event("operator_phase", t_ns=t_ns, device=self.name, phase=self.phase)
-            tick += 1
 
 
 class DeferredFrames:
@@ -92,33 +33,17 @@ class DeferredFrames:
         self.target(t_ns, t_device_ns, image)
 
 
-def open_joystick(entry: JoystickEntry, on_sample: SampleCallback, captures: dict[str, CanCapture],
-                  machine: SimulatedExcavator | None, mapper: CommandMapper, seed: int,
-                  event: EventFunction | None = None) -> Any:
-    """The driver of one joystick entry (not opened yet); samples arrive tagged with the entry's name."""
+def open_joystick(entry: JoystickEntry, on_sample: SampleCallback, context: JoystickContext) -> Any:
+    """The driver of one joystick entry (not opened yet), from the joystick driver table; samples arrive tagged
+    with the entry's name."""
 
     def tagged(sample: JoystickSample) -> None:
         on_sample(JoystickSample(entry.name, sample.t_ns, sample.t_device_ns, sample.axes, sample.buttons))
 
-    if entry.type == "hid":
-        from excap.drivers.joystick.hid_joystick import HidJoystick, HidJoystickConfig
-
-        return HidJoystick(HidJoystickConfig(**{"name": entry.name, **entry.options, "axes": entry.axes,
-                                                "buttons": entry.buttons}), tagged)
-    if entry.type == "serial":
-        from excap.drivers.joystick.serial_joystick import SerialJoystick, SerialJoystickConfig
-
-        return SerialJoystick(SerialJoystickConfig(**{"device": entry.name, **entry.options}), tagged)
-    if entry.type == "j1939":
-        from excap.drivers.joystick.j1939_joystick import J1939Joystick, J1939JoystickConfig
-
-        driver = J1939Joystick(J1939JoystickConfig(name=entry.name, **entry.options), tagged)
-        assert entry.bus is not None
-        captures[entry.bus].add_listener(driver.listener())
-        return driver
-    if machine is None:
+    if entry.type == "sim" and context.machine is None:
         raise ValueError(f"joystick {entry.name}: type sim needs machine.simulated: true")
-    return ScriptedJoystick(entry.name, ScriptedOperator(mapper, seed=seed), machine, tagged, event)
+    setup = JoystickSetup(entry.name, entry.axes, entry.buttons, entry.options)
+    return joystick_type(entry.type).build(setup, tagged, context)
 
 
 def watch_faults(guard: ThreadGuard, event: EventFunction, link: CommandLink | None = None) -> None:

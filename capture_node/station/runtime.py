@@ -14,6 +14,9 @@ an episode's span is lost to it), `stop_episode()` finalizes it, `discard_episod
 A device whose worker thread dies is never silent: its fault is a `fault` event (device and error),
 its health turns `failed`, and a joystick feeding the command path neutralises the commands at once
 (see `excap.station.devices.watch_faults`).
+
+Over 400 lines on purpose: one class whose device opening, live state, subscribers and episode switching share
+the same device handles; the pieces with a job of their own are elsewhere (devices, inputs, health, switch).
 """
 
 import functools
@@ -32,11 +35,12 @@ from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
 from excap.drivers.can.decoder import FrameDecoder
 from excap.drivers.joystick.base import JoystickSample
-from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig
+from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.sim.camera_source import SimulatedCamera
 from excap.drivers.sim.excavator import ExcavatorState
 from excap.drivers.sim.machine import SimulatedExcavator
+from excap.drivers.sim.scripted_joystick import ScriptedJoystick
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec, joystick_spec
 from excap.record.can_capture import CanCapture
@@ -44,8 +48,9 @@ from excap.record.jpeg import JpegEncoder
 from excap.record.recorder import Recorder
 from excap.record.switch import EpisodeResult, EpisodeSwitch, TeeStream
 from excap.station.config import SIM_CAMERA_PREFIX, JoystickEntry, StationConfig, is_sim_camera
-from excap.station.devices import DeferredFrames, HealthSupervisor, ScriptedJoystick, open_joystick, watch_faults
+from excap.station.devices import DeferredFrames, HealthSupervisor, open_joystick, watch_faults
 from excap.station.inputs import StationInputs
+from excap.station.joystick_types import JoystickContext
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +240,11 @@ class StationRuntime:
                                {j.name for j in config.joysticks if j.periodic})
         for entry in config.joysticks:
             callback = self._joystick_callback(entry, inputs)
-            driver = open_joystick(entry, callback, self.captures, self.machine, self.mapper, self.seed, event)
+            joystick_bus = self.captures.get(entry.bus) if entry.bus else None
+            context = JoystickContext(listen=joystick_bus.add_listener if joystick_bus else None, machine=self.machine,
+                                      mapper=self.mapper, seed=self.seed, event=event,
+                                      commands_blocked=self._commands_blocked if entry.name in inputs.devices else None)
+            driver = open_joystick(entry, callback, context)
             self._watch(driver.guard, self.link if entry.name in inputs.devices else None)
             self.joystick_drivers[entry.name] = driver
 
@@ -260,6 +269,10 @@ class StationRuntime:
         self._watch(supervisor.guard, self.link)
         supervisor.start()
         self._running.append(supervisor)
+
+    def _commands_blocked(self) -> bool:
+        """The command link holds the commands neutral until re-enabled from neutral (what an operator sees)."""
+        return self.link is not None and self.link.state == LinkState.NEUTRALISED
 
     def _watch(self, guard: ThreadGuard, link: CommandLink | None = None) -> None:
         """A device's faults become `fault` events (and, with `link`, neutral commands first)."""

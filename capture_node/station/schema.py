@@ -21,8 +21,9 @@ from excap.drivers.device_schema import (
     StreamName,
 )
 from excap.drivers.machine.profiles import DEFAULT_PROFILE
+from excap.station.joystick_types import JOYSTICK_TYPES as DRIVER_TABLE
 
-JOYSTICK_TYPES = ("hid", "serial", "j1939", "sim")
+JOYSTICK_TYPES = tuple(DRIVER_TABLE)
 
 
 class StationSection(ConfigModel):
@@ -92,8 +93,11 @@ class SimJoystickEntry(JoystickCommon, SimOptions):
 
 JoystickEntryModel = Annotated[HidJoystickEntry | SerialJoystickEntry | J1939JoystickEntry | SimJoystickEntry,
                                Field(discriminator="type")]
-DRIVER_OPTIONS: dict[str, type[BaseModel]] = {"hid": HidOptions, "serial": SerialOptions, "j1939": J1939Options,
-                                               "sim": SimOptions}
+DRIVER_OPTIONS: dict[str, type[BaseModel]] = {name: kind.options for name, kind in DRIVER_TABLE.items()}
+ENTRY_MODELS = {"hid": HidJoystickEntry, "serial": SerialJoystickEntry, "j1939": J1939JoystickEntry,
+                "sim": SimJoystickEntry}
+assert all(issubclass(ENTRY_MODELS[name], options) for name, options in DRIVER_OPTIONS.items()), \
+    "every type of the joystick driver table needs its entry model here"
 
 
 class InputsSection(ConfigModel):

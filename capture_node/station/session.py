@@ -24,14 +24,20 @@ from excap.station.runtime import StationRuntime
 
 def run_station_session(config: StationConfig, stop: threading.Event | None = None,
                         duration_s: float | None = None, on_started: Callable[[Recorder], None] | None = None,
-                        overrides: dict[str, str] | None = None, seed: int = 0) -> Path:
-    """Record one episode with the station's devices; returns the finished episode's path."""
+                        overrides: dict[str, str] | None = None, seed: int = 0, jpeg_quality: int = 90,
+                        on_open: Callable[[StationRuntime], None] | None = None) -> Path:
+    """Record one episode with the station's devices; returns the finished episode's path.
+
+    `on_open` is called with the open runtime before the episode starts (live state, subscriptions).
+    """
     stop = stop or threading.Event()
     check = check_station_operator(config, session_operator(config, overrides))
     if not check.allowed:
         raise CertificationRefused(check)
-    runtime = StationRuntime(config, seed=seed).open()
+    runtime = StationRuntime(config, seed=seed, jpeg_quality=jpeg_quality).open()
     try:
+        if on_open is not None:
+            on_open(runtime)
         recorder, _check = start_certified(runtime, overrides, check)
         if on_started is not None:
             on_started(recorder)

@@ -1,40 +1,48 @@
-"""A recording session on the simulated excavator, driven by the scripted operator.
+"""The simulated station: one builder and one run path for `record --sim`, `station --sim`, `node --sim`, the tests
+and the benches.
 
-Wiring: operator sticks -> command link (profile mapping, enable and safety) -> BJM1 frames on a
-python-can `virtual` bus -> simulated machine. The machine's J1939 traffic (and the command
-frames) on that bus and its rendered cameras are recorded exactly as real devices would be.
-A device thread that dies is a `fault` event in the episode (the scripted operator's neutralises
-the commands first), never silence.
+`simulated_station(options)` is a StationConfig like one read from a file: the scripted operator as joystick
+`operator` (type `sim`, every profile axis and button), the simulated excavator answering cab-joystick frames on
+a private python-can `virtual` bus `can0` (commands sent there, every frame recorded and decoded), and
+`options.cameras` rendered cameras (side, top, ...). `StationRuntime` runs it like any station, so the command
+link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are the station's.
+
+Certification: the scripted operator is in no operator registry, so a simulated station records under policy
+`mark_uncertified` by default (the episode's `certification` attribute says `UNCERTIFIED: ...`); an operator
+certified in `OUT_DIR/.excap/operators.yaml` is recorded as certified, and `certification_policy="refuse"` makes
+the simulated station refuse an uncertified operator exactly as a real one does.
+
+`run_sim_session(options)` records one episode on it (`excap record --sim`).
 """
 
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import can
-
-from excap.core.clock import now_ns
 from excap.core.errors import ConfigError
 from excap.drivers import limits
-from excap.drivers.base import ThreadGuard
-from excap.drivers.can.decoder import FrameDecoder
-from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState, OperatorInput
-from excap.drivers.machine.mapping import CommandMapper
+from excap.drivers.camera.opencv_camera import CameraConfig
+from excap.drivers.can.bus_config import CanBusConfig
 from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
-from excap.drivers.sim.camera_source import SimulatedCamera
 from excap.drivers.sim.cameras import camera_name, view_for_camera
-from excap.drivers.sim.machine import SimulatedExcavator
-from excap.drivers.sim.operator import ScriptedOperator
-from excap.episode.metadata import EpisodeMetadata
-from excap.episode.streams import camera_spec, control_spec, joystick_spec
-from excap.record.can_capture import CanCapture
-from excap.record.jpeg import JpegEncoder
-from excap.record.recorder import Recorder, RecorderConfig
-from excap.station.config import SIMULATED_MACHINE_KIND
-from excap.station.devices import watch_faults
+from excap.people.certification import POLICIES
+from excap.record.recorder import Recorder
+from excap.station.config import (
+    SIM_CAMERA_PREFIX,
+    SIMULATED_MACHINE_KIND,
+    CommandSettings,
+    InputSource,
+    JoystickEntry,
+    StationConfig,
+)
+from excap.station.runtime import StationRuntime
+from excap.station.session import run_station_session
+
+SIM_JOYSTICK = "operator"
+SIM_BUS = "can0"
+SIM_POLICY = "mark_uncertified"
 
 
 @dataclass
@@ -55,9 +63,15 @@ class SimSessionOptions:
     site: str = "simulated-site"
     task: str = "dig-and-load"
     notes: str = ""
+    certification_policy: str = SIM_POLICY
+    """The station's certification policy (the scripted operator is in no registry: see the module)."""
     joystick_rate_hz: float = 100.0
     stale_timeout_s: float = 0.1
     """The command link's stale-input timeout (long recordings on a loaded machine may want more slack)."""
+    joystick_stalls: tuple[tuple[float, float], ...] = ()
+    """Fault drills: (at_s, for_s) windows after the station opens in which the scripted operator's joystick
+    reports nothing (a stale input)."""
+    station_id: str = "sim-station"
 
     def __post_init__(self) -> None:
         if self.duration_s is not None:
@@ -69,138 +83,61 @@ class SimSessionOptions:
         self.jpeg_quality = limits.JPEG_QUALITY.check(self.jpeg_quality, "jpeg_quality")
         self.joystick_rate_hz = limits.SIM_JOYSTICK_RATE_HZ.check(self.joystick_rate_hz, "joystick_rate_hz")
         self.stale_timeout_s = limits.STALE_TIMEOUT_S.check(self.stale_timeout_s, "stale_timeout_s")
+        if self.certification_policy not in POLICIES:
+            raise ConfigError(f"certification_policy must be one of {', '.join(POLICIES)}, "
+                              f"not {self.certification_policy!r}")
+
+    @property
+    def session(self) -> dict[str, str]:
+        """The station's `session`: episode metadata defaults and the certification policy (empty values left out)."""
+        values = {"operator": self.operator_id, "certification": self.certification, "site": self.site,
+                  "task": self.task, "notes": self.notes}
+        return {"certification_policy": self.certification_policy, **{k: v for k, v in values.items() if v}}
 
 
-class _OperatorLoop:
-    """The scripted operator's hands on the sticks: a periodic joystick device at `rate_hz`."""
-
-    def __init__(self, recorder: Recorder, machine: SimulatedExcavator, operator: ScriptedOperator,
-                 link: CommandLink, rate_hz: float) -> None:
-        profile = operator.mapper.profile
-        self.joystick = recorder.add_stream(joystick_spec("operator", profile.axes, profile.buttons,
-                                                          backend="sim", device_name="scripted operator"))
-        self.recorder = recorder
-        self.machine = machine
-        self.operator = operator
-        self.link = link
-        self.period = 1.0 / rate_hz
-        self._stop = threading.Event()
-        self.guard = ThreadGuard("joystick/operator")
-        self._thread = self.guard.thread(self._run, "sim-operator")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        tick = 0
-        phase = ""
-        while not self._stop.is_set():
-            delay = start + tick * self.period - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            blocked = self.link.state == LinkState.NEUTRALISED
-            sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
-            t_ns = now_ns()
-            self.link.set_input(OperatorInput(sticks.axes, sticks.buttons, t_ns))
-            self.joystick.put((t_ns, t_ns, sticks.axes, sticks.buttons))
-            if sticks.phase != phase:
-                phase = sticks.phase
-                self.recorder.event("operator_phase", t_ns=t_ns, phase=phase)
-            tick += 1
-
-
-def command_link_for(recorder: Recorder, mapper: CommandMapper, send: Callable[[can.Message], None],
-                     config: CommandLinkConfig | None = None) -> CommandLink:
-    """A command link that sends with `send` and records what it sends (/control) and its events."""
-    control = recorder.add_stream(control_spec(mapper.profile.functions))
-    layout = mapper.profile.cab_joysticks
-    return CommandLink(
-        config or CommandLinkConfig(rate_hz=layout.rate_hz if layout else 50.0), mapper, layout, send=send,
-        on_command=lambda t_ns, values, enabled: control.put((t_ns, values, enabled)),
-        on_event=lambda kind, t_ns, detail: recorder.event(kind, t_ns=t_ns, **detail),
-    )
-
-
-def _wait_until_done(stop: threading.Event, recorder: Recorder, duration_s: float | None) -> None:
-    """Until the duration is over, `stop` is set, or the recorder has failed."""
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    while not recorder.fault:
-        remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-        if remaining <= 0 or stop.wait(remaining):
-            return
-
-
-def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = None,
-                    on_started: Callable[[Recorder], None] | None = None) -> Path:
-    """Record one episode; ends after `duration_s` or when `stop` is set. Returns the episode path."""
-    stop = stop or threading.Event()
+def simulated_station(options: SimSessionOptions) -> StationConfig:
+    """The simulated station of `options` (checked: the profile must be the excavator the simulator drives)."""
     profile = load_profile(options.profile)
-    mapper = CommandMapper(profile, options.pattern)
-    metadata = EpisodeMetadata(
-        machine_kind=profile.kind, machine_model=profile.model, machine_id=options.machine_id,
-        control_pattern=mapper.pattern.name, operator_id=options.operator_id,
-        certification=options.certification, site=options.site, task=options.task, notes=options.notes,
-        profile=profile.name,
-    )
     if profile.cab_joysticks is None:
         raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
     if profile.kind != SIMULATED_MACHINE_KIND:
         raise ConfigError(f"{profile.source}: the simulated machine is an {SIMULATED_MACHINE_KIND}, not a "
                           f"{profile.kind}")
-    channel = f"excap-sim-{uuid.uuid4().hex[:12]}"
-    machine_bus = can.Bus(interface="virtual", channel=channel)
-    capture_bus = can.Bus(interface="virtual", channel=channel)  # also sends the commands: every bus is read
-    recorder = Recorder(RecorderConfig(options.out_dir), metadata)
-    try:
-        with recorder:
-            machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=options.seed)
-            can_capture = CanCapture(recorder, "can0", capture_bus, FrameDecoder(profile.dbc_paths),
-                                     interface="virtual")
-            link = command_link_for(recorder, mapper, can_capture.send, CommandLinkConfig(
-                rate_hz=profile.cab_joysticks.rate_hz, stale_timeout_s=options.stale_timeout_s))
-            operator = ScriptedOperator(mapper, seed=options.seed)
-            control = _OperatorLoop(recorder, machine, operator, link, options.joystick_rate_hz)
-            encoders: list[JpegEncoder] = []
-            cameras: list[SimulatedCamera] = []
-            for index in range(options.cameras):
-                name = camera_name(index)
-                handle = recorder.add_stream(camera_spec(name, options.width, options.height, options.fps,
-                                                         source=f"sim:{view_for_camera(index)}"))
-                encoder = JpegEncoder(recorder, handle, options.jpeg_quality)
-                encoders.append(encoder)
-                cameras.append(SimulatedCamera(name, view_for_camera(index), lambda: machine.state,
-                                               encoder.submit, options.width, options.height, options.fps,
-                                               seed=options.seed + index))
-            watch_faults(control.guard, recorder.event, link)
-            for guard in (machine.guard, can_capture.guard, *(c.guard for c in cameras), *(e.guard for e in encoders)):
-                watch_faults(guard, recorder.event)
-            can_capture.start()
-            machine.start()
-            for encoder in encoders:
-                encoder.start()
-            for camera in cameras:
-                camera.start()
-            link.start()
-            control.start()
-            if on_started is not None:
-                on_started(recorder)
-            try:
-                _wait_until_done(stop, recorder, options.duration_s)
-            finally:
-                control.stop()
-                link.stop()
-                for camera in cameras:
-                    camera.stop()
-                for encoder in encoders:
-                    encoder.stop()
-                machine.stop()
-                can_capture.stop()
-    finally:
-        for bus in (machine_bus, capture_bus):
-            bus.shutdown()
-    return recorder.paths.final
+    pattern = (options.pattern or profile.default_pattern).lower()
+    if pattern not in profile.patterns:
+        raise ConfigError(f"{profile.source}: profile {profile.name} has no pattern {pattern!r} "
+                          f"(has: {', '.join(profile.patterns)})")
+    joystick_options: dict[str, object] = {"rate_hz": options.joystick_rate_hz}
+    if options.joystick_stalls:
+        joystick_options["stalls"] = tuple((float(at), float(length)) for at, length in options.joystick_stalls)
+    operator = JoystickEntry(name=SIM_JOYSTICK, type="sim", axes=tuple(profile.axes), buttons=tuple(profile.buttons),
+                             options=joystick_options)
+    cameras = [CameraConfig(name=camera_name(i), source=f"{SIM_CAMERA_PREFIX}{view_for_camera(i)}",
+                            width=options.width, height=options.height, fps=options.fps)
+               for i in range(options.cameras)]
+    return StationConfig(
+        path=Path("<simulated station>"), station_id=options.station_id, out_dir=options.out_dir, profile=profile,
+        pattern=pattern, machine_id=options.machine_id, simulated_machine=True, session=options.session,
+        joysticks=[operator],
+        axis_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.axes)},
+        button_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.buttons)},
+        cans=[CanBusConfig(name=SIM_BUS, interface="virtual", channel=f"excap-sim-{uuid.uuid4().hex[:12]}")],
+        cameras=cameras,
+        command=CommandSettings(bus=SIM_BUS, rate_hz=profile.cab_joysticks.rate_hz,
+                                stale_timeout_s=options.stale_timeout_s))
+
+
+def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = None,
+                    on_started: Callable[[Recorder], None] | None = None,
+                    on_open: Callable[[StationRuntime], None] | None = None) -> Path:
+    """Record one episode on the simulated station; ends after `duration_s` or when `stop` is set.
+
+    Returns the episode path. Raises CertificationRefused (nothing recorded) under policy `refuse` for an operator
+    the registry does not certify.
+    """
+    return run_station_session(simulated_station(options), stop, duration_s=options.duration_s,
+                               on_started=on_started, seed=options.seed, jpeg_quality=options.jpeg_quality,
+                               on_open=on_open)
+
+
+__all__ = ["SIM_POLICY", "SimSessionOptions", "run_sim_session", "simulated_station"]

@@ -13,26 +13,22 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from excap.core.clock import now_ns
 from excap.drivers.base import Health
 from excap.station.bindings import StationBindings
 from excap.station.control import StationController
+from excap.station.health import HealthThresholds, Level, assess, watched_streams
 from excap.station.runtime import StationRuntime
 
 BITS_PER_FRAME = 140  # a 29-bit-id frame with 8 data bytes, with typical bit stuffing (J1939 traffic)
 RECORDING_DIR = ".recording"
+COLOURS = {Level.WARN: "amber", Level.ERROR: "red"}  # how the page shows a finding's level
 
 
-@dataclass(kw_only=True)
-class StatusThresholds:
-    stale_after_s: float = 1.0  # a stream without data this long is stale
-    disk_warn_bytes: float = 5e9  # less free space than this is a warning
-    disk_warn_minutes: float = 10.0  # less estimated recording time than this is a warning
-    clock_jump_s: float = 0.1  # wall clock moved this much against the monotonic clock between two samples
-    warn_hold_s: float = 30.0  # how long a clock jump or a drop stays on the banner
+StatusThresholds = HealthThresholds
+"""The station's health thresholds (see `excap.station.health`)."""
 
 
 class StationMonitor:
@@ -49,6 +45,7 @@ class StationMonitor:
         self.clock_jump: tuple[float, float] | None = None  # (size in s, monotonic time seen)
         self.recent_drops: dict[str, tuple[int, float]] = {}  # stream -> (rows lost lately, monotonic time)
         self._drops: dict[str, int] = {}
+        self._first_data: dict[str, float] = {}  # stream -> monotonic time its first sample was seen
         self._offset_ns: int | None = None
         self._sizes: list[tuple[float, int]] = []
         self._stop = threading.Event()
@@ -73,6 +70,8 @@ class StationMonitor:
         self._sample_clock(now)
         self._sample_disk(now)
         for stream in self.runtime.stream_status():
+            if stream.samples:
+                self._first_data.setdefault(stream.path, now)
             before = self._drops.get(stream.path, stream.dropped)
             self._drops[stream.path] = stream.dropped
             if stream.dropped > before:
@@ -81,6 +80,11 @@ class StationMonitor:
         for path, (_lost, seen) in list(self.recent_drops.items()):
             if now - seen > self.thresholds.warn_hold_s:
                 del self.recent_drops[path]
+
+    def active_s(self, path: str) -> float | None:
+        """How long the stream has delivered data (None before its first sample was seen)."""
+        first = self._first_data.get(path)
+        return None if first is None else time.monotonic() - first
 
     def _sample_clock(self, now: float) -> None:
         offset = self.wall_ns() - self.mono_ns()
@@ -113,13 +117,6 @@ def _stream_kind(path: str) -> str:
     return path.split("/")[0]
 
 
-def watched_streams(runtime: StationRuntime) -> list[Any]:
-    """Streams whose silence is a problem: control, periodic joysticks, raw CAN, cameras (not decoded, not events)."""
-    hid = {f"joystick/{j.name}" for j in runtime.config.joysticks if not j.periodic}
-    return [s for s in runtime.stream_status()
-            if "/decoded/" not in s.path and s.path != "events" and s.path not in hid]
-
-
 def _operator_inputs(runtime: StationRuntime) -> dict[str, Any]:
     samples = runtime.joystick_samples()
     config = runtime.config
@@ -136,62 +133,37 @@ def _operator_inputs(runtime: StationRuntime) -> dict[str, Any]:
 
 def station_status(runtime: StationRuntime, controller: StationController, monitor: StationMonitor,
                    bindings: StationBindings | None = None) -> dict[str, Any]:
-    thresholds = monitor.thresholds
     config, profile = runtime.config, runtime.profile
-    warnings: list[dict[str, str]] = []
-
-    def warn(level: str, code: str, text: str) -> None:
-        warnings.append({"level": level, "code": code, "text": text})
-
+    findings = assess(runtime, monitor)
+    warnings = [{"level": COLOURS[f.level], "code": f.code, "text": f.text} for f in findings if f.level > Level.OK]
+    by_subject = {f.subject: f for f in findings}
     command = runtime.command
-    if command is not None and command.link_state == "neutralised":
-        warn("red", "neutralised", f"COMMANDS NEUTRALISED: {command.fault or 'input fault'} "
-                                   "(release enable, centre the sticks, enable again)")
     recording = controller.recording_state()
-    if recording["fault"]:
-        warn("red", "recorder_fault", f"recorder fault: {recording['fault']}")
     streams = []
     for stream in watched_streams(runtime):
-        state = "ok"
-        if stream.samples == 0:
-            state = "waiting"
-        elif stream.staleness_s is not None and stream.staleness_s > thresholds.stale_after_s:
-            state = "stale"
-            warn("red", "stream_stale", f"{stream.path}: no data for {stream.staleness_s:.1f} s")
-        lost = monitor.recent_drops.get(stream.path)
-        if lost is not None and state == "ok":
-            state = "dropping"
-        if lost is not None:
-            warn("amber", "stream_dropping", f"{stream.path}: dropping ({lost[0]} rows lost lately)")
+        finding = by_subject.get(stream.path)
+        if finding is None:  # a stream that appeared since the findings were made
+            continue
         streams.append({"path": stream.path, "kind": _stream_kind(stream.path), "rate_hz": round(stream.rate_hz, 1),
-                        "samples": stream.samples, "dropped": stream.dropped, "state": state,
+                        "samples": stream.samples, "dropped": stream.dropped, "state": finding.state,
+                        "level": finding.level.name.lower(),
                         "staleness_s": None if stream.staleness_s is None else round(stream.staleness_s, 3),
                         "recording": stream.recording})
     health = {name: str(h.value if isinstance(h, Health) else h) for name, h in runtime.health().items()}
-    for name, state in health.items():
-        if state not in (Health.OK.value, Health.STOPPED.value):
-            warn("red", "device", f"{name}: {state}")
     rates = runtime.can_rates()
     buses = []
     for bus in config.cans:
         capture = runtime.captures.get(bus.name)
         rate = rates.get(bus.name, 0.0)
+        bus_level = by_subject.get(f"can bus {bus.name}")
         buses.append({"name": bus.name, "frames_per_s": round(rate, 1), "bitrate": bus.bitrate,
                       "load_pct": round(100.0 * rate * BITS_PER_FRAME / bus.bitrate, 1) if bus.bitrate else None,
                       "error_frames": capture.error_frames if capture else 0,
                       "bus_state": capture.bus_state.name.lower() if capture else "",
+                      "level": bus_level.level.name.lower() if bus_level else "ok",
                       "health": health.get(f"can/{bus.name}", "")})
     disk = dict(monitor.disk)
-    free, left = disk["free_bytes"], disk["time_left_s"]
-    if free is not None and free < thresholds.disk_warn_bytes:
-        warn("red", "disk", f"disk nearly full: {free / 1e9:.1f} GB free in {monitor.out_dir}")
-    elif left is not None and left < thresholds.disk_warn_minutes * 60:
-        warn("amber", "disk", f"disk: about {left / 60:.0f} min of recording left")
-    clock: dict[str, float | None] = {"jump_s": None}
-    if monitor.clock_jump is not None:
-        clock["jump_s"] = round(monitor.clock_jump[0], 3)
-        warn("amber", "clock_jump", f"clock jump: the wall clock moved {monitor.clock_jump[0]:+.3f} s "
-                                    "against the monotonic clock")
+    clock: dict[str, float | None] = {"jump_s": None if monitor.clock_jump is None else round(monitor.clock_jump[0], 3)}
     inputs = _operator_inputs(runtime)
     enable_held = inputs["buttons"].get(profile.enable_button, False)
     check = controller.last_check
@@ -204,6 +176,7 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
         "last_episode": controller.last_episode,
         "streams": streams,
         "devices": health,
+        "levels": {f.subject: f.level.name.lower() for f in findings},
         "can": buses,
         "cameras": sorted(runtime.cameras),
         "sticks": inputs,

@@ -11,7 +11,6 @@ import pytest
 
 from excap.cli.joystick_tools import (
     J1939BusJoystick,
-    SimJoystick,
     axis_bar,
     joystick_factory,
     make_joystick,
@@ -24,6 +23,7 @@ from excap.drivers.base import Health
 from excap.drivers.can.joystick_messages import encode_bjm1
 from excap.drivers.joystick.hid_joystick import HidJoystick
 from excap.drivers.joystick.serial_joystick import SerialJoystick
+from excap.drivers.joystick.sim_joystick import SimJoystick
 from tests.support.waiting import wait_for
 
 ADDRESS = 0x13

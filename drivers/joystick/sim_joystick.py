@@ -1,0 +1,82 @@
+"""A simulated joystick without a machine to watch: slow sines on the axes and a walking bit on the buttons.
+
+It is what joystick type `sim` gives where no simulated machine is running (`excap joystick monitor --type sim`);
+on a simulated station the same type is the scripted operator (`excap.drivers.sim.scripted_joystick`).
+"""
+
+import threading
+import types
+from dataclasses import dataclass
+
+from excap.core.clock import now_ns
+from excap.core.errors import ConfigError
+from excap.drivers.base import DriverCounters, Health
+from excap.drivers.joystick.base import JoystickSample, SampleCallback
+from excap.drivers.joystick.serial_peer import sweep_state
+
+
+@dataclass
+class SimJoystickConfig:
+    name: str = "sim_joystick"
+    rate_hz: float = 50.0
+    axis_count: int = 4
+    button_count: int = 8
+    stalls: tuple[tuple[float, float], ...] = ()
+    """(at_s, for_s) windows after opening in which the device reports nothing (fault drills)."""
+
+
+class SimJoystick:
+    """Sweeps from a thread at `rate_hz`."""
+
+    def __init__(self, config: SimJoystickConfig, on_sample: SampleCallback) -> None:
+        if config.rate_hz <= 0:
+            raise ConfigError(f"sim joystick {config.name}: rate_hz must be positive")
+        self.config = config
+        self._on_sample = on_sample
+        self._state = sweep_state(config.axis_count, config.button_count)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.counters = DriverCounters()
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(f"axis{i}" for i in range(self.config.axis_count))
+
+    @property
+    def health(self) -> Health:
+        return Health.OK if self._thread is not None else Health.STOPPED
+
+    def open(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"sim-joystick-{self.config.name}", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> "SimJoystick":
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: types.TracebackType | None) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        period = 1.0 / self.config.rate_hz
+        index = 0
+        while not self._stop.wait(period):
+            index += 1
+            if any(at <= index * period < at + length for at, length in self.config.stalls):
+                continue
+            axes, buttons = self._state(index - 1)
+            t_ns = now_ns()
+            self.counters.count_sample(t_ns)
+            try:
+                self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
+            except Exception:
+                self.counters.dropped += 1
