@@ -240,8 +240,17 @@ class Recorder:
         assert self._journal is not None
         _close_quietly(self._h5, self._journal)  # what the journal handed to the OS before is kept
         self.paths.partial.unlink(missing_ok=True)  # holds only rows the journal has, and may be inconsistent
-        raise EpisodeError(f"recording stopped ({self.fault}); the captured data is kept in {self.paths.journal}: "
-                           f"run `excap recover {self.config.out_dir}` once that is fixed")
+        raise self.failure()
+
+    @property
+    def journal_kept(self) -> bool:
+        """A write failed: no episode was published, the journal holds what was captured (see `failure`)."""
+        return self._broken
+
+    def failure(self) -> EpisodeError:
+        """The one-line error for a recording whose write failed: why, and where the captured data is."""
+        return EpisodeError(f"recording stopped ({self.fault}); the captured data is kept in {self.paths.journal}: "
+                            f"run `excap recover {self.config.out_dir}` once that is fixed")
 
     # -- producers ------------------------------------------------------------------------
 

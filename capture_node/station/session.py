@@ -50,4 +50,6 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
         runtime.close(reason="exception", outcome="aborted")
         raise
     runtime.close(reason="end")
+    if recorder.journal_kept:  # a write failed: the station stopped the episode, the journal keeps the data
+        raise recorder.failure()
     return recorder.paths.final
