@@ -1,4 +1,10 @@
-"""The `excap` command line."""
+"""The `excap` command line.
+
+The parser is built from small modules; what a command needs is imported in its function, so `excap --help` and
+`excap inspect` start fast and do not need the optional extras.
+"""
+
+from __future__ import annotations
 
 import argparse
 import importlib
@@ -10,20 +16,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from excap import __version__
 from excap.core.errors import ConfigError, ExcapError
-from excap.drivers.machine.profiles import DEFAULT_PROFILE
-from excap.episode.quality import file_warnings
-from excap.episode.summary import summarize, summary_json, summary_text
-from excap.episode.validation import validate_episode
-from excap.record.recorder import Recorder
-from excap.record.recovery import recover_directory
-from excap.station.config import load_station_config
-from excap.station.session import run_station_session
-from excap.station.sim import SimSessionOptions, run_sim_session
+
+if TYPE_CHECKING:
+    from excap.record.recorder import Recorder
 
 DEFAULT_OUT = Path("episodes")
 
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--pattern", choices=["iso", "sae"], default=None,
                         help="control pattern (default: the profile's)")
     record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
-    record.add_argument("--profile", default=DEFAULT_PROFILE, help="machine profile name or YAML file")
+    record.add_argument("--profile", default=None, help="machine profile name or YAML file")
     record.add_argument("--fps", type=_positive(float), default=30.0, help="camera frame rate")
     record.add_argument("--width", type=_positive(int), default=640)
     record.add_argument("--height", type=_positive(int), default=480)
@@ -190,6 +189,12 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from excap.drivers.machine.profiles import DEFAULT_PROFILE
+    from excap.episode.summary import summarize, summary_text
+    from excap.station.config import load_station_config
+    from excap.station.session import run_station_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
+
     config = load_station_config(args.config) if args.config else None
     if config is not None and args.out is not None:
         config.out_dir = args.out
@@ -215,7 +220,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         options = SimSessionOptions(
             out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
             width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
-            profile=args.profile, machine_id=args.machine_id or "sim-excavator-01",
+            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "sim-excavator-01",
             operator_id=args.operator or "sim-operator", certification=args.certification or "",
             site=args.site or "simulated-site", task=args.task or "dig-and-load", notes=args.notes or "",
         )
@@ -251,6 +256,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _joystick_spec(args: argparse.Namespace) -> dict[str, object]:
+    import yaml
+
+    from excap.station.config import load_station_config
+
     if args.config is not None:
         config = load_station_config(args.config)
         entry = next((j for j in config.joysticks if j.name == args.device), None)
@@ -324,6 +333,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 0
     if not args.configs:
         raise ConfigError("check-config: give one or more STATION.yaml files, or --json-schema station|profile")
+    from excap.station.config import load_station_config
+
     failed = 0
     for path in args.configs:
         try:
@@ -346,12 +357,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from excap.episode.summary import summarize, summary_json, summary_text
+
     summary = summarize(args.episode)
     print(summary_json(summary) if args.json else summary_text(summary))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from excap.episode.quality import file_warnings
+    from excap.episode.validation import validate_episode
+
     failed = 0
     for path in args.episodes:
         problems = validate_episode(path)
@@ -368,12 +384,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def report_recovery(out_dir: Path) -> None:
     """Recover what a crash left in `out_dir` before recording into it; one stderr line per journal."""
+    from excap.record.recovery import recover_directory
+
     for result in recover_directory(out_dir):
         prefix = "" if result.resolved else "excap: error: "
         print(f"{prefix}{result.line()}", file=sys.stderr)
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    from excap.record.recovery import recover_directory
+
     if not args.dir.is_dir():
         raise ExcapError(f"{args.dir}: no such folder")
     results = recover_directory(args.dir)
