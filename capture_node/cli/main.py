@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from excap import __version__
 from excap.core.errors import ConfigError, ExcapError
+from excap.core.extras import require_extra
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -248,6 +249,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    require_extra("plot", "review", "matplotlib")
     from excap.review.plot import plot_signals
 
     signals = args.signals.split(",") if args.signals else None
@@ -408,6 +410,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_can(args: argparse.Namespace) -> int:
+    log = args.out if args.can_command == "export" else args.log
+    if ".mf4" in (suffix.lower() for suffix in log.suffixes):
+        require_extra(f"can {args.can_command}", "mf4", "asammdf")  # python-can reads and writes MF4 with it
     from excap.convert.can_logs import export_can_log, import_can_log_report
 
     if args.out.exists():

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from excap.core.errors import ConfigError, ExcapError
+from excap.core.errors import ConfigError
+from excap.core.extras import missing_extra
 from excap.replay.scheduler import MAX_GAP_S, ReplayStats
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def build_sinks(args: argparse.Namespace) -> list[Sink]:
         from excap.ros.env import rclpy_available
 
         if not rclpy_available():
-            raise ExcapError("--ros needs rclpy: pip install -e '.[ros]' or source a ROS 2 distribution")
+            raise missing_extra("replay --ros", "ros")
         from excap.ros.replay_sink import RosSink
 
         sinks.append(RosSink(args.ros_prefix, args.ros_stamps, clock=args.clock, reliable=args.ros_reliable))
