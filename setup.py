@@ -8,6 +8,13 @@ HERE = Path(__file__).parent
 PACKAGE_NAME = "excap"
 # The import package `excap` and where its parts live in the repository.
 SOURCES = {"excap": "capture_node", "excap.drivers": "drivers", "excap.schemas": "schemas"}
+# Optional parts, each named by the commands that need it (excap.core.extras says so when one is missing).
+EXTRAS = {
+    "exports": ["pyarrow>=15", "pandas>=2.0", "av>=12", "scikit-image>=0.22"],  # excap export (LeRobot, robomimic)
+    "delivery": ["boto3>=1.35", "pyarrow>=15"],  # excap push / pull (S3); serve reads LeRobot episode tables
+    "mf4": ["asammdf>=7.4"],  # excap can import / export of ASAM MDF4 (.mf4) logs
+    "review": ["matplotlib>=3.8"],  # excap plot
+}
 
 
 def packages() -> list[str]:
@@ -57,29 +64,27 @@ setup(
                   "excap.station.web": ["static/*"], "excap": ["py.typed"]},
     include_package_data=True,
     data_files=share_files(),
+    # What a station needs: recording, devices, the station page, inspect / validate / replay (see EXTRAS for the rest).
     install_requires=[
         "numpy>=1.26",
         "h5py>=3.10",
         "opencv-python-headless>=4.9",
         "python-can>=4.4",
-        "asammdf>=7.4",
         "pyserial>=3.5",
         "inputs>=0.5",
         "cantools>=39",
         "PyYAML>=6.0",
-        "matplotlib>=3.8",
         "tqdm>=4.66",
-        "pyarrow>=15",
-        "pandas>=2.0",
-        "av>=12",
-        "scikit-image>=0.22",
         "fastapi>=0.115",
         "uvicorn>=0.30",
-        "boto3>=1.35",
         "pydantic>=2.7",
     ],
     extras_require={
+        **EXTRAS,
+        "all": sorted({requirement for requirements in EXTRAS.values() for requirement in requirements}),
+        # the test suite runs every command, so it needs every extra but ros (add it: '.[dev,ros]')
         "dev": [
+            f"{PACKAGE_NAME}[{','.join(EXTRAS)}]",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",

@@ -26,8 +26,6 @@ from typing import Any
 
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
 from excap.core.state_dir import STATE_DIR, create_private, private_file
-from excap.episode.reader import EpisodeReader
-from excap.episode.validation import validate_episode
 
 CATALOGUE_VERSION = 2
 EXCAP_DIR = STATE_DIR
@@ -220,6 +218,9 @@ def episode_files(directory: Path) -> Iterator[Path]:
 def read_record(directory: Path, path: Path) -> EpisodeRecord:
     """Everything the catalogue keeps about one file, read from the file itself. EpisodeError (one line) if the
     file cannot be read as an episode at all."""
+    from excap.episode.reader import EpisodeReader
+    from excap.episode.validation import validate_episode
+
     try:
         stat = path.stat()
         record = EpisodeRecord(path=path.relative_to(directory).as_posix(), size=stat.st_size,

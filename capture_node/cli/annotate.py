@@ -16,15 +16,13 @@ import argparse
 import getpass
 import json
 from pathlib import Path
-from typing import Any
-
-import h5py
+from typing import TYPE_CHECKING, Any
 
 from excap.core.errors import EpisodeError, ExcapError
-from excap.episode.annotations import AnnotationSpan, read_annotation, recover_annotation, store_annotation
-from excap.episode.reader import EpisodeReader
-from excap.episode.validation import annotation_problems
-from excap.review.phases import LABELS, Marker, Phase, markers, propose_phases
+
+if TYPE_CHECKING:
+    from excap.episode.annotations import AnnotationSpan
+    from excap.review.phases import Marker, Phase
 
 MATCH_TOLERANCE_NS = 1_000_000
 
@@ -49,6 +47,8 @@ def proposal_table(phases: list[Phase], marks: list[Marker], start_ns: int) -> s
 
 
 def edit_document(metadata: dict[str, Any], phases: list[Phase], marks: list[Marker]) -> dict[str, Any]:
+    from excap.review.phases import LABELS
+
     start_ns = int(metadata.get("start_t_ns", 0))
     return {
         "episode_id": metadata.get("episode_id", ""),
@@ -65,6 +65,9 @@ def edit_document(metadata: dict[str, Any], phases: list[Phase], marks: list[Mar
 def spans_from_document(document: Any, metadata: dict[str, Any], proposal: list[Phase],
                         where: str = "edit file") -> list[AnnotationSpan]:
     """The spans of an edited document, checked, as absolute times; unchanged proposed spans keep their times."""
+    from excap.episode.annotations import AnnotationSpan
+    from excap.review.phases import LABELS
+
     if not isinstance(document, dict) or not isinstance(document.get("phases"), list):
         raise ExcapError(f"{where}: expected an object with a 'phases' list")
     if document.get("episode_id") not in (None, "", metadata.get("episode_id")):
@@ -115,6 +118,13 @@ def add_annotate_parser(commands: argparse._SubParsersAction) -> argparse.Argume
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
+    import h5py
+
+    from excap.episode.annotations import AnnotationSpan, read_annotation, recover_annotation, store_annotation
+    from excap.episode.reader import EpisodeReader
+    from excap.episode.validation import annotation_problems
+    from excap.review.phases import markers, propose_phases
+
     with EpisodeReader(args.episode):
         pass  # refuse (one EpisodeError line) a file readers cannot read before anything is written to it
     if recover_annotation(args.episode):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
 from excap.core.errors import ConfigError, ExcapError
+from excap.core.extras import require_extra
 from excap.datasets.selection import DEFAULT_PARTNER
 
 if TYPE_CHECKING:
@@ -133,6 +134,7 @@ def _say_skipped(skipped: SkippedEpisode) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    require_extra("export", "exports", "pyarrow", "pandas", "av", *(["skimage"] if args.blur_faces else []))
     selection = filter_from_args(args)
     progress = not args.no_progress and sys.stderr.isatty()
     if args.format == "lerobot":

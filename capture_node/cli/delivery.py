@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.core.errors import ExcapError
+from excap.core.extras import require_extra
 from excap.delivery.partners import PartnerStore
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    require_extra("serve", "delivery", "pyarrow")  # reads which episodes a LeRobot export holds
     from excap.delivery.serve import ServerOptions, is_loopback, serve
 
     options = ServerOptions(root=args.dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
@@ -141,6 +143,7 @@ def _sync_options(args: argparse.Namespace) -> SyncOptions:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    require_extra("push", "delivery", "boto3", "botocore")
     from excap.delivery.s3sync import push
 
     report = push(args.dir, args.target, _sync_options(args))
@@ -149,6 +152,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    require_extra("pull", "delivery", "boto3", "botocore")
     from excap.delivery.s3sync import pull
 
     report = pull(args.source, args.dir, _sync_options(args))

@@ -1,4 +1,10 @@
-"""The `excap` command line."""
+"""The `excap` command line.
+
+The parser is built from small modules; what a command needs is imported in its function, so `excap --help` and
+`excap inspect` start fast and do not need the optional extras.
+"""
+
+from __future__ import annotations
 
 import argparse
 import importlib
@@ -10,21 +16,14 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from excap import __version__
 from excap.core.errors import ConfigError, ExcapError
-from excap.drivers.machine.profiles import DEFAULT_PROFILE
-from excap.episode.quality import file_warnings
-from excap.episode.summary import summarize, summary_json, summary_text
-from excap.episode.validation import validate_episode
-from excap.record.recorder import Recorder
-from excap.record.recovery import recover_directory, report_recovery
-from excap.station.config import load_station_config
-from excap.station.joystick_types import JOYSTICK_TYPES
-from excap.station.session import run_station_session
-from excap.station.sim import SimSessionOptions, run_sim_session
+from excap.core.extras import require_extra
+
+if TYPE_CHECKING:
+    from excap.record.recorder import Recorder
 
 DEFAULT_OUT = Path("episodes")
 
@@ -57,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--pattern", choices=["iso", "sae"], default=None,
                         help="control pattern (default: the profile's)")
     record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
-    record.add_argument("--profile", default=DEFAULT_PROFILE, help="machine profile name or YAML file")
+    record.add_argument("--profile", default=None, help="machine profile name or YAML file")
     record.add_argument("--fps", type=_positive(float), default=30.0, help="camera frame rate")
     record.add_argument("--width", type=_positive(int), default=640)
     record.add_argument("--height", type=_positive(int), default=480)
@@ -91,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = joystick_actions.add_parser(action, help=text)
         sub.add_argument("--config", type=Path, metavar="STATION.yaml", help="take the device from a station config")
         sub.add_argument("--device", metavar="NAME", help="with --config: the joystick's name")
-        sub.add_argument("--type", choices=list(JOYSTICK_TYPES), help="without --config: driver type")
+        sub.add_argument("--type", help="without --config: driver type (a type of the joystick driver table)")
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="without --config: a driver setting (port=/dev/ttyUSB0, device=..., source_address=43)")
         sub.add_argument("--duration", type=_positive(float), default=None, metavar="S")
@@ -191,10 +190,18 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from excap.drivers.machine.profiles import DEFAULT_PROFILE
+    from excap.episode.summary import summarize, summary_text
+    from excap.station.config import load_station_config
+    from excap.station.session import run_station_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
+
     config = load_station_config(args.config) if args.config else None
     if config is not None and args.out is not None:
         config.out_dir = args.out
     out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
+    from excap.record.recovery import report_recovery
+
     report_recovery(out_dir)
     stop = threading.Event()
     _install_stop_signals(stop)
@@ -216,7 +223,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         options = SimSessionOptions(
             out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
             width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
-            profile=args.profile, machine_id=args.machine_id or "sim-excavator-01",
+            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "sim-excavator-01",
             operator_id=args.operator or "sim-operator", certification=args.certification or "",
             site=args.site or "simulated-site", task=args.task or "dig-and-load", notes=args.notes or "",
         )
@@ -244,6 +251,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    require_extra("plot", "review", "matplotlib")
     from excap.review.plot import plot_signals
 
     signals = args.signals.split(",") if args.signals else None
@@ -252,6 +260,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _joystick_spec(args: argparse.Namespace) -> dict[str, object]:
+    import yaml
+
+    from excap.station.config import load_station_config
+
     if args.config is not None:
         config = load_station_config(args.config)
         entry = next((j for j in config.joysticks if j.name == args.device), None)
@@ -270,6 +282,12 @@ def _joystick_spec(args: argparse.Namespace) -> dict[str, object]:
         return spec
     if args.type is None:
         raise ConfigError("joystick: give --config STATION.yaml --device NAME, or --type with --set KEY=VALUE")
+    from excap.station.joystick_types import joystick_type
+
+    try:
+        joystick_type(args.type)
+    except ValueError as exc:
+        raise ConfigError(f"joystick: --type: {exc}") from None
     spec = {"type": args.type}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -324,6 +342,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 0
     if not args.configs:
         raise ConfigError("check-config: give one or more STATION.yaml files, or --json-schema station|profile")
+    from excap.station.config import load_station_config
+
     failed = 0
     for path in args.configs:
         try:
@@ -346,12 +366,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from excap.episode.summary import summarize, summary_json, summary_text
+
     summary = summarize(args.episode)
     print(summary_json(summary) if args.json else summary_text(summary))
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from excap.episode.quality import file_warnings
+    from excap.episode.validation import validate_episode
+
     failed = 0
     for path in args.episodes:
         problems = validate_episode(path)
@@ -367,6 +392,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    from excap.record.recovery import recover_directory
+
     if not args.dir.is_dir():
         raise ExcapError(f"{args.dir}: no such folder")
     results = recover_directory(args.dir)
@@ -381,6 +408,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def cmd_can(args: argparse.Namespace) -> int:
+    log = args.out if args.can_command == "export" else args.log
+    if ".mf4" in (suffix.lower() for suffix in log.suffixes):
+        require_extra(f"can {args.can_command}", "mf4", "asammdf")  # python-can reads and writes MF4 with it
     from excap.convert.can_logs import export_can_log, import_can_log_report
 
     if args.out.exists():

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from excap.core.errors import ExcapError
+from excap.core.extras import missing_extra
 
 
 def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
@@ -55,6 +56,5 @@ def cmd_node(args: argparse.Namespace) -> int:
     try:
         from excap.ros.node import main
     except ImportError as exc:
-        raise ExcapError(f"rclpy cannot be imported ({exc}): pip install 'excap[ros]', or source a ROS 2 "
-                         "distribution's setup.bash") from exc
+        raise missing_extra("node", "ros") from exc
     return main(argv)

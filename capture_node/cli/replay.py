@@ -17,13 +17,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from excap.core.errors import ConfigError, ExcapError
-from excap.episode.reader import EpisodeReader
-from excap.replay.can_sink import SAFE_INTERFACES, CanSink, parse_can_target
-from excap.replay.player import Replay, ReplayOptions, Sink
+from excap.core.errors import ConfigError
+from excap.core.extras import missing_extra
 from excap.replay.scheduler import MAX_GAP_S, ReplayStats
+
+if TYPE_CHECKING:
+    from excap.replay.player import Replay, Sink
 
 MOVES_THE_MACHINE = "--i-understand-this-moves-the-machine"
 
@@ -100,6 +101,8 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def build_sinks(args: argparse.Namespace) -> list[Sink]:
+    from excap.replay.can_sink import CanSink, parse_can_target
+
     sinks: list[Sink] = []
     if args.can:
         target = parse_can_target(args.can)
@@ -115,7 +118,7 @@ def build_sinks(args: argparse.Namespace) -> list[Sink]:
         from excap.ros.env import rclpy_available
 
         if not rclpy_available():
-            raise ExcapError("--ros needs rclpy: pip install -e '.[ros]' or source a ROS 2 distribution")
+            raise missing_extra("replay --ros", "ros")
         from excap.ros.replay_sink import RosSink
 
         sinks.append(RosSink(args.ros_prefix, args.ros_stamps, clock=args.clock, reliable=args.ros_reliable))
@@ -218,6 +221,10 @@ def run_in_thread(replay: Replay) -> ReplayStats:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from excap.episode.reader import EpisodeReader
+    from excap.replay.can_sink import SAFE_INTERFACES, CanSink
+    from excap.replay.player import Replay, ReplayOptions
+
     sinks = build_sinks(args)
     options = ReplayOptions(rate=args.rate, start_s=args.start, end_s=args.end, loop=args.loop, streams=args.streams,
                             max_gap_s=args.max_gap)

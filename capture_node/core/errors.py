@@ -23,3 +23,7 @@ class DriverError(ExcapError):
 
 class DiskFullError(EpisodeError):
     """Free disk space fell to the reserve a recording or a recovery must leave."""
+
+
+class MissingExtraError(ExcapError):
+    """A command needs an optional part of excap (an extra, e.g. `exports`) that is not installed."""

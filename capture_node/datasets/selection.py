@@ -15,7 +15,6 @@ from typing import Any
 from excap.catalogue.index import EpisodeFilter, EpisodeRecord, Warn, select_episodes, stderr_warning
 from excap.core.errors import ExcapError
 from excap.core.state_dir import private_file, state_dir
-from excap.datasets.redaction import Identities, Scrubber
 from excap.people.registry import key_path, load_or_create_key, load_registry, pseudonym, registry_path
 
 DEFAULT_PARTNER = "default"
@@ -45,6 +44,8 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
     """Valid matching episodes whose operator consented to sharing, each with its per-partner pseudonym.
     Left out (and counted): invalid files, operators without consent, operators not in the registry; files that
     cannot be read are skipped (and passed to `warn`)."""
+    from excap.datasets.redaction import Identities, Scrubber
+
     directory = Path(directory)
     registry = load_registry(private_file(registry_path(directory, registry_file)))
     state_dir(directory)

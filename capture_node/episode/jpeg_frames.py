@@ -6,7 +6,6 @@ the decoder allocate for it.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 MAX_SIDE = 8192  # pixels per side a frame may have
@@ -49,6 +48,8 @@ def jpeg_size(data: bytes) -> tuple[int, int] | None:
 
 def decode_jpeg(data: bytes) -> np.ndarray:
     """A JPEG frame as a BGR uint8 image; FrameError (one line) if it is not a JPEG of a sane size."""
+    import cv2  # only readers that decode frames need OpenCV; inspect and validate read headers only
+
     size = jpeg_size(data)
     if size is None:
         raise FrameError("not a JPEG image" if data[:2] != b"\xff\xd8" else "a JPEG without a frame header")

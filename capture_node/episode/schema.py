@@ -8,13 +8,15 @@ import yaml
 
 from excap.schemas import schema_file
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when PyYAML has it: every reader loads this at start
+
 
 @cache
 def load_episode_schema(version: int = 1) -> dict[str, Any]:
     path = schema_file(f"episode/v{version}.yaml")
     if not path.exists():
         raise FileNotFoundError(path)
-    schema: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     return schema
 
 

@@ -23,7 +23,6 @@ from pathlib import Path
 
 from excap.catalogue.index import UNREADABLE_ERRORS, EpisodeFilter, Warn, select_episodes, stderr_warning
 from excap.core.errors import ExcapError
-from excap.episode.annotations import annotation_status
 
 CSV_COLUMNS = ("operator_id", "task", "episodes", "accepted", "accepted_hours", "last_date")
 
@@ -60,6 +59,8 @@ class LedgerRow:
 
 def ledger_episodes(directory: str | Path, since: str | None = None, until: str | None = None,
                     warn: Warn | None = stderr_warning) -> list[LedgerEpisode]:
+    from excap.episode.annotations import annotation_status
+
     directory = Path(directory)
     if not directory.is_dir():
         raise ExcapError(f"{directory}: no such folder")

@@ -15,8 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from excap.replay.timeline import Sample
+if TYPE_CHECKING:
+    from excap.replay.timeline import Sample
 
 LATE_S = 0.002
 MAX_GAP_S = 10.0  # recorded seconds without samples that a replay waits through; longer gaps are shortened
