@@ -5,12 +5,11 @@ reaches the episode: a `fault` event naming the device and the error; for a joys
 command path, the command link is told the input is lost first, so the commands go neutral at once.
 """
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Late, Periodic, Poller
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
@@ -41,9 +40,9 @@ class ScriptedJoystick:
         self.period = 1.0 / SIM_JOYSTICK_RATE_HZ.check(rate_hz, f"joystick {name}: rate_hz")
         self.phase = ""
         self._health = Health.STOPPED
-        self._stop = threading.Event()
         self.guard = ThreadGuard(f"joystick/{name}")
-        self._thread = self.guard.thread(self._run, f"sim-joystick-{name}")
+        # A periodic device that fell behind reports its current sticks, never a burst of stale ones.
+        self._worker = Periodic(f"sim-joystick-{name}", self.period, self._sample, late=Late.SKIP, guard=self.guard)
 
     @property
     def health(self) -> Health:
@@ -53,29 +52,20 @@ class ScriptedJoystick:
 
     def open(self) -> None:
         self._health = Health.OK
-        self._thread.start()
+        self._worker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.stop()
         self._health = Health.STOPPED
 
-    def _run(self) -> None:
-        start = time.monotonic()
-        tick = 0
-        while not self._stop.is_set():
-            delay = start + tick * self.period - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            sticks = self.operator.sample(self.machine.state)
-            t_ns = now_ns()
-            self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
-            if sticks.phase != self.phase:
-                self.phase = sticks.phase
-                if self.event is not None:
-                    self.event("operator_phase", t_ns=t_ns, device=self.name, phase=self.phase)
-            tick += 1
+    def _sample(self, _index: int) -> None:
+        sticks = self.operator.sample(self.machine.state)
+        t_ns = now_ns()
+        self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
+        if sticks.phase != self.phase:
+            self.phase = sticks.phase
+            if self.event is not None:
+                self.event("operator_phase", t_ns=t_ns, device=self.name, phase=self.phase)
 
 
 class DeferredFrames:
@@ -146,30 +136,26 @@ class HealthSupervisor:
         self.joysticks = joysticks
         self.bound = bound
         self.interval_s = interval_s
-        self._stop = threading.Event()
         self.guard = ThreadGuard("station/health_supervisor")
-        self._thread = self.guard.thread(self._run, "joystick-health")
+        self._worker = Poller("joystick-health", interval_s, self._check, guard=self.guard)
         self._last: dict[str, Health] = {}
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            for name, driver in self.joysticks.items():
-                health = driver.health
-                previous = self._last.get(name)
-                self._last[name] = health
-                if health == previous or previous is None:
-                    continue
-                if health == Health.DISCONNECTED:
-                    self.event("joystick_lost", device=name)
-                    if name in self.bound and self.link is not None:
-                        self.link.input_lost(f"joystick {name} disconnected")
-                elif previous == Health.DISCONNECTED:
-                    self.event("joystick_back", device=name)
+    def _check(self) -> None:
+        for name, driver in self.joysticks.items():
+            health = driver.health
+            previous = self._last.get(name)
+            self._last[name] = health
+            if health == previous or previous is None:
+                continue
+            if health == Health.DISCONNECTED:
+                self.event("joystick_lost", device=name)
+                if name in self.bound and self.link is not None:
+                    self.link.input_lost(f"joystick {name} disconnected")
+            elif previous == Health.DISCONNECTED:
+                self.event("joystick_back", device=name)

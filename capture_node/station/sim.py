@@ -8,7 +8,6 @@ the commands first), never silence.
 """
 
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import ConfigError
+from excap.core.periodic import Late, Periodic, wait_until
 from excap.drivers import limits
 from excap.drivers.base import ThreadGuard
 from excap.drivers.can.decoder import FrameDecoder
@@ -84,34 +84,26 @@ class _OperatorLoop:
         self.operator = operator
         self.link = link
         self.period = 1.0 / rate_hz
-        self._stop = threading.Event()
+        self.phase = ""
         self.guard = ThreadGuard("joystick/operator")
-        self._thread = self.guard.thread(self._run, "sim-operator")
+        # A periodic device that fell behind reports its current sticks, never a burst of stale ones.
+        self._worker = Periodic("sim-operator", self.period, self._sample, late=Late.SKIP, guard=self.guard)
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._worker.stop()
 
-    def _run(self) -> None:
-        start = time.monotonic()
-        tick = 0
-        phase = ""
-        while not self._stop.is_set():
-            delay = start + tick * self.period - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            blocked = self.link.state == LinkState.NEUTRALISED
-            sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
-            t_ns = now_ns()
-            self.link.set_input(OperatorInput(sticks.axes, sticks.buttons, t_ns))
-            self.joystick.put((t_ns, t_ns, sticks.axes, sticks.buttons))
-            if sticks.phase != phase:
-                phase = sticks.phase
-                self.recorder.event("operator_phase", t_ns=t_ns, phase=phase)
-            tick += 1
+    def _sample(self, _index: int) -> None:
+        blocked = self.link.state == LinkState.NEUTRALISED
+        sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
+        t_ns = now_ns()
+        self.link.set_input(OperatorInput(sticks.axes, sticks.buttons, t_ns))
+        self.joystick.put((t_ns, t_ns, sticks.axes, sticks.buttons))
+        if sticks.phase != self.phase:
+            self.phase = sticks.phase
+            self.recorder.event("operator_phase", t_ns=t_ns, phase=self.phase)
 
 
 def command_link_for(recorder: Recorder, mapper: CommandMapper, send: Callable[[can.Message], None],
@@ -124,15 +116,6 @@ def command_link_for(recorder: Recorder, mapper: CommandMapper, send: Callable[[
         on_command=lambda t_ns, values, enabled: control.put((t_ns, values, enabled)),
         on_event=lambda kind, t_ns, detail: recorder.event(kind, t_ns=t_ns, **detail),
     )
-
-
-def _wait_until_done(stop: threading.Event, recorder: Recorder, duration_s: float | None) -> None:
-    """Until the duration is over, `stop` is set, or the recorder has failed."""
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    while not recorder.fault:
-        remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-        if remaining <= 0 or stop.wait(remaining):
-            return
 
 
 def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = None,
@@ -190,7 +173,7 @@ def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = N
             if on_started is not None:
                 on_started(recorder)
             try:
-                _wait_until_done(stop, recorder, options.duration_s)
+                wait_until(lambda: recorder.fault, stop, options.duration_s)  # or the recorder failed
             finally:
                 control.stop()
                 link.stop()
