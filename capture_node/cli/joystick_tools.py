@@ -26,6 +26,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import ConfigError, DriverError
+from excap.core.periodic import Cadence, Late, Periodic
 from excap.drivers.base import DriverCounters, Health
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.calibration import Calibrator, DeviceCalibration
@@ -70,8 +71,7 @@ class SimJoystick:
         self.config = config
         self._on_sample = on_sample
         self._state = sweep_state(config.axis_count, config.button_count)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
         self.counters = DriverCounters()
 
     @property
@@ -80,19 +80,18 @@ class SimJoystick:
 
     @property
     def health(self) -> Health:
-        return Health.OK if self._thread is not None else Health.STOPPED
+        return Health.OK if self._worker is not None else Health.STOPPED
 
     def open(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"sim-joystick-{self.config.name}", daemon=True)
-            self._thread.start()
+        if self._worker is None:
+            # A periodic device that fell behind sends its current state, never a burst.
+            self._worker = Periodic(f"sim-joystick-{self.config.name}", 1.0 / self.config.rate_hz, self._sample,
+                                    late=Late.SKIP).start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def __enter__(self) -> "SimJoystick":
         self.open()
@@ -102,18 +101,14 @@ class SimJoystick:
                  tb: types.TracebackType | None) -> None:
         self.close()
 
-    def _run(self) -> None:
-        period = 1.0 / self.config.rate_hz
-        index = 0
-        while not self._stop.wait(period):
-            axes, buttons = self._state(index)
-            t_ns = now_ns()
-            self.counters.count_sample(t_ns)
-            try:
-                self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
-            except Exception:
-                self.counters.dropped += 1
-            index += 1
+    def _sample(self, index: int) -> None:
+        axes, buttons = self._state(index)
+        t_ns = now_ns()
+        self.counters.count_sample(t_ns)
+        try:
+            self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
+        except Exception:
+            self.counters.dropped += 1
 
 
 # -- a J1939 joystick with a bus of its own ------------------------------------------------------
@@ -413,14 +408,16 @@ def monitor(driver_factory: DriverFactory, out: TextIO, duration_s: float | None
     name = driver_name(driver)
     stop = stop or threading.Event()
     tty = out.isatty()
-    period = 1.0 / refresh_hz
     driver.open()
     start = time.monotonic()
+    end = math.inf if duration_s is None else start + duration_s
+    refresh = Cadence(1.0 / refresh_hz, Late.SKIP, start)  # a slow terminal skips refreshes, never bursts
     tracker.started_ns = now_ns()
     if tty:
         out.write("\x1b[?25l\x1b[2J")
     try:
         while True:
+            refresh.take()
             elapsed = time.monotonic() - start
             view = (elapsed, name, driver.health, tracker.rate_hz(), tracker.latest, names,
                     getattr(driver, "counters", None))
@@ -431,8 +428,7 @@ def monitor(driver_factory: DriverFactory, out: TextIO, duration_s: float | None
             out.flush()
             if duration_s is not None and elapsed >= duration_s:
                 break
-            wait = period if duration_s is None else min(period, max(0.0, duration_s - elapsed))
-            if stop.wait(wait):
+            if stop.wait(max(0.0, min(refresh.due, end) - time.monotonic())):
                 break
     except KeyboardInterrupt:
         pass

@@ -90,17 +90,18 @@ class Worker:
     """A named daemon thread running `body` (or the subclass's `run`) once, under `guard`.
 
     `guard` is the owner's (a device keeps one guard for all its threads and reopenings); without one the
-    worker has its own, named like the worker. `on_error` listens to the guard.
+    worker has its own, named like the worker. `on_error` listens to the guard. `stop`: an event of the
+    owner's that stops the worker when set (stopping the worker sets it too).
     """
 
     def __init__(self, name: str, body: Callable[[], None] | None = None, *, guard: ThreadGuard | None = None,
-                 on_error: FaultListener | None = None) -> None:
+                 on_error: FaultListener | None = None, stop: threading.Event | None = None) -> None:
         self.name = name
         self.guard = guard if guard is not None else ThreadGuard(name)
         if on_error is not None:
             self.guard.listen(on_error)
         self._body = body
-        self._stop = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -221,17 +222,19 @@ class Periodic(Worker):
 
 class Poller(Worker):
     """`poll()` every `interval_s` seconds, counted from the end of the previous call (the first after one
-    interval), until stopped."""
+    interval), until stopped or until `poll()` returns False (it is done)."""
 
-    def __init__(self, name: str, interval_s: float, poll: Callable[[], None], *, guard: ThreadGuard | None = None,
-                 on_error: FaultListener | None = None) -> None:
-        super().__init__(name, guard=guard, on_error=on_error)
+    def __init__(self, name: str, interval_s: float, poll: Callable[[], bool | None], *,
+                 guard: ThreadGuard | None = None, on_error: FaultListener | None = None,
+                 stop: threading.Event | None = None) -> None:
+        super().__init__(name, guard=guard, on_error=on_error, stop=stop)
         self.interval_s = _positive(interval_s, f"{name}: interval")
         self._poll = poll
 
     def run(self) -> None:
         while not self.wait(self.interval_s):
-            self._poll()
+            if self._poll() is False:
+                return
 
 
 def wait_until(done: Callable[[], object], stop: threading.Event, timeout_s: float | None = None,
