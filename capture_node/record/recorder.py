@@ -33,7 +33,9 @@ from excap.episode.journal import JournalWriter
 from excap.episode.metadata import OUTCOMES, EpisodeMetadata, EpisodePaths
 from excap.episode.streams import Batch, StreamSpec, batch_bytes, concat_batches, events_spec, rows_to_batch
 from excap.record.disk_space import describe, free_bytes, reserve_bytes
-from excap.record.queues import DropCountingQueue
+from excap.record.queues import StreamHandle, StreamStatus
+
+__all__ = ["PHASES", "Recorder", "RecorderConfig", "StreamHandle", "StreamStatus", "publish_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -51,38 +53,6 @@ class RecorderConfig:
     h5_interval_s: float = 1.0
     disk_reserve_bytes: int = field(default_factory=reserve_bytes)  # see excap.record.disk_space
     on_phase: Callable[[str], None] | None = None
-
-
-@dataclass
-class StreamStatus:
-    path: str
-    accepted: int
-    dropped: int
-    last_t_ns: int | None
-    rate_hz: float
-
-
-class StreamHandle:
-    """A driver's end of one stream."""
-
-    def __init__(self, spec: StreamSpec) -> None:
-        self.spec = spec
-        self.queue = DropCountingQueue(spec.queue_capacity)
-        self.last_t_ns: int | None = None
-        self._rate_mark = (0, now_ns())
-        self.rate_hz = 0.0
-
-    def put(self, row: tuple[Any, ...]) -> bool:
-        """Queue one row (column order of the spec, `t_ns` first). False if it was dropped."""
-        self.last_t_ns = row[0]
-        return self.queue.put(row)
-
-    def update_rate(self, t_ns: int) -> None:
-        count, since = self._rate_mark
-        elapsed = (t_ns - since) / 1e9
-        if elapsed >= 0.5:
-            self.rate_hz = (self.queue.accepted - count) / elapsed
-            self._rate_mark = (self.queue.accepted, t_ns)
 
 
 @dataclass
