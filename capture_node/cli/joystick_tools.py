@@ -29,6 +29,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import ConfigError, DriverError
+from excap.core.periodic import Cadence, Late
 from excap.drivers.base import DriverCounters, Health
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.calibration import Calibrator, DeviceCalibration
@@ -347,14 +348,16 @@ def monitor(driver_factory: DriverFactory, out: TextIO, duration_s: float | None
     name = driver_name(driver)
     stop = stop or threading.Event()
     tty = out.isatty()
-    period = 1.0 / refresh_hz
     driver.open()
     start = time.monotonic()
+    end = math.inf if duration_s is None else start + duration_s
+    refresh = Cadence(1.0 / refresh_hz, Late.SKIP, start)  # a slow terminal skips refreshes, never bursts
     tracker.started_ns = now_ns()
     if tty:
         out.write("\x1b[?25l\x1b[2J")
     try:
         while True:
+            refresh.take()
             elapsed = time.monotonic() - start
             view = (elapsed, name, driver.health, tracker.rate_hz(), tracker.latest, names,
                     getattr(driver, "counters", None))
@@ -365,8 +368,7 @@ def monitor(driver_factory: DriverFactory, out: TextIO, duration_s: float | None
             out.flush()
             if duration_s is not None and elapsed >= duration_s:
                 break
-            wait = period if duration_s is None else min(period, max(0.0, duration_s - elapsed))
-            if stop.wait(wait):
+            if stop.wait(max(0.0, min(refresh.due, end) - time.monotonic())):
                 break
     except KeyboardInterrupt:
         pass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from excap import __version__
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.extras import require_extra
+from excap.core.periodic import Poller
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -158,26 +159,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _StatusLine:
+class _StatusLine(Poller):
     """One line on stderr, refreshed every second: is every stream alive, is anything dropping?"""
 
     def __init__(self, recorder: Recorder, stop: threading.Event) -> None:
+        super().__init__("status-line", 1.0, self._refresh, stop=stop)
         self.recorder = recorder
-        self.stop = stop
-        self._thread = threading.Thread(target=self._run, name="status-line", daemon=True)
-        self._thread.start()
+        self.start()
 
-    def _run(self) -> None:
-        while not self.stop.wait(1.0) and self.recorder.running:
-            parts = []
-            for s in self.recorder.status():
-                if "/decoded/" in s.path or s.path == "events":
-                    continue
-                parts.append(f"{s.path.split('/')[-1]} {s.rate_hz:.0f}Hz" + (f" DROP {s.dropped}" if s.dropped else ""))
-            elapsed = (self.recorder.status()[0].last_t_ns or self.recorder.start_t_ns) - self.recorder.start_t_ns
-            sys.stderr.write(f"\r\033[K● REC {elapsed / 1e9:6.1f}s  " + "  ".join(parts))
-            sys.stderr.flush()
+    def run(self) -> None:
+        super().run()
         sys.stderr.write("\r\033[K")
+
+    def _refresh(self) -> bool:
+        if not self.recorder.running:
+            return False
+        parts = []
+        for s in self.recorder.status():
+            if "/decoded/" in s.path or s.path == "events":
+                continue
+            parts.append(f"{s.path.split('/')[-1]} {s.rate_hz:.0f}Hz" + (f" DROP {s.dropped}" if s.dropped else ""))
+        elapsed = (self.recorder.status()[0].last_t_ns or self.recorder.start_t_ns) - self.recorder.start_t_ns
+        sys.stderr.write(f"\r\033[K● REC {elapsed / 1e9:6.1f}s  " + "  ".join(parts))
+        sys.stderr.flush()
+        return True
 
 
 def _install_stop_signals(stop: threading.Event) -> None:

@@ -1,1 +1,1 @@
-"""What every layer uses: the one clock, excap's errors, YAML files and private state folders."""
+"""What every layer uses: the one clock, excap's errors, YAML files, private state folders and worker threads."""

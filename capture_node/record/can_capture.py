@@ -11,7 +11,6 @@ error escaping the reader thread is the bus's fault (`guard`): health FAILED, th
 
 import logging
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import can
@@ -19,10 +18,12 @@ import numpy as np
 
 from excap.core.clock import now_ns
 from excap.core.errors import DriverError
+from excap.core.periodic import Cadence, Late
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.can.bus_config import CanBusConfig, open_bus
 from excap.drivers.can.decoder import FrameDecoder
 from excap.drivers.can.dm1 import Dm1Monitor
+from excap.drivers.reader import DeviceReader, Outage, SourceLost
 from excap.episode.streams import CAN_CLASSIC_BYTES, CAN_FD_BYTES, can_decoded_spec, can_spec
 
 if TYPE_CHECKING:
@@ -100,8 +101,8 @@ class CanCapture:
         self._lock = threading.Lock()
         self.frames = 0
         self.error_frames = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader: DeviceReader | None = None
+        self._state_poll = Cadence(STATE_POLL_S, Late.SKIP)
         self.guard = ThreadGuard(f"can/{channel}")
         self._send_lock = threading.Lock()
         self._frame_lock = threading.Lock()
@@ -124,18 +125,21 @@ class CanCapture:
             raise
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._reader is not None:
             raise DriverError(f"CAN {self.channel}: capture already started")
-        self._stop.clear()
-        self._thread = self.guard.thread(self._run, f"excap-can-{self.channel}")
-        self._thread.start()
+        # A lost bus stays open until it is reopened (the caller may own it): nothing to release on a loss.
+        self._reader = DeviceReader(
+            f"excap-can-{self.channel}", guard=self.guard, counters=self.counters, connect=self._reopen,
+            read=self._read, release=lambda: None, lost=self._lost, back=self._back,
+            retry_s=self._reconnect_interval_s, loss_errors=(), describe=_describe_error,
+            connected=self.bus is not None and self._health != Health.DISCONNECTED)
+        self._reader.start()
 
     def stop(self) -> None:
         """Stop reading; a bus opened from configuration is shut down. Idempotent."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
         if self.config is not None and self.bus is not None:
             self._shutdown_bus(self.bus)
             self.bus = None
@@ -169,39 +173,35 @@ class CanCapture:
 
     # -- reader thread ----------------------------------------------------------------------
 
-    def _run(self) -> None:
-        next_state_poll = 0.0
-        while not self._stop.is_set():
-            bus = self.bus
-            if bus is None or self._health == Health.DISCONNECTED:
-                if not self._stop.wait(self._reconnect_interval_s()):
-                    self._reopen()
-                continue
+    def _read(self) -> None:
+        """Receive one frame (or time out), and read `bus.state` every STATE_POLL_S."""
+        bus = self.bus
+        if bus is None:
+            raise SourceLost("no bus")
+        try:
+            msg = bus.recv(RECV_TIMEOUT_S)
+        except Exception as exc:  # a line the adapter garbled is one bad frame; anything else: device gone
+            if skip_malformed_input(bus, exc):
+                self.counters.bad_frames += 1
+                log.debug("CAN %s: malformed input skipped: %s", self.channel, exc)
+                return
+            raise SourceLost(_describe_error(exc)) from exc
+        if msg is not None:
             try:
-                msg = bus.recv(RECV_TIMEOUT_S)
-            except Exception as exc:  # a line the adapter garbled is one bad frame; anything else: device gone
-                if skip_malformed_input(bus, exc):
-                    self.counters.bad_frames += 1
-                    log.debug("CAN %s: malformed input skipped: %s", self.channel, exc)
-                else:
-                    self.on_error(exc)
-                continue
-            if msg is not None:
-                try:
-                    self.on_frame(msg)
-                except Exception:  # a bad frame must not end the capture
-                    self.counters.bad_frames += 1
-                    log.exception("CAN %s: cannot record frame %r", self.channel, msg)
-            if time.monotonic() >= next_state_poll:
-                self._poll_state(bus)
-                next_state_poll = time.monotonic() + STATE_POLL_S
+                self.on_frame(msg)
+            except Exception:  # a bad frame must not end the capture
+                self.counters.bad_frames += 1
+                log.exception("CAN %s: cannot record frame %r", self.channel, msg)
+        if self._state_poll.until_due() <= 0:
+            self._state_poll.take()
+            self._poll_state(bus)
 
     def _reconnect_interval_s(self) -> float:
         return self.config.reconnect_interval_s if self.config is not None else 1.0
 
-    def _reopen(self) -> None:
+    def _reopen(self) -> bool:
         if self.config is None:
-            return
+            return False
         if self.bus is not None:
             self._shutdown_bus(self.bus)
             self.bus = None
@@ -209,10 +209,13 @@ class CanCapture:
             bus = open_bus(self.config)
         except DriverError as exc:
             log.debug("%s", exc)
-            return
+            return False
         self.bus = bus
         self.bus_state = can.BusState.ACTIVE
-        self.counters.reconnects += 1
+        return True
+
+    def _back(self, _outage: Outage) -> None:
+        assert self.config is not None
         self._health = Health.OK
         self.recorder.event("reconnect", channel=self.channel, interface=self.config.interface,
                             reconnects=self.counters.reconnects)
@@ -320,13 +323,23 @@ class CanCapture:
 
     def on_error(self, exc: Exception) -> None:
         """The bus failed: one `fault` event per disconnection, then DISCONNECTED until reopened."""
+        if self._reader is not None and self._reader.running:
+            self._reader.lose(_describe_error(exc))  # the reader retries from its next turn
+        else:
+            self._lost(_describe_error(exc))
+
+    def _lost(self, error: str) -> None:
         if self._health == Health.DISCONNECTED:
             return
         self._health = Health.DISCONNECTED
-        error = f"{type(exc).__name__}: {exc}"
-        if exc.__cause__ is not None:  # python-can wraps the backend's own error, which says what happened
-            error += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
-        error = " ".join(error.split())
         log.warning("CAN %s: bus lost (%s)", self.channel, error)
         self.recorder.event("fault", channel=self.channel, error=error,
                             reconnecting=self.config is not None)
+
+
+def _describe_error(exc: BaseException) -> str:
+    """The error on one line; python-can wraps the backend's own error, which says what happened."""
+    error = f"{type(exc).__name__}: {exc}"
+    if exc.__cause__ is not None:
+        error += f" ({type(exc.__cause__).__name__}: {exc.__cause__})"
+    return " ".join(error.split())

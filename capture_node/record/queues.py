@@ -1,8 +1,12 @@
-"""A bounded, never-blocking hand-off from a driver thread to the writer thread."""
+"""A bounded, never-blocking hand-off from a driver thread to the writer thread, and a driver's end of a stream."""
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
+
+from excap.core.clock import now_ns
+from excap.episode.streams import StreamSpec
 
 
 class DropCountingQueue:
@@ -52,3 +56,35 @@ class DropCountingQueue:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+@dataclass
+class StreamStatus:
+    path: str
+    accepted: int
+    dropped: int
+    last_t_ns: int | None
+    rate_hz: float
+
+
+class StreamHandle:
+    """A driver's end of one stream."""
+
+    def __init__(self, spec: StreamSpec) -> None:
+        self.spec = spec
+        self.queue = DropCountingQueue(spec.queue_capacity)
+        self.last_t_ns: int | None = None
+        self._rate_mark = (0, now_ns())
+        self.rate_hz = 0.0
+
+    def put(self, row: tuple[Any, ...]) -> bool:
+        """Queue one row (column order of the spec, `t_ns` first). False if it was dropped."""
+        self.last_t_ns = row[0]
+        return self.queue.put(row)
+
+    def update_rate(self, t_ns: int) -> None:
+        count, since = self._rate_mark
+        elapsed = (t_ns - since) / 1e9
+        if elapsed >= 0.5:
+            self.rate_hz = (self.queue.accepted - count) / elapsed
+            self._rate_mark = (self.queue.accepted, t_ns)

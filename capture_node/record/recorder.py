@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +27,15 @@ from typing import Any
 
 from excap.core.clock import now_ns, utc_iso, utc_offset_ns
 from excap.core.errors import DiskFullError, EpisodeError
+from excap.core.periodic import Late, Periodic, Poller
 from excap.episode.h5writer import EpisodeFileWriter
 from excap.episode.journal import JournalWriter
 from excap.episode.metadata import OUTCOMES, EpisodeMetadata, EpisodePaths
 from excap.episode.streams import Batch, StreamSpec, batch_bytes, concat_batches, events_spec, rows_to_batch
 from excap.record.disk_space import describe, free_bytes, reserve_bytes
-from excap.record.queues import DropCountingQueue
+from excap.record.queues import StreamHandle, StreamStatus
+
+__all__ = ["PHASES", "Recorder", "RecorderConfig", "StreamHandle", "StreamStatus", "publish_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -54,38 +56,6 @@ class RecorderConfig:
 
 
 @dataclass
-class StreamStatus:
-    path: str
-    accepted: int
-    dropped: int
-    last_t_ns: int | None
-    rate_hz: float
-
-
-class StreamHandle:
-    """A driver's end of one stream."""
-
-    def __init__(self, spec: StreamSpec) -> None:
-        self.spec = spec
-        self.queue = DropCountingQueue(spec.queue_capacity)
-        self.last_t_ns: int | None = None
-        self._rate_mark = (0, now_ns())
-        self.rate_hz = 0.0
-
-    def put(self, row: tuple[Any, ...]) -> bool:
-        """Queue one row (column order of the spec, `t_ns` first). False if it was dropped."""
-        self.last_t_ns = row[0]
-        return self.queue.put(row)
-
-    def update_rate(self, t_ns: int) -> None:
-        count, since = self._rate_mark
-        elapsed = (t_ns - since) / 1e9
-        if elapsed >= 0.5:
-            self.rate_hz = (self.queue.accepted - count) / elapsed
-            self._rate_mark = (self.queue.accepted, t_ns)
-
-
-@dataclass
 class _Pending:
     spec: StreamSpec
     batches: list[Batch] = field(default_factory=list)
@@ -101,9 +71,8 @@ class Recorder:
         self._handles: dict[str, StreamHandle] = {}
         self._handles_lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._journal_thread: threading.Thread | None = None
+        self._journal_worker: Periodic | None = None
+        self._h5_worker: Poller | None = None
         self._pending_lock = threading.Lock()
         self._pending_bytes = 0  # in the journal, not yet in the HDF5 file
         self._journal: JournalWriter | None = None
@@ -133,14 +102,15 @@ class Recorder:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """The writers are running (not stopped, and no write failed)."""
+        return self._h5_worker is not None and self._h5_worker.running
 
     def _phase(self, name: str) -> None:
         if self.config.on_phase is not None:
             self.config.on_phase(name)
 
     def start(self) -> None:
-        if self._thread is not None:
+        if self._h5_worker is not None:
             raise EpisodeError("recorder already started")
         self.paths.recording_dir.mkdir(parents=True, exist_ok=True)
         if self.paths.final.exists():
@@ -172,10 +142,13 @@ class Recorder:
             self._abandon_start()
             raise
         self.event("start", episode_id=self.metadata.episode_id)
-        self._journal_thread = threading.Thread(target=self._run_journal, name="excap-journal", daemon=True)
-        self._thread = threading.Thread(target=self._run_h5, name="excap-hdf5", daemon=True)
-        self._journal_thread.start()
-        self._thread.start()
+        # The journal's cadence bounds what a crash can lose; a late drain runs at once and the schedule
+        # restarts from it (one drain takes all that queued up: a burst would only write empty batches).
+        self._journal_worker = Periodic("excap-journal", self.config.journal_interval_s, self._journal_tick,
+                                        late=Late.REANCHOR)
+        self._h5_worker = Poller("excap-hdf5", self.config.h5_interval_s, self._h5_tick)
+        self._journal_worker.start()
+        self._h5_worker.start()
         self._phase("started")
 
     def _abandon_start(self) -> None:
@@ -191,15 +164,17 @@ class Recorder:
         """Finish the episode and return its final path (`fault` says if it stopped early)."""
         if self._finished is not None:
             return self._finished
-        if self._thread is None:
+        if self._h5_worker is None or self._journal_worker is None:
             raise EpisodeError("recorder was never started")
         if outcome is not None:
             self.set_outcome(outcome)
         end_t_ns = now_ns()
         self.event("stop", reason=reason)
         self._phase("stopping")
-        self._stop.set()
-        self._thread.join()
+        self._journal_worker.stop()
+        self._write(self._drain_to_journal)  # the rows queued since the last drain
+        self._h5_worker.stop()
+        self._write(self._write_pending_to_h5)
         self._phase("writers_done")
         assert self._journal is not None and self._h5 is not None
         if not self._broken:
@@ -291,30 +266,19 @@ class Recorder:
     # cadence, and with it the crash-loss bound, never waits on HDF5 or on disk syncs. The HDF5
     # thread syncs the journal to disk, then appends what the journal thread handed over.
 
-    def _run_journal(self) -> None:
-        interval = self.config.journal_interval_s
-        due = time.monotonic() + interval
-        try:
-            while True:
-                stopping = self._stop.wait(max(0.0, due - time.monotonic()))
-                due = max(due + interval, time.monotonic())  # a fixed schedule; never a burst to catch up
-                self._drain_to_journal()
-                if stopping or self._broken:
-                    return
-        except Exception as exc:  # any writer failure must leave the journal for recovery
-            self._fail(exc)
+    def _journal_tick(self, _index: int) -> None:
+        self._write(self._drain_to_journal)
 
-    def _run_h5(self) -> None:
-        assert self._journal_thread is not None
+    def _h5_tick(self) -> None:
+        self._write(self._write_pending_to_h5)
+
+    def _write(self, step: Callable[[], None]) -> None:
+        """One writer step, unless a write failed before; a failure stops both writers."""
+        if self._broken:
+            return
         try:
-            while self._journal_thread.is_alive():
-                self._journal_thread.join(self.config.h5_interval_s)
-                if self._broken:
-                    return
-                self._write_pending_to_h5()
-            if not self._broken:
-                self._write_pending_to_h5()  # the journal thread's last drain may land after the write above
-        except Exception as exc:
+            step()
+        except Exception as exc:  # any writer failure must leave the journal for recovery
             self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
@@ -324,7 +288,9 @@ class Recorder:
         if isinstance(exc, OSError) and exc.errno is not None:
             message = f"write failed: {exc.strerror or exc}"
         self._set_fault(message)
-        self._stop.set()
+        for worker in (self._journal_worker, self._h5_worker):
+            if worker is not None:
+                worker.request_stop()
 
     def _set_fault(self, message: str) -> None:
         first = not self.fault

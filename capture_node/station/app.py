@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from excap.core.periodic import Poller
 from excap.station.bindings import StationBindings
 from excap.station.config import StationConfig
 from excap.station.control import StationController
@@ -66,37 +66,33 @@ class StatusLine:
         self.always = always
         self.interval_s = interval_s
         self.tty = stream.isatty()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="station-status-line", daemon=True)
+        self._worker = Poller("station-status-line", interval_s, self._refresh)
         self._shown = False
+        self._last_plain = 0.0
 
     def start(self) -> StatusLine:
-        self._thread.start()
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.stop()
         if self._shown and self.tty:
             self.stream.write("\r\033[K")
             self.stream.flush()
 
-    def _run(self) -> None:
-        last_plain = 0.0
-        while not self._stop.wait(self.interval_s):
-            browser = time.monotonic() - self.station.last_poll < BROWSER_GONE_S
-            if browser and not self.always:
-                if self._shown and self.tty:
-                    self.stream.write("\r\033[K(page open in a browser)")
-                    self.stream.flush()
-                continue
-            line = status_line(self.station.status())
-            if self.tty:
-                width = shutil.get_terminal_size((160, 24)).columns
-                self.stream.write("\r\033[K" + line[: width - 1])
-            elif time.monotonic() - last_plain >= 5.0:
-                self.stream.write(line + "\n")
-                last_plain = time.monotonic()
-            self.stream.flush()
-            self._shown = True
+    def _refresh(self) -> None:
+        browser = time.monotonic() - self.station.last_poll < BROWSER_GONE_S
+        if browser and not self.always:
+            if self._shown and self.tty:
+                self.stream.write("\r\033[K(page open in a browser)")
+                self.stream.flush()
+            return
+        line = status_line(self.station.status())
+        if self.tty:
+            width = shutil.get_terminal_size((160, 24)).columns
+            self.stream.write("\r\033[K" + line[: width - 1])
+        elif time.monotonic() - self._last_plain >= 5.0:
+            self.stream.write(line + "\n")
+            self._last_plain = time.monotonic()
+        self.stream.flush()
+        self._shown = True

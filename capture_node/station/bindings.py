@@ -14,11 +14,11 @@ start or stop).
 from __future__ import annotations
 
 import queue
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Worker
 from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.machine.profiles import StationBinding
 from excap.station.runtime import StationRuntime, Subscription
@@ -121,8 +121,8 @@ class StationBindings:
         self._latest: dict[str, JoystickSample] = {}
         self._queue: queue.SimpleQueue[tuple[float, frozenset[str]]] = queue.SimpleQueue()
         self._pressed: frozenset[str] = frozenset()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="station-bindings", daemon=True)
+        # Waits for button changes, looking again every TICK_S for held gestures: driven by events, not a rate.
+        self._worker = Worker("station-bindings", self._run)
         self._subscription: Subscription | None = None
         self.fired: list[str] = []
 
@@ -132,15 +132,14 @@ class StationBindings:
     def start(self) -> StationBindings:
         if self._sources:
             self._subscription = self.runtime.subscribe(joystick=self._on_sample)
-            self._thread.start()
+            self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
+        self._worker.request_stop()
         if self._subscription is not None:
             self._subscription.cancel()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.join()
 
     def pending(self) -> Pending | None:
         return self.gestures.pending(now_ns() / 1e9)
@@ -162,7 +161,7 @@ class StationBindings:
                    for device in self._periodic)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._worker.stopping:
             try:
                 t_s, pressed = self._queue.get(timeout=TICK_S)
             except queue.Empty:

@@ -5,10 +5,10 @@ reaches the episode: a `fault` event naming the device and the error; for a joys
 command path, the command link is told the input is lost first, so the commands go neutral at once.
 """
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from excap.core.periodic import Poller
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.machine.command_link import CommandLink
@@ -71,30 +71,26 @@ class HealthSupervisor:
         self.joysticks = joysticks
         self.bound = bound
         self.interval_s = interval_s
-        self._stop = threading.Event()
         self.guard = ThreadGuard("station/health_supervisor")
-        self._thread = self.guard.thread(self._run, "joystick-health")
+        self._worker = Poller("joystick-health", interval_s, self._check, guard=self.guard)
         self._last: dict[str, Health] = {}
 
     def start(self) -> None:
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.stop()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            for name, driver in self.joysticks.items():
-                health = driver.health
-                previous = self._last.get(name)
-                self._last[name] = health
-                if health == previous or previous is None:
-                    continue
-                if health == Health.DISCONNECTED:
-                    self.event("joystick_lost", device=name)
-                    if name in self.bound and self.link is not None:
-                        self.link.input_lost(f"joystick {name} disconnected")
-                elif previous == Health.DISCONNECTED:
-                    self.event("joystick_back", device=name)
+    def _check(self) -> None:
+        for name, driver in self.joysticks.items():
+            health = driver.health
+            previous = self._last.get(name)
+            self._last[name] = health
+            if health == previous or previous is None:
+                continue
+            if health == Health.DISCONNECTED:
+                self.event("joystick_lost", device=name)
+                if name in self.bound and self.link is not None:
+                    self.link.input_lost(f"joystick {name} disconnected")
+            elif previous == Health.DISCONNECTED:
+                self.event("joystick_back", device=name)

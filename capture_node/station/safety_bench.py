@@ -17,6 +17,7 @@ import can
 import numpy as np
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Late, Periodic
 from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
 from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, OperatorInput
 from excap.drivers.machine.mapping import CommandMapper
@@ -76,20 +77,16 @@ def run_safety_bench(losses: int = 60, rate_hz: float = 50.0, timeout_s: float =
     centred = tuple(0.0 for _ in profile.axes)
     deflected = tuple(mapper.sticks_for([0.6] + [0.0] * (len(profile.functions) - 1)))
     results: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    feeding = threading.Event()
     current: list[OperatorInput | None] = [OperatorInput(centred, released, now_ns())]
 
-    def feeder() -> None:  # a periodic joystick at 100 Hz
-        while True:
-            if feeding.wait(0.01):
-                return
-            if current[0] is not None:
-                sample = current[0]
-                link.set_input(OperatorInput(sample.axes, sample.buttons, now_ns()))
+    def feed(_index: int) -> None:
+        if current[0] is not None:
+            sample = current[0]
+            link.set_input(OperatorInput(sample.axes, sample.buttons, now_ns()))
 
-    thread = threading.Thread(target=feeder, daemon=True)
+    joystick = Periodic("safety-bench-joystick", 0.01, feed, late=Late.SKIP)  # a periodic joystick at 100 Hz
     link.start()
-    thread.start()
+    joystick.start()
     try:
         for index in range(losses):
             kind = KINDS[index % len(KINDS)]
@@ -118,8 +115,7 @@ def run_safety_bench(losses: int = 60, rate_hz: float = 50.0, timeout_s: float =
             results[kind].append(max(0.0, (neutral.t_ns - onset) / 1e6))
             current[0] = OperatorInput(centred, released, now_ns())
     finally:
-        feeding.set()
-        thread.join()
+        joystick.stop()
         link.stop()
         notifier.stop()
         station.shutdown()

@@ -12,10 +12,10 @@ operator raises CertificationRefused before any device is opened.
 """
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from excap.core.periodic import wait_until
 from excap.record.recorder import Recorder
 from excap.station.certification import CertificationRefused, check_station_operator, session_operator, start_certified
 from excap.station.config import StationConfig
@@ -41,11 +41,7 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
         recorder, _check = start_certified(runtime, overrides, check)
         if on_started is not None:
             on_started(recorder)
-        deadline = None if duration_s is None else time.monotonic() + duration_s
-        while not recorder.fault:
-            remaining = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
-            if remaining <= 0 or stop.wait(remaining):
-                break
+        wait_until(lambda: recorder.fault, stop, duration_s)  # or the recorder failed
     except BaseException:
         runtime.close(reason="exception", outcome="aborted")
         raise

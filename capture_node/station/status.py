@@ -10,12 +10,12 @@ JSON API and the terminal status line.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Poller
 from excap.drivers.base import Health
 from excap.station.bindings import StationBindings
 from excap.station.control import StationController
@@ -48,22 +48,15 @@ class StationMonitor:
         self._first_data: dict[str, float] = {}  # stream -> monotonic time its first sample was seen
         self._offset_ns: int | None = None
         self._sizes: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="station-monitor", daemon=True)
+        self._worker = Poller("station-monitor", interval_s, self.sample)
 
     def start(self) -> StationMonitor:
         self.sample()
-        self._thread.start()
+        self._worker.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.sample()
+        self._worker.stop()
 
     def sample(self) -> None:
         now = time.monotonic()

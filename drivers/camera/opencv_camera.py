@@ -23,11 +23,7 @@ import logging
 import math
 import os
 import sys
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +31,14 @@ import cv2
 import numpy as np
 
 from excap.core.clock import now_ns
-from excap.core.errors import ConfigError, DriverError
+from excap.core.errors import DriverError
+from excap.core.periodic import Cadence, Late
 from excap.drivers.base import DriverCounters, Health, ThreadGuard, one_line
-from excap.drivers.config_schema import validate_whole
-from excap.drivers.device_schema import CameraEntry
+from excap.drivers.camera.config import CameraConfig, CameraInfo, SourceKind, source_kind
+from excap.drivers.reader import DeviceReader, Outage, SourceLost
+
+__all__ = ["CameraConfig", "CameraInfo", "EventCallback", "FrameCallback", "OpenCvCamera", "SourceKind",
+           "source_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -51,91 +51,6 @@ EventCallback = Callable[[str, dict[str, Any]], None]
 _FILE_FPS_FALLBACK = 30.0
 
 
-class SourceKind(StrEnum):
-    DEVICE = "device"
-    STREAM = "stream"
-    FILE = "file"
-
-
-def source_kind(source: int | str) -> SourceKind:
-    if isinstance(source, int) or source.startswith("/dev/"):
-        return SourceKind.DEVICE
-    if "://" in source:
-        return SourceKind.STREAM
-    return SourceKind.FILE
-
-
-@dataclass
-class CameraConfig:
-    """What to open and how. 0 for width, height or fps leaves the device's own setting.
-
-    Checked against the station schema's camera entry (`excap.drivers.device_schema.CameraEntry`) when built.
-    """
-
-    name: str
-    source: int | str
-    width: int = 0
-    height: int = 0
-    fps: float = 0.0
-    backend: int | None = None
-    """A `cv2.CAP_*` API; None: V4L2 for devices on Linux, FFMPEG for streams and files."""
-    fourcc: str = ""
-    """Pixel format asked of a device, e.g. "MJPG" (USB cameras give high rates only compressed)."""
-    loop: bool = False
-    """Files: start again at the end instead of ending the source."""
-    realtime: bool = True
-    """Files: deliver at the file's frame rate rather than as fast as decoding allows."""
-    reconnect_interval_s: float = 1.0
-    stale_after_s: float = 2.0
-    max_grab_failures: int = 3
-    """Consecutive failed grabs of a live source that count as losing it."""
-    stream_timeout_s: float = 5.0
-    """Streams: how long opening or reading may block."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.source, str) and self.source.strip().isdigit():
-            self.source = int(self.source)
-        entry = {"name": self.name, "source": self.source, "width": self.width or None, "height": self.height or None,
-                 "fps": self.fps or None, "backend": self.backend, "fourcc": self.fourcc, "loop": self.loop,
-                 "realtime": self.realtime, "reconnect_interval_s": self.reconnect_interval_s,
-                 "stale_after_s": self.stale_after_s, "max_grab_failures": self.max_grab_failures,
-                 "stream_timeout_s": self.stream_timeout_s}
-        _, problems = validate_whole(CameraEntry, entry)
-        if problems:
-            raise ConfigError("\n".join(f"camera {self.name}: {p.key}: {p.message}" for p in problems))
-
-    @classmethod
-    def from_entry(cls, entry: CameraEntry) -> "CameraConfig":
-        """The camera of a checked station-config entry (unset size and rate: 0, the device's own)."""
-        return cls(name=entry.name, source=entry.source, width=entry.width or 0, height=entry.height or 0,
-                   fps=float(entry.fps or 0.0), backend=entry.backend, fourcc=entry.fourcc, loop=entry.loop,
-                   realtime=entry.realtime, reconnect_interval_s=float(entry.reconnect_interval_s),
-                   stale_after_s=float(entry.stale_after_s), max_grab_failures=entry.max_grab_failures,
-                   stream_timeout_s=float(entry.stream_timeout_s))
-
-    @property
-    def kind(self) -> SourceKind:
-        return source_kind(self.source)
-
-    @property
-    def api(self) -> int:
-        if self.backend is not None:
-            return self.backend
-        if self.kind is SourceKind.DEVICE:
-            return cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
-        return cv2.CAP_FFMPEG
-
-
-@dataclass(frozen=True)
-class CameraInfo:
-    """What the source actually gives (files: their own size and rate)."""
-
-    width: int
-    height: int
-    fps: float
-    backend: str
-
-
 class OpenCvCamera:
     def __init__(self, config: CameraConfig, on_frame: FrameCallback, on_event: EventCallback | None = None) -> None:
         self.config = config
@@ -145,20 +60,15 @@ class OpenCvCamera:
         self.counters = DriverCounters()
         self.info: CameraInfo | None = None
         self.callback_errors = 0
-        self.reconnect_attempts = 0
-        """Retries since the source was last lost."""
         self._state = Health.STOPPED
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader: DeviceReader | None = None
         self.guard = ThreadGuard(f"camera/{config.name}")
         self._cap: cv2.VideoCapture | None = None
         self._last_frame_ns = 0
-        self._down_since_ns = 0
         self._ended_file: tuple[int, ...] | None = None
         # per-connection file state
         self._period_s = 0.0
-        self._pace_start = 0.0
-        self._pace_index = 0
+        self._pace: Cadence | None = None
         self._loop_offset_ns = 0
         self._last_pos_ns = 0
 
@@ -176,6 +86,11 @@ class OpenCvCamera:
         return str(self.config.source)
 
     @property
+    def reconnect_attempts(self) -> int:
+        """Retries since the source was last lost."""
+        return 0 if self._reader is None else self._reader.attempts
+
+    @property
     def health(self) -> Health:
         if self.guard.failed and self._state is not Health.STOPPED:
             return Health.FAILED
@@ -190,28 +105,33 @@ class OpenCvCamera:
         A source that cannot be opened raises DriverError, unless `wait_for_source`: then the camera
         starts DISCONNECTED and keeps retrying like after a loss.
         """
-        if self._thread is not None:
+        if self._reader is not None:
             raise DriverError(f"camera {self.name}: already open")
         cap = self._open_capture() if self._source_present() else None
         if cap is None and not wait_for_source:
             raise DriverError(f"camera {self.name}: cannot open {self.config.kind} {self.source}")
-        self._stop.clear()
+        reader = self._reader = DeviceReader(
+            f"camera-{self.name}", guard=self.guard, counters=self.counters, connect=self._reopen,
+            read=self._read, release=self._release, lost=self._lost, back=self._back,
+            retry_s=lambda: self.config.reconnect_interval_s, loss_errors=(cv2.error, OSError),
+            describe=self._capture_failed, connected=cap is not None)
         if cap is None:
-            self._lost("cannot open")
+            reader.lose("cannot open")
         else:
             self._attach(cap)
-        self._thread = self.guard.thread(self._run, f"camera-{self.name}")
-        self._thread.start()
+        reader.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and release the source. A stream read blocked past `timeout` is abandoned."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+        if self._reader is not None:
+            if not self._reader.stop(timeout):
                 log.warning("camera %s: capture thread still blocked after %.1f s; abandoned", self.name, timeout)
-            self._thread = None
+            self._reader = None
         self._state = Health.STOPPED
+
+    @property
+    def _stopping(self) -> bool:
+        return self._reader is None or self._reader.stopping
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -273,8 +193,7 @@ class OpenCvCamera:
         self._ended_file = None
         info = self.info
         self._period_s = 1.0 / (info.fps if info and info.fps > 0 else (self.config.fps or _FILE_FPS_FALLBACK))
-        self._pace_start = 0.0
-        self._pace_index = 0
+        self._pace = None
         self._loop_offset_ns = 0
         self._last_pos_ns = 0
         self._last_frame_ns = now_ns()
@@ -291,24 +210,15 @@ class OpenCvCamera:
 
     # -- capture thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                try:
-                    if self._cap is None:
-                        self._retry()
-                    else:
-                        reason = self._capture()
-                        if reason:
-                            self._release()
-                            self._lost(reason)
-                except (cv2.error, OSError) as exc:  # the source failed: lost, retried
-                    log.warning("camera %s: capture failed: %s", self.name, one_line(exc))
-                    self._release()
-                    if not self._stop.is_set():
-                        self._lost(f"error: {one_line(exc)}")
-        finally:
-            self._release()
+    def _read(self) -> None:
+        reason = self._capture()
+        if reason:
+            raise SourceLost(reason)
+
+    def _capture_failed(self, exc: BaseException) -> str:
+        """An OpenCV or file-system error: the source is lost."""
+        log.warning("camera %s: capture failed: %s", self.name, one_line(exc))
+        return f"error: {one_line(exc)}"
 
     def _release(self) -> None:
         if self._cap is not None:
@@ -318,28 +228,24 @@ class OpenCvCamera:
 
     def _lost(self, reason: str) -> None:
         self._state = Health.DISCONNECTED
-        self._down_since_ns = now_ns()
-        self.reconnect_attempts = 0
         log.warning("camera %s: %s lost (%s); retrying every %.3g s", self.name, self.source, reason,
                     self.config.reconnect_interval_s)
         self._emit("camera_lost", reason=reason)
 
-    def _retry(self) -> None:
-        if self._stop.wait(self.config.reconnect_interval_s):
-            return
-        self.reconnect_attempts += 1
+    def _reopen(self) -> bool:
         if self._ended_file is not None and self._file_identity() == self._ended_file:
-            return  # the file that ended is still there: wait for a new one
+            return False  # the file that ended is still there: wait for a new one
         cap = self._open_capture() if self._source_present() else None
         if cap is None:
-            return
+            return False
         self._attach(cap)
-        self.counters.reconnects += 1
+        return True
+
+    def _back(self, outage: Outage) -> None:
         info = self.info
         assert info is not None
-        down_s = (now_ns() - self._down_since_ns) / 1e9
-        log.info("camera %s: %s back after %.1f s", self.name, self.source, down_s)
-        self._emit("reconnect", attempts=self.reconnect_attempts, down_s=round(down_s, 3), width=info.width,
+        log.info("camera %s: %s back after %.1f s", self.name, self.source, outage.down_s)
+        self._emit("reconnect", attempts=outage.attempts, down_s=round(outage.down_s, 3), width=info.width,
                    height=info.height, fps=info.fps)
 
     def _capture(self) -> str:
@@ -348,9 +254,9 @@ class OpenCvCamera:
         assert cap is not None
         is_file = self.config.kind is SourceKind.FILE
         failures = 0
-        while not self._stop.is_set():
-            if is_file and self.config.realtime and not self._pace(cap):
-                if self._stop.is_set():
+        while not self._stopping:
+            if is_file and self.config.realtime and not self._paced(cap):
+                if self._stopping:
                     return ""
                 self._ended_file = self._file_identity()
                 return "end of file"
@@ -404,22 +310,18 @@ class OpenCvCamera:
             return self._loop_offset_ns + self._last_pos_ns
         return self._raw_device_time_ns(cap)
 
-    def _pace(self, cap: cv2.VideoCapture) -> bool:
-        """Wait until the next frame of a file is due; skip the frames it fell behind by. False: stop or end."""
-        now = time.monotonic()
-        if self._pace_index == 0:
-            self._pace_start = now
-        delay = self._pace_start + self._pace_index * self._period_s - now
-        if delay > 0 and self._stop.wait(delay):
+    def _paced(self, cap: cv2.VideoCapture) -> bool:
+        """Wait until the next frame of a file is due; skip the frames it fell behind by, as a live source would
+        have moved on (`Late.SKIP`). False: stop or end."""
+        if self._pace is None:
+            self._pace = Cadence(self._period_s, Late.SKIP)
+        reader = self._reader
+        if reader is None or reader.wait(self._pace.until_due()):
             return False
-        if delay < -self._period_s:  # fell behind: a live source would have moved on
-            skipped = int(-delay / self._period_s)
-            for _ in range(skipped):
-                if not self._grab(cap):
-                    return False
-                self.counters.dropped += 1
-            self._pace_index += skipped
-        self._pace_index += 1
+        for _ in range(self._pace.take().missed):
+            if not self._grab(cap):
+                return False
+            self.counters.dropped += 1
         return True
 
     def _deliver(self, t_ns: int, t_device_ns: int, image: np.ndarray) -> None:

@@ -12,7 +12,6 @@ import logging
 import os
 import select
 import struct
-import threading
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -22,6 +21,7 @@ from excap.core.clock import now_ns
 from excap.core.errors import ConfigError, DriverError
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
+from excap.drivers.reader import DeviceReader, Outage, SourceLost
 
 log = logging.getLogger(__name__)
 
@@ -227,8 +227,7 @@ class HidJoystick:
         self.guard = ThreadGuard(f"joystick/{self.device_name}")
         self._reader: EvdevReader | None = None
         self._poller: select.poll | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: DeviceReader | None = None
         self._last_event_ns: int | None = None
         self._discarding = False
         self._raw_axes: list[int] = []
@@ -237,7 +236,7 @@ class HidJoystick:
 
     @property
     def health(self) -> Health:
-        if self.guard.failed and self._thread is not None:
+        if self.guard.failed and self._worker is not None:
             return Health.FAILED
         return self._health
 
@@ -248,7 +247,7 @@ class HidJoystick:
         return None if last is None else (now_ns() - last) / 1e9
 
     def open(self) -> None:
-        if self._thread is not None:
+        if self._worker is not None:
             return
         self.info = resolve(self.config)
         self.device_name = self.config.name or self.info.name
@@ -262,15 +261,16 @@ class HidJoystick:
         except OSError as exc:
             raise DriverError(f"HID joystick {self.device_name!r}: cannot open {self.info.path}: "
                               f"{exc.strerror or exc}") from None
-        self._stop.clear()
-        self._thread = self.guard.thread(self._run, f"hid-joystick-{self.device_name}")
-        self._thread.start()
+        self._worker = DeviceReader(
+            f"hid-joystick-{self.device_name}", guard=self.guard, counters=self.counters, connect=self._reconnect,
+            read=self._pump, release=self._drop_reader, lost=self._disconnect, back=self._reconnected,
+            retry_s=lambda: self.config.reconnect_interval_s, describe=_reason)
+        self._worker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
         self._drop_reader()
         self._health = Health.STOPPED
 
@@ -302,49 +302,33 @@ class HidJoystick:
         self._reader = self._poller = None
 
     def _disconnect(self, reason: str) -> None:
+        """Unplugged (an OSError, the device file removed, its end): the reader is dropped already."""
         log.warning("HID joystick %s disconnected: %s", self.device_name, reason)
-        self._drop_reader()
         self._reset_state()
         self._health = Health.DISCONNECTED
 
-    def _run(self) -> None:
-        """Read until closed; an OSError is an unplug, anything else escapes to the guard (a fault)."""
-        while not self._stop.is_set():
-            try:
-                if self._reader is None:
-                    self._reconnect()
-                else:
-                    self._pump()
-            except OSError as exc:
-                self._disconnect(exc.strerror or str(exc) or type(exc).__name__)
+    def _reconnect(self) -> bool:
+        self._connect()  # an OSError is a failed retry: tried again after the interval
+        return True
 
-    def _reconnect(self) -> None:
-        if self._stop.wait(self.config.reconnect_interval_s):
-            return
-        try:
-            self._connect()
-        except OSError:
-            return
-        self.counters.reconnects += 1
+    def _reconnected(self, _outage: Outage) -> None:
         log.warning("HID joystick %s reconnected", self.device_name)
 
     def _pump(self) -> None:
         assert self._reader is not None and self._poller is not None
         if not self._poller.poll(self.config.poll_interval_s * 1000):
             if not self._reader.same_file():
-                self._disconnect("device file removed")
+                raise SourceLost("device file removed")
             return
         try:
             events = self._reader.read_events()
         except OSError as exc:  # ENODEV once the device is gone
-            self._disconnect(exc.strerror or str(exc))
-            return
+            raise SourceLost(exc.strerror or str(exc)) from exc
         except (inputs.UnknownEventType, inputs.UnknownEventCode, struct.error):
             self.counters.bad_frames += 1
             return
         if events is None:
-            self._disconnect("end of file")
-            return
+            raise SourceLost("end of file")
         t_ns = now_ns()
         for event in events:
             self._handle(event, t_ns)
@@ -381,3 +365,7 @@ class HidJoystick:
         except Exception:
             self.counters.dropped += 1
             log.exception("HID joystick %s: sample callback failed", self.device_name)
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__

@@ -2,7 +2,6 @@
 
 import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -14,6 +13,7 @@ from excap.core.errors import DriverError
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.serial_protocols import PROTOCOLS, FrameParser, ProtocolName, make_parser
+from excap.drivers.reader import DeviceReader, Outage
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,7 @@ class SerialJoystick:
         self._on_sample = on_sample
         self._parser: FrameParser = make_parser(config.protocol, config.button_count)
         self._serial: serial.SerialBase | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._connected = False
+        self._reader: DeviceReader | None = None
         self._last_frame_mono: float | None = None
         self.counters = DriverCounters()
         self.last_error: str | None = None
@@ -57,11 +55,11 @@ class SerialJoystick:
 
     @property
     def health(self) -> Health:
-        if self._thread is None:
+        if self._reader is None:
             return Health.STOPPED
         if self.guard.failed:
             return Health.FAILED
-        if not self._connected:
+        if not self._reader.connected:
             return Health.DISCONNECTED
         last = self._last_frame_mono
         if last is None or time.monotonic() - last > self.config.stale_after_s:
@@ -77,26 +75,24 @@ class SerialJoystick:
         return self._parser.lost_frames
 
     def open(self) -> None:
-        if self._thread is not None:
+        if self._reader is not None:
             return
         try:
             self._serial = self._open_port()
         except (serial.SerialException, OSError, ValueError) as exc:
             raise DriverError(f"cannot open serial joystick port {self.config.port}: "
                               f"{' '.join(str(exc).split())}") from exc
-        self._connected = True
-        self._stop.clear()
-        self._thread = self.guard.thread(self._run, f"serial-joystick-{self.config.device}")
-        self._thread.start()
+        self._reader = DeviceReader(
+            f"serial-joystick-{self.config.device}", guard=self.guard, counters=self.counters,
+            connect=self._reconnect, read=lambda: self._read_once(self._serial), release=self._close_port,
+            lost=self._disconnected, back=self._reconnected, retry_s=lambda: self.config.reconnect_interval_s,
+            loss_errors=(serial.SerialException, OSError), describe=_reason, retry_failed=self._retry_failed)
+        self._reader.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0 + self.config.read_timeout_s)
-            if self._thread.is_alive():
-                log.warning("serial joystick %s: reader thread did not stop", self.config.port)
-        self._thread = None
-        self._connected = False
+        if self._reader is not None and not self._reader.stop(timeout=5.0 + self.config.read_timeout_s):
+            log.warning("serial joystick %s: reader thread did not stop", self.config.port)
+        self._reader = None
         self._close_port()
 
     def __enter__(self) -> "SerialJoystick":
@@ -116,21 +112,8 @@ class SerialJoystick:
             with contextlib.suppress(Exception):
                 port.close()
 
-    def _run(self) -> None:
-        """Read until closed; a port error is a disconnection, anything else escapes to the guard (a fault)."""
-        try:
-            while not self._stop.is_set():
-                try:
-                    if self._serial is None:
-                        self._reconnect()
-                    else:
-                        self._read_once(self._serial)
-                except (serial.SerialException, OSError) as exc:
-                    self._disconnected(exc)
-        finally:
-            self._close_port()
-
-    def _read_once(self, port: serial.SerialBase) -> None:
+    def _read_once(self, port: serial.SerialBase | None) -> None:
+        assert port is not None
         data = port.read(port.in_waiting or 1)  # type: ignore[attr-defined]  # on every port class, not SerialBase
         if not data:
             return
@@ -151,20 +134,24 @@ class SerialJoystick:
                 self.counters.dropped += 1
                 log.exception("serial joystick %s: sample callback failed", self.config.port)
 
-    def _disconnected(self, exc: BaseException) -> None:
-        if self._connected:
-            log.warning("serial joystick %s disconnected: %s", self.config.port, exc)
-        self.last_error = " ".join(str(exc).split())
-        self._connected = False
-        self._close_port()
+    def _disconnected(self, reason: str) -> None:
+        """A port error (the port is closed already): DISCONNECTED, reopened every `reconnect_interval_s`."""
+        log.warning("serial joystick %s disconnected: %s", self.config.port, reason)
+        self.last_error = reason
 
-    def _reconnect(self) -> None:
-        if self._stop.wait(self.config.reconnect_interval_s):
-            return
-        port = self._open_port()  # failures land in _run's handler and are retried
+    def _retry_failed(self, reason: str) -> None:
+        self.last_error = reason
+
+    def _reconnect(self) -> bool:
+        port = self._open_port()  # a port error is a failed retry: tried again after the interval
         self._parser.reset()
         self._last_frame_mono = None
         self._serial = port
-        self._connected = True
-        self.counters.reconnects += 1
+        return True
+
+    def _reconnected(self, _outage: Outage) -> None:
         log.info("serial joystick %s reconnected", self.config.port)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())

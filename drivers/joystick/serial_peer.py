@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from excap.core.periodic import Late, Periodic
 from excap.drivers.joystick.serial_protocols import ProtocolName, encode
 
 StateSource = Callable[[int], tuple[tuple[float, ...], tuple[int, ...]]]
@@ -45,12 +46,12 @@ class SerialPeer:
         self.fd = fd
         self.config = config or SerialPeerConfig()
         self._state = state or sweep_state()
-        self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
         self._lock = threading.Lock()
         self._pending = bytearray()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
+        self._index = 0
         self._start_mono_ns = time.monotonic_ns()
         self.frames_sent = 0
         self.frames_dropped = 0
@@ -59,15 +60,14 @@ class SerialPeer:
 
     def start(self) -> "SerialPeer":
         os.set_blocking(self.fd, False)
-        self._thread = threading.Thread(target=self._run, name="serial-peer", daemon=True)
-        self._thread.start()
+        # Like a device on a loaded host: frames it fell behind on are skipped, never sent in a burst.
+        self._worker = Periodic("serial-peer", 1.0 / self.config.rate_hz, self._send_frame, late=Late.SKIP).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def pause(self) -> None:
         """Stop sending frames (the device went quiet) until `resume`."""
@@ -81,35 +81,28 @@ class SerialPeer:
         with self._lock:
             self._pending += data
 
-    def _run(self) -> None:
-        period = 1.0 / self.config.rate_hz
-        due = time.monotonic()
-        index = 0
-        while not self._stop.is_set():
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            due += period
-            if due < time.monotonic() - period:  # fell behind (loaded host): do not burst to catch up
-                due = time.monotonic() + period
-            if not self._running.is_set():
-                continue
-            with self._lock:
-                extra, self._pending = bytes(self._pending), bytearray()
-            axes, buttons = self._state(index)
-            t_us = ((time.monotonic_ns() - self._start_mono_ns) // 1000) & 0xFFFFFFFF
-            frame = encode(self.config.protocol, index & 0xFF, t_us, axes, buttons)
-            try:
-                sent = self._write(extra + frame)
-            except OSError as exc:  # the other end is gone for good (fd closed, hung up)
-                self.error = exc
-                break
-            index += 1
-            if sent:
-                self.frames_sent += 1
-                self.last_frame = (axes, buttons)
-            else:
-                self.frames_dropped += 1
+    def _send_frame(self, _tick: int) -> None:
+        if not self._running.is_set():
+            return
+        with self._lock:
+            extra, self._pending = bytes(self._pending), bytearray()
+        index = self._index
+        axes, buttons = self._state(index)
+        t_us = ((time.monotonic_ns() - self._start_mono_ns) // 1000) & 0xFFFFFFFF
+        frame = encode(self.config.protocol, index & 0xFF, t_us, axes, buttons)
+        try:
+            sent = self._write(extra + frame)
+        except OSError as exc:  # the other end is gone for good (fd closed, hung up)
+            self.error = exc
+            assert self._worker is not None
+            self._worker.request_stop()
+            return
+        self._index += 1
+        if sent:
+            self.frames_sent += 1
+            self.last_frame = (axes, buttons)
+        else:
+            self.frames_dropped += 1
 
     def _write(self, data: bytes) -> bool:
         view = memoryview(data)
@@ -122,7 +115,7 @@ class SerialPeer:
             except BlockingIOError:
                 pass
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stop.is_set():
+            if remaining <= 0 or (self._worker is not None and self._worker.stopping):
                 return False
             select.select([], [self.fd], [], min(remaining, 0.02))
         return True

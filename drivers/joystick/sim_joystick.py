@@ -4,12 +4,12 @@ It is what joystick type `sim` gives where no simulated machine is running (`exc
 on a simulated station the same type is the scripted operator (`excap.drivers.sim.scripted_joystick`).
 """
 
-import threading
 import types
 from dataclasses import dataclass
 
 from excap.core.clock import now_ns
 from excap.core.errors import ConfigError
+from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DriverCounters, Health
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.joystick.serial_peer import sweep_state
@@ -34,8 +34,7 @@ class SimJoystick:
         self.config = config
         self._on_sample = on_sample
         self._state = sweep_state(config.axis_count, config.button_count)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
         self.counters = DriverCounters()
 
     @property
@@ -44,19 +43,18 @@ class SimJoystick:
 
     @property
     def health(self) -> Health:
-        return Health.OK if self._thread is not None else Health.STOPPED
+        return Health.OK if self._worker is not None else Health.STOPPED
 
     def open(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=f"sim-joystick-{self.config.name}", daemon=True)
-            self._thread.start()
+        if self._worker is None:  # a sweep that fell behind reports its current state, never a burst
+            self._worker = Periodic(f"sim-joystick-{self.config.name}", 1.0 / self.config.rate_hz, self._tick,
+                                    late=Late.SKIP)
+            self._worker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def __enter__(self) -> "SimJoystick":
         self.open()
@@ -66,17 +64,14 @@ class SimJoystick:
                  tb: types.TracebackType | None) -> None:
         self.close()
 
-    def _run(self) -> None:
+    def _tick(self, index: int) -> None:
         period = 1.0 / self.config.rate_hz
-        index = 0
-        while not self._stop.wait(period):
-            index += 1
-            if any(at <= index * period < at + length for at, length in self.config.stalls):
-                continue
-            axes, buttons = self._state(index - 1)
-            t_ns = now_ns()
-            self.counters.count_sample(t_ns)
-            try:
-                self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
-            except Exception:
-                self.counters.dropped += 1
+        if any(at <= (index + 1) * period < at + length for at, length in self.config.stalls):
+            return
+        axes, buttons = self._state(index)
+        t_ns = now_ns()
+        self.counters.count_sample(t_ns)
+        try:
+            self._on_sample(JoystickSample(self.config.name, t_ns, 0, axes, buttons))
+        except Exception:
+            self.counters.dropped += 1

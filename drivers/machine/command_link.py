@@ -19,8 +19,6 @@ the command link and the error, and stays FAULTED (neutral, no more commands) un
 
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +27,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import DriverError
+from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DeviceFault, ThreadGuard
 from excap.drivers.limits import COMMAND_RATE_HZ, STALE_TIMEOUT_S
 from excap.drivers.machine.cab_joysticks import CabJoystickLayout
@@ -87,9 +86,7 @@ class CommandLink:
         self.fault = ""
         self._released_since_fault = False
         self._refusal_reported = False
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
         self.guard = ThreadGuard("command_link")
         self.guard.listen(self._faulted)
         self.sent_frames = 0
@@ -98,9 +95,12 @@ class CommandLink:
         """Ticks sent on the period's cadence."""
         self.early_ticks = 0
         """Ticks sent between periods because a fault appeared (the early wake)."""
-        self.wakeups = 0
-        """Times the link's thread woke up (a few per period: it never spins)."""
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
+
+    @property
+    def wakeups(self) -> int:
+        """Times the link's thread woke up (a few per period: it never spins)."""
+        return 0 if self._worker is None else self._worker.wakeups
 
     @property
     def awaiting_enable(self) -> bool:
@@ -113,7 +113,7 @@ class CommandLink:
     def set_input(self, operator_input: OperatorInput) -> None:
         self._input = operator_input
         if any(not math.isfinite(a) or abs(a) > 1.0 for a in operator_input.axes):
-            self._wake.set()
+            self._wake()
 
     def input_lost(self, reason: str, t_ns: int | None = None) -> None:
         """A device is gone (unplugged, port closed): neutral from the next period on.
@@ -123,7 +123,7 @@ class CommandLink:
         """
         self._lost_at = now_ns() if t_ns is None else t_ns
         self._lost = reason or "input lost"
-        self._wake.set()
+        self._wake()
 
     # -- decision (pure, testable) ---------------------------------------------------------
 
@@ -216,16 +216,20 @@ class CommandLink:
 
     def start(self) -> None:
         self.config.check()  # a rate that would make the loop spin or die is refused here, in the caller
-        self._thread = self.guard.thread(self._run, "command-link")
-        self._thread.start()
+        self._worker = Periodic("command-link", 1.0 / self.config.rate_hz, self._periodic_tick, late=Late.SKIP,
+                                guard=self.guard, on_wake=self._early_tick, deadline=self._stale_deadline_s)
+        self._worker.start()
 
     def stop(self) -> None:
         """Stop sending; the last frames sent are neutral. Never raises."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._worker is not None:
+            self._worker.stop()
         self._send_neutral()
+
+    def _wake(self) -> None:
+        worker = self._worker
+        if worker is not None:
+            worker.wake()
 
     def _send_neutral(self) -> None:
         try:
@@ -253,28 +257,13 @@ class CommandLink:
             return False
         return bool(self._input_fault(now_ns()))
 
-    def _run(self) -> None:
-        """Send every period; in between, wake at once for a fault so neutral goes out without waiting."""
-        period = 1.0 / self.config.rate_hz
-        start = time.monotonic()
-        tick = 0
-        while not self._stop.is_set():
-            self._wake.clear()  # a fault reported before this (even during the last tick) is caught just below
-            next_tick = start + tick * period
-            wake_at = min(next_tick, self._stale_deadline_s())
-            delay = wake_at - time.monotonic()
-            if delay > 0 and not self._fault_pending():
-                self._wake.wait(delay)
-            self.wakeups += 1
-            if self._stop.is_set():
-                return
-            now = time.monotonic()
-            if now >= next_tick:
-                if now - next_tick > period:  # fell behind (paused process): skip missed periods, never burst
-                    tick += int((now - next_tick) / period)
-                self.periodic_ticks += 1
-                self.tick()
-                tick += 1
-            elif self._fault_pending():
-                self.early_ticks += 1
-                self.tick()  # out of cadence: the neutral frames go out now
+    def _periodic_tick(self, _index: int) -> None:
+        """On the period's cadence (a late period is skipped, never made up by a burst)."""
+        self.periodic_ticks += 1
+        self.tick()
+
+    def _early_tick(self) -> None:
+        """Woken between periods: a fault appeared, so the neutral frames go out now, out of cadence."""
+        if self._fault_pending():
+            self.early_ticks += 1
+            self.tick()

@@ -3,13 +3,12 @@
 An error while rendering is the camera's fault (`guard`): the thread ends, health FAILED.
 """
 
-import threading
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.limits import CAMERA_FPS
 from excap.drivers.sim.cameras import ViewRenderer
@@ -29,8 +28,7 @@ class SimulatedCamera:
         self._renderer = ViewRenderer(view, width, height, seed=seed)
         self._state = state
         self._on_frame = on_frame
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
         self.counters = DriverCounters()
         self.guard = ThreadGuard(f"camera/{name}")
         self._health = Health.STOPPED
@@ -44,31 +42,22 @@ class SimulatedCamera:
         return self._health
 
     def start(self) -> None:
-        self._thread = self.guard.thread(self._run, f"sim-camera-{self.name}")
+        # A real sensor skips exposures it fell behind on rather than bursting: missed frames are dropped.
+        self._worker = Periodic(f"sim-camera-{self.name}", self.period, self._frame, late=Late.SKIP, guard=self.guard,
+                                on_skip=self._skipped)
         self._health = Health.OK
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        if self._worker is not None:
+            self._worker.stop()
         self._health = Health.STOPPED
 
-    def _run(self) -> None:
-        period = self.period
-        start = time.monotonic()
-        index = 0
-        while not self._stop.is_set():
-            due = start + index * period
-            delay = due - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            if delay < -period:  # fell behind: a real sensor skips exposures rather than bursting
-                skipped = int(-delay / period)
-                self.counters.dropped += skipped
-                index += skipped
-            t_ns = now_ns()
-            image = self._renderer.render(self._state(), index, self.name)
-            self._on_frame(t_ns, int(index * period * 1e9), image)
-            self.counters.count_sample(t_ns)
-            index += 1
+    def _skipped(self, missed: int) -> None:
+        self.counters.dropped += missed
+
+    def _frame(self, index: int) -> None:
+        t_ns = now_ns()
+        image = self._renderer.render(self._state(), index, self.name)
+        self._on_frame(t_ns, int(index * self.period * 1e9), image)
+        self.counters.count_sample(t_ns)

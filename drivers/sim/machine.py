@@ -6,13 +6,12 @@ a command frame) is the machine's fault (`guard`): it stops, health FAILED.
 """
 
 import logging
-import threading
-import time
 from pathlib import Path
 
 import can
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Late, Periodic
 from excap.drivers.base import Health, ThreadGuard
 from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
 from excap.drivers.sim.cab_wiring import EXCAVATOR_CAB
@@ -55,8 +54,9 @@ class SimulatedExcavator:
         self._dbc_path = dbc_path
         self._seed = seed
         self._command: tuple[tuple[float, ...], bool, int] = ((0.0,) * len(FUNCTIONS), False, 0)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker: Periodic | None = None
+        self._last_step_ns = 0
+        self._stopped = False
         self.guard = ThreadGuard("machine")
         self.frames_sent = 0
         self.send_errors = 0
@@ -69,7 +69,7 @@ class SimulatedExcavator:
 
     @property
     def health(self) -> Health:
-        if self._thread is None or self._stop.is_set():
+        if self._worker is None or self._stopped:
             return Health.STOPPED
         return Health.FAILED if self.guard.failed else Health.OK
 
@@ -79,13 +79,16 @@ class SimulatedExcavator:
     def start(self) -> None:
         self._traffic = J1939TrafficGenerator(self._dbc_path, now_ns(), seed=self._seed)
         self._notifier = can.Notifier(self.bus, [_CommandListener(self.receiver, self.guard)], timeout=0.05)
-        self._thread = self.guard.thread(self._run, "sim-machine")
-        self._thread.start()
+        self._last_step_ns = now_ns()
+        # Physics steps by the time that really passed: after a stall the next step is at once, then the grid
+        # restarts from it (a burst of tiny steps would only burn time).
+        self._worker = Periodic("sim-machine", self.tick_s, self._step, late=Late.REANCHOR, guard=self.guard)
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._stopped = True
+        if self._worker is not None:
+            self._worker.stop()
         if self._notifier is not None:
             self._notifier.stop()
 
@@ -93,24 +96,21 @@ class SimulatedExcavator:
     def nominal_can_rate_hz(self) -> float:
         return self._traffic.nominal_rate_hz
 
-    def _run(self) -> None:
-        last = now_ns()
-        next_tick = time.monotonic() + self.tick_s
-        while not self._stop.is_set() and not self.guard.failed:
-            delay = next_tick - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                break
-            next_tick = max(next_tick + self.tick_s, time.monotonic())
-            t = now_ns()
-            values, enabled, stamp = self.receiver.command() if self.receiver else self._command
-            if (t - stamp) / 1e9 > self.command_timeout_s:
-                values, enabled = (0.0,) * len(FUNCTIONS), False
-            state = self.model.step((t - last) / 1e9, values, enabled)
-            last = t
-            for frame in self._traffic.due(t, state):
-                try:
-                    self.bus.send(frame)
-                    self.frames_sent += 1
-                except can.CanError as exc:
-                    self.send_errors += 1
-                    log.debug("sim machine send failed: %s", exc)
+    def _step(self, _index: int) -> None:
+        if self.guard.failed:  # a command frame could not be read: the machine stops
+            assert self._worker is not None
+            self._worker.request_stop()
+            return
+        t = now_ns()
+        values, enabled, stamp = self.receiver.command() if self.receiver else self._command
+        if (t - stamp) / 1e9 > self.command_timeout_s:
+            values, enabled = (0.0,) * len(FUNCTIONS), False
+        state = self.model.step((t - self._last_step_ns) / 1e9, values, enabled)
+        self._last_step_ns = t
+        for frame in self._traffic.due(t, state):
+            try:
+                self.bus.send(frame)
+                self.frames_sent += 1
+            except can.CanError as exc:
+                self.send_errors += 1
+                log.debug("sim machine send failed: %s", exc)

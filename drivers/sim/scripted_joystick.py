@@ -10,11 +10,11 @@ then releases enable, centres the sticks and enables again (see `ScriptedOperato
 nothing, so the command link sees a stale input.
 """
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 
 from excap.core.clock import now_ns
+from excap.core.periodic import Late, Periodic
 from excap.drivers.base import Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
@@ -42,9 +42,10 @@ class ScriptedJoystick:
         self.stalled_ticks = 0
         """Periods in which a stall kept the device silent."""
         self._health = Health.STOPPED
-        self._stop = threading.Event()
+        self._opened = 0.0
         self.guard = ThreadGuard(f"joystick/{name}")
-        self._thread = self.guard.thread(self._run, f"sim-joystick-{name}")
+        # A periodic device that fell behind reports its current sticks, never a burst of stale ones.
+        self._worker = Periodic(f"sim-joystick-{name}", self.period, self._sample, late=Late.SKIP, guard=self.guard)
 
     @property
     def health(self) -> Health:
@@ -54,34 +55,26 @@ class ScriptedJoystick:
 
     def open(self) -> None:
         self._health = Health.OK
-        self._thread.start()
+        self._opened = time.monotonic()
+        self._worker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._worker.stop()
         self._health = Health.STOPPED
 
     def stalled(self, elapsed_s: float) -> bool:
         """Whether a stall keeps the device silent `elapsed_s` after it was opened."""
         return any(at <= elapsed_s < at + length for at, length in self.stalls)
 
-    def _run(self) -> None:
-        start = time.monotonic()
-        tick = 0
-        while not self._stop.is_set():
-            delay = start + tick * self.period - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            tick += 1
-            if self.stalls and self.stalled(time.monotonic() - start):
-                self.stalled_ticks += 1
-                continue
-            blocked = self.commands_blocked is not None and self.commands_blocked()
-            sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
-            t_ns = now_ns()
-            self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
-            if sticks.phase != self.phase:
-                self.phase = sticks.phase
-                if self.event is not None:
-                    self.event("operator_phase", t_ns=t_ns, device=self.name, phase=self.phase)
+    def _sample(self, _index: int) -> None:
+        if self.stalls and self.stalled(time.monotonic() - self._opened):
+            self.stalled_ticks += 1
+            return
+        blocked = self.commands_blocked is not None and self.commands_blocked()
+        sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
+        t_ns = now_ns()
+        self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
+        if sticks.phase != self.phase:
+            self.phase = sticks.phase
+            if self.event is not None:
+                self.event("operator_phase", t_ns=t_ns, device=self.name, phase=self.phase)

@@ -346,7 +346,7 @@ def test_slcan_device_gone_is_a_fault_not_a_crash(tmp_path, slcan_peer):
         peer.kill()
         wait_for(lambda: capture.health == Health.DISCONNECTED, message="disconnected")
         # Reopening keeps failing while the device is gone; reader and recorder keep running meanwhile.
-        assert capture._thread is not None and capture._thread.is_alive() and recorder.running
+        assert capture._reader is not None and capture._reader.running and recorder.running
         with pytest.raises(DriverError):
             capture.send(SENT[0])
         capture.stop()
