@@ -8,8 +8,8 @@ import pytest
 
 from excap.core.periodic import Cadence, Late, Periodic, Poller, Tick, Worker, wait_until
 from excap.core.thread_guard import DeviceFault, ThreadGuard
-from tests.conftest import wait_for
 from tests.support.report import record
+from tests.support.waiting import wait_for
 
 PERIOD = 0.01
 

@@ -7,7 +7,7 @@ import threading
 from excap.core.thread_guard import DeviceFault, ThreadGuard
 from excap.drivers.base import DriverCounters
 from excap.drivers.reader import DeviceReader, Outage, SourceLost
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 
 class PipeDevice:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.requirements import REPO
+from tests.support.paths import REPO
 
 _LIST_MODULES = """\
 import atexit, json, runpy, sys
