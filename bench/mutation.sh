@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of one area with mutmut 3, in a scratch copy of the repository (so the project's own
 # [tool.mutmut] settings, if any, are left alone). Usage: bench/mutation.sh journal [MAX_CHILDREN]
-#   journal: capture_node/episode/journal.py and capture_node/record/recovery.py against the journal, recovery and
-#            damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow
+#   journal: capture_node/episode/journal.py, journal_reader.py and capture_node/record/recovery.py against the
+#            journal, recovery and damage tests (the kill -9 and disk-full suites spawn processes and mount file systems: too slow
 #            to run per mutant; they are run as a whole in CI).
 # Prints the counts; bench/mutation-AREA.txt lists the mutants not killed (`mutmut show NAME` in the scratch
 # copy, kept with KEEP=1, shows each). Score: killed / all mutants.
@@ -15,7 +15,7 @@ python=${PYTHON:-$repo/.venv/bin/python}
 mutmut="$(dirname "$python")/mutmut"
 case "$area" in
   journal)
-    files='"capture_node/episode/journal.py", "capture_node/record/recovery.py"'
+    files='"capture_node/episode/journal.py", "capture_node/episode/journal_reader.py", "capture_node/record/recovery.py"'
     tests='"tests/episode/test_journal.py", "tests/record/test_recovery.py", "tests/episode/test_journal_damage.py", "tests/record/test_recorder.py"'
     ;;
   *) echo "unknown area $area" >&2; exit 2 ;;
