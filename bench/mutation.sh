@@ -17,7 +17,7 @@ python=${PYTHON:-$repo/.venv/bin/python}
 case "$area" in
   safety) files=""; tests="" ;;
   journal)
-    files='"capture_node/episode/journal.py", "capture_node/record/recovery.py"'
+    files='"capture_node/episode/journal.py", "capture_node/episode/journal_reader.py", "capture_node/record/recovery.py"'
     tests='"tests/episode/test_journal.py", "tests/record/test_recovery.py", "tests/episode/test_journal_damage.py", "tests/record/test_recorder.py"'
     ;;
   *) echo "unknown area $area (safety or journal)" >&2; exit 2 ;;

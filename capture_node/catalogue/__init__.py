@@ -1,1 +1,30 @@
-"""The SQLite catalogue of a folder of episodes, and selections of it."""
+"""The episode catalogue of a folder: an embedded SQLite database (DIR/.excap/catalogue.sqlite) of every
+episode's metadata and validity, kept up to date by file size and time, and filtered selections of it (the
+`excap index` and `excap list` commands, exports and the delivery API use it).
+
+Public names are imported on first use (`excap.core.lazy_exports`): importing the package, or any
+module in it, imports nothing else.
+"""
+
+from typing import TYPE_CHECKING
+
+from excap.core.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from excap.catalogue.index import (
+        Catalogue,
+        EpisodeFilter,
+        EpisodeRecord,
+        IndexReport,
+        records_table,
+        select_episodes,
+        update_catalogue,
+    )
+
+__all__ = ["Catalogue", "EpisodeFilter", "EpisodeRecord", "IndexReport", "records_table", "select_episodes",
+           "update_catalogue"]
+
+__getattr__, __dir__ = lazy_exports(__name__, __all__, {
+    "excap.catalogue.index": ["Catalogue", "EpisodeFilter", "EpisodeRecord", "IndexReport", "records_table",
+                             "select_episodes", "update_catalogue"],
+})

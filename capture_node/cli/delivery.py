@@ -90,7 +90,8 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
 
 def cmd_serve(args: argparse.Namespace) -> int:
     require_extra("serve", "delivery", "pyarrow")  # reads which episodes a LeRobot export holds
-    from excap.delivery.serve import ServerOptions, is_loopback, serve
+    from excap.delivery.serve import ServerOptions, serve
+    from excap.web.server import is_loopback
 
     options = ServerOptions(root=args.dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
                             ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,

@@ -34,7 +34,7 @@ import h5py
 from excap.core.clock import now_ns
 from excap.core.errors import EpisodeError, JournalError
 from excap.episode.h5writer import MIN_CHUNK_BYTES, EpisodeFileWriter, chunk_rows, row_bytes
-from excap.episode.journal import JournalScan, read_batches, scan_journal
+from excap.episode.journal_reader import JournalScan, read_batches, scan_journal
 from excap.episode.metadata import OUTCOMES, RECORDING_DIR, EpisodePaths
 from excap.episode.streams import (
     Batch,

@@ -46,6 +46,16 @@ _PORT = re.compile(r":[0-9]{1,5}")
 log = logging.getLogger("excap.http")
 
 
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an IP literal, IPv6 with or without brackets) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
 def _ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -100,10 +110,10 @@ class AllowedHosts:
     def for_server(cls, bind_host: str, port: int, extra: Iterable[str] = (), scheme: str = "http") -> AllowedHosts:
         bind = _normal_host(bind_host)
         wildcard = bind in ("0.0.0.0", "[::]", "")
-        names = {f"{name}:{port}" for name in LOOPBACK_NAMES} if wildcard or _loopback(bind) else set()
+        names = {f"{name}:{port}" for name in LOOPBACK_NAMES} if wildcard or is_loopback(bind) else set()
         if not wildcard:
             names.add(f"{bind}:{port}")
-        if wildcard or not _loopback(bind):
+        if wildcard or not is_loopback(bind):
             for name in {socket.gethostname(), socket.getfqdn()}:
                 if name:
                     names.add(f"{_normal_host(name)}:{port}")
@@ -127,16 +137,8 @@ class AllowedHosts:
         return self.any_ip and port == self.port and _ip_literal(host)
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
+def header(scope: Scope, name: bytes) -> str | None:
+    """The value of a request's header `name` (lower-case bytes), or None."""
     for key, value in scope.get("headers", []):
         if key.lower() == name:
             return value.decode("latin-1")
@@ -164,16 +166,16 @@ class Refusal:
 
 def check_request(scope: Scope, hosts: AllowedHosts, require_json: bool) -> Refusal | None:
     """Why a request must be refused, or None."""
-    host = _header(scope, b"host")
+    host = header(scope, b"host")
     if not hosts.allows(host):
         return Refusal(421, "this server does not answer to that Host")
     assert host is not None
     method = str(scope.get("method", "GET")).upper()
     if method in SAFE_METHODS:
         return None
-    origin = _header(scope, b"origin")
-    referer = _header(scope, b"referer")
-    fetch_site = _header(scope, b"sec-fetch-site")
+    origin = header(scope, b"origin")
+    referer = header(scope, b"referer")
+    fetch_site = header(scope, b"sec-fetch-site")
     if origin is not None:
         if not _same_origin(origin, host, hosts.scheme):
             return Refusal(403, "cross-origin request refused")
@@ -183,7 +185,7 @@ def check_request(scope: Scope, hosts: AllowedHosts, require_json: bool) -> Refu
     elif fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):
         return Refusal(403, "cross-site request refused")
     if require_json:
-        media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+        media = (header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
         if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
             return Refusal(415, "state-changing requests need Content-Type: application/json")
     return None
@@ -203,7 +205,7 @@ class HostOriginGuard:
         self._unlogged = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and not self.hosts.allows(_header(scope, b"host")):
+        if scope["type"] == "websocket" and not self.hosts.allows(header(scope, b"host")):
             self._count(scope, Refusal(421, "websocket for a foreign Host"))
             await send({"type": "websocket.close", "code": 1008})
             return

@@ -9,15 +9,8 @@ from collections.abc import Iterator
 import can
 import pytest
 
-from excap.cli.joystick_tools import (
-    J1939BusJoystick,
-    axis_bar,
-    joystick_factory,
-    make_joystick,
-    monitor,
-    open_joystick,
-    run_calibration,
-)
+from excap.cli.joystick_console import axis_bar, monitor, run_calibration
+from excap.cli.joystick_tools import J1939BusJoystick, joystick_factory, make_joystick, open_joystick
 from excap.core.errors import ConfigError, DriverError
 from excap.drivers.base import Health
 from excap.drivers.can.joystick_messages import encode_bjm1

@@ -25,8 +25,9 @@ import yaml
 
 from excap.core.state_dir import DIR_MODE, FILE_MODE
 from excap.datasets.redaction import Identities, Scrubber, write_redacted
+from excap.delivery.access_log import AccessLogOptions
 from excap.delivery.partners import PartnerStore
-from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptions
+from excap.delivery.serve import BackgroundServer, ServerOptions
 from excap.episode.validation import validate_episode
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config

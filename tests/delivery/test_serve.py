@@ -20,8 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from excap.core.errors import ConfigError
+from excap.delivery.access_log import AccessLogOptions
+from excap.delivery.file_response import RangeError, parse_range
 from excap.delivery.partners import PartnerStore
-from excap.delivery.serve import AccessLogOptions, BackgroundServer, RangeError, ServerOptions, parse_range
+from excap.delivery.serve import BackgroundServer, ServerOptions
 from excap.episode.validation import validate_episode
 from excap.people.registry import key_path, load_or_create_key, pseudonym
 from tests.support.paths import REPO

@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from excap.delivery.access_log import AccessLogOptions
+from excap.delivery.api import EPISODE_FILTERS, create_app
 from excap.delivery.partners import PartnerStore
-from excap.delivery.serve import EPISODE_FILTERS, AccessLogOptions, BackgroundServer, ServerOptions, create_app
+from excap.delivery.serve import BackgroundServer, ServerOptions
 from excap.web.guard import AllowedHosts
 from tests.support.fuzzing import fuzz_settings, tried
 from tests.support.http_fuzz import HEADER_TEXT, RawRequest, queries, ranges, raw_requests, send_raw, server_errors

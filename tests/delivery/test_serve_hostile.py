@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from excap.core.state_dir import DIR_MODE, FILE_MODE
+from excap.delivery.access_log import AccessLogOptions
 from excap.delivery.partners import PartnerStore
-from excap.delivery.serve import AccessLogOptions, BackgroundServer, ServerOptions
+from excap.delivery.serve import BackgroundServer, ServerOptions
 from tests.support import report
 from tests.support.waiting import wait_for
 

@@ -7,16 +7,14 @@ import pytest
 from excap.core.errors import JournalError
 from excap.episode.journal import (
     HEADER,
-    Damage,
     JournalWriter,
     RecordKind,
     decode_batch,
     encode_batch,
     encode_record,
     journal_is_live,
-    read_journal,
-    scan_journal,
 )
+from excap.episode.journal_reader import Damage, read_journal, scan_journal
 from excap.episode.streams import camera_spec, control_spec, events_spec, rows_to_batch
 from tests.support.journals import record_spans
 

@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from excap.core.clock import now_ns
-from excap.episode.journal import read_journal
+from excap.episode.journal_reader import read_journal
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec, joystick_spec
 from excap.episode.validation import validate_episode

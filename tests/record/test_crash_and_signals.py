@@ -8,7 +8,7 @@ import time
 import h5py
 import pytest
 
-from excap.episode.journal import read_journal
+from excap.episode.journal_reader import read_journal
 from excap.episode.validation import validate_episode
 from tests.support.commands import excap_command
 from tests.support.crash_recorder import LOSS_BOUND_S

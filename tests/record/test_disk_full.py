@@ -14,7 +14,7 @@ import h5py
 import pytest
 
 from excap.core.clock import now_ns
-from excap.episode.journal import scan_journal
+from excap.episode.journal_reader import scan_journal
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec
 from excap.episode.validation import validate_episode

@@ -9,7 +9,8 @@ import h5py
 import pytest
 
 from excap.core.clock import now_ns
-from excap.episode.journal import HEADER, JournalWriter, scan_journal
+from excap.episode.journal import HEADER, JournalWriter
+from excap.episode.journal_reader import scan_journal
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, can_spec, control_spec, rows_to_batch
 from excap.episode.validation import validate_episode

@@ -17,16 +17,15 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
-import uvicorn
 from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from excap.core.errors import ConfigError, ExcapError
+from excap.core.errors import ExcapError
 from excap.station.bindings import StationBindings
 from excap.station.control import ActionResult, StationController
 from excap.station.status import StationMonitor, station_status
 from excap.web.guard import AllowedHosts, HostOriginGuard
-from excap.web.server import ThreadedServer, bind, is_loopback, server_url
+from excap.web.server import HttpServer, ListenOptions, check_listen_address
 
 NO_CACHE = {"Cache-Control": "no-store"}
 STATIC = {"station.js": "text/javascript", "station.css": "text/css"}
@@ -142,10 +141,12 @@ def create_app(station: Station) -> FastAPI:
     return app
 
 
+REMOTE_RISK = "anyone who reaches it can start and stop recordings"
+
+
 def check_host(host: str, allow_remote: bool) -> None:
-    if not is_loopback(host) and not allow_remote:
-        raise ConfigError(f"refusing to serve the station page on non-loopback address {host!r} without "
-                          "--allow-remote (anyone who reaches it can start and stop recordings)")
+    """ConfigError for a non-loopback page address without `allow_remote` (checked before any device opens)."""
+    check_listen_address(host, allow_remote, "serve the station page", REMOTE_RISK)
 
 
 def guarded_app(station: Station, hosts: AllowedHosts) -> HostOriginGuard:
@@ -154,25 +155,26 @@ def guarded_app(station: Station, hosts: AllowedHosts) -> HostOriginGuard:
 
 
 class StationServer:
-    """The page and API served by uvicorn on a thread; port 0 picks a free port. `allowed_hosts`: further names
-    (NAME or NAME:PORT) browsers may use to reach a station served with `allow_remote`."""
+    """The page and API served on a thread by `excap.web.server.HttpServer`; port 0 picks a free port.
+    `allowed_hosts`: further names (NAME or NAME:PORT) browsers may use to reach a station served with
+    `allow_remote`."""
 
     def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
                  allowed_hosts: tuple[str, ...] = ()) -> None:
-        check_host(host, allow_remote)
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        self.url = server_url(sock)
-        self.guard = guarded_app(station, AllowedHosts.for_server(host, sock.getsockname()[1], allowed_hosts))
-        config = uvicorn.Config(self.guard, log_level="warning", access_log=False, server_header=False,
-                                lifespan="off")
-        self._server = ThreadedServer(config, sock, "station-web")
+        options = ListenOptions(host, port, allow_remote, allowed_hosts, action="serve the station page",
+                                risk=REMOTE_RISK)
+        guards: list[HostOriginGuard] = []
+
+        def app_for(hosts: AllowedHosts) -> HostOriginGuard:
+            guards.append(guarded_app(station, hosts))
+            return guards[0]
+
+        self._server = HttpServer(options, app_for, "station page")
+        self.url = self._server.url
+        self.guard = guards[0]  # its refusal counts
 
     def start(self, timeout: float = 20.0) -> StationServer:
-        if not self._server.start(timeout):
-            raise ExcapError("the station page server did not start")
+        self._server.start(timeout)
         return self
 
     def stop(self) -> None:

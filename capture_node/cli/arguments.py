@@ -1,0 +1,14 @@
+"""Argument types shared by the `excap` sub-commands."""
+
+import argparse
+from collections.abc import Callable
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: `kind(text)`, refused unless greater than zero."""
+    def parse(text: str) -> float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+        return value
+    return parse

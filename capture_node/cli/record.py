@@ -1,0 +1,132 @@
+"""`excap record`: record one episode of the simulated excavator (`--sim`) or of a station config's devices, with a
+live status line on a terminal, until a duration passed or Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from excap.cli.arguments import positive
+from excap.core.periodic import Poller
+
+if TYPE_CHECKING:
+    from excap.record.recorder import Recorder
+
+DEFAULT_OUT = Path("episodes")
+
+
+def add_record_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    record = commands.add_parser("record", help="record one episode")
+    source = record.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sim", action="store_true", help="record the simulated excavator and scripted operator")
+    source.add_argument("--config", type=Path, metavar="STATION.yaml",
+                        help="record the devices of a station config file")
+    record.add_argument("--duration", type=positive(float), default=None, metavar="S",
+                        help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
+    record.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"episode folder (default: {DEFAULT_OUT}, or the station config's out_dir)")
+    record.add_argument("--pattern", choices=["iso", "sae"], default=None,
+                        help="control pattern (default: the profile's)")
+    record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
+    record.add_argument("--profile", default=None, help="machine profile name or YAML file")
+    record.add_argument("--fps", type=positive(float), default=30.0, help="camera frame rate")
+    record.add_argument("--width", type=positive(int), default=640)
+    record.add_argument("--height", type=positive(int), default=480)
+    record.add_argument("--jpeg-quality", type=int, default=90)
+    record.add_argument("--seed", type=int, default=0, help="seed of the simulation and scripted operator")
+    record.add_argument("--operator", default=None, help="pseudonymous operator id")
+    record.add_argument("--certification", default=None, help="operator certificate reference")
+    record.add_argument("--machine-id", default=None, help="(--sim) fleet id of the machine")
+    record.add_argument("--site", default=None)
+    record.add_argument("--task", default=None)
+    record.add_argument("--notes", default=None)
+    record.add_argument("--quiet", action="store_true", help="no live status line")
+    return record
+
+
+class StatusLine(Poller):
+    """One line on stderr, refreshed every second: is every stream alive, is anything dropping?"""
+
+    def __init__(self, recorder: Recorder, stop: threading.Event) -> None:
+        super().__init__("status-line", 1.0, self._refresh, stop=stop)
+        self.recorder = recorder
+        self.start()
+
+    def run(self) -> None:
+        super().run()
+        sys.stderr.write("\r\033[K")
+
+    def _refresh(self) -> bool:
+        if not self.recorder.running:
+            return False
+        parts = []
+        for s in self.recorder.status():
+            if "/decoded/" in s.path or s.path == "events":
+                continue
+            parts.append(f"{s.path.split('/')[-1]} {s.rate_hz:.0f}Hz" + (f" DROP {s.dropped}" if s.dropped else ""))
+        elapsed = (self.recorder.status()[0].last_t_ns or self.recorder.start_t_ns) - self.recorder.start_t_ns
+        sys.stderr.write(f"\r\033[K● REC {elapsed / 1e9:6.1f}s  " + "  ".join(parts))
+        sys.stderr.flush()
+        return True
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """SIGINT and SIGTERM set `stop` (and name the signal in `stop.signal`) instead of raising."""
+    def handler(signum: int, _frame: object) -> None:
+        stop.set()
+        stop.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from excap.drivers.machine.profiles import DEFAULT_PROFILE
+    from excap.episode.summary import summarize, summary_text
+    from excap.record.recovery import report_recovery
+    from excap.station.config import load_station_config
+    from excap.station.session import run_station_session
+    from excap.station.sim import SimSessionOptions, run_sim_session
+
+    config = load_station_config(args.config) if args.config else None
+    if config is not None and args.out is not None:
+        config.out_dir = args.out
+    out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
+    report_recovery(out_dir)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    show_status = not args.quiet and sys.stderr.isatty()
+    recorders: list[Recorder] = []
+
+    def started(recorder: Recorder) -> None:
+        recorders.append(recorder)
+        print(f"recording {recorder.paths.final} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        if show_status:
+            StatusLine(recorder, stop)
+
+    overrides = {"operator": args.operator, "certification": args.certification, "site": args.site,
+                 "task": args.task, "notes": args.notes}
+    if config is not None:
+        path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
+                                   overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed)
+    else:
+        options = SimSessionOptions(
+            out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
+            width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
+            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "sim-excavator-01",
+            operator_id=args.operator or "sim-operator", certification=args.certification or "",
+            site=args.site or "simulated-site", task=args.task or "dig-and-load", notes=args.notes or "",
+        )
+        path = run_sim_session(options, stop, on_started=started)
+    stop.set()
+    print(path)
+    print(summary_text(summarize(path)), file=sys.stderr)
+    fault = recorders[0].fault if recorders else ""
+    if fault:
+        print(f"excap: error: {fault}; the episode holds what was recorded before: {path}", file=sys.stderr)
+        return 2
+    return 0
