@@ -6,8 +6,8 @@ import uuid
 import can
 import pytest
 
+from excap.cli.joystick import joystick_spec
 from excap.cli.joystick_tools import joystick_factory
-from excap.cli.main import _joystick_spec
 from excap.drivers.joystick.hid_joystick import HidJoystick
 from excap.drivers.joystick.j1939_joystick import J1939Joystick
 from excap.drivers.joystick.serial_joystick import SerialJoystick
@@ -71,7 +71,7 @@ def test_the_tools_build_a_station_joystick_with_the_station_s_values():
     """`excap joystick monitor --config STATION --device NAME` gets the config the station would build."""
     config = load_station_config(REPO / "examples" / "station_sim.yaml")
     args = argparse.Namespace(config=REPO / "examples" / "station_sim.yaml", device="operator", type=None, set=[])
-    spec = _joystick_spec(args)
+    spec = joystick_spec(args)
     entry = config.joysticks[0]
     station_config = joystick_type("sim").config(JoystickSetup(entry.name, entry.axes, entry.buttons, entry.options))
     assert spec == {"type": "sim", "name": "operator", "rate_hz": 100.0, "axis_count": 6, "button_count": 3}
