@@ -163,7 +163,7 @@ class Worker:
 class Periodic(Worker):
     """`tick(index)` every `period_s` on a `Cadence` with the declared `late` policy.
 
-    The first tick is due when the thread starts. `on_skip(missed)` hears of skipped ticks. `wake()` makes
+    The first tick is due when the thread starts (one period later with `first_after_one_period`). `on_skip(missed)` hears of skipped ticks. `wake()` makes
     the thread run `on_wake()` at once if no tick is due (a wake is never lost: one that comes while a tick
     runs is served right after it); `deadline()` is a monotonic time at which to wake by itself (inf: none).
     """
@@ -171,9 +171,12 @@ class Periodic(Worker):
     def __init__(self, name: str, period_s: float, tick: Callable[[int], None], *, late: Late,
                  guard: ThreadGuard | None = None, on_error: FaultListener | None = None,
                  on_skip: Callable[[int], None] | None = None, on_wake: Callable[[], None] | None = None,
-                 deadline: Callable[[], float] | None = None) -> None:
+                 deadline: Callable[[], float] | None = None, first_after_one_period: bool = False) -> None:
         super().__init__(name, guard=guard, on_error=on_error)
         self.period_s = _positive(period_s, f"{name}: period")
+        self.first_after_one_period = first_after_one_period
+        """The first tick comes one period after the start instead of at once (work that gathers a period's
+        worth first, as the recorder's journal does)."""
         self.late = late
         self._tick = tick
         self._on_skip = on_skip
@@ -199,7 +202,8 @@ class Periodic(Worker):
         self._woken.set()
 
     def run(self) -> None:
-        cadence = self.cadence = Cadence(self.period_s, self.late)
+        first = time.monotonic() + (self.period_s if self.first_after_one_period else 0.0)
+        cadence = self.cadence = Cadence(self.period_s, self.late, start=first)
         while not self.stopping:
             wake_at = cadence.due if self._deadline is None else min(cadence.due, self._deadline())
             delay = wake_at - time.monotonic()

@@ -145,7 +145,7 @@ class Recorder:
         # The journal's cadence bounds what a crash can lose; a late drain runs at once and the schedule
         # restarts from it (one drain takes all that queued up: a burst would only write empty batches).
         self._journal_worker = Periodic("excap-journal", self.config.journal_interval_s, self._journal_tick,
-                                        late=Late.REANCHOR)
+                                        late=Late.REANCHOR, first_after_one_period=True)
         self._h5_worker = Poller("excap-hdf5", self.config.h5_interval_s, self._h5_tick)
         self._journal_worker.start()
         self._h5_worker.start()

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 from excap.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from excap.web.guard import AllowedHosts, HostOriginGuard, check_request
-    from excap.web.server import HttpServer, ListenOptions, check_listen_address, is_loopback
+    from excap.web.guard import AllowedHosts, HostOriginGuard, check_request, is_loopback
+    from excap.web.server import HttpServer, ListenOptions, check_listen_address
 
 __all__ = ["AllowedHosts", "HostOriginGuard", "HttpServer", "ListenOptions", "check_listen_address", "check_request",
            "is_loopback"]
 
 __getattr__, __dir__ = lazy_exports(__name__, __all__, {
-    "excap.web.guard": ["AllowedHosts", "HostOriginGuard", "check_request"],
-    "excap.web.server": ["HttpServer", "ListenOptions", "check_listen_address", "is_loopback"],
+    "excap.web.guard": ["AllowedHosts", "HostOriginGuard", "check_request", "is_loopback"],
+    "excap.web.server": ["HttpServer", "ListenOptions", "check_listen_address"],
 })
