@@ -164,8 +164,9 @@ class Periodic(Worker):
     """`tick(index)` every `period_s` on a `Cadence` with the declared `late` policy.
 
     The first tick is due when the thread starts (one period later with `first_after_one_period`).
-    `on_skip(missed)` hears of skipped ticks. `wake()` makes the thread run `on_wake()` at once if no tick is due (a wake is never lost: one that comes while a tick
-    runs is served right after it); `deadline()` is a monotonic time at which to wake by itself (inf: none).
+    `on_skip(missed)` hears of skipped ticks. `wake()` makes the thread run `on_wake()` at once if no tick is
+    due (a wake is never lost: one that comes while a tick runs is served right after it); `deadline()` is a
+    monotonic time at which to wake by itself (inf: none).
     """
 
     def __init__(self, name: str, period_s: float, tick: Callable[[int], None], *, late: Late,
