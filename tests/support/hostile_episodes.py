@@ -711,7 +711,7 @@ def operator_of(episode: Path) -> str:
 
 def unexportable_copies(source: Path, folder: Path) -> dict[str, str]:
     """Four copies of `source` that validate (quality warnings aside) but cannot be exported with it: a camera
-    without frames, a frame whose JPEG has no image data, a frame of another size, a second camera (another
+    without frames, frames whose JPEG has no image data, frames of another size, a second camera (another
     machine setup). Returns episode id -> the reason an export gives. The copies get their own episode ids and
     file names."""
     with h5py.File(source, "r") as handle:
@@ -722,20 +722,27 @@ def unexportable_copies(source: Path, folder: Path) -> dict[str, str]:
         for dataset in handle["cameras/side"].values():
             dataset.resize((0, *dataset.shape[1:]))
 
-    def undecodable_frame(handle: h5py.File) -> None:
-        frame = handle["cameras/side/frames"][5].tobytes()
-        handle["cameras/side/frames"][5] = np.frombuffer(frame[:frame.find(b"\xff\xda")], np.uint8)  # no scan data
+    # Every frame between the first and the last is spoiled: which rows an export samples depends on the
+    # recording's frame times, and the first and last frames are the ones the layout check reads.
+    def undecodable_frames(handle: h5py.File) -> None:
+        frames = handle["cameras/side/frames"]
+        for row in range(1, len(frames) - 1):
+            frame = frames[row].tobytes()
+            frames[row] = np.frombuffer(frame[:frame.find(b"\xff\xda")], np.uint8)  # no scan data
 
-    def smaller_frame(handle: h5py.File) -> None:
-        handle["cameras/side/frames"][6] = _jpeg(16, 16)
+    def smaller_frames(handle: h5py.File) -> None:
+        frames = handle["cameras/side/frames"]
+        small = _jpeg(16, 16)
+        for row in range(1, len(frames) - 1):
+            frames[row] = small
 
     def second_camera(handle: h5py.File) -> None:
         handle.copy("cameras/side", "cameras/rear")
 
     reasons = {}
     for name, edit, reason in (("dead", dead_camera, "camera 'side' has no frames"),
-                               ("broken", undecodable_frame, "frame 5: is not a decodable JPEG image"),
-                               ("small", smaller_frame, f"frame 6 is 16x16, the camera's frames are {width}x{height}"),
+                               ("broken", undecodable_frames, "is not a decodable JPEG image"),
+                               ("small", smaller_frames, f"is 16x16, the camera's frames are {width}x{height}"),
                                ("setup", second_camera, "another machine setup: 2 cameras")):
         episode_id = f"20260101T000000Z_bad-{name}_000000"
         target = folder / f"{episode_id}.h5"
