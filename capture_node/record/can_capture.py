@@ -274,15 +274,15 @@ class CanCapture:
             self.bus_state = can.BusState.ERROR  # a restart is reported as such even if bus-off went unseen
             self._set_bus_state(can.BusState.ACTIVE, t_ns, "error_frame")
 
-    def flush(self, timeout_s: float = 0.5) -> None:
-        """Wait until the frame being recorded, if any, has been handed to its streams.
-
-        Bounded: the episode switch calls this while holding its own lock, and a frame that opens a new decoded
-        stream waits for that lock inside `on_frame`; after `timeout_s` the stop goes on without that frame
-        (it goes to the streams once the switch lets go) instead of the two waiting for each other.
-        """
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until the frame being recorded, if any, has been handed to its streams (a frame that opens a new
+        decoded stream registers it with the episode switch, which does not hold its registry lock while it
+        waits here). Bounded all the same: a stop never hangs on a stuck bus driver."""
         if self._frame_lock.acquire(timeout=timeout_s):
             self._frame_lock.release()
+        else:
+            log.warning("CAN %s: the frame in hand was not recorded within %.1f s of the stop", self.channel,
+                        timeout_s)
 
     def on_frame(self, msg: can.Message) -> None:
         """Record one frame; serialised, so frames from the reader and from `send` keep t_ns order."""

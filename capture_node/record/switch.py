@@ -13,6 +13,11 @@ reference (handle, recorder, end of span) and queues the row. Stopping first clo
 runs the flush hooks (encoders finish frames captured before the cut, CAN captures finish the frame
 in hand), then detaches the recorder and finalizes it, so rows captured before the cut are not lost
 to the switch and rows of the next episode never reach this one.
+
+Two locks, always taken in this order: `_episode_lock` serialises starting and stopping episodes and is held
+while the flush hooks wait for drivers; `_lock` guards the stream registry and the recorder reference and is
+only ever held briefly. A driver may register a stream (`stream`) while it is in the middle of a row a flush
+hook waits for: that needs only `_lock`, which stopping does not hold while it waits.
 """
 
 import logging
@@ -142,7 +147,9 @@ class EpisodeSwitch:
     on_stream: list[Callable[[TeeStream], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._lock = threading.RLock()
+        self._episode_lock = threading.RLock()  # start / stop (held while flush hooks wait)
+        self._lock = threading.RLock()  # streams and the recorder reference (held briefly)
+        self._cut = _OPEN_END  # end of the running episode's span once stopping began
         self._streams: dict[str, TeeStream] = {}
         self.recorder: Recorder | None = None
         self.last: EpisodeResult | None = None
@@ -158,7 +165,7 @@ class EpisodeSwitch:
                 self._streams[spec.path] = tee
                 recorder = self.recorder
                 if recorder is not None:
-                    tee._target = (recorder.add_stream(spec), recorder, _OPEN_END)
+                    tee._target = (recorder.add_stream(spec), recorder, self._cut)
                 for hook in self.on_stream:
                     hook(tee)
             elif tee.spec != spec:
@@ -189,19 +196,22 @@ class EpisodeSwitch:
         return self.recorder is not None
 
     def start(self, metadata: EpisodeMetadata) -> Recorder:
-        with self._lock:
-            if self.recorder is not None:
-                raise EpisodeError(f"already recording {self.recorder.metadata.episode_id}")
-            recorder = Recorder(RecorderConfig(self.out_dir), metadata)
-            # Attached before the recorder starts: rows count from its start_t_ns, with no gap after it.
-            for tee in self._streams.values():
-                tee._target = (recorder.add_stream(tee.spec), recorder, _OPEN_END)
-            self.recorder = recorder
+        with self._episode_lock:
+            with self._lock:
+                if self.recorder is not None:
+                    raise EpisodeError(f"already recording {self.recorder.metadata.episode_id}")
+                recorder = Recorder(RecorderConfig(self.out_dir), metadata)
+                # Attached before the recorder starts: rows count from its start_t_ns, with no gap after it.
+                self._cut = _OPEN_END
+                for tee in self._streams.values():
+                    tee._target = (recorder.add_stream(tee.spec), recorder, _OPEN_END)
+                self.recorder = recorder
             recorder.on_fault.append(lambda message: self._recorder_faulted(recorder, message))
             try:
                 recorder.start()
             except BaseException:
-                self._detach()
+                with self._lock:
+                    self._detach()
                 raise
             for hook in self.on_start:
                 hook(recorder)
@@ -223,7 +233,7 @@ class EpisodeSwitch:
                 log.exception("event listener failed for fault")
 
         def finish() -> None:
-            with self._lock:
+            with self._episode_lock:
                 if self.recorder is not recorder:
                     return  # already stopped by its owner
                 try:
@@ -236,19 +246,21 @@ class EpisodeSwitch:
         threading.Thread(target=finish, name="excap-episode-fault", daemon=True).start()
 
     def stop(self, reason: str = "stop", outcome: str | None = None, discard: bool = False) -> EpisodeResult:
-        with self._lock:
-            recorder = self.recorder
-            if recorder is None:
-                raise EpisodeError("not recording")
-            cut = now_ns()
-            for tee in self._streams.values():
-                if tee._target is not None:
-                    tee._target = (tee._target[0], recorder, cut)
+        with self._episode_lock:
+            with self._lock:
+                recorder = self.recorder
+                if recorder is None:
+                    raise EpisodeError("not recording")
+                self._cut = now_ns()
+                for tee in self._streams.values():
+                    if tee._target is not None:
+                        tee._target = (tee._target[0], recorder, self._cut)
             try:
-                for flush in self.flush:
+                for flush in self.flush:  # without `_lock`: a driver finishing its row may register a stream
                     flush()
             finally:
-                self._detach()
+                with self._lock:
+                    self._detach()
                 try:
                     for hook in self.on_stop:
                         hook(recorder)

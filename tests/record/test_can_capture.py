@@ -20,11 +20,13 @@ from can.interfaces.virtual import VirtualBus
 from excap.core.errors import DriverError
 from excap.drivers.base import Health
 from excap.drivers.can.bus_config import CanBusConfig, CanFilter, open_bus
+from excap.drivers.can.decoder import FrameDecoder
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import control_spec
 from excap.episode.validation import validate_episode
 from excap.record.can_capture import CAN_ERR_BUSOFF, CAN_ERR_CNT, CAN_ERR_CRTL, CAN_ERR_RESTARTED, CanCapture
 from excap.record.recorder import Recorder, RecorderConfig
+from excap.record.switch import EpisodeSwitch
 from tests.support.waiting import wait_for
 
 PEER = Path(__file__).resolve().parents[1] / "support" / "slcan_peer.py"
@@ -390,3 +392,49 @@ def test_slcan_unsupported_bitrate_is_a_driver_error(slcan_peer):
     with pytest.raises(DriverError, match=pattern):
         open_bus(slcan_config(peer.tty, bitrate=123456))
 
+
+
+class GatedDecoder(FrameDecoder):
+    """The real decoder, held at its first frame until the test lets it go."""
+
+    def __init__(self, dbc: Path) -> None:
+        super().__init__(dbc)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def decode(self, *args, **kwargs):
+        self.entered.set()
+        assert self.release.wait(10)
+        return super().decode(*args, **kwargs)
+
+
+def test_a_frame_opening_a_decoded_stream_while_the_episode_stops_is_recorded(tmp_path):
+    """The stop waits for the frame in hand, and that frame registers a new decoded stream with the switch:
+    neither may wait for the other, and the frame (captured before the cut) belongs to the episode."""
+    dbc = Path(__file__).resolve().parents[2] / "schemas" / "can" / "excavator_j1939.dbc"
+    eec1 = cantools.database.load_file(str(dbc), strict=False).get_message_by_name("EEC1")
+    payload = eec1.encode({s.name: 0 for s in eec1.signals} | {"EngSpeed": 1234.0}, strict=False)
+    decoder = GatedDecoder(dbc)
+    switch = EpisodeSwitch(tmp_path)
+    switch.stream(control_spec(["boom"]))
+    flushing = threading.Event()
+    with can.Bus(interface="virtual", channel=f"excap-test-{uuid.uuid4().hex}") as bus:
+        capture = CanCapture(switch, "can0", bus, decoder, "virtual")
+        switch.flush.append(lambda: (flushing.set(), capture.flush()))
+        switch.start(metadata())
+        frame = threading.Thread(target=capture.on_frame, daemon=True,
+                                 args=(can.Message(arbitration_id=eec1.frame_id, data=payload, is_extended_id=True),))
+        frame.start()
+        assert decoder.entered.wait(10)
+        results = []
+        stopper = threading.Thread(target=lambda: results.append(switch.stop()), daemon=True)
+        stopper.start()
+        wait_for(flushing.is_set, message="the stop waits for the frame in hand")
+        decoder.release.set()
+        stopper.join(10)
+        frame.join(10)
+        assert not stopper.is_alive() and not frame.is_alive()
+    path = results[0].path
+    with h5py.File(path, "r") as f:
+        assert f["can/can0/decoded/EEC1/EngSpeed"][()].tolist() == [1234.0]
+    assert validate_episode(path) == []
