@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from excap.core.errors import ConfigError
@@ -281,9 +281,15 @@ class AuthGate:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if scope["type"] == "websocket":
+            if self.auth is not None and self.auth.session(HTTPConnection(scope).cookies.get(COOKIE)) is None:
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
         request = Request(scope, receive)
         method, path = str(scope.get("method", "GET")).upper(), str(scope.get("path", ""))
-        if scope["type"] == "http" and (method, path) in PUBLIC_ROUTES:
+        if (method, path) in PUBLIC_ROUTES:
             await self._public(request, method, path)(scope, receive, send)
             return
         if self.auth is None:
@@ -294,12 +300,6 @@ class AuthGate:
             return
         token = request.cookies.get(COOKIE)
         session = self.auth.session(token)
-        if scope["type"] == "websocket":
-            if session is None:
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            await self.app(scope, receive, send)
-            return
         refusal = self._refusal(request, method, path, session)
         if refusal is not None:
             await refusal(scope, receive, send)
