@@ -4,8 +4,9 @@
 request but the login page (`GET /login`, `/static/login.js`) and `POST /api/login` needs a valid session cookie:
 without one an API request gets 401 JSON and the page (`GET /`) a redirect to `/login`. Every state-changing
 request also needs the session's CSRF token in an `X-CSRF-Token` header (403 otherwise, compared in constant time),
-and a role allowed to make it (`PERMISSIONS`, 403 otherwise). On loopback without remote access nothing needs a
-login: `GET /api/whoami` answers `{"login": false, "csrf": ""}` and the page's (empty) CSRF header is ignored.
+and a role allowed to make it (`PERMISSIONS`, 403 otherwise); the app behind sees the user as
+`request.state.user`. On loopback without remote access nothing needs a login: `GET /api/whoami` answers
+`{"login": false, "csrf": ""}` and the page's (empty) CSRF header is ignored.
 
 Sessions live in memory only (a restart logs everyone out): a random 32-byte token in a cookie (HttpOnly, Secure,
 SameSite=Strict, Path=/), ended after `idle_s` without a request or `max_age_s` after the login, by
@@ -197,8 +198,10 @@ class LoginLimiter:
         with self._lock:
             return max((f.locked_until - now for k in keys if (f := self._failures.get(k))), default=0.0)
 
-    def failed(self, keys: Iterable[str]) -> None:
+    def failed(self, keys: Iterable[str]) -> bool:
+        """Count a failure for each key; True if a key is locked out now."""
         now, settings = time.monotonic(), self.settings
+        locked = False
         with self._lock:
             for key in keys:
                 record = self._failures.pop(key, None) or _Failures()
@@ -206,9 +209,11 @@ class LoginLimiter:
                 beyond = record.count - settings.max_failures
                 if beyond >= 0:
                     record.locked_until = now + min(settings.lockout_s * 2 ** min(beyond, 30), settings.max_lockout_s)
+                    locked = True
                 self._failures[key] = record
                 while len(self._failures) > settings.max_tracked:
                     self._failures.popitem(last=False)
+        return locked
 
     def succeeded(self, keys: Iterable[str]) -> None:
         with self._lock:
@@ -240,18 +245,19 @@ class StationAuth:
     async def login(self, name: str, password: str, address: str) -> tuple[str, Session] | float:
         """A new session (token, session), or the seconds to wait before trying again (0: wrong password)."""
         keys = (f"user:{name[:64]}", f"addr:{address}")
-        wait = self.limiter.retry_after(keys)
-        if wait > 0:
-            return wait
-        account = self.users.get(name)
-        hashed = account.password if account is not None else DUMMY_HASH
-        good = await anyio.to_thread.run_sync(hashed.matches, password, limiter=self._checks)
-        if account is None or not good:
-            self.limiter.failed(keys)
-            log.warning("failed station login for %.64r from %s", name, address)
-            return 0.0
-        self.limiter.succeeded(keys)
-        return self.sessions.create(account)
+        async with self._checks:  # the lockout is looked at again by each attempt that waited for its turn
+            wait = self.limiter.retry_after(keys)
+            if wait > 0:
+                return wait
+            account = self.users.get(name)
+            hashed = account.password if account is not None else DUMMY_HASH
+            good = await anyio.to_thread.run_sync(hashed.matches, password)
+            if account is None or not good:
+                if self.limiter.failed(keys):
+                    log.warning("station logins for %.64r or from %s locked out after failures", name, address)
+                return 0.0
+            self.limiter.succeeded(keys)
+            return self.sessions.create(account)
 
 
 def _static(name: str) -> str:

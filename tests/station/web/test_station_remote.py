@@ -4,6 +4,8 @@ the Host and Origin checks still hold. Real HTTPS over loopback to a running sim
 
 import re
 import subprocess
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -103,6 +105,15 @@ def test_wrong_passwords_are_refused_and_rate_limited(make_remote) -> None:
     assert client.login("olga", "wrong again").status_code == 401  # a good login cleared the counts: no lockout
     assert client.login("olga").status_code == 200
     assert client.post("/api/login", {"user": ["x"], "password": 1}).status_code == 400
+
+
+def test_a_burst_of_parallel_wrong_logins_gets_no_more_password_checks_than_the_limit(make_remote) -> None:
+    station = make_remote(max_failures=3, lockout_s=30.0)
+    client = make_remote.client(station)
+    with ThreadPoolExecutor(16) as pool:
+        statuses = Counter(pool.map(lambda i: client.login("olga", f"guess-{i:04d}").status_code, range(40)))
+    assert set(statuses) == {401, 429} and statuses[401] <= 3 + 1, statuses  # two checks at a time at most
+    assert client.login("olga").status_code == 429
 
 
 def test_state_changing_requests_need_the_csrf_token(make_remote) -> None:
