@@ -66,6 +66,8 @@ def remote_access(args: argparse.Namespace, out_dir: Path) -> RemoteAccess | Non
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError("--tls-cert and --tls-key go together")
     if not args.allow_remote:
+        if args.tls_cert or args.users or args.allowed_host:
+            raise ConfigError("--tls-cert, --tls-key, --users and --allowed-host go with --allow-remote")
         return None
     if args.tls_cert is None:
         raise ConfigError(REMOTE_NEEDS)

@@ -52,6 +52,8 @@ def test_a_headless_remote_station_needs_https_and_a_login(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(("extra", "message"), [
     (["--tls-cert", "cert.pem"], "--tls-cert and --tls-key go together"),
+    (["--no-remote", "--tls-cert", "cert.pem", "--tls-key", "key.pem"], "go with --allow-remote"),
+    (["--no-remote", "--users", "users.yaml"], "go with --allow-remote"),
     (["--tls-cert", "cert.pem", "--tls-key", "missing.pem"], "cannot use TLS certificate"),
     (["--tls-cert", "cert.pem", "--tls-key", "key.pem"], "no station users file"),
     (["--tls-cert", "cert.pem", "--tls-key", "key.pem", "--session-idle", "0"], "must be positive"),
@@ -62,8 +64,10 @@ def test_remote_access_without_what_it_needs_is_refused_with_one_line(tmp_path: 
     assert (tls.cert.name, tls.key.name) == ("station-cert.pem", "station-key.pem")
     (tmp_path / "cert.pem").write_bytes(tls.cert.read_bytes())
     (tmp_path / "key.pem").write_bytes(tls.key.read_bytes())
-    result = subprocess.run(excap_command("station", "--sim", "--allow-remote", "--port", "0", "--out", "episodes",
-                                          *extra), capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    remote = [] if extra[0] == "--no-remote" else ["--allow-remote"]
+    extra = [a for a in extra if a != "--no-remote"]
+    result = subprocess.run(excap_command("station", "--sim", *remote, "--port", "0", "--out", "episodes", *extra),
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("excap: error: ")
     assert message in lines[0]
