@@ -101,6 +101,7 @@ setup(
             "httpx>=0.27",
             "moto[server]>=5.0",
             "selenium>=4.20",
+            "cryptography>=42",
             "colcon-common-extensions>=0.3",
         ],
         # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)

@@ -48,6 +48,7 @@ COMMANDS = {
     "annotate": "excap.cli.annotate:cmd_annotate",
     "ledger": "excap.people.ledger:cmd_ledger",
     "station": "excap.cli.station:cmd_station",
+    "station-user": "excap.cli.station_user:cmd_station_user",
     "can": "excap.cli.can_logs:cmd_can",
 }
 """Command name -> "module:function" running it (the module is imported only when that command runs)."""
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     from excap.cli.node import add_node_parser
     from excap.cli.replay import add_replay_parser
     from excap.cli.station import add_station_parser
+    from excap.cli.station_user import add_station_user_parser
     from excap.people.admin import add_operator_parser
     from excap.people.ledger import add_ledger_parser
 
@@ -73,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_record_parser, add_render_parser, add_plot_parser, add_joystick_parser, add_node_parser,
         add_replay_parser, add_dataset_parsers, add_partner_parser, add_serve_parser, add_push_parser,
         add_pull_parser, add_operator_parser, add_annotate_parser, add_ledger_parser, add_station_parser,
-        add_check_config_parser, add_bench_parser, add_inspect_parser, add_validate_parser, add_recover_parser,
-        add_can_parser]
+        add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser, add_validate_parser,
+        add_recover_parser, add_can_parser]
     for add in adders:  # in the order `excap --help` lists them
         add(commands)
     return parser

@@ -1,9 +1,10 @@
 """`excap station`: run an operator station with a local web page, joystick bindings and a terminal status line.
 
 The station's devices stay open while it runs; episodes are started and stopped from the page, its JSON API or
-the joystick buttons bound in the machine profile. The page listens on loopback unless `--allow-remote`. The
-terminal status line shows with `--headless` (no page at all), and otherwise whenever no browser has asked for
-the status for a few seconds.
+the joystick buttons bound in the machine profile. The page listens on loopback unless `--allow-remote`, which needs
+HTTPS (`--tls-cert`, `--tls-key`) and a login of a station user (`excap station-user`). The terminal status line
+shows always with `--headless` (no local browser: the page and API are still served, e.g. to a tablet), and
+otherwise whenever no browser has asked for the status for a few seconds.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from excap.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from excap.station.web.auth import RemoteAccess
 
 DEFAULT_PORT = 8760
 
@@ -30,14 +35,47 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help="port of the page, 0: any free port (default: %(default)s)")
     parser.add_argument("--allow-remote", action="store_true",
-                        help="allow a non-loopback --host (anyone reaching it can start and stop recordings)")
-    parser.add_argument("--headless", action="store_true", help="no page: joystick bindings and the status line only")
+                        help="serve the page to the network: needs --tls-cert and --tls-key, and a login")
+    parser.add_argument("--tls-cert", type=Path, default=None, metavar="FILE", help="TLS certificate chain (PEM)")
+    parser.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="its private key (PEM)")
+    parser.add_argument("--users", type=Path, default=None, metavar="FILE",
+                        help="station users allowed to log in (default: OUT/.excap/station_users.yaml)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME[:PORT]",
+                        help="a further name browsers reach the station by (repeat for several)")
+    parser.add_argument("--session-idle", type=float, default=15.0, metavar="MIN",
+                        help="a login ends after this many minutes without a request (default: %(default)s)")
+    parser.add_argument("--session-max", type=float, default=12.0, metavar="H",
+                        help="a login ends this many hours after it began (default: %(default)s)")
+    parser.add_argument("--headless", action="store_true",
+                        help="no local browser: the terminal status line always (the page and API are still served)")
     parser.add_argument("--disk-warn-gb", type=float, default=5.0, metavar="GB",
                         help="warn below this much free disk space (default: %(default)s)")
     parser.add_argument("--stale-after", type=float, default=1.0, metavar="S",
                         help="a stream silent this long is stale (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     return parser
+
+
+def remote_access(args: argparse.Namespace, out_dir: Path) -> RemoteAccess | None:
+    """TLS files, users and session limits of the command line; None without --allow-remote (ConfigError if
+    remote access lacks TLS)."""
+    from excap.station.users import users_path
+    from excap.station.web.app import REMOTE_NEEDS
+    from excap.station.web.auth import AuthSettings, RemoteAccess
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    if not args.allow_remote:
+        if args.tls_cert or args.users or args.allowed_host:
+            raise ConfigError("--tls-cert, --tls-key, --users and --allowed-host go with --allow-remote")
+        return None
+    if args.tls_cert is None:
+        raise ConfigError(REMOTE_NEEDS)
+    if not (args.session_idle > 0 and args.session_max > 0):
+        raise ConfigError("--session-idle and --session-max must be positive")
+    auth = AuthSettings(users_path(out_dir, args.users), idle_s=args.session_idle * 60,
+                        max_age_s=args.session_max * 3600)
+    return RemoteAccess(args.tls_cert, args.tls_key, auth, tuple(args.allowed_host))
 
 
 def cmd_station(args: argparse.Namespace) -> int:
@@ -47,8 +85,6 @@ def cmd_station(args: argparse.Namespace) -> int:
     from excap.station.status import StatusThresholds
     from excap.station.web.app import check_host
 
-    if not args.headless:
-        check_host(args.host, args.allow_remote)
     if args.sim:
         from excap.station.sim import SimSessionOptions, simulated_station
 
@@ -57,6 +93,8 @@ def cmd_station(args: argparse.Namespace) -> int:
         config = load_station_config(args.config)
         if args.out is not None:
             config.out_dir = args.out
+    remote = remote_access(args, config.out_dir)
+    check_host(args.host, args.allow_remote, remote)
     if args.disk_warn_gb < 0 or args.stale_after <= 0:
         raise ConfigError("--disk-warn-gb must not be negative and --stale-after must be positive")
     report_recovery(config.out_dir)
@@ -68,12 +106,11 @@ def cmd_station(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     thresholds = StatusThresholds(stale_after_s=args.stale_after, disk_warn_bytes=args.disk_warn_gb * 1e9)
-    running = RunningStation.start(config, thresholds, seed=args.seed, host=None if args.headless else args.host,
-                                   port=args.port, allow_remote=args.allow_remote)
-    if running.server is not None:
-        print(f"station page: {running.server.url}  (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    else:
-        print("station running headless (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    running = RunningStation.start(config, thresholds, seed=args.seed, host=args.host, port=args.port,
+                                   allow_remote=args.allow_remote, remote=remote)
+    assert running.server is not None
+    print(f"station page{' (headless)' if args.headless else ''}: {running.server.url}  (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)
     line = StatusLine(running.station, sys.stderr, always=args.headless).start()
     try:
         while not stop.wait(0.2):

@@ -15,6 +15,7 @@ from excap.station.control import StationController
 from excap.station.runtime import StationRuntime
 from excap.station.status import StationMonitor, StatusThresholds, status_line
 from excap.station.web.app import Station, StationServer, check_host
+from excap.station.web.auth import RemoteAccess
 
 BROWSER_GONE_S = 5.0  # no status request for this long: the terminal status line takes over
 
@@ -30,10 +31,12 @@ class RunningStation:
 
     @classmethod
     def start(cls, config: StationConfig, thresholds: StatusThresholds | None = None, seed: int = 0,
-              host: str | None = "127.0.0.1", port: int = 0, allow_remote: bool = False) -> RunningStation:
-        """Open the devices, then the monitor, the joystick bindings and (unless `host` is None) the page."""
+              host: str | None = "127.0.0.1", port: int = 0, allow_remote: bool = False,
+              remote: RemoteAccess | None = None) -> RunningStation:
+        """Open the devices, then the monitor, the joystick bindings and (unless `host` is None) the page and API;
+        `allow_remote` needs `remote` (TLS and logins)."""
         if host is not None:
-            check_host(host, allow_remote)
+            check_host(host, allow_remote, remote)
         runtime = StationRuntime(config, seed=seed).open()
         running = cls(runtime, Station(StationController(runtime), StationMonitor(runtime, thresholds)))
         try:
@@ -43,7 +46,7 @@ class RunningStation:
             running.station.bindings = bindings
             running.parts.append(bindings)
             if host is not None:
-                running.server = StationServer(running.station, host, port, allow_remote).start()
+                running.server = StationServer(running.station, host, port, allow_remote, remote).start()
                 running.parts.append(running.server)
         except BaseException:
             running.stop()

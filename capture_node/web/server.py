@@ -10,6 +10,7 @@ and run uvicorn on the socket, either in the foreground (`run`, until Ctrl-C or 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
 
     from excap.web.guard import AllowedHosts, ASGIApp
 
-__all__ = ["HttpServer", "ListenOptions", "ThreadedServer", "bind", "check_listen_address", "is_loopback",
-           "server_url"]
+__all__ = ["HttpServer", "ListenOptions", "ThreadedServer", "bind", "check_listen_address", "check_tls_files",
+           "is_loopback", "server_url"]
 
 
 def check_listen_address(host: str, allow_remote: bool, action: str = "listen", risk: str = "") -> None:
@@ -35,6 +36,17 @@ def check_listen_address(host: str, allow_remote: bool, action: str = "listen", 
     if not is_loopback(host) and not allow_remote:
         raise ConfigError(f"refusing to {action} on non-loopback address {host!r} without --allow-remote"
                           + (f" ({risk})" if risk else ""))
+
+
+def check_tls_files(cert: Path, key: Path) -> None:
+    """ConfigError (one line naming both files) unless the certificate and its key load as a TLS server's; checked
+    before serving, since uvicorn would only fail on them in its own thread."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise ConfigError(f"cannot use TLS certificate {cert} with key {key}: {reason}") from None
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -111,6 +123,8 @@ class ListenOptions:
         check_listen_address(self.host, self.allow_remote, self.action, self.risk)
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+        if self.ssl_certfile is not None and self.ssl_keyfile is not None:
+            check_tls_files(self.ssl_certfile, self.ssl_keyfile)
 
 
 class HttpServer:

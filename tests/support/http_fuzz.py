@@ -4,6 +4,7 @@ puts every byte on the wire as generated, and a watch on the server's log for un
 import http.client
 import json
 import logging
+import ssl
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -131,13 +132,15 @@ def head_bytes(request: RawRequest) -> int:
     return len(request.method) + len(request.target) + sum(len(k) + len(v) + 4 for k, v in request.headers)
 
 
-def send_raw(port: int, request: RawRequest, timeout: float = 10.0) -> RawAnswer:
+def send_raw(port: int, request: RawRequest, timeout: float = 10.0, tls: ssl.SSLContext | None = None) -> RawAnswer:
     """Put the request on a fresh loopback connection byte for byte; read the whole answer.
 
     A connection reset is status 0 for a request whose head is over LARGE_HEAD_BYTES (a server may drop such a
     request before reading it all, and the kernel then resets the connection), and an error otherwise. A reset
-    after the status line arrived keeps the status (the answer was given) with an empty body."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    after the status line arrived keeps the status (the answer was given) with an empty body. `tls`: send over
+    HTTPS with this client context."""
+    connection = (http.client.HTTPConnection("127.0.0.1", port, timeout=timeout) if tls is None else
+                  http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls))
     began = time.monotonic()
     try:
         connection.putrequest(request.method, request.target, skip_host=True, skip_accept_encoding=True)

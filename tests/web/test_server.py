@@ -14,6 +14,7 @@ from starlette.routing import Route
 from excap.core.errors import ConfigError
 from excap.web.guard import AllowedHosts, HostOriginGuard
 from excap.web.server import HttpServer, ListenOptions, check_listen_address, is_loopback
+from tests.support.tls import self_signed
 
 
 def _guarded(hosts: AllowedHosts) -> HostOriginGuard:
@@ -84,3 +85,27 @@ def test_the_station_page_and_the_delivery_api_run_on_the_one_server() -> None:
     assert serve.HttpServer is HttpServer and app.HttpServer is HttpServer
     for module in (serve, app):
         assert not {"uvicorn", "socket", "bind", "ThreadedServer"} & set(vars(module)), module.__name__
+
+
+def test_tls_files_that_do_not_load_are_refused_with_one_line_before_serving(tmp_path: Path) -> None:
+    one, other = self_signed(tmp_path / "one"), self_signed(tmp_path / "other")
+    for cert, key in ((one.cert, other.key), (one.cert, tmp_path / "missing.pem"), (one.key, one.key)):
+        with pytest.raises(ConfigError, match=rf"^cannot use TLS certificate {cert} with key {key}: ") as caught:
+            HttpServer(ListenOptions(port=0, ssl_certfile=cert, ssl_keyfile=key), _guarded, "test")
+        assert "\n" not in str(caught.value)
+
+
+def test_serves_https_with_its_certificate_and_guards_the_https_origin(tmp_path: Path) -> None:
+    tls = self_signed(tmp_path)
+    server = HttpServer(ListenOptions(port=0, ssl_certfile=tls.cert, ssl_keyfile=tls.key), _guarded, "test")
+    assert server.url.startswith("https://127.0.0.1:") and server.hosts.scheme == "https"
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, verify=tls.client_context(), timeout=10) as client:
+            assert client.get("/hello").json() == {"hello": "excap"}
+            plain_origin = server.url.replace("https://", "http://")
+            assert client.post("/hello", headers={"Origin": plain_origin}).status_code == 403
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the certificate
+            httpx.get(server.url + "/hello", timeout=5)
+    finally:
+        server.stop()

@@ -7,7 +7,8 @@ when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationSe
 
 Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
 Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
-JSON body, which an HTML form cannot send (`excap.web.guard`).
+JSON body, which an HTML form cannot send (`excap.web.guard`). Served to the network (`allow_remote`), it speaks
+HTTPS only and every request needs a logged-in user's session, CSRF token and role (`excap.station.web.auth`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from excap.core.errors import ExcapError
+from excap.core.errors import ConfigError, ExcapError
 from excap.station.bindings import StationBindings
 from excap.station.control import ActionResult, StationController
 from excap.station.status import StationMonitor, station_status
+from excap.station.web.auth import AuthGate, RemoteAccess, StationAuth
 from excap.web.guard import AllowedHosts, HostOriginGuard
 from excap.web.server import HttpServer, ListenOptions, check_listen_address
 
@@ -142,31 +144,41 @@ def create_app(station: Station) -> FastAPI:
 
 
 REMOTE_RISK = "anyone who reaches it can start and stop recordings"
+REMOTE_NEEDS = ("--allow-remote needs --tls-cert FILE and --tls-key FILE: a station served to the network takes "
+                "logins and commands over HTTPS only")
 
 
-def check_host(host: str, allow_remote: bool) -> None:
-    """ConfigError for a non-loopback page address without `allow_remote` (checked before any device opens)."""
+def check_host(host: str, allow_remote: bool, remote: RemoteAccess | None = None) -> None:
+    """ConfigError for a non-loopback page address without `allow_remote`, or remote access without TLS and users
+    (checked before any device opens)."""
     check_listen_address(host, allow_remote, "serve the station page", REMOTE_RISK)
+    if allow_remote:
+        if remote is None:
+            raise ConfigError(REMOTE_NEEDS)
+        remote.check()
 
 
-def guarded_app(station: Station, hosts: AllowedHosts) -> HostOriginGuard:
-    """The station app behind the Host, origin and JSON checks."""
-    return HostOriginGuard(create_app(station), hosts, require_json=True, name="excap station")
+def guarded_app(station: Station, hosts: AllowedHosts, auth: StationAuth | None = None) -> HostOriginGuard:
+    """The station app behind the login gate (remote access only) and the Host, origin and JSON checks."""
+    return HostOriginGuard(AuthGate(create_app(station), auth), hosts, require_json=True, name="excap station")
 
 
 class StationServer:
     """The page and API served on a thread by `excap.web.server.HttpServer`; port 0 picks a free port.
-    `allowed_hosts`: further names (NAME or NAME:PORT) browsers may use to reach a station served with
-    `allow_remote`."""
+    `allow_remote` needs `remote`: HTTPS with its certificate, logins of its users, and the further names (NAME or
+    NAME:PORT) browsers use to reach the station."""
 
     def __init__(self, station: Station, host: str = "127.0.0.1", port: int = 0, allow_remote: bool = False,
-                 allowed_hosts: tuple[str, ...] = ()) -> None:
-        options = ListenOptions(host, port, allow_remote, allowed_hosts, action="serve the station page",
-                                risk=REMOTE_RISK)
+                 remote: RemoteAccess | None = None) -> None:
+        check_host(host, allow_remote, remote)
+        self.auth = StationAuth(remote.auth) if allow_remote and remote is not None else None
+        options = ListenOptions(host, port, allow_remote, remote.allowed_hosts if remote else (),
+                                remote.tls_cert if remote else None, remote.tls_key if remote else None,
+                                action="serve the station page", risk=REMOTE_RISK)
         guards: list[HostOriginGuard] = []
 
         def app_for(hosts: AllowedHosts) -> HostOriginGuard:
-            guards.append(guarded_app(station, hosts))
+            guards.append(guarded_app(station, hosts, self.auth))
             return guards[0]
 
         self._server = HttpServer(options, app_for, "station page")

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 PATHS = ["/", "/static/station.js", "/static/station.css", "/static/..%2fstation_web.py", "/api/status",
          "/api/session", "/api/start", "/api/stop", "/api/discard", "/api/mark", "/api/camera/side.jpg",
-         "/api/camera/..%2f..%2fx.jpg", "/api/camera/" + "c" * 2000 + ".jpg"]
-BODY_KEYS = ["operator", "site", "task", "notes", "outcome", "label"]
+         "/api/camera/..%2f..%2fx.jpg", "/api/camera/" + "c" * 2000 + ".jpg", "/login", "/static/login.js",
+         "/api/login", "/api/logout", "/api/whoami", "/api/sessions/revoke"]
+BODY_KEYS = ["operator", "site", "task", "notes", "outcome", "label", "user", "password"]
 
 
 def test_fuzz_station_api_over_a_real_socket(make_station) -> None:

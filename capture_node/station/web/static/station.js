@@ -26,11 +26,18 @@ function showMessage(text, level) {
   box.className = "message " + (level || "info");
 }
 
+let csrfToken = "";  // the login's CSRF token (GET /api/whoami); empty on a loopback station, which needs no login
+
 async function api(path, body) {
   const options = body === undefined ? {} : {
-    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+    method: "POST", headers: {"Content-Type": "application/json", "X-CSRF-Token": csrfToken},
+    body: JSON.stringify(body),
   };
   const response = await fetch(path, options);
+  if (response.status === 401) {  // not logged in, or the login expired
+    window.location.assign("/login");
+    return {ok: false, status: 401, data: {}};
+  }
   let data = {};
   try { data = await response.json(); } catch (e) { data = {}; }
   return {ok: response.ok, status: response.status, data: data};
@@ -262,4 +269,7 @@ function wire() {
   poll();
 }
 
-wire();
+api("/api/whoami").then((r) => {
+  csrfToken = (r.ok && r.data.csrf) || "";
+  if (r.status !== 401) wire();
+});
