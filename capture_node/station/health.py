@@ -165,7 +165,7 @@ def stream_finding(stream: StreamState, thresholds: HealthThresholds, recent_dro
                        "Nothing has arrived from it since the station started; a recording now would miss it.",
                        _fix(path), state="waiting", values=values)
     if stream.staleness_s is not None and stream.staleness_s > thresholds.stale_after_s:
-        return problem(path, Level.ERROR, "stream_stale", f"{name}: {_no_data(path)} for {stream.staleness_s:.0f} s",
+        return problem(path, Level.ERROR, "stream_stale", f"{name}: {_no_data(path)} for {int(stream.staleness_s)} s",
                        _gap(stream.recording) + neutral, _fix(path), state="stale", values=values,
                        since_s=stream.staleness_s, sound=stream.recording or safety)
     if recent_drops:
@@ -241,7 +241,7 @@ def bus_finding(name: str, state: can.BusState, error_frames: int, silent_s: flo
         meaning = ("This recording has no machine data for that time." if recording
                    else "A recording started now would have no machine data.")
         return problem(subject, Level.ERROR if recording else Level.WARN, "can_silent",
-                       f"{plain}: silent, no frames for {silent_s:.0f} s", meaning, FIX["can"], state="silent",
+                       f"{plain}: silent, no frames for {int(silent_s)} s", meaning, FIX["can"], state="silent",
                        values=values, since_s=silent_s, sound=recording)
     return Finding(subject, Level.OK, "error active", values=values)
 
