@@ -227,8 +227,38 @@ def test_message_list_keeps_the_latest_twenty(station, browser):
     assert len(items) == 20 and "pass 29" in items[0] and not any("pass 9" in i for i in items)
 
 
+def beeps(driver) -> int:
+    return int(script(driver, "return document.body.dataset.beeps || 0"))
+
+
+def turn_sound_on(driver) -> None:
+    """Browsers keep sound off until the page is touched: the page says so, and a tap turns it on."""
+    hint = driver.find_element("id", "btn-sound")
+    wait_for(hint.is_displayed, message="sound-off hint")
+    assert hint.text == "Sound off: tap to enable"
+    hint.click()
+    wait_for(lambda: not hint.is_displayed(), message="sound on after a tap")
+
+
+def test_page_without_web_audio_says_so_and_never_throws(station, browser):
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                    {"source": "delete window.AudioContext; delete window.webkitAudioContext;"})
+    try:
+        open_page(browser, station)
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+    browser.get_log("browser")  # only what follows counts
+    script(browser, "document.body.dataset.alarm = 'alert'")
+    ticks = script(browser, "return alarmTick")
+    wait_for(lambda: script(browser, "return alarmTick") >= ticks + 3, message="alarm ticks without audio")
+    assert browser.find_element("id", "btn-sound").text == "Sound off: this browser cannot play alarms"
+    browser.find_element("id", "btn-sound").click()
+    assert beeps(browser) == 0 and not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
+
+
 def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browser):
     open_page(browser, station)
+    turn_sound_on(browser)
     wait_for(lambda: "hidden" in attribute(browser, "banner", "class"), message="no alerts while all is well")
     station.console.peer.pause()
     try:
@@ -246,6 +276,7 @@ def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browse
         assert levels == sorted(levels, key=lambda c: c != "red")  # loudest first
         assert attribute(browser, "warnings", "innerHTML").count('data-sound="true"') >= 2
         wait_for(lambda: script(browser, "return document.body.dataset.alarm") == "alert", message="alert sound on")
+        wait_for(lambda: beeps(browser) > 0, message="the alert beeps")
     finally:
         station.console.peer.resume()
     wait_for(station.enabled, message="commands re-enabled")
@@ -254,6 +285,7 @@ def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browse
 
 def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(station, browser):
     open_page(browser, station)
+    turn_sound_on(browser)
     running = station.running
     port = int(station.url.rsplit(":", 1)[1])
     station.post("/api/start", {})
@@ -269,9 +301,7 @@ def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(sta
     assert all(attribute(browser, b, "disabled") for b in ACTIONS)
     assert all(c.text == "?" for c in browser.find_elements("css selector", "#streams tbody td:not(:first-child)"))
     assert script(browser, "return document.body.dataset.alarm") == "connection"
-    # sound: either it beeps or the page says it is off and how to turn it on; the page never throws
-    assert int(script(browser, "return document.body.dataset.beeps || 0")) > 0 or \
-        browser.find_element("id", "btn-sound").is_displayed()
+    wait_for(lambda: beeps(browser) > 0, message="the connection alarm beeps")
     assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
 
     # meanwhile the recording is stopped from elsewhere (a joystick gesture)
