@@ -3,8 +3,11 @@
 `StationMonitor` samples what needs history on a thread of its own (every `interval_s`): the wall clock against
 the monotonic clock (a jump beyond `clock_jump_s` between two samples is a warning for `warn_hold_s`, and a
 `clock_jump` event), disk space and the episode folder's write rate (growth of the files being recorded), and
-which streams dropped rows lately. `station_status()` turns all of it into one JSON-ready dict for the page, the
-JSON API and the terminal status line.
+which streams dropped rows lately, and when each current problem began (`onsets`). `station_status()` turns all of
+it into one JSON-ready dict for the page, the JSON API and the terminal status line: among others `alerts` (every
+problem in plain words, loudest first), `camera_frames` (each camera's latest picture's age, `frozen` beyond
+`stale_after_s`), and what a page needs to tell what it missed while it could not reach the station: `seq` (this
+status's number), `boot_id` (this station process), `wall_time`, `message_seq` (the latest message's number).
 """
 
 from __future__ import annotations
