@@ -6,7 +6,8 @@ subject, OK ones included:
 
 - stream `<path>` (control, periodic joysticks, raw CAN, cameras): WARN no data yet, rows dropped lately, or a
   camera below `camera_min_rate` of its nominal rate; ERROR silent longer than `stale_after_s`.
-- device `<name>` (driver health): WARN stale; ERROR disconnected or failed.
+- device `<name>` (driver health): WARN stale (left to its stream's alert when that stream has a problem too);
+  ERROR disconnected or failed.
 - command link: ERROR neutralised (until re-enabled from neutral) or faulted.
 - can bus `<name>`: WARN error passive; ERROR bus-off; silent (no frames for `stale_after_s` while error active):
   WARN, ERROR while recording (its raw stream `can/<name>` then says "silent" and leaves the alert to the bus).
@@ -327,7 +328,14 @@ def assess(runtime: StationRuntime, monitor: StationMonitor,
             finding = replace(finding, level=bus.level, code=bus.code, state="silent", sound=bus.sound,
                               shown_by=bus.subject)
         findings.append(finding)
-    findings += [device_finding(name, Health(health)) for name, health in runtime.health().items()]
+    troubled = {f.subject for f in findings if f.level > Level.OK}
+    for name, health in runtime.health().items():
+        device = device_finding(name, Health(health))
+        kind, _, rest = name.partition("/")
+        stream_path = f"cameras/{rest}" if kind == "camera" else name
+        if device.level == Level.WARN and stream_path in troubled:  # "answering late": its stream's alert says more
+            device = replace(device, shown_by=stream_path)
+        findings.append(device)
     command = runtime.command
     if runtime.link is not None:
         findings.append(command_finding(command.link_state, command.fault, command.enabled) if command is not None

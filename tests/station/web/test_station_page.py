@@ -272,6 +272,7 @@ def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browse
         assert "Release enable, centre the sticks" in neutralised and "since " in neutralised
         console = next(w for w in words if w.startswith("Joystick console: no data for"))
         assert "Check the joystick cable" in console
+        assert not any("answering late" in w for w in words)  # the device's lateness is the stream's alert
         levels = [a.get_attribute("class") for a in alerts]
         assert levels == sorted(levels, key=lambda c: c != "red")  # loudest first
         assert attribute(browser, "warnings", "innerHTML").count('data-sound="true"') >= 2
@@ -299,6 +300,7 @@ def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(sta
     assert text(browser, "rec-state") == "REC ?" and text(browser, "rec-timer") == "--:--"
     assert text(browser, "link-state") == "UNKNOWN" and text(browser, "enable-state") == "?"
     assert all(attribute(browser, b, "disabled") for b in ACTIONS)
+    assert "hidden" in attribute(browser, "banner", "class") and not text(browser, "warnings")
     assert all(c.text == "?" for c in browser.find_elements("css selector", "#streams tbody td:not(:first-child)"))
     assert script(browser, "return document.body.dataset.alarm") == "connection"
     wait_for(lambda: beeps(browser) > 0, message="the connection alarm beeps")

@@ -338,6 +338,9 @@ function renderLost() {
   document.body.className = "lost";
   document.body.dataset.alarm = "connection";
   $("connection").classList.remove("hidden");
+  $("warnings").innerHTML = "";  // the station's health is unknown too: no remembered alerts
+  $("banner").className = "banner hidden";
+  $("banner").dataset.codes = "";
   $("rec-box").className = "rec unknown";
   $("rec-state").textContent = "REC ?";
   $("rec-timer").textContent = "--:--";
