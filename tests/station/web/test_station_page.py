@@ -4,15 +4,19 @@ commands, the tablet layout at 800x1280 and 1280x800, the bounded message list, 
 happened meanwhile, and a frozen preview."""
 
 import os
+import socket
+import subprocess
 from pathlib import Path
 
 import h5py
+import httpx
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
 from excap.episode.validation import validate_episode
 from excap.station.web.app import StationServer
 from tests.support.browser import chromium
+from tests.support.commands import excap_command
 from tests.support.station import certify
 from tests.support.waiting import wait_for
 
@@ -318,6 +322,46 @@ def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(sta
     assert f"recording stopped ({episode_id}, success)" in summary and "1 message" in summary
     assert script(browser, "return document.body.className") == "" and text(browser, "rec-state") == "IDLE"
     assert not attribute(browser, "btn-start", "disabled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/status", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_killed_station_process_is_lost_and_its_restart_is_told(browser, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = excap_command("station", "--sim", "--port", str(port), "--out", str(tmp_path))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: answers(url), timeout=60, message="station process serving")
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        browser.get(url)
+        assert httpx.post(f"{url}/api/start", json={}, timeout=30).status_code == 200
+        wait_for(lambda: recording_shown(browser), message="recording shown")
+        episode_id = text(browser, "episode-id")
+        process.kill()  # the station dies mid-recording
+        process.wait(timeout=30)
+        wait_for(lambda: script(browser, "return document.body.className") == "lost", message="connection lost")
+        assert text(browser, "rec-state") == "REC ?" and all(attribute(browser, b, "disabled") for b in ACTIONS)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: browser.find_element("id", "summary").is_displayed(), timeout=60,
+                 message="meanwhile summary after the restart")
+        summary = text(browser, "summary-text")
+        assert "meanwhile: station restarted, recording stopped (" + episode_id in summary
+        assert attribute(browser, "summary", "data-restarted") == "true" and text(browser, "rec-state") == "IDLE"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_frozen_preview_is_marked_on_the_preview(station, browser):
