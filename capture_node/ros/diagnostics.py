@@ -1,5 +1,7 @@
 """/diagnostics of the node: the station's health findings (`excap.station.health`) as DiagnosticStatus messages,
-one per subject (`excap: <subject>`), so the station page and ROS report the same level for the same condition."""
+one per subject (`excap: <subject>`), so the station page and ROS report the same level for the same condition. A
+problem's message is the page's plain-words sentence (what is wrong, what it means, what to do); `since_s` says how
+long it has held."""
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
@@ -16,9 +18,11 @@ def node_thresholds(stale_after_s: float, min_free_gb: float) -> HealthThreshold
 
 
 def diagnostic_status(finding: Finding, hardware_id: str) -> DiagnosticStatus:
+    values = dict(finding.values)
+    if finding.since_s is not None:
+        values["since_s"] = f"{finding.since_s:.1f}"
     return DiagnosticStatus(level=LEVELS[int(finding.level)], name=f"excap: {finding.subject}", message=finding.text,
-                            hardware_id=hardware_id,
-                            values=[KeyValue(key=k, value=v) for k, v in finding.values.items()])
+                            hardware_id=hardware_id, values=[KeyValue(key=k, value=v) for k, v in values.items()])
 
 
 def station_diagnostics(runtime: StationRuntime, monitor: StationMonitor, hardware_id: str) -> list[DiagnosticStatus]:

@@ -3,14 +3,19 @@
 `StationMonitor` samples what needs history on a thread of its own (every `interval_s`): the wall clock against
 the monotonic clock (a jump beyond `clock_jump_s` between two samples is a warning for `warn_hold_s`, and a
 `clock_jump` event), disk space and the episode folder's write rate (growth of the files being recorded), and
-which streams dropped rows lately. `station_status()` turns all of it into one JSON-ready dict for the page, the
-JSON API and the terminal status line.
+which streams dropped rows lately, and when each current problem began (`onsets`). `station_status()` turns all of
+it into one JSON-ready dict for the page, the JSON API and the terminal status line: among others `alerts` (every
+problem in plain words, loudest first), `camera_frames` (each camera's latest picture's age, `frozen` beyond
+`stale_after_s`), and what a page needs to tell what it missed while it could not reach the station: `seq` (this
+status's number), `boot_id` (this station process), `wall_time`, `message_seq` (the latest message's number).
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +24,14 @@ from excap.core.periodic import Poller
 from excap.drivers.base import Health
 from excap.station.bindings import StationBindings
 from excap.station.control import StationController
-from excap.station.health import HealthThresholds, Level, assess, watched_streams
+from excap.station.health import Finding, HealthThresholds, Level, Onsets, alert_order, assess, watched_streams
 from excap.station.runtime import StationRuntime
 
 BITS_PER_FRAME = 140  # a 29-bit-id frame with 8 data bytes, with typical bit stuffing (J1939 traffic)
 RECORDING_DIR = ".recording"
 COLOURS = {Level.WARN: "amber", Level.ERROR: "red"}  # how the page shows a finding's level
+MESSAGES_SHOWN = 20  # the latest station messages in each status
+BOOT_ID = uuid.uuid4().hex  # this station process: a page that sees it change knows the station restarted
 
 
 StatusThresholds = HealthThresholds
@@ -48,6 +55,8 @@ class StationMonitor:
         self._first_data: dict[str, float] = {}  # stream -> monotonic time its first sample was seen
         self._offset_ns: int | None = None
         self._sizes: list[tuple[float, int]] = []
+        self.onsets = Onsets()
+        self.started = time.monotonic()
         self._worker = Poller("station-monitor", interval_s, self.sample)
 
     def start(self) -> StationMonitor:
@@ -73,6 +82,9 @@ class StationMonitor:
         for path, (_lost, seen) in list(self.recent_drops.items()):
             if now - seen > self.thresholds.warn_hold_s:
                 del self.recent_drops[path]
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started
 
     def active_s(self, path: str) -> float | None:
         """How long the stream has delivered data (None before its first sample was seen)."""
@@ -124,10 +136,37 @@ def _operator_inputs(runtime: StationRuntime) -> dict[str, Any]:
     return {"axes": axes, "buttons": {k: bool(v) for k, v in buttons.items() if v is not None}}
 
 
+def alert(finding: Finding, wall_now: float) -> dict[str, Any]:
+    """A problem as the page's alert area shows it."""
+    since = finding.since_s
+    return {"id": f"{finding.subject}:{finding.code}", "subject": finding.subject, "code": finding.code,
+            "level": finding.level.name.lower(), "colour": COLOURS[finding.level], "title": finding.title,
+            "meaning": finding.meaning, "action": finding.action, "since_s": None if since is None else round(since, 1),
+            "since_wall": None if since is None else round(wall_now - since, 3),
+            "sound": finding.sound, "text": finding.text}
+
+
+def camera_frames(runtime: StationRuntime, stale_after_s: float) -> dict[str, dict[str, Any]]:
+    """Each camera's latest frame: its age and whether the preview is frozen (older than `stale_after_s`)."""
+    t_ns = now_ns()
+    frames: dict[str, dict[str, Any]] = {}
+    for name in sorted(runtime.cameras):
+        frame = runtime.latest_frame(name)
+        age = None if frame is None else max(0.0, (t_ns - frame.t_ns) / 1e9)
+        frames[name] = {"age_s": None if age is None else round(age, 2),
+                        "frozen": age is not None and age > stale_after_s}
+    return frames
+
+
+_STATUS_SEQ = itertools.count(1)
+
+
 def station_status(runtime: StationRuntime, controller: StationController, monitor: StationMonitor,
                    bindings: StationBindings | None = None) -> dict[str, Any]:
     config, profile = runtime.config, runtime.profile
     findings = assess(runtime, monitor)
+    wall_now = time.time()
+    messages = controller.message_list(MESSAGES_SHOWN)
     warnings = [{"level": COLOURS[f.level], "code": f.code, "text": f.text} for f in findings if f.level > Level.OK]
     by_subject = {f.subject: f for f in findings}
     command = runtime.command
@@ -154,6 +193,7 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
                       "error_frames": capture.error_frames if capture else 0,
                       "bus_state": capture.bus_state.name.lower() if capture else "",
                       "level": bus_level.level.name.lower() if bus_level else "ok",
+                      "state": bus_level.state if bus_level else "ok",
                       "health": health.get(f"can/{bus.name}", "")})
     disk = dict(monitor.disk)
     clock: dict[str, float | None] = {"jump_s": None if monitor.clock_jump is None else round(monitor.clock_jump[0], 3)}
@@ -172,6 +212,7 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
         "levels": {f.subject: f.level.name.lower() for f in findings},
         "can": buses,
         "cameras": sorted(runtime.cameras),
+        "camera_frames": camera_frames(runtime, monitor.thresholds.stale_after_s),
         "sticks": inputs,
         "command": {"names": list(profile.functions), "values": list(command.values) if command else [],
                     "enabled": bool(command and command.enabled),
@@ -181,13 +222,18 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
         "disk": disk,
         "clock": clock,
         "warnings": warnings,
-        "messages": controller.message_list(),
+        "alerts": [alert(f, wall_now) for f in alert_order(findings)],
+        "messages": messages,
+        "message_seq": messages[-1]["seq"] if messages else 0,  # the latest message's number
         "session": dict(controller.session),
         "certification": None if check is None else {"allowed": check.allowed, "message": check.message,
                                                       "metadata": check.metadata},
         "bindings": {"list": bindings.describe() if bindings is not None else [],
                      "pending": pending.text() if pending is not None else ""},
         "t_ns": now_ns(),
+        "wall_time": wall_now,
+        "seq": next(_STATUS_SEQ),
+        "boot_id": BOOT_ID,
     }
 
 
@@ -198,7 +244,7 @@ def _duration(seconds: float) -> str:
 
 
 def status_line(status: dict[str, Any]) -> str:
-    """One line: recording state and timer, link, per-stream health, disk, warnings."""
+    """One line: recording state and timer, link, per-stream health, disk, alerts (loudest first)."""
     recording = status["recording"]
     head = f"● REC {_duration(recording['elapsed_s'])}" if recording["active"] else "○ idle"
     parts = [head, f"link {status['command']['link_state']}"]
@@ -212,9 +258,9 @@ def status_line(status: dict[str, Any]) -> str:
         parts.append(f"disk {free / 1e9:.0f}GB" + (f" ~{_duration(left)}" if left else ""))
     if status["bindings"]["pending"]:
         parts.append(f"[{status['bindings']['pending']}]")
-    warnings = status["warnings"]
-    if warnings:
-        parts.append("⚠ " + "; ".join(w["text"] for w in warnings))
+    alerts = status["alerts"]
+    if alerts:
+        parts.append("⚠ " + "; ".join(a["title"] for a in alerts))
     elif status["messages"]:
         parts.append(status["messages"][-1]["text"])
     return "  ".join(parts)

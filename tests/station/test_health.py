@@ -61,6 +61,12 @@ def test_page_and_diagnostics_give_the_same_level_for_the_same_condition(running
     wait_for(lambda: agree(running, "command link", "error"), message="neutralised commands: error on both")
     codes = {w["code"] for w in running.station.status()["warnings"]}
     assert {"stream_stale", "neutralised", "camera_slow", "disk"} <= codes
+    # ROS says it in the page's plain words, with since when
+    joystick = next(s for s in station_diagnostics(running.runtime, running.station.monitor, "x")
+                    if s.name == "excap: joystick/operator")
+    assert joystick.message.startswith("Joystick operator: no data for") and "Check the joystick cable" in \
+        joystick.message
+    assert float({kv.key: kv.value for kv in joystick.values}["since_s"]) >= 0.0
     # the joystick reports again and the scripted operator re-arms: both see it recover
     wait_for(lambda: agree(running, "joystick/operator", "ok") and agree(running, "command link", "ok"),
              message="joystick and commands back: ok on both")

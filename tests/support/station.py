@@ -4,6 +4,8 @@ buttons scripted by the test), the simulated excavator on a virtual CAN bus, and
 import os
 import tty
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,16 +103,25 @@ class StationFixture:
         return command.link_state == "active"
 
 
-@pytest.fixture
-def pty_console():
+@contextmanager
+def console_on_pty() -> Iterator[tuple[Console, str]]:
+    """The operator's console behind a real pty; yields it and the port name a station config opens."""
     master, slave = os.openpty()
     tty.setraw(slave)
     console = Console()
     console.peer = SerialPeer(master, SerialPeerConfig(protocol="exjs1", rate_hz=100.0), console.state).start()
-    yield console, os.ttyname(slave)
-    console.peer.stop()
-    os.close(master)
-    os.close(slave)
+    try:
+        yield console, os.ttyname(slave)
+    finally:
+        console.peer.stop()
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.fixture
+def pty_console():
+    with console_on_pty() as (console, port):
+        yield console, port
 
 
 def start_station(tmp_path: Path, port: str, console: Console, policy: str = "refuse",
@@ -134,3 +145,17 @@ def make_station(tmp_path, pty_console):
     yield make
     for fixture in started:
         fixture.running.stop()
+
+
+@pytest.fixture(scope="module")
+def module_station(tmp_path_factory):
+    """One station (policy `refuse`, operator op-1 certified) shared by the tests of a module, commands enabled."""
+    tmp_path = tmp_path_factory.mktemp("station")
+    with console_on_pty() as (console, port):
+        fixture = start_station(tmp_path, port, console, "refuse", "op-1")
+        try:
+            certify(fixture.out_dir, "op-1")
+            wait_for(fixture.enabled, message="commands enabled")
+            yield fixture
+        finally:
+            fixture.running.stop()

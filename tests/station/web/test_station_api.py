@@ -85,7 +85,7 @@ def test_warnings_disk_clock_jump_stale_and_neutralised(make_station):
              message="stale and neutralised warnings")
     status = station.status()
     assert status["command"]["link_state"] == "neutralised" and "stale" in status["command"]["fault"]
-    assert "NEUTRALISED" in status_line(status)
+    assert "Commands neutralised" in status_line(status)
     station.console.peer.resume()
     station.console.release("enable")  # as an operator does: release enable, then enable again from neutral
     wait_for(lambda: not runtime.joystick_samples()["console"].buttons[0], message="enable released")
