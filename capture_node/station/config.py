@@ -263,8 +263,8 @@ class _Links:
                 continue
             view = str(camera.source)[len(SIM_CAMERA_PREFIX):]
             if kind is not None and view not in kind.views:
-                yield Problem(f"cameras[{index}].source", f"unknown simulated view {view!r} of the simulated {kind.kind} "
-                                                          f"(known: {', '.join(kind.views)})")
+                yield Problem(f"cameras[{index}].source", f"unknown simulated view {view!r} of the simulated "
+                                                          f"{kind.kind} (known: {', '.join(kind.views)})")
             if not self.simulated:
                 yield Problem(f"cameras[{index}].source", "a simulated camera needs machine.simulated: true")
 

@@ -5,8 +5,9 @@ and the benches.
 `operator` (type `sim`, every profile axis and button), the simulated machine of the profile's `kind` (excavator,
 wheel loader: `excap.drivers.sim.machines`) answering cab-joystick frames on a private python-can `virtual` bus
 `can0` (commands sent there, every frame recorded and decoded), and `options.cameras` rendered cameras of that
-machine (excavator: side, top, ...; wheel loader: front, rear, ...). `StationRuntime` runs it like any station, so the command
-link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are the station's.
+machine (excavator: side, top, ...; wheel loader: front, rear, ...). `StationRuntime` runs it like any station,
+so the command link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are
+the station's.
 
 Certification: the scripted operator is in no operator registry, so a simulated station records under policy
 `mark_uncertified` by default (the episode's `certification` attribute says `UNCERTIFIED: ...`); an operator
@@ -121,7 +122,8 @@ def simulated_station(options: SimSessionOptions) -> StationConfig:
     return StationConfig(
         path=Path("<simulated station>"), station_id=options.station_id, out_dir=options.out_dir, profile=profile,
         pattern=pattern, machine_id=options.machine_id or f"sim-{profile.kind.replace('_', '-')}-01",
-        simulated_machine=True, session={**options.session, **({"task": machine.default_task} if options.task is None else {})},
+        simulated_machine=True,
+        session={**options.session, **({"task": machine.default_task} if options.task is None else {})},
         joysticks=[operator],
         axis_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.axes)},
         button_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.buttons)},

@@ -21,7 +21,8 @@ FrameCallback = Callable[[int, int, np.ndarray], None]
 
 class SimulatedCamera:
     def __init__(self, name: str, view: str, state: Callable[[], Any], on_frame: FrameCallback,
-                 width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0, kind: str = "excavator") -> None:
+                 width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0,
+                 kind: str = "excavator") -> None:
         self.name = name
         self.fps = fps
         self.width = width

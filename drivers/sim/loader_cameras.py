@@ -115,7 +115,7 @@ class LoaderViewRenderer:
 
     def render(self, state: WheelLoaderState, frame_index: int, label: str) -> np.ndarray:
         camera = self._camera(state)
-        frame = np.empty((self.height, self.width, 3), np.uint8)
+        frame: np.ndarray = np.empty((self.height, self.width, 3), np.uint8)
         frame[:] = _SKY
         frame[max(0, min(self.height, camera.horizon())):] = _GROUND
         self._draw_grid(frame, camera, state)

@@ -7,7 +7,6 @@ here; the simulated machine, the station's simulated joystick and cameras, `reco
 """
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,7 +66,8 @@ class SimMachineKind:
 
     def renderer(self, view: str, width: int, height: int, seed: int = 0) -> ViewRenderer:
         if view not in self.views:
-            raise ValueError(f"unknown camera view {view!r} of a simulated {self.kind} (known: {', '.join(self.views)})")
+            raise ValueError(f"unknown camera view {view!r} of the simulated {self.kind} "
+                             f"(known: {', '.join(self.views)})")
         renderer: ViewRenderer = _load(self._renderer)(view, width, height, seed=seed)
         return renderer
 

@@ -23,6 +23,7 @@ from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
 from excap.drivers.sim.machine import SimulatedMachine
 from excap.drivers.sim.operator import StickSample
 
+
 class StickSource(Protocol):
     """A scripted operator of any machine kind (`SimMachineKind.operator`)."""
 
