@@ -45,7 +45,7 @@ class CyclePlan:
     pile_y: float  # where along the pile face the bucket enters (m)
     throttle: float
     shallow_first_bite: bool  # leaves the pile early, so a second bite is needed
-    rollback: float  # bucket angle (rad) the operator rolls back to before hauling; low = spills
+    rollback: float  # bucket angle (rad) the operator rolls back to before hauling; too low spills a full bucket
 
 
 class LoaderOperator:
@@ -82,9 +82,10 @@ class LoaderOperator:
 
     def _new_plan(self) -> CyclePlan:
         rng = self._rng
-        return CyclePlan(fill_target=float(rng.uniform(0.75, 1.05)), pile_y=float(rng.uniform(-1.5, 1.5)),
-                         throttle=float(rng.uniform(0.75, 1.0)), shallow_first_bite=bool(rng.random() < 0.25),
-                         rollback=0.1 if rng.random() < 0.25 else 0.65)
+        overfilled = bool(rng.random() < 0.25)  # crowds too long and forgets to roll back fully: it spills
+        return CyclePlan(fill_target=1.1 if overfilled else float(rng.uniform(0.7, 1.0)),
+                         pile_y=float(rng.uniform(-1.5, 1.5)), throttle=float(rng.uniform(0.75, 1.0)),
+                         shallow_first_bite=bool(rng.random() < 0.25), rollback=0.1 if overfilled else 0.65)
 
     def _enter(self, step: str, s: WheelLoaderState) -> None:
         self.step = step
@@ -112,7 +113,8 @@ class LoaderOperator:
         elif self.step == "crowd":
             bite = int(elapsed * 2.0) % 2 == 0 and s.pile_depth > 0.3
             cmd.update(direction=1.0, throttle=plan.throttle, steer=_p(-s.articulation, 2.0),
-                       tilt=0.7 if bite else 0.0, lift=0.35 if s.pile_depth > 0.7 else 0.0)
+                       tilt=(0.7 if plan.rollback > 0.5 else 0.3) if bite else 0.0,
+                       lift=0.35 if s.pile_depth > 0.7 else 0.0)
             shallow = plan.shallow_first_bite and self.bites == 1 and elapsed > 1.2
             if s.payload >= plan.fill_target * rated or elapsed > 7.0 or shallow:
                 self._enter("curl", s)
@@ -132,7 +134,7 @@ class LoaderOperator:
         elif self.step == "reverse_out":
             error = wrap_angle(self._truck_heading() - s.heading)
             cmd.update(direction=-1.0, throttle=0.7, steer=_p(-error, 2.5), lift=_p(-0.4 - s.lift, 2.0),
-                       tilt=_p(plan.rollback - s.bucket_angle, 2.0))
+                       tilt=max(0.0, _p(plan.rollback - s.bucket_angle, 2.0)))
             if (abs(error) < 0.12 and elapsed > 2.5) or timed_out:
                 self._enter("to_truck", s)
         elif self.step == "to_truck":

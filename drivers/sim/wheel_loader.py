@@ -172,6 +172,16 @@ class WheelLoaderState:
         return self.heading + self.articulation
 
     @property
+    def throttle_pedal(self) -> float:
+        """Accelerator pedal 0..1 (as commanded)."""
+        return max(0.0, self.commands[3])
+
+    @property
+    def brake_pedal(self) -> float:
+        """Service brake pedal 0..1 (as commanded)."""
+        return max(0.0, self.commands[4])
+
+    @property
     def selected_gear(self) -> int:
         """Signed gear, J1939 style: positive forward, negative reverse, 0 neutral."""
         return self.direction * self.gear
@@ -382,8 +392,9 @@ class WheelLoaderModel:
             payload = min(g.rated_payload * g.heaped_share * 1.05, payload + g.rated_payload * crowd * dt)
         truck_payload, spilled, dumped = s.truck_payload, s.spilled, s.dumped_loads
         holds = self.bucket_capacity(bucket_angle)
-        if not in_pile and abs(acceleration) > 2.5:
-            holds *= 0.97  # a jolt shakes the heap off
+        if not in_pile and payload > g.rated_payload and abs(acceleration) > 1.0:
+            # a jolt shakes off part of a heap above the bucket's struck capacity
+            holds = min(holds, payload - (payload - g.rated_payload) * 0.4 * abs(acceleration) * dt)
         if payload > holds:
             lost = min(payload - holds, g.rated_payload * 2.5 * dt)
             payload -= lost

@@ -15,7 +15,7 @@ _TRAVEL_DIRECTION = {0: 0, 1: 1, -1: 2}  # LoaderTravel.TravelDirection: neutral
 def wheel_loader_message_values(name: str, s: WheelLoaderState, rng: np.random.Generator) -> SignalValues:
     """The signal values of one message of the wheel loader's DBC for a machine state."""
     torque = 8 + 85 * s.engine_load
-    throttle, brake = (max(0.0, c) for c in s.commands[3:5])
+    throttle, brake = s.throttle_pedal, s.brake_pedal
     match name:
         case "EEC1":
             return {"EngTorqueMode": 0, "DriversDemandEngPercentTorque": torque, "ActualEngPercentTorque": torque,
