@@ -237,6 +237,43 @@ def to_yard(state: WheelLoaderState, g: WheelLoaderGeometry, ahead: float) -> tu
     return fx + ahead * math.cos(heading), fy + ahead * math.sin(heading)
 
 
+def torque_converter(g: WheelLoaderGeometry, rpm: float, speed: float, direction: int, gear: int,
+                     mass: float) -> tuple[float, float, float]:
+    """(turbine rpm, impeller torque on the engine in N m, tractive force at the wheels in N, traction limited).
+
+    The impeller absorbs torque with the square of engine speed, most at stall; the turbine multiplies it up to
+    2.6 times at stall, falling to coupling (1:1) near a speed ratio of 0.9; past 1 (the wheels driving the
+    engine) the converter brakes. In neutral the converter turns free."""
+    if not direction:
+        return 0.0, 0.0, 0.0
+    ratio = g.gear_ratios[gear - 1] * g.final_drive
+    turbine_rpm = speed / g.wheel_radius * 60.0 / (2 * math.pi) * ratio * direction
+    speed_ratio = turbine_rpm / max(rpm, 1.0)
+    capacity = g.converter_stall_torque / g.rated_rpm**2
+    if speed_ratio <= 1.0:
+        impeller = capacity * rpm**2 * min(1.5, 1.0 - speed_ratio**3)
+        torque_ratio = min(3.0, max(1.0, 2.6 - 1.8 * speed_ratio))
+    else:
+        impeller = -capacity * rpm**2 * min(1.5, 2.0 * (speed_ratio - 1.0))
+        torque_ratio = 1.0
+    drive = direction * impeller * torque_ratio * ratio / g.wheel_radius * g.drivetrain_efficiency
+    traction = g.traction_coefficient * mass * GRAVITY
+    return turbine_rpm, impeller, max(-traction, min(traction, drive))
+
+
+def ground_speed(speed: float, net_force: float, resistance: float, mass: float, dt: float) -> tuple[float, float]:
+    """(speed, acceleration) after `dt`: rolling resistance and brake oppose motion, hold a machine at rest that the
+    net force cannot move, and stop a machine but never reverse it."""
+    if abs(speed) < 0.02 and abs(net_force) <= resistance:
+        return 0.0, 0.0
+    moving = speed if abs(speed) >= 0.02 else net_force
+    acceleration = (net_force - math.copysign(resistance, moving)) / mass
+    new_speed = speed + acceleration * dt
+    if new_speed * speed < 0 and abs(net_force) <= resistance:
+        return 0.0, acceleration
+    return new_speed, acceleration
+
+
 def _approach(value: float, target: float, dt: float, tau: float) -> float:
     return value + (target - value) * (1.0 - math.exp(-dt / tau))
 
@@ -345,34 +382,11 @@ class WheelLoaderModel:
         # Drivetrain: FNR and automatic gear by ground speed, torque converter, traction, rolling resistance, brake.
         direction = 1 if direction_c > 0.5 else -1 if direction_c < -0.5 else 0
         gear = self._shift(s, direction)
-        ratio = g.gear_ratios[gear - 1] * g.final_drive
-        wheel_rpm = s.speed / g.wheel_radius * 60.0 / (2 * math.pi)
-        turbine_rpm = wheel_rpm * ratio * direction if direction else 0.0
-        speed_ratio = turbine_rpm / max(rpm, 1.0) if direction else 1.0
-        capacity = g.converter_stall_torque / g.rated_rpm**2
-        if speed_ratio <= 1.0:
-            impeller = capacity * rpm**2 * min(1.5, 1.0 - speed_ratio**3)
-            torque_ratio = min(3.0, max(1.0, 2.6 - 1.8 * speed_ratio))
-        else:  # overrun: the converter brakes the machine
-            impeller = -capacity * rpm**2 * min(1.5, 2.0 * (speed_ratio - 1.0))
-            torque_ratio = 1.0
-        if not direction:
-            impeller = 0.0
         mass = g.machine_mass + s.payload
-        drive = direction * impeller * torque_ratio * ratio / g.wheel_radius * g.drivetrain_efficiency
-        traction = g.traction_coefficient * mass * GRAVITY
-        drive = max(-traction, min(traction, drive))
+        turbine_rpm, impeller, drive = torque_converter(g, rpm, s.speed, direction, gear, mass)
         pile_force = 110_000.0 * min(1.0, depth / 1.2) if in_pile else 0.0
         resist = g.rolling_resistance * mass * GRAVITY + brake_c * g.max_brake_force
-        net = drive - pile_force
-        if abs(s.speed) < 0.02 and abs(net) <= resist:
-            speed, acceleration = 0.0, 0.0
-        else:
-            moving = s.speed if abs(s.speed) >= 0.02 else net
-            acceleration = (net - math.copysign(resist, moving)) / mass
-            speed = s.speed + acceleration * dt
-            if speed * s.speed < 0 and abs(net) <= resist:  # resistance stops a machine, never reverses it
-                speed = 0.0
+        speed, acceleration = ground_speed(s.speed, drive - pile_force, resist, mass, dt)
         if speed > 0 and in_pile and depth > 1.6:
             speed = 0.0  # the pile face stops the bucket
 
