@@ -1,4 +1,4 @@
-"""`excap record`: record one episode of the simulated excavator (`--sim`) or of a station config's devices, with a
+"""`excap record`: record one episode of a simulated machine (`--sim`) or of a station config's devices, with a
 live status line on a terminal, until a duration passed or Ctrl-C / SIGTERM."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from excap.core.periodic import Poller
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
+    from excap.station.runtime import StationRuntime
 
 DEFAULT_OUT = Path("episodes")
 
@@ -22,15 +23,17 @@ DEFAULT_OUT = Path("episodes")
 def add_record_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     record = commands.add_parser("record", help="record one episode")
     source = record.add_mutually_exclusive_group(required=True)
-    source.add_argument("--sim", action="store_true", help="record the simulated excavator and scripted operator")
+    source.add_argument("--sim", action="store_true",
+                        help="record the simulated machine of the profile's kind and its scripted operator")
     source.add_argument("--config", type=Path, metavar="STATION.yaml",
                         help="record the devices of a station config file")
     record.add_argument("--duration", type=positive(float), default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C or SIGTERM)")
     record.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help=f"episode folder (default: {DEFAULT_OUT}, or the station config's out_dir)")
-    record.add_argument("--pattern", choices=["iso", "sae"], default=None,
-                        help="control pattern (default: the profile's)")
+    record.add_argument("--pattern", default=None,
+                        help="control pattern of the profile, e.g. iso, sae (excavator), single_lever, two_lever "
+                             "(wheel loader); default: the profile's")
     record.add_argument("--cameras", type=int, default=2, metavar="N", help="number of cameras (default: %(default)s)")
     record.add_argument("--profile", default=None, help="machine profile name or YAML file")
     record.add_argument("--fps", type=positive(float), default=30.0, help="camera frame rate")
@@ -101,6 +104,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     install_stop_signals(stop)
     show_status = not args.quiet and sys.stderr.isatty()
     recorders: list[Recorder] = []
+    runtimes: list[StationRuntime] = []
 
     def started(recorder: Recorder) -> None:
         recorders.append(recorder)
@@ -112,21 +116,28 @@ def cmd_record(args: argparse.Namespace) -> int:
                  "task": args.task, "notes": args.notes}
     if config is not None:
         path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
-                                   overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed)
+                                   overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed,
+                                   on_open=runtimes.append)
     else:
         options = SimSessionOptions(
             out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
             width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
-            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "sim-excavator-01",
+            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "",
             operator_id=args.operator or "sim-operator", certification=args.certification or "",
-            site=args.site or "simulated-site", task=args.task or "dig-and-load", notes=args.notes or "",
+            site=args.site or "simulated-site", task=args.task, notes=args.notes or "",
         )
-        path = run_sim_session(options, stop, on_started=started)
+        path = run_sim_session(options, stop, on_started=started, on_open=runtimes.append)
     stop.set()
     print(path)
     print(summary_text(summarize(path)), file=sys.stderr)
     fault = recorders[0].fault if recorders else ""
     if fault:
         print(f"excap: error: {fault}; the episode holds what was recorded before: {path}", file=sys.stderr)
+        return 2
+    device_faults = runtimes[0].faults() if runtimes else []
+    if device_faults:  # a device's thread died: the episode says so in a `fault` event, and so does the exit status
+        failed = "; ".join(f"{f.device} ({f.error})" for f in device_faults)
+        print(f"excap: error: device failed while recording: {failed}; see the fault events in {path}",
+              file=sys.stderr)
         return 2
     return 0

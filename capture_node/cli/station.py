@@ -28,7 +28,8 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser = commands.add_parser("station", help="run an operator station: live page, joystick bindings, episodes")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", type=Path, metavar="STATION.yaml", help="the station's devices")
-    source.add_argument("--sim", action="store_true", help="a simulated excavator station (sim cameras side, top)")
+    source.add_argument("--sim", action="store_true",
+                        help="a simulated station: the machine of --profile's kind, its scripted operator and cameras")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="episode folder (default: the config's out_dir; --sim: episodes)")
     parser.add_argument("--host", default="127.0.0.1", help="address of the page (default: %(default)s)")
@@ -53,6 +54,8 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--stale-after", type=float, default=1.0, metavar="S",
                         help="a stream silent this long is stale (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    parser.add_argument("--profile", default=None, help="(--sim) machine profile name or YAML file")
+    parser.add_argument("--pattern", default=None, help="(--sim) control pattern of the profile")
     return parser
 
 
@@ -86,9 +89,11 @@ def cmd_station(args: argparse.Namespace) -> int:
     from excap.station.web.app import check_host
 
     if args.sim:
+        from excap.drivers.machine.profiles import DEFAULT_PROFILE
         from excap.station.sim import SimSessionOptions, simulated_station
 
-        config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed))
+        config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed,
+                                                     profile=args.profile or DEFAULT_PROFILE, pattern=args.pattern))
     else:
         config = load_station_config(args.config)
         if args.out is not None:

@@ -1,4 +1,5 @@
-"""Quality warnings: streams of devices that delivered nothing, or far less than their nominal rate.
+"""Quality warnings: streams of devices that delivered nothing, or far less than their nominal rate, and devices
+that failed while recording (`fault` events: a device's worker thread died, so its stream stops early).
 
 These are not schema errors (the file is well formed): `excap inspect` and `excap validate` show them apart
 from problems, and `excap validate` still exits 0 for an episode that only has warnings.
@@ -41,6 +42,11 @@ def quality_warnings(reader: EpisodeReader) -> list[str]:
             warnings.append(f"/{info.path}: {info.samples} frames in {duration:.1f} s, "
                             f"{info.samples / duration:.1f} fps, {100 * info.samples / expected:.0f} % of its "
                             f"nominal {nominal:g} fps")
+    for event in reader.events():
+        if event.kind == "fault" and "device" in event.detail:
+            at = max(0.0, (event.t_ns - reader.start_t_ns) / 1e9)
+            warnings.append(f"device {event.detail['device']} failed at {at:.1f} s: "
+                            f"{event.detail.get('error', 'unknown error')}")
     return warnings
 
 

@@ -30,7 +30,6 @@ from excap.station.schema import (
 )
 
 SIM_CAMERA_PREFIX = "sim:"  # camera source `sim:<view>`: a view rendered from the simulated machine
-SIMULATED_MACHINE_KIND = "excavator"
 
 
 @dataclass(kw_only=True)
@@ -168,9 +167,12 @@ class _Links:
         if machine.pattern is not None and machine.pattern.lower() not in profile.patterns:
             yield Problem("machine.pattern", f"profile {profile.name} has no pattern {machine.pattern!r} "
                                              f"(has: {', '.join(profile.patterns)})")
-        if machine.simulated and profile.kind != SIMULATED_MACHINE_KIND:
-            yield Problem("machine.simulated", f"the simulated machine is an {SIMULATED_MACHINE_KIND}; profile "
-                                               f"{profile.name} is a {profile.kind}")
+        if machine.simulated:
+            from excap.drivers.sim.machines import SIM_MACHINES
+
+            if profile.kind not in SIM_MACHINES:
+                yield Problem("machine.simulated", f"no simulated machine of kind {profile.kind!r} (profile "
+                                                   f"{profile.name}; simulated: {', '.join(SIM_MACHINES)})")
         if machine.simulated and "virtual" not in self.interfaces:
             yield Problem("machine.simulated", "the simulated machine needs a `can` entry with interface: virtual")
 
@@ -249,8 +251,9 @@ class _Links:
             seen.add(entry.name)
 
     def _cameras(self) -> Iterator[Problem]:
-        from excap.drivers.sim.cameras import VIEWS
+        from excap.drivers.sim.machines import SIM_MACHINES
 
+        kind = SIM_MACHINES.get(self.profile.kind) if self.profile is not None else None
         seen: set[str] = set()
         for index, camera in _entries(self.doc.cameras):
             if camera.name in seen:
@@ -259,9 +262,9 @@ class _Links:
             if not is_sim_camera(camera):
                 continue
             view = str(camera.source)[len(SIM_CAMERA_PREFIX):]
-            if view not in VIEWS:
-                yield Problem(f"cameras[{index}].source", f"unknown simulated view {view!r} "
-                                                          f"(known: {', '.join(VIEWS)})")
+            if kind is not None and view not in kind.views:
+                yield Problem(f"cameras[{index}].source", f"unknown simulated view {view!r} of the simulated "
+                                                          f"{kind.kind} (known: {', '.join(kind.views)})")
             if not self.simulated:
                 yield Problem(f"cameras[{index}].source", "a simulated camera needs machine.simulated: true")
 

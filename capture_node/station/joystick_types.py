@@ -99,10 +99,10 @@ def _j1939(kind: JoystickType, config: Any, on_sample: SampleCallback, context: 
 def _sim(kind: JoystickType, config: Any, on_sample: SampleCallback, context: JoystickContext) -> Any:
     if context.machine is None:
         return kind.driver_class(config, on_sample)
-    from excap.drivers.sim.operator import ScriptedOperator
     from excap.drivers.sim.scripted_joystick import ScriptedJoystick
 
-    return ScriptedJoystick(config.name, ScriptedOperator(context.mapper, seed=context.seed), context.machine,
+    operator = context.machine.kind.operator(context.mapper, seed=context.seed)
+    return ScriptedJoystick(config.name, operator, context.machine,
                             on_sample, context.event, rate_hz=config.rate_hz,
                             commands_blocked=context.commands_blocked, stalls=config.stalls)
 

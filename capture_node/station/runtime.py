@@ -38,8 +38,7 @@ from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.sim.camera_source import SimulatedCamera
-from excap.drivers.sim.excavator import ExcavatorState
-from excap.drivers.sim.machine import SimulatedExcavator
+from excap.drivers.sim.machine import SimulatedMachine
 from excap.drivers.sim.scripted_joystick import ScriptedJoystick
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, control_spec, joystick_spec
@@ -154,7 +153,7 @@ class StationRuntime:
         self.switch.on_start.append(self._on_episode_start)
         self.control = self.switch.stream(control_spec(self.profile.functions))
         self.captures: dict[str, CanCapture] = {}
-        self.machine: SimulatedExcavator | None = None
+        self.machine: SimulatedMachine | None = None
         self.link: CommandLink | None = None
         self.joystick_drivers: dict[str, Any] = {}
         self.cameras: dict[str, OpenCvCamera | SimulatedCamera] = {}
@@ -226,7 +225,8 @@ class StationRuntime:
             virtual = next(c for c in config.cans if c.interface == "virtual")
             machine_bus = can.Bus(interface="virtual", channel=virtual.channel)
             self._buses.append(machine_bus)
-            self.machine = SimulatedExcavator(machine_bus, profile.dbc_paths[0], seed=self.seed)
+            # The machine of the profile's kind; the profile lists the machine's own DBC first.
+            self.machine = SimulatedMachine(machine_bus, profile.dbc_paths[0], seed=self.seed, kind=profile.kind)
             self._watch(self.machine.guard)
         if self.drives_commands:
             command_capture = self.captures.get(config.command.bus) if config.command.bus else None
@@ -351,7 +351,7 @@ class StationRuntime:
         encoder = self._camera_stream(camera_config.name, width, height, fps, str(camera_config.source))
         self._running.append(encoder)
         camera = SimulatedCamera(camera_config.name, view, lambda: machine.state, encoder.submit, width, height, fps,
-                                 seed=self.seed + index)
+                                 seed=self.seed + index, kind=machine.kind.kind)
         self._watch(camera.guard)
         camera.start()
         self.cameras[camera_config.name] = camera
@@ -369,8 +369,8 @@ class StationRuntime:
         return self._command
 
     @property
-    def machine_state(self) -> ExcavatorState | None:
-        """The simulated machine's state, if the station drives one."""
+    def machine_state(self) -> Any:
+        """The simulated machine's state (ExcavatorState, WheelLoaderState, ...), if the station drives one."""
         return self.machine.state if self.machine is not None else None
 
     def health(self) -> dict[str, Health]:

@@ -2,10 +2,12 @@
 and the benches.
 
 `simulated_station(options)` is a StationConfig like one read from a file: the scripted operator as joystick
-`operator` (type `sim`, every profile axis and button), the simulated excavator answering cab-joystick frames on
-a private python-can `virtual` bus `can0` (commands sent there, every frame recorded and decoded), and
-`options.cameras` rendered cameras (side, top, ...). `StationRuntime` runs it like any station, so the command
-link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are the station's.
+`operator` (type `sim`, every profile axis and button), the simulated machine of the profile's `kind` (excavator,
+wheel loader: `excap.drivers.sim.machines`) answering cab-joystick frames on a private python-can `virtual` bus
+`can0` (commands sent there, every frame recorded and decoded), and `options.cameras` rendered cameras of that
+machine (excavator: side, top, ...; wheel loader: front, rear, ...). `StationRuntime` runs it like any station,
+so the command link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are
+the station's.
 
 Certification: the scripted operator is in no operator registry, so a simulated station records under policy
 `mark_uncertified` by default (the episode's `certification` attribute says `UNCERTIFIED: ...`); an operator
@@ -26,12 +28,11 @@ from excap.drivers import limits
 from excap.drivers.camera.opencv_camera import CameraConfig
 from excap.drivers.can.bus_config import CanBusConfig
 from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
-from excap.drivers.sim.cameras import camera_name, view_for_camera
+from excap.drivers.sim.machines import sim_machine
 from excap.people.certification import POLICIES
 from excap.record.recorder import Recorder
 from excap.station.config import (
     SIM_CAMERA_PREFIX,
-    SIMULATED_MACHINE_KIND,
     CommandSettings,
     InputSource,
     JoystickEntry,
@@ -57,11 +58,13 @@ class SimSessionOptions:
     jpeg_quality: int = 90
     seed: int = 0
     profile: str = DEFAULT_PROFILE
-    machine_id: str = "sim-excavator-01"
+    machine_id: str = ""
+    """Default: `sim-<kind>-01` (sim-excavator-01, sim-wheel-loader-01)."""
     operator_id: str = "sim-operator"
     certification: str = ""
     site: str = "simulated-site"
-    task: str = "dig-and-load"
+    task: str | None = None
+    """None: the machine kind's usual task (dig-and-load, load-and-carry); "" leaves it out."""
     notes: str = ""
     certification_policy: str = SIM_POLICY
     """The station's certification policy (the scripted operator is in no registry: see the module)."""
@@ -91,18 +94,19 @@ class SimSessionOptions:
     def session(self) -> dict[str, str]:
         """The station's `session`: episode metadata defaults and the certification policy (empty values left out)."""
         values = {"operator": self.operator_id, "certification": self.certification, "site": self.site,
-                  "task": self.task, "notes": self.notes}
+                  "task": self.task or "", "notes": self.notes}
         return {"certification_policy": self.certification_policy, **{k: v for k, v in values.items() if v}}
 
 
 def simulated_station(options: SimSessionOptions) -> StationConfig:
-    """The simulated station of `options` (checked: the profile must be the excavator the simulator drives)."""
+    """The simulated station of `options` (checked: the simulator must have a machine of the profile's kind)."""
     profile = load_profile(options.profile)
     if profile.cab_joysticks is None:
         raise ConfigError(f"{profile.source}: the simulated machine needs a cab_joysticks section")
-    if profile.kind != SIMULATED_MACHINE_KIND:
-        raise ConfigError(f"{profile.source}: the simulated machine is an {SIMULATED_MACHINE_KIND}, not a "
-                          f"{profile.kind}")
+    try:
+        machine = sim_machine(profile.kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{profile.source}: {exc}") from None
     pattern = (options.pattern or profile.default_pattern).lower()
     if pattern not in profile.patterns:
         raise ConfigError(f"{profile.source}: profile {profile.name} has no pattern {pattern!r} "
@@ -112,12 +116,14 @@ def simulated_station(options: SimSessionOptions) -> StationConfig:
         joystick_options["stalls"] = tuple((float(at), float(length)) for at, length in options.joystick_stalls)
     operator = JoystickEntry(name=SIM_JOYSTICK, type="sim", axes=tuple(profile.axes), buttons=tuple(profile.buttons),
                              options=joystick_options)
-    cameras = [CameraConfig(name=camera_name(i), source=f"{SIM_CAMERA_PREFIX}{view_for_camera(i)}",
+    cameras = [CameraConfig(name=machine.camera_name(i), source=f"{SIM_CAMERA_PREFIX}{machine.view_for_camera(i)}",
                             width=options.width, height=options.height, fps=options.fps)
                for i in range(options.cameras)]
     return StationConfig(
         path=Path("<simulated station>"), station_id=options.station_id, out_dir=options.out_dir, profile=profile,
-        pattern=pattern, machine_id=options.machine_id, simulated_machine=True, session=options.session,
+        pattern=pattern, machine_id=options.machine_id or f"sim-{profile.kind.replace('_', '-')}-01",
+        simulated_machine=True,
+        session={**options.session, **({"task": machine.default_task} if options.task is None else {})},
         joysticks=[operator],
         axis_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.axes)},
         button_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.buttons)},

@@ -1,9 +1,11 @@
-"""Simulated cameras: render the machine at a fixed frame rate, one thread per camera.
+"""Simulated cameras: render the machine at a fixed frame rate, one thread per camera, with the renderer of the
+machine's kind (`excap.drivers.sim.machines`).
 
 An error while rendering is the camera's fault (`guard`): the thread ends, health FAILED.
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -11,21 +13,21 @@ from excap.core.clock import now_ns
 from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.limits import CAMERA_FPS
-from excap.drivers.sim.cameras import ViewRenderer
-from excap.drivers.sim.excavator import ExcavatorState
+from excap.drivers.sim.machines import sim_machine
 
 FrameCallback = Callable[[int, int, np.ndarray], None]
 """(t_ns, t_device_ns, BGR image) -> None"""
 
 
 class SimulatedCamera:
-    def __init__(self, name: str, view: str, state: Callable[[], ExcavatorState], on_frame: FrameCallback,
-                 width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0) -> None:
+    def __init__(self, name: str, view: str, state: Callable[[], Any], on_frame: FrameCallback,
+                 width: int = 640, height: int = 480, fps: float = 30.0, seed: int = 0,
+                 kind: str = "excavator") -> None:
         self.name = name
         self.fps = fps
         self.width = width
         self.height = height
-        self._renderer = ViewRenderer(view, width, height, seed=seed)
+        self._renderer = sim_machine(kind).renderer(view, width, height, seed=seed)
         self._state = state
         self._on_frame = on_frame
         self._worker: Periodic | None = None

@@ -1,7 +1,8 @@
 """The scripted operator as a periodic joystick device (joystick type `sim` of a simulated station).
 
 Every period it looks at the simulated machine, decides, and reports the stick positions that give what it
-wants under the active control pattern. Its work phase (dig, swing, dump, ...) is reported as an
+wants under the active control pattern. Its work phase (the simulator's ground truth: dig, swing, dump, ... for
+the excavator, load, haul_loaded, dump, return_empty, idle for the wheel loader) is reported as an
 `operator_phase` event when it changes.
 
 `commands_blocked` tells it that the station has neutralised the commands: like a trained operator it
@@ -12,21 +13,29 @@ nothing, so the command link sees a stale input.
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from excap.core.clock import now_ns
 from excap.core.periodic import Late, Periodic
 from excap.drivers.base import Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
-from excap.drivers.sim.machine import SimulatedExcavator
-from excap.drivers.sim.operator import ScriptedOperator
+from excap.drivers.sim.machine import SimulatedMachine
+from excap.drivers.sim.operator import StickSample
+
+
+class StickSource(Protocol):
+    """A scripted operator of any machine kind (`SimMachineKind.operator`)."""
+
+    def sample(self, s: Any, commands_blocked: bool = False) -> StickSample: ...
+
 
 EventFunction = Callable[..., None]
 """(kind, t_ns=None, **detail) -> None, like `Recorder.event`."""
 
 
 class ScriptedJoystick:
-    def __init__(self, name: str, operator: ScriptedOperator, machine: SimulatedExcavator, on_sample: SampleCallback,
+    def __init__(self, name: str, operator: StickSource, machine: SimulatedMachine, on_sample: SampleCallback,
                  event: EventFunction | None = None, rate_hz: float = 100.0,
                  commands_blocked: Callable[[], bool] | None = None,
                  stalls: Sequence[tuple[float, float]] = ()) -> None:

@@ -130,16 +130,26 @@ def test_cross_field_mistakes_are_one_line_each_and_do_not_cascade(tmp_path):
     ]
 
 
-def test_the_simulated_machine_is_an_excavator(tmp_path):
+def test_the_simulated_machine_is_the_profiles_kind_and_its_cameras_are_that_machines_views(tmp_path):
     data = yaml.safe_load((REPO / "examples/station_sim.yaml").read_text())
     data["machine"]["profile"] = "wheel_loader_20t"
     data["machine"]["pattern"] = "single_lever"
     data["joysticks"] = []
     data["inputs"] = {}
-    path = write(tmp_path, data)
-    with pytest.raises(ConfigError, match=r"machine\.simulated: the simulated machine is an excavator; profile "
-                                          r"wheel_loader_20t is a wheel_loader"):
-        load_station_config(path)
+    data["cameras"] = [{"name": "cab", "source": "sim:front"}, {"name": "back", "source": "sim:rear"}]
+    config = load_station_config(write(tmp_path, data))
+    assert config.simulated_machine and config.profile.kind == "wheel_loader"
+    data["cameras"] = [{"name": "side", "source": "sim:side"}]
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.source: unknown simulated view 'side' of the simulated "
+                                          r"wheel_loader \(known: front, rear\)"):
+        load_station_config(write(tmp_path, data))
+    profile = yaml.safe_load(load_profile("wheel_loader_20t").source.read_text())
+    profile["kind"] = "dozer"
+    data["machine"]["profile"] = str(write(tmp_path, profile, "dozer.yaml"))
+    data["cameras"] = []
+    with pytest.raises(ConfigError, match=r"machine\.simulated: no simulated machine of kind 'dozer' \(profile "
+                                          r"dozer; simulated: excavator, wheel_loader\)"):
+        load_station_config(write(tmp_path, data))
 
 
 def test_profile_mistakes_are_reported_under_machine_profile(tmp_path):

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import h5py
 import pytest
+import yaml
 
 from excap.core.errors import ConfigError
+from excap.drivers.machine.profiles import load_profile
 from excap.ros.config import NodeSettings, node_station
 from excap.station.app import RunningStation
 from excap.station.certification import CertificationRefused, start_certified
@@ -98,10 +100,18 @@ def test_every_entry_path_builds_the_same_station(tmp_path):
 
 
 def test_the_builder_refuses_a_machine_the_simulator_cannot_drive(tmp_path):
-    with pytest.raises(ConfigError, match="the simulated machine is an excavator, not a wheel_loader"):
-        simulated_station(SimSessionOptions(out_dir=tmp_path, profile="wheel_loader_20t"))
-    with pytest.raises(ConfigError, match="the simulated machine is an excavator"):
-        node_station(NodeSettings(sim=True, profile="wheel_loader_20t"), None, tmp_path)
+    profile = yaml.safe_load(load_profile("wheel_loader_20t").source.read_text())
+    profile["kind"] = "dozer"
+    dozer = tmp_path / "dozer.yaml"
+    dozer.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ConfigError, match=r"dozer\.yaml: no simulated machine of kind 'dozer' \(known: excavator, "
+                                          r"wheel_loader\)"):
+        simulated_station(SimSessionOptions(out_dir=tmp_path, profile=str(dozer)))
+    with pytest.raises(ConfigError, match="no simulated machine of kind 'dozer'"):
+        node_station(NodeSettings(sim=True, profile=str(dozer)), None, tmp_path)
+    with pytest.raises(ConfigError, match=r"profile wheel_loader_20t has no pattern 'iso' \(has: single_lever, "
+                                          r"two_lever\)"):
+        simulated_station(SimSessionOptions(out_dir=tmp_path, profile="wheel_loader_20t", pattern="iso"))
     with pytest.raises(ConfigError, match="certification_policy must be one of"):
         SimSessionOptions(out_dir=tmp_path, certification_policy="sometimes")
 

@@ -8,6 +8,7 @@ from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.machine.profiles import load_profile
 from excap.drivers.sim.cameras import ViewRenderer
 from excap.drivers.sim.excavator import ExcavatorModel, ExcavatorState, bucket_tip
+from excap.drivers.sim.excavator_signals import excavator_message_values
 from excap.drivers.sim.j1939_traffic import J1939TrafficGenerator
 from excap.drivers.sim.operator import ScriptedOperator
 from excap.schemas import schema_file
@@ -64,7 +65,7 @@ def test_scripted_operator_completes_dig_dump_cycles_in_both_patterns():
 
 
 def test_j1939_traffic_rates_and_content_decode_with_the_dbc():
-    generator = J1939TrafficGenerator(DBC, start_ns=0, seed=1)
+    generator = J1939TrafficGenerator(DBC, start_ns=0, values=excavator_message_values, seed=1)
     database = cantools.database.load_file(str(DBC))
     state = ExcavatorState(boom=0.5, engine_rpm=1650.0, swing=math.radians(45))
     frames = []
