@@ -2,6 +2,7 @@
 and action names are the loader's own, and every step of every episode is a row."""
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -104,3 +105,30 @@ def test_robomimic_export_of_loader_episodes(loader_dir: Path, tmp_path: Path) -
                                        rtol=1e-6)
             report.record("loader export", f"robomimic rows, {name}", count)
         assert int(data.attrs["total"]) == sum(len(s) for s in steps.values())
+
+
+def test_a_folder_of_both_kinds_exports_one_kind_at_a_time(loader_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Loader and excavator episodes in one folder: `--machine-kind` exports each kind with its own names; without
+    it, the kind of fewer episodes is skipped as another machine setup."""
+    from excap.cli.datasets import main
+    from excap.station.sim import SimSessionOptions, run_sim_session
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(loader_dir, folder)
+    run_sim_session(SimSessionOptions(out_dir=folder, duration_s=2.5, cameras=1, width=160, height=120, fps=FPS,
+                                      seed=3, operator_id=OPERATOR))
+    for kind, count, state in (("wheel_loader", 2, LOADER_STATE),
+                               ("excavator", 1, list(MACHINE_KINDS["excavator"].state_signals))):
+        out = tmp_path / kind
+        assert main(["export", str(folder), "--format", "lerobot", "--out", str(out), "--machine-kind", kind,
+                     "--fps", str(FPS), "--partner", "oem-test", "--no-progress"]) == 0
+        info = json.loads((out / "meta" / "info.json").read_text())
+        assert info["total_episodes"] == count and info["features"]["observation.state"]["names"] == state
+    capsys.readouterr()
+    result = export_robomimic(folder, RobomimicExportOptions(out=tmp_path / "all", fps=FPS, partner="oem-test",
+                                                             progress=False))
+    with h5py.File(result.out, "r") as handle:
+        assert json.loads(handle["data"].attrs["excap_state_names"]) == LOADER_STATE
+        (skipped,) = json.loads(handle["data"].attrs["excap_skipped_episodes"])
+    assert "another machine setup" in skipped["reason"] and "5 state signals" in skipped["reason"]
