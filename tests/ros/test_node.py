@@ -219,9 +219,8 @@ def test_sim_wheel_loader_publishes_the_loader_joints_and_records_a_loader_episo
                                                                                    client: Client) -> None:
     """`node --sim` with the loader profile: the joints of the loader (from the machines registry), its machine
     functions as commands, its cameras; the episode is a wheel loader episode."""
-    node = spawn("-m", "excap", "node", "--sim", "--ros-args", "-p", "profile:=wheel_loader_20t",
-                 "-p", f"out_dir:={tmp_path}", "-p", "cameras:=1", "-p", "width:=160", "-p", "height:=120",
-                 "-p", "fps:=10.0")
+    node = spawn("-m", "excap", "node", "--sim", "--profile", "wheel_loader_20t", "--out", str(tmp_path),
+                 "--ros-args", "-p", "cameras:=1", "-p", "width:=160", "-p", "height:=120", "-p", "fps:=10.0")
     try:
         client.subscribe(String, "/excap_recorder/state", LATCHED)
         topics = ((JointState, "/excap/commands"), (JointState, "/excap/joint_states"),

@@ -294,3 +294,5 @@ def test_node_command_line() -> None:
     args = parser.parse_args(["node", "--sim", "--out", "/tmp/e", "--ros-args", "-p", "operator:=op-1"])
     assert node_arguments(args) == ["--ros-args", "-p", "sim:=true", "-p", f"out_dir:={Path('/tmp/e').resolve()}",
                                     "--ros-args", "-p", "operator:=op-1"]
+    loader = parser.parse_args(["node", "--sim", "--profile", "wheel_loader_20t"])
+    assert node_arguments(loader) == ["--ros-args", "-p", "sim:=true", "-p", "profile:=wheel_loader_20t"]
