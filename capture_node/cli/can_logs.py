@@ -20,8 +20,12 @@ def add_can_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPar
     can_import.add_argument("--dbc", type=Path, default=None, help="decode the frames with this DBC")
     can_import.add_argument("--channel", default="can0", metavar="NAME",
                             help="stream name of a single-channel log (default: %(default)s)")
+    can_import.add_argument("--profile", default=None, metavar="PROFILE",
+                            help="the machine's profile (name or YAML file): its kind, model and functions are the "
+                                 "episode's, and without --dbc its DBCs decode the frames (default: the profile of "
+                                 "--set machine_kind=KIND, else excavator_20t; kind and functions only)")
     can_import.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="episode metadata, e.g. machine_kind=wheel_loader (repeatable)")
+                            help="episode metadata, e.g. site=quarry-3 (repeatable)")
     can_export = can_actions.add_parser("export", help="write an episode's raw CAN frames to a log (format by suffix)")
     can_export.add_argument("episode", type=Path)
     can_export.add_argument("--out", type=Path, required=True, metavar="LOG")
@@ -45,7 +49,7 @@ def cmd_can(args: argparse.Namespace) -> int:
     pairs = [item.partition("=") for item in args.set]
     if any(not key or not sep for key, sep, _ in pairs):
         raise ExcapError("--set takes KEY=VALUE")
-    report = import_can_log_report(args.log, args.out, args.dbc, args.channel,
+    report = import_can_log_report(args.log, args.out, args.dbc, args.channel, args.profile,
                                    **{key: value for key, _, value in pairs})
     print(report.path)
     print(report.summary(), file=sys.stderr)

@@ -12,7 +12,10 @@ def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentPar
     node.add_argument("--config", type=Path, default=None, metavar="STATION.yaml",
                       help="station config (schema: excap.station): its devices, and topics from its ros: section")
     node.add_argument("--sim", action="store_true",
-                      help="the built-in simulated station: scripted operator, simulated excavator and cameras")
+                      help="the built-in simulated station: scripted operator, the simulated machine of the "
+                           "profile's kind and its cameras")
+    node.add_argument("--profile", default=None, metavar="PROFILE",
+                      help="(--sim) machine profile, e.g. wheel_loader_20t (parameter profile; default excavator_20t)")
     node.add_argument("--out", type=Path, default=None, metavar="DIR", help="episode folder (parameter out_dir)")
     node.add_argument("--start", action="store_true", help="start an episode at once (parameter auto_start)")
     node.add_argument("--name", default=None, help="node name (default: excap_recorder)")
@@ -31,6 +34,8 @@ def node_arguments(args: argparse.Namespace) -> list[str]:
         params.append(f"station_config:={args.config.resolve()}")
     if args.sim:
         params.append("sim:=true")
+    if args.profile is not None:
+        params.append(f"profile:={args.profile}")
     if args.out is not None:
         params.append(f"out_dir:={args.out.resolve()}")
     if args.start:
@@ -48,6 +53,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         raise ExcapError("node needs --sim and/or --config STATION.yaml (or topic parameters after --ros-args)")
     if args.config is not None and args.sim:
         raise ExcapError("node takes --sim (the built-in simulated station) or --config STATION.yaml, not both")
+    if args.profile is not None and args.config is not None:
+        raise ExcapError("node --profile is for --sim; a station config names its profile in machine.profile")
     argv = node_arguments(args)
     if args.config is not None:
         from excap.station.config import load_station_config

@@ -23,7 +23,7 @@ from excap.core.clock import utc_iso
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
 from excap.drivers.can.decoder import FrameDecoder
 from excap.drivers.can.dm1 import Dm1Monitor
-from excap.drivers.machine.profiles import load_profile
+from excap.drivers.machine.profiles import DEFAULT_PROFILE, PROFILES_DIR, MachineProfile, load_profile
 from excap.episode.can_frames import invalid_rows
 from excap.episode.h5writer import EpisodeFileWriter
 from excap.episode.metadata import EpisodeMetadata, new_episode_id
@@ -41,8 +41,7 @@ from excap.episode.streams import (
 from excap.episode.structure import EPISODE_ID
 from excap.record.recorder import publish_atomically
 
-DEFAULT_METADATA: dict[str, str] = {
-    "machine_kind": "excavator",
+DEFAULT_METADATA: dict[str, str] = {  # the machine kind comes from the import's profile (see import_profile)
     "machine_model": "unknown",
     "machine_id": "unknown",
     "control_pattern": "none",
@@ -144,12 +143,48 @@ def check_metadata(overrides: dict[str, Any]) -> None:
                               "(no path separators)")
 
 
-def _metadata(log: Path, start_utc_ns: int, overrides: dict[str, Any]) -> EpisodeMetadata:
-    check_metadata(overrides)
-    values: dict[str, Any] = DEFAULT_METADATA | {k: v for k, v in overrides.items() if v is not None}
+@dataclass(frozen=True)
+class ImportProfile:
+    """The machine profile of an import: it decides the episode's machine kind and the /control columns. Given
+    explicitly, its name and model are recorded too; implied (by `machine_kind`, or the default profile when
+    neither is given), they stay unknown."""
+
+    profile: MachineProfile
+    explicit: bool
+
+    def metadata(self) -> dict[str, str]:
+        named = {"profile": self.profile.name, "machine_model": self.profile.model} if self.explicit else {}
+        return {"machine_kind": self.profile.kind, **named}
+
+
+def import_profile(profile: str | Path | None, machine_kind: str | None) -> ImportProfile:
+    """The profile of an import: `profile` (a name in schemas/profiles or a YAML file), else the shipped profile
+    of `machine_kind`, else the default profile (excavator_20t). A `machine_kind` other than the profile's kind,
+    or one no profile has, is a ConfigError."""
     kinds = load_episode_schema(1)["root_attributes"]["machine_kind"]["enum"]
-    if values["machine_kind"] not in kinds:
-        raise ConfigError(f"machine_kind must be one of {', '.join(kinds)}, not {values['machine_kind']!r}")
+    if machine_kind is not None and machine_kind not in kinds:
+        raise ConfigError(f"machine_kind must be one of {', '.join(kinds)}, not {machine_kind!r}")
+    if profile is not None:
+        chosen = load_profile(profile)
+        if machine_kind is not None and machine_kind != chosen.kind:
+            raise ConfigError(f"machine_kind {machine_kind!r} contradicts profile {chosen.name} (kind {chosen.kind})")
+        if chosen.kind not in kinds:
+            raise ConfigError(f"profile {chosen.name}: machine kind {chosen.kind!r} is not one of {', '.join(kinds)}")
+        return ImportProfile(chosen, explicit=True)
+    if machine_kind is None:
+        return ImportProfile(load_profile(DEFAULT_PROFILE), explicit=False)
+    shipped = [load_profile(path) for path in sorted(PROFILES_DIR.glob("*.yaml"))]
+    of_kind = [p for p in shipped if p.kind == machine_kind]
+    if len(of_kind) != 1:
+        names = ", ".join(p.name for p in of_kind) or "none"
+        raise ConfigError(f"machine_kind {machine_kind!r}: give the profile (profiles of that kind: {names})")
+    return ImportProfile(of_kind[0], explicit=False)
+
+
+def _metadata(log: Path, start_utc_ns: int, overrides: dict[str, Any], profile: ImportProfile) -> EpisodeMetadata:
+    check_metadata(overrides)
+    values: dict[str, Any] = (DEFAULT_METADATA | profile.metadata()
+                              | {k: v for k, v in overrides.items() if v is not None})
     note = f"imported from CAN log {log.name}"
     values["notes"] = f"{note}; {values['notes']}" if values.get("notes") else note
     if not values.get("episode_id"):
@@ -197,24 +232,28 @@ def _names(channels: dict[Any, _LogChannel], default: str) -> dict[Any, str]:
 
 
 def import_can_log(log: Path, out: Path, dbc: Path | None = None, channel: str = "can0",
-                   **metadata: Any) -> Path:
+                   profile: str | Path | None = None, **metadata: Any) -> Path:
     """Write a CAN log as a new episode file `out` and return its path.
 
     `channel` names the stream of a single-channel log; a log with several channels gets one stream
-    per channel, named after the log's channels. `metadata` overrides EpisodeMetadata fields.
+    per channel, named after the log's channels. `profile` is the machine's profile: it decides the machine
+    kind, model and /control columns, and without `dbc` the frames are decoded with its DBCs (see
+    `import_profile` for an import without one). `metadata` overrides EpisodeMetadata fields.
     """
-    return import_can_log_report(log, out, dbc, channel, **metadata).path
+    return import_can_log_report(log, out, dbc, channel, profile, **metadata).path
 
 
 def import_can_log_report(log: Path, out: Path, dbc: Path | None = None, channel: str = "can0",
-                          **metadata: Any) -> ImportReport:
+                          profile: str | Path | None = None, **metadata: Any) -> ImportReport:
     """`import_can_log`, returning the frame, decoding and diagnostics counts as well."""
     if out.exists():
         raise ExcapError(f"{out}: already exists, not overwriting")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", channel):
         raise ConfigError(f"channel name {channel!r}: use letters, digits, '_', '.' or '-'")
     check_metadata(metadata)
-    decoder = FrameDecoder(dbc) if dbc is not None else None
+    machine = import_profile(profile, metadata.get("machine_kind"))
+    dbcs = [dbc] if dbc is not None else machine.profile.dbc_paths if machine.explicit else []
+    decoder = FrameDecoder(dbcs) if dbcs else None
     skipped = SkippedFrames()
     channels, error_frames = _collect(log, skipped)
     names = _names(channels, channel)
@@ -234,7 +273,7 @@ def import_can_log_report(log: Path, out: Path, dbc: Path | None = None, channel
         for row, payload in enumerate(payloads):
             data[row, :len(payload)] = np.frombuffer(payload, np.uint8)
         t_sorted = t_ns[order]
-        spec = can_spec(name, "log", frames.fd, str(dbc) if dbc else "")
+        spec = can_spec(name, "log", frames.fd, ", ".join(str(path) for path in dbcs))
         raw: dict[str, np.ndarray] = {
             "t_ns": t_sorted, "t_device_ns": t_sorted.copy(),
             "id": np.asarray(frames.ids, np.uint32)[order], "extended": np.asarray(frames.extended, bool)[order],
@@ -249,7 +288,7 @@ def import_can_log_report(log: Path, out: Path, dbc: Path | None = None, channel
     report.error_frames = len(error_frames)
     if decoder is not None:
         report.unknown, report.undecodable = decoder.unknown, decoder.undecodable
-    _write_episode(log, out, raw_streams, decoded_streams, events, report, metadata)
+    _write_episode(log, out, raw_streams, decoded_streams, events, report, metadata, machine)
     return report
 
 
@@ -286,12 +325,12 @@ def _decode_channel(name: str, decoder: FrameDecoder | None, raw: dict[str, np.n
 
 def _write_episode(log: Path, out: Path, raw_streams: list[tuple[Any, dict[str, Any]]],
                    decoded_streams: list[tuple[Any, dict[str, Any]]], events: list[tuple[int, str, dict[str, Any]]],
-                   report: ImportReport, overrides: dict[str, Any]) -> None:
+                   report: ImportReport, overrides: dict[str, Any], machine: ImportProfile) -> None:
     raw_times = [batch["t_ns"] for _, batch in raw_streams]
     streams = raw_streams + decoded_streams
     start_t_ns = min(int(t[0]) for t in raw_times)
     end_t_ns = max(int(t[-1]) for t in raw_times)
-    metadata = _metadata(log, start_t_ns, overrides)
+    metadata = _metadata(log, start_t_ns, overrides, machine)
     attrs = metadata.to_attrs() | {
         "started_at": utc_iso(start_t_ns, 0),
         "clock_offset_ns": 0,
@@ -305,7 +344,7 @@ def _write_episode(log: Path, out: Path, raw_streams: list[tuple[Any, dict[str, 
     events.insert(1, (start_t_ns, "can_import", {"source": log.name, **report.counts()}))
     events.append((end_t_ns, "stop", {"reason": "end of log"}))
     event_stream = events_spec()
-    control = control_spec(load_profile().functions)
+    control = control_spec(machine.profile.functions)
     partial = out.parent / f".{out.name}.partial"
     partial.unlink(missing_ok=True)
     try:
@@ -396,5 +435,5 @@ def _read_frames(stream: Stream, name: str, offset_ns: int) -> list[tuple[int, c
     return messages
 
 
-__all__ = ["ImportReport", "check_metadata", "export_can_log", "import_can_log", "import_can_log_report",
-           "seconds_to_ns"]
+__all__ = ["ImportProfile", "ImportReport", "check_metadata", "export_can_log", "import_can_log",
+           "import_can_log_report", "import_profile", "seconds_to_ns"]

@@ -24,15 +24,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from excap.core.errors import EpisodeError
+from excap.schemas.machine_kinds import MACHINE_KINDS
 
-#: Default state vector: boom, arm and bucket pitch from the SSI2 inclinometers, swing angle, engine speed.
-DEFAULT_STATE_SIGNALS = (
-    "BoomSSI2.PitchAngleExRange",
-    "ArmSSI2.PitchAngleExRange",
-    "BucketSSI2.PitchAngleExRange",
-    "SwingStatus.SwingAngle",
-    "EEC1.EngSpeed",
-)
+
+def default_state_signals(machine_kind: str) -> tuple[str, ...]:
+    """The default state vector of a machine kind (excap.schemas.machine_kinds): e.g. an excavator's boom, arm and
+    bucket pitch, swing angle and engine speed; a wheel loader's articulation, lift and bucket angles, pressures,
+    ground speed, gear, payload and engine speed. None for a kind the registry does not know."""
+    entry = MACHINE_KINDS.get(machine_kind)
+    return entry.state_signals if entry is not None else ()
 
 
 class StreamColumns(Protocol):
@@ -65,6 +65,8 @@ class EpisodeReader(Protocol):
 
     @property
     def path(self) -> Path: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
     def paths(self, kind: str) -> list[str]: ...
     def stream(self, path: str) -> Stream: ...
     def camera(self, name_or_path: str) -> CameraStream: ...
@@ -87,9 +89,11 @@ class Step:
 
 
 def resolve_state_signals(reader: EpisodeReader, requested: Sequence[str] | None) -> list[str]:
-    """The state signals a step carries: those requested (each must exist), or the defaults the episode has."""
+    """The state signals a step carries: those requested (each must exist), or the defaults of the episode's
+    machine kind that the episode has, in the registry's order."""
     if requested is None:
-        return [name for name in DEFAULT_STATE_SIGNALS if reader.has_signal(name)]
+        defaults = default_state_signals(str(reader.metadata.get("machine_kind", "")))
+        return [name for name in defaults if reader.has_signal(name)]
     for name in requested:
         reader.signal(name)  # raises EpisodeError naming the missing signal
     return list(requested)

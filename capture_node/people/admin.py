@@ -21,8 +21,9 @@ import yaml
 from excap.core.errors import ConfigError, ExcapError
 from excap.people.certification import certificate_ref, certification_status
 from excap.people.registry import Certificate, Operator, OperatorRegistry, load_registry, registry_path
+from excap.schemas.machine_kinds import MACHINE_KINDS as KIND_REGISTRY
 
-MACHINE_KINDS = ("excavator", "wheel_loader")
+MACHINE_KINDS = tuple(KIND_REGISTRY)  # the kinds a certificate may name: the profiles' kinds (excap.schemas)
 
 
 def _certificate_entry(certificate: Certificate) -> dict[str, Any]:

@@ -11,6 +11,10 @@ Rows are sorted by operator_id, then task. `--since` / `--until` select on the e
 is the whole day). Episodes are found through the folder's catalogue (capture_node/catalogue/index.py); a
 file that cannot be read is skipped with one warning line, and an episode whose annotation cannot be read counts
 as not accepted. Operators appear by their pseudonymous id only.
+
+Machine kinds: hours on different machine kinds are counted apart. Each row is one operator, task and machine
+kind; the last CSV column is machine_kind (excavator, wheel_loader, ...; rows of the same operator and task
+are sorted by it), and the table ends with the accepted hours per machine kind.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from excap.catalogue.index import UNREADABLE_ERRORS, EpisodeFilter, Warn, select_episodes, stderr_warning
 from excap.core.errors import ExcapError
 
-CSV_COLUMNS = ("operator_id", "task", "episodes", "accepted", "accepted_hours", "last_date")
+CSV_COLUMNS = ("operator_id", "task", "episodes", "accepted", "accepted_hours", "last_date", "machine_kind")
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class LedgerEpisode:
     outcome: str
     valid: bool
     annotation: str  # accepted | rejected | ''
+    machine_kind: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -51,6 +56,7 @@ class LedgerRow:
     accepted: int = 0
     accepted_s: float = 0.0
     last_date: str = ""
+    machine_kind: str = ""
 
     @property
     def accepted_hours(self) -> float:
@@ -72,14 +78,15 @@ def ledger_episodes(directory: str | Path, since: str | None = None, until: str 
         except UNREADABLE_ERRORS:
             status = ""
         episodes.append(LedgerEpisode(path, record.operator_id, record.task, record.started_at, record.duration_s,
-                                      record.outcome, record.valid, status))
+                                      record.outcome, record.valid, status, record.machine_kind))
     return episodes
 
 
 def build_ledger(episodes: list[LedgerEpisode]) -> list[LedgerRow]:
-    rows: dict[tuple[str, str], LedgerRow] = {}
+    rows: dict[tuple[str, str, str], LedgerRow] = {}
     for episode in episodes:
-        row = rows.setdefault((episode.operator_id, episode.task), LedgerRow(episode.operator_id, episode.task))
+        key = (episode.operator_id, episode.task, episode.machine_kind)
+        row = rows.setdefault(key, LedgerRow(episode.operator_id, episode.task, machine_kind=episode.machine_kind))
         row.episodes += 1
         if episode.accepted:
             row.accepted += 1
@@ -93,26 +100,36 @@ def ledger_csv(rows: list[LedgerRow]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in rows:
-        writer.writerow([r.operator_id, r.task, r.episodes, r.accepted, f"{r.accepted_hours:.4f}", r.last_date])
+        writer.writerow([r.operator_id, r.task, r.episodes, r.accepted, f"{r.accepted_hours:.4f}", r.last_date,
+                         r.machine_kind])
     return out.getvalue()
 
 
 def ledger_table(rows: list[LedgerRow]) -> str:
-    header = ("operator", "task", "episodes", "accepted", "accepted h", "last date")
+    header = ("operator", "task", "episodes", "accepted", "accepted h", "last date", "machine")
     table = [header] + [(r.operator_id, r.task, str(r.episodes), str(r.accepted), f"{r.accepted_hours:.2f}",
-                         r.last_date) for r in rows]
+                         r.last_date, r.machine_kind) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    right = (False, False, True, True, True, False)
+    right = (False, False, True, True, True, False, False)
     lines = ["  ".join(c.rjust(widths[i]) if right[i] else c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
              for row in table]
     total = sum(r.accepted_s for r in rows) / 3600.0
     lines.append(f"{sum(r.episodes for r in rows)} episodes, {sum(r.accepted for r in rows)} accepted, "
                  f"{total:.2f} accepted hours")
+    lines.append(kind_hours_line(rows))
     return "\n".join(lines)
 
 
+def kind_hours_line(rows: list[LedgerRow]) -> str:
+    """Accepted hours per machine kind, e.g. `accepted hours by machine kind: excavator 1.75, wheel_loader 0.50`."""
+    hours: dict[str, float] = {}
+    for r in rows:
+        hours[r.machine_kind or "unknown"] = hours.get(r.machine_kind or "unknown", 0.0) + r.accepted_hours
+    return "accepted hours by machine kind: " + (", ".join(f"{k} {h:.2f}" for k, h in sorted(hours.items())) or "-")
+
+
 def add_ledger_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = commands.add_parser("ledger", help="episodes and accepted hours per operator and task")
+    parser = commands.add_parser("ledger", help="episodes and accepted hours per operator, task and machine kind")
     parser.add_argument("dir", type=Path, help="episode folder")
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT", help="also write the ledger as CSV")
     parser.add_argument("--since", default=None, metavar="DATE", help="episodes started at or after (UTC)")

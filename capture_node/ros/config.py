@@ -115,8 +115,8 @@ def _unregistered(settings: NodeSettings) -> dict[str, str]:
 
 def sim_station(settings: NodeSettings, out_dir: Path) -> StationConfig:
     """The simulated station (`excap.station.sim.simulated_station`) with the node's parameters: the scripted
-    operator as joystick `operator`, the simulated excavator on a private virtual bus `can0`, `settings.cameras`
-    rendered cameras. Session values left empty stay empty; the policy is `mark_uncertified`."""
+    operator as joystick `operator`, the simulated machine of the profile's kind on a private virtual bus `can0`,
+    `settings.cameras` rendered cameras. Session values left empty stay empty; the policy is `mark_uncertified`."""
     from excap.station.sim import SimSessionOptions, simulated_station
 
     return simulated_station(SimSessionOptions(

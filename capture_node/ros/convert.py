@@ -2,10 +2,12 @@
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
+
+from excap.schemas.machine_kinds import JointSignal
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -76,38 +78,48 @@ def commands_from_joint_state(functions: Sequence[str], names: Sequence[str],
     return values, unknown
 
 
-JOINT_NAMES = ("swing", "boom", "arm", "bucket")
+class StateJoint(Protocol):
+    """A joint of a simulated machine's state (excap.drivers.sim.machines.SimJoint is one)."""
+
+    @property
+    def name(self) -> str: ...
+    def of(self, state: Any) -> tuple[float, float]: ...
 
 
-def joint_positions(state: Any) -> list[float]:
-    """The simulated machine's joint angles (rad), in JOINT_NAMES order."""
-    return [float(getattr(state, name)) for name in JOINT_NAMES]
-
-
-def joint_velocities(state: Any) -> list[float]:
-    return [float(getattr(state, f"{name}_rate")) for name in JOINT_NAMES]
+def joints_of_state(state: Any, joints: Sequence[StateJoint]) -> tuple[list[str], list[float], list[float]]:
+    """The simulated machine's joints: names, positions (rad) and velocities (rad/s), in the given order."""
+    values = [joint.of(state) for joint in joints]
+    return [joint.name for joint in joints], [p for p, _ in values], [v for _, v in values]
 
 
 def _wrap(angle: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-def joints_from_signals(signals: Mapping[str, Mapping[str, float]]) -> tuple[list[str], list[float]]:
-    """Joint angles (rad) from decoded J1939 messages (`Message` -> signal -> value): the inclinometers
-    (BoomSSI2 / ArmSSI2 / BucketSSI2 report absolute pitch in degrees) and SwingStatus.SwingAngle.
-    Only the joints whose messages have been seen are returned, in JOINT_NAMES order."""
+def joints_from_signals(signals: Mapping[str, Mapping[str, float]],
+                        joints: Sequence[JointSignal]) -> tuple[list[str], list[float]]:
+    """Joint angles (rad) from decoded J1939 messages (`Message` -> signal -> value, degrees), as the machine
+    kind's registry entry (excap.schemas.machine_kinds) says: a signal, or the difference of two (e.g. the arm
+    from the arm's and the boom's inclinometer pitch). Only the joints whose messages have been seen are
+    returned, in the given order."""
 
-    def pitch(message: str) -> float | None:
-        value = signals.get(message, {}).get("PitchAngleExRange")
-        return None if value is None or not math.isfinite(value) else math.radians(value)
+    def degrees(name: str) -> float | None:
+        message, _, signal = name.partition(".")
+        value = signals.get(message, {}).get(signal)
+        return None if value is None or not math.isfinite(value) else float(value)
 
-    boom, arm_abs, bucket_abs = pitch("BoomSSI2"), pitch("ArmSSI2"), pitch("BucketSSI2")
-    swing = signals.get("SwingStatus", {}).get("SwingAngle")
-    joints = {
-        "swing": math.radians(swing) if swing is not None and math.isfinite(swing) else None,
-        "boom": boom,
-        "arm": _wrap(arm_abs - boom) if arm_abs is not None and boom is not None else None,
-        "bucket": _wrap(bucket_abs - arm_abs) if bucket_abs is not None and arm_abs is not None else None,
-    }
-    names = [name for name in JOINT_NAMES if joints[name] is not None]
-    return names, [float(joints[name]) for name in names]  # type: ignore[arg-type]
+    names, positions = [], []
+    for joint in joints:
+        angle = degrees(joint.signal)
+        if angle is None:
+            continue
+        if joint.relative_to:
+            reference = degrees(joint.relative_to)
+            if reference is None:
+                continue
+            names.append(joint.name)
+            positions.append(_wrap(math.radians(angle - reference)))
+        else:
+            names.append(joint.name)
+            positions.append(math.radians(angle))
+    return names, positions

@@ -40,23 +40,23 @@ from std_srvs.srv import Trigger  # noqa: E402
 from excap.core.clock import now_ns  # noqa: E402
 from excap.core.errors import ExcapError  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
+from excap.drivers.sim.machines import sim_machine  # noqa: E402
 from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
 from excap.record.switch import EpisodeResult, TeeStream  # noqa: E402
 from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from excap.ros.convert import (  # noqa: E402
-    JOINT_NAMES,
     commands_from_joint_state,
     image_to_bgr,
     is_jpeg,
-    joint_positions,
-    joint_velocities,
     joints_from_signals,
+    joints_of_state,
     joy_row,
     stamp_to_ns,
 )
 from excap.ros.diagnostics import node_thresholds, station_diagnostics  # noqa: E402
 from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
+from excap.schemas.machine_kinds import MACHINE_KINDS  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
 from excap.station.ros_topics import parse_topic_entry  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
@@ -140,6 +140,9 @@ class ExcapRecorderNode(Node):
         self.camera_pubs = {c.name: self.create_publisher(CompressedImage, f"{prefix}/cameras/{c.name}/compressed",
                                                           sensor) for c in station.cameras} if s.publish_cameras else {}
         self.joint_pub = None
+        kind = MACHINE_KINDS.get(self.profile.kind)
+        self._can_joints = kind.joints if kind is not None else ()
+        self._sim_joints = sim_machine(self.profile.kind).joints if station.simulated_machine else ()
         if s.publish_joint_states and (station.simulated_machine or station.cans):
             self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", sensor)
             self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
@@ -294,17 +297,18 @@ class ExcapRecorderNode(Node):
         self._publish(publisher, msg)
 
     def _publish_joint_state(self) -> None:
-        """The simulated machine's joints, else those the decoded CAN traffic reports (when it does)."""
+        """The simulated machine's joints, else those the decoded CAN traffic reports (when it does); the joints
+        are the machine kind's (excap.drivers.sim.machines, excap.schemas.machine_kinds)."""
         assert self.joint_pub is not None
         state = self.runtime.machine_state
         if state is not None:
-            msg = JointState(name=list(JOINT_NAMES), position=joint_positions(state),
-                             velocity=joint_velocities(state))
+            names, positions, velocities = joints_of_state(state, self._sim_joints)
+            msg = JointState(name=names, position=positions, velocity=velocities)
         else:
             signals: dict[str, dict[str, float]] = {}
             for key, values in self.runtime.decoded().items():
                 signals.setdefault(key.partition("/")[2], {}).update({k: v.value for k, v in values.items()})
-            names, positions = joints_from_signals(signals)
+            names, positions = joints_from_signals(signals, self._can_joints)
             if not names:
                 return
             msg = JointState(name=names, position=positions)

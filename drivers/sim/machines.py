@@ -27,6 +27,19 @@ class MachineModel(Protocol):
     def step(self, dt: float, commands: tuple[float, ...], enabled: bool) -> Any: ...
 
 
+@dataclass(frozen=True)
+class SimJoint:
+    """A joint of the simulated machine as the ROS node publishes it: its name, and the state attributes of its
+    position (rad) and velocity (rad/s)."""
+
+    name: str
+    position: str
+    velocity: str
+
+    def of(self, state: Any) -> tuple[float, float]:
+        return float(getattr(state, self.position)), float(getattr(state, self.velocity))
+
+
 class ViewRenderer(Protocol):
     def render(self, state: Any, frame_index: int, label: str) -> Any: ...
 
@@ -50,6 +63,9 @@ class SimMachineKind:
     _message_values: str
     _operator: str
     _renderer: str
+    joints: tuple[SimJoint, ...] = ()
+    """The joints of the model's state, in the order they are published (the CAN-reported joints of the kind,
+    `excap.schemas.machine_kinds`, first and in their order)."""
 
     def model(self, seed: int = 0) -> MachineModel:
         model: MachineModel = _load(self._model)(seed=seed)
@@ -84,13 +100,16 @@ SIM_MACHINES: dict[str, SimMachineKind] = {entry.kind: entry for entry in (
         "excavator", ("boom", "arm", "bucket", "swing", "travel_left", "travel_right"), EXCAVATOR_CAB,
         schema_file("can/excavator_j1939.dbc"), ("side", "top"), "dig-and-load",
         "excap.drivers.sim.excavator.ExcavatorModel", "excap.drivers.sim.excavator_signals.excavator_message_values",
-        "excap.drivers.sim.operator.ScriptedOperator", "excap.drivers.sim.cameras.ViewRenderer"),
+        "excap.drivers.sim.operator.ScriptedOperator", "excap.drivers.sim.cameras.ViewRenderer",
+        joints=tuple(SimJoint(name, name, f"{name}_rate") for name in ("swing", "boom", "arm", "bucket"))),
     SimMachineKind(
         "wheel_loader", ("lift", "tilt", "steer", "throttle", "brake", "direction"), LOADER_CAB,
         schema_file("can/wheel_loader_j1939.dbc"), ("front", "rear"), "load-and-carry",
         "excap.drivers.sim.wheel_loader.WheelLoaderModel",
         "excap.drivers.sim.wheel_loader_signals.wheel_loader_message_values",
-        "excap.drivers.sim.loader_operator.LoaderOperator", "excap.drivers.sim.loader_cameras.LoaderViewRenderer"),
+        "excap.drivers.sim.loader_operator.LoaderOperator", "excap.drivers.sim.loader_cameras.LoaderViewRenderer",
+        joints=(SimJoint("articulation", "articulation", "articulation_rate"), SimJoint("lift", "lift", "lift_rate"),
+                SimJoint("tilt", "bucket_angle", "bucket_rate"), SimJoint("wheels", "wheel_angle", "wheel_rate"))),
 )}
 
 

@@ -141,6 +141,9 @@ class WheelLoaderState:
     lift_rate: float = 0.0
     lift_accel: float = 0.0
     bucket_angle: float = 0.0
+    bucket_rate: float = 0.0  # rad/s, rolling back +
+    wheel_angle: float = 0.0  # rad, the wheels' rotation (forward +), wrapped to -pi .. pi
+    wheel_rate: float = 0.0  # rad/s
     lift_head_pressure: float = 40.0  # bar
     lift_rod_pressure: float = 15.0
     tilt_head_pressure: float = 30.0
@@ -272,6 +275,10 @@ def ground_speed(speed: float, net_force: float, resistance: float, mass: float,
     if new_speed * speed < 0 and abs(net_force) <= resistance:
         return 0.0, acceleration
     return new_speed, acceleration
+
+
+def _wrap(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
 def _approach(value: float, target: float, dt: float, tau: float) -> float:
@@ -454,7 +461,9 @@ class WheelLoaderModel:
             articulation_rate=articulation_rate, speed=speed, acceleration=acceleration,
             lift_cylinder=lift_cylinder, tilt_cylinder=tilt_cylinder, lift_velocity=lift_velocity,
             tilt_velocity=tilt_velocity, lift=lift, lift_rate=lift_rate, lift_accel=lift_accel,
-            bucket_angle=bucket_angle, lift_head_pressure=lift_head, lift_rod_pressure=lift_rod,
+            bucket_angle=bucket_angle, bucket_rate=bucket_rollback_rate, wheel_rate=speed / g.wheel_radius,
+            wheel_angle=_wrap(s.wheel_angle + speed / g.wheel_radius * dt), lift_head_pressure=lift_head,
+            lift_rod_pressure=lift_rod,
             tilt_head_pressure=tilt_head, tilt_rod_pressure=tilt_rod, engine_rpm=rpm, engine_load=engine_load,
             fuel_rate=fuel_rate, fuel_level=max(0.0, s.fuel_level - fuel_rate * dt / 3600.0 / 3.0),
             engine_hours=s.engine_hours + dt / 3600.0,

@@ -34,7 +34,8 @@ def crafted(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("crafted") / "crafted.h5"
     with h5py.File(path, "w") as f:
         f.attrs.update({"schema": "excap.episode", "schema_version": 1, "episode_id": "crafted",
-                        "start_t_ns": BASE, "end_t_ns": BASE + 420 * MS, "duration_s": 0.42})
+                        "start_t_ns": BASE, "end_t_ns": BASE + 420 * MS, "duration_s": 0.42,
+                        "machine_kind": "excavator"})
         control = f.create_group("control")
         control["t_ns"] = _t(CONTROL_MS)
         control["commands"] = np.array([[k / 10, -k / 10] for k in range(5)], dtype=np.float32)
@@ -167,7 +168,27 @@ def test_steps_window_without_cameras_and_jpeg_bytes(crafted):
             "state", "joystick/pad/axes", "joystick/pad/buttons"}
         raw = next(episode.steps(10.0, decode=False))
         assert raw.observation["cameras/front"] == episode.camera("front")[0]["frames"]
-        assert episode.state_signals() == ["EEC1.EngSpeed"]  # the defaults this episode has
+        assert episode.state_signals() == ["EEC1.EngSpeed"]  # the excavator's defaults this episode has
+
+
+def test_default_state_signals_follow_the_machine_kind(crafted, tmp_path):
+    loader = tmp_path / "loader.h5"
+    loader.write_bytes(crafted.read_bytes())
+    with h5py.File(loader, "r+") as f:
+        f.attrs["machine_kind"] = "wheel_loader"
+        linkage = f.create_group("can/can0/decoded/LoaderLinkage")
+        linkage["t_ns"] = _t(EEC1_MS)
+        linkage["source_address"] = np.full(len(EEC1_MS), 0x27, np.uint8)
+        linkage["LiftAngle"] = np.linspace(-30.0, 10.0, len(EEC1_MS))
+    with EpisodeReader(loader) as episode:
+        assert episode.state_signals() == ["LoaderLinkage.LiftAngle", "EEC1.EngSpeed"]  # the loader's order
+        step = next(episode.steps(10.0, cameras=False, joysticks=False))
+        assert step.observation["state"].tolist() == [-30.0, 1000.0]
+    with h5py.File(loader, "r+") as f:
+        del f.attrs["machine_kind"]
+    with EpisodeReader(loader) as episode:
+        assert episode.state_signals() == []  # no kind, no defaults; named signals still work
+        assert episode.state_signals(["LoaderLinkage.LiftAngle"]) == ["LoaderLinkage.LiftAngle"]
 
 
 def test_missing_or_empty_state_signals_are_errors(crafted):

@@ -58,10 +58,10 @@ def test_ledger_csv_is_exact(folder: Path, tmp_path: Path, capsys: pytest.Captur
     out = tmp_path / "ledger.csv"
     assert _ledger(str(folder), "--csv", str(out)) == 0
     assert out.read_text() == (
-        "operator_id,task,episodes,accepted,accepted_hours,last_date\n"
-        "op-1,dig-and-load,3,2,0.7500,2026-11-04\n"
-        "op-1,trenching,1,0,0.0000,2026-11-05\n"
-        "op-2,dig-and-load,3,1,1.0000,2026-11-08\n"
+        "operator_id,task,episodes,accepted,accepted_hours,last_date,machine_kind\n"
+        "op-1,dig-and-load,3,2,0.7500,2026-11-04,excavator\n"
+        "op-1,trenching,1,0,0.0000,2026-11-05,excavator\n"
+        "op-2,dig-and-load,3,1,1.0000,2026-11-08,excavator\n"
     )
     table = capsys.readouterr().out
     assert "7 episodes, 3 accepted, 1.75 accepted hours" in table
@@ -72,10 +72,10 @@ def test_ledger_period(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "ledger.csv"
     assert _ledger(str(folder), "--csv", str(out), "--since", "2026-11-03", "--until", "2026-11-06") == 0
     assert out.read_text() == (
-        "operator_id,task,episodes,accepted,accepted_hours,last_date\n"
-        "op-1,dig-and-load,2,1,0.2500,2026-11-04\n"
-        "op-1,trenching,1,0,0.0000,2026-11-05\n"
-        "op-2,dig-and-load,1,1,1.0000,2026-11-06\n"
+        "operator_id,task,episodes,accepted,accepted_hours,last_date,machine_kind\n"
+        "op-1,dig-and-load,2,1,0.2500,2026-11-04,excavator\n"
+        "op-1,trenching,1,0,0.0000,2026-11-05,excavator\n"
+        "op-2,dig-and-load,1,1,1.0000,2026-11-06,excavator\n"
     )
 
 

@@ -213,3 +213,44 @@ def test_station_config_node_publishes_its_devices_and_records_them_with_topics(
         kinds = [k.decode() if isinstance(k, bytes) else k for k in f["events/kind"][()]]
         assert "marker" in kinds
     assert sorted(p.name for p in (tmp_path / "episodes").glob("*.h5")) == [path.name]
+
+
+def test_sim_wheel_loader_publishes_the_loader_joints_and_records_a_loader_episode(tmp_path: Path,
+                                                                                   client: Client) -> None:
+    """`node --sim` with the loader profile: the joints of the loader (from the machines registry), its machine
+    functions as commands, its cameras; the episode is a wheel loader episode."""
+    node = spawn("-m", "excap", "node", "--sim", "--profile", "wheel_loader_20t", "--out", str(tmp_path),
+                 "--ros-args", "-p", "cameras:=1", "-p", "width:=160", "-p", "height:=120", "-p", "fps:=10.0")
+    try:
+        client.subscribe(String, "/excap_recorder/state", LATCHED)
+        topics = ((JointState, "/excap/commands"), (JointState, "/excap/joint_states"),
+                  (CompressedImage, "/excap/cameras/front/compressed"))
+        for msg_type, topic in topics:
+            client.subscribe(msg_type, topic)
+        wait_for(lambda: all(client.messages[t] for _, t in topics), TIMEOUT, message="loader topics")
+        started = client.call("start")
+        joints = client.messages["/excap/joint_states"]
+        count = len(joints)
+        wait_for(lambda: len(joints) > count + 100, TIMEOUT, message="two seconds of joint states")
+        path = Path(client.call("stop"))
+        stopped = len(joints)
+        assert path == Path(started)
+    finally:
+        output = finish(node)
+    assert "Traceback" not in output and "AttributeError" not in output, output
+    published = list(joints)
+    assert {tuple(m.name) for m in published} == {("articulation", "lift", "tilt", "wheels")}
+    assert all(len(m.position) == 4 and len(m.velocity) == 4 for m in published)
+    assert list(client.messages["/excap/commands"][-1].name) == ["lift", "tilt", "steer", "throttle", "brake",
+                                                                 "direction"]
+    positions = np.array([m.position for m in published])
+    assert np.all(np.isfinite(positions)) and np.all(np.abs(positions[:, :3]) < np.pi / 2)
+    assert np.ptp(positions[:, :3], axis=0).max() > 0.01  # the scripted operator moves the loader
+    assert validate_episode(path) == []
+    with h5py.File(path) as f:
+        assert f.attrs["machine_kind"] == "wheel_loader" and set(f["cameras"]) == {"front"}
+        lift_deg = f["can/can0/decoded/LoaderLinkage/LiftAngle"][()]
+    # the published lift angles lie within those the loader's controller reported on CAN while recording
+    low, high = np.radians(lift_deg.min()) - 0.05, np.radians(lift_deg.max()) + 0.05
+    during = positions[count:stopped, 1]
+    assert np.all((during >= low) & (during <= high))

@@ -14,8 +14,10 @@ import pytest
 import yaml
 
 from excap.core.errors import ConfigError
+from excap.drivers.sim.machines import SIM_MACHINES
 from excap.ros.config import NodeSettings, node_station, station_defaults
-from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joy_row
+from excap.ros.convert import commands_from_joint_state, image_to_bgr, joints_from_signals, joints_of_state, joy_row
+from excap.schemas.machine_kinds import MACHINE_KINDS
 from excap.station.config import load_station_config
 from excap.station.ros_topics import parse_topic_entry
 
@@ -173,12 +175,36 @@ def test_node_station_applies_parameters_or_builds_the_simulated_station(tmp_pat
 
 
 def test_joints_from_decoded_inclinometers() -> None:
+    excavator = MACHINE_KINDS["excavator"].joints
     names, positions = joints_from_signals({"BoomSSI2": {"PitchAngleExRange": 30.0},
                                             "ArmSSI2": {"PitchAngleExRange": -60.0},
-                                            "SwingStatus": {"SwingAngle": 90.0}})
+                                            "SwingStatus": {"SwingAngle": 90.0}}, excavator)
     assert names == ["swing", "boom", "arm"]
     assert positions == pytest.approx([np.pi / 2, np.pi / 6, -np.pi / 2])
-    assert joints_from_signals({}) == ([], [])
+    assert joints_from_signals({}, excavator) == ([], [])
+
+
+def test_joints_from_decoded_loader_signals() -> None:
+    loader = MACHINE_KINDS["wheel_loader"].joints
+    signals = {"LoaderArticulation": {"ArticulationAngle": -20.0, "ArticulationRate": 3.0},
+               "LoaderLinkage": {"LiftAngle": 15.0, "BucketAngle": float("nan")},
+               "BoomSSI2": {"PitchAngleExRange": 30.0}}
+    names, positions = joints_from_signals(signals, loader)
+    assert names == ["articulation", "lift"]  # a NaN (not available) bucket angle is left out
+    assert positions == pytest.approx([-np.pi / 9, np.pi / 12])
+    signals["LoaderLinkage"]["BucketAngle"] = -45.0
+    assert joints_from_signals(signals, loader) == (["articulation", "lift", "tilt"],
+                                                    pytest.approx([-np.pi / 9, np.pi / 12, -np.pi / 4]))
+
+
+def test_simulated_joints_of_each_kind_start_with_the_joints_its_can_traffic_reports() -> None:
+    for kind, entry in SIM_MACHINES.items():
+        can_joints = MACHINE_KINDS[kind].joint_names
+        assert tuple(j.name for j in entry.joints)[:len(can_joints)] == can_joints, kind
+        state = entry.model().state
+        names, positions, velocities = joints_of_state(state, entry.joints)
+        assert len(names) == len(positions) == len(velocities) == len(entry.joints)
+        assert all(np.isfinite(positions)) and all(np.isfinite(velocities))
 
 
 def test_package_xml() -> None:
@@ -268,3 +294,5 @@ def test_node_command_line() -> None:
     args = parser.parse_args(["node", "--sim", "--out", "/tmp/e", "--ros-args", "-p", "operator:=op-1"])
     assert node_arguments(args) == ["--ros-args", "-p", "sim:=true", "-p", f"out_dir:={Path('/tmp/e').resolve()}",
                                     "--ros-args", "-p", "operator:=op-1"]
+    loader = parser.parse_args(["node", "--sim", "--profile", "wheel_loader_20t"])
+    assert node_arguments(loader) == ["--ros-args", "-p", "sim:=true", "-p", "profile:=wheel_loader_20t"]

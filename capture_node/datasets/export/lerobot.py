@@ -13,8 +13,10 @@ OUT/data/chunk-000/file-000.parquet                 one row per frame, episodes 
 OUT/videos/observation.images.<camera>/chunk-CCC/file-FFF.mp4   one file per episode (from_timestamp 0)
 ```
 
-Frames are `EpisodeReader.steps` at `fps`: observation.state is the state vector (boom, arm, bucket pitch, swing
-angle, engine speed, ... as decoded from CAN), action the machine-function commands in force at the step,
+Frames are `EpisodeReader.steps` at `fps`: observation.state is the machine kind's state vector as decoded from CAN
+(excap.schemas.machine_kinds: an excavator's boom, arm, bucket pitch, swing angle, engine speed; a wheel loader's
+articulation, lift and bucket angles, pressures, ground speed, gear, payload, engine speed), action the
+machine-function commands in force at the step,
 timestamp the measured step time relative to the episode's first step (LeRobot looks video frames up at
 from_timestamp + timestamp, frame k of each video being shown at k / fps). The offset of the first step from the
 recording start is kept per episode in `excap/first_step_offset_s`.

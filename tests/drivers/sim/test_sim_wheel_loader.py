@@ -91,6 +91,28 @@ def test_lift_and_tilt_cylinders_stop_at_their_ends_and_the_z_bar_keeps_the_buck
     assert run(model, 2.0, command(lift=1.0)).lift == pytest.approx(high)  # the end stop holds
 
 
+def test_bucket_and_wheel_rates_are_the_derivatives_of_their_angles():
+    """The joint velocities the ROS node publishes: the bucket's rate is its angle's change per (sub)step, and the
+    wheels turn by ground speed / wheel radius (their angle wrapped to -pi .. pi)."""
+    model = WheelLoaderModel(yard=OPEN_YARD)
+    radius, dt = model.geometry.wheel_radius, model.MAX_SUBSTEP  # one substep per step
+    steps = []
+    for seconds, commands in ((6.0, command(tilt=1.0, throttle=1.0, direction=1.0)),
+                              (3.0, command(tilt=-1.0, throttle=1.0, direction=-1.0))):
+        for _ in range(round(seconds / dt)):
+            before = model.state
+            steps.append((before, model.step(dt, commands, True)))
+    for before, after in steps:
+        assert after.bucket_rate == pytest.approx((after.bucket_angle - before.bucket_angle) / dt)
+        assert after.wheel_rate == pytest.approx(after.speed / radius)
+        turned = (after.wheel_angle - before.wheel_angle + math.pi) % (2 * math.pi) - math.pi
+        assert turned == pytest.approx(after.speed / radius * dt, abs=1e-9)
+        assert -math.pi <= after.wheel_angle < math.pi
+    rates = [b.bucket_rate for _, b in steps]
+    assert max(rates) > 0.3 and min(rates) < -0.3  # rolled back, then dumped
+    assert max(b.wheel_rate for _, b in steps) > 2.0 and min(b.wheel_rate for _, b in steps) < -1.0
+
+
 def top_speed(geometry: WheelLoaderGeometry, throttle: float = 1.0, direction: float = 1.0) -> float:
     model = WheelLoaderModel(geometry, yard=OPEN_YARD)
     return run(model, 40.0, command(throttle=throttle, direction=direction)).speed
