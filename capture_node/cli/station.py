@@ -37,6 +37,9 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--stale-after", type=float, default=1.0, metavar="S",
                         help="a stream silent this long is stale (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
+    parser.add_argument("--certification-policy", choices=("refuse", "mark", "mark_uncertified"), default=None,
+                        help="refuse an operator the registry does not certify, or mark the episode uncertified "
+                             "(default: the station config's; --sim: mark)")
     return parser
 
 
@@ -52,11 +55,14 @@ def cmd_station(args: argparse.Namespace) -> int:
     if args.sim:
         from excap.station.sim import SimSessionOptions, simulated_station
 
-        config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed))
+        config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed,
+                                                     certification_policy=args.certification_policy or "mark"))
     else:
         config = load_station_config(args.config)
         if args.out is not None:
             config.out_dir = args.out
+        if args.certification_policy:
+            config.session["certification_policy"] = args.certification_policy
     if args.disk_warn_gb < 0 or args.stale_after <= 0:
         raise ConfigError("--disk-warn-gb must not be negative and --stale-after must be positive")
     report_recovery(config.out_dir)

@@ -1,9 +1,10 @@
 """The operator station's local web page and its JSON API (FastAPI), served on loopback by default.
 
-`GET /` the page (plain HTML/JS/CSS from `static/`), `GET /api/status` everything the page shows,
-`GET|POST /api/session` the session form (operator, site, task, notes) and the operator's certification,
-`POST /api/start`, `/api/stop {outcome}`, `/api/discard`, `/api/mark {label}` the actions (409 with the reason
-when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationServer` runs it on a thread.
+`GET /` the page (plain HTML/JS/CSS from `static/`), `GET /api/status` everything the page shows, `GET|POST
+/api/session` the session form (operator, site, task, notes) and the operator's certification, `POST /api/start`
+(`{"override": true}`: even if required devices are not ready), `/api/stop {outcome}`, `/api/discard`, `/api/mark
+{label}` the actions (409 with the reason when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG.
+`StationServer` runs it on a thread.
 
 Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
 Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
@@ -21,6 +22,7 @@ from fastapi import Body, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from excap.core.errors import ExcapError
+from excap.people.certification import policy_of
 from excap.station.bindings import StationBindings
 from excap.station.control import ActionResult, StationController
 from excap.station.status import StationMonitor, station_status
@@ -68,7 +70,7 @@ def _session(station: Station) -> dict[str, Any]:
         registry_ops = sorted(registry.operators)
     return {"session": dict(station.controller.session),
             "machine": {"id": config.machine_id, "kind": config.profile.kind, "model": config.profile.model},
-            "policy": config.session.get("certification_policy", "refuse"),
+            "policy": policy_of(config.session),
             "certification": {"allowed": check.allowed, "message": check.message,
                               "certified": bool(check.status and check.status.certified),
                               "value": check.metadata.get("certification", "")},
@@ -108,12 +110,16 @@ def create_app(station: Station) -> FastAPI:
 
     @app.post("/api/start")
     def start(values: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        values = dict(values)
+        override = values.pop("override", False)
+        if not isinstance(override, bool):
+            raise HTTPException(400, f"override must be true or false, not {override!r}")
         if values:
             try:
                 controller.update_session(values)
             except ExcapError as exc:
                 raise HTTPException(400, str(exc)) from exc
-        return _result(controller.act("start", "page"))
+        return _result(controller.act("start", "page", override=override))
 
     @app.post("/api/stop")
     def stop(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
