@@ -74,18 +74,23 @@ class DeviceWatch:
         self._worker.stop()
 
     def check(self) -> None:
-        """Compare every device's state with the last one seen; record the changes."""
+        """Compare every device's state with the last one seen; record the changes.
+
+        The episode switch's lock is never taken while holding this watch's lock (an episode start holds the
+        switch's lock and asks for the troubles): states are read before, events recorded after."""
+        problems = self._problems()
         with self._lock:
-            for device, problem in self._problems().items():
-                self._update(device, problem)
+            events = [event for device, problem in problems.items() if (event := self._update(device, problem))]
+        for kind, t_ns, detail in events:
+            self.event(kind, t_ns=t_ns, **detail)
 
     def on_episode_start(self, recorder: Any) -> None:
         """Devices in trouble when an episode starts: a `fault` event each, marked `before_start`."""
         with self._lock:
-            for device, trouble in self.troubles.items():
-                if not trouble.reported_by_driver:
-                    recorder.event("fault", device=device, problem=trouble.problem, source="watch",
-                                   before_start=True)
+            troubles = dict(self.troubles)
+        for device, trouble in troubles.items():
+            if not trouble.reported_by_driver:
+                recorder.event("fault", device=device, problem=trouble.problem, source="watch", before_start=True)
 
     def _problems(self) -> dict[str, str]:
         runtime = self.runtime
@@ -103,21 +108,22 @@ class DeviceWatch:
             problems[device] = device_problem(health, silent.get(stream), bus_off, self.silent_after_s)
         return problems
 
-    def _update(self, device: str, problem: str) -> None:
+    def _update(self, device: str, problem: str) -> tuple[str, int, dict[str, Any]] | None:
+        """Note the device's state; the event to record for a change, if any."""
         previous = self.troubles.get(device)
         if problem == (previous.problem if previous else ""):
-            return
+            return None
         t_ns = now_ns()
         if not problem:
             assert previous is not None
             del self.troubles[device]
-            self.event("fault_cleared", t_ns=t_ns, device=device, problem=previous.problem,
-                       after_s=round((t_ns - previous.since_ns) / 1e9, 3))
-            return
+            return "fault_cleared", t_ns, {"device": device, "problem": previous.problem,
+                                           "after_s": round((t_ns - previous.since_ns) / 1e9, 3)}
         by_driver = problem == "failed" or (problem == "disconnected" and device.startswith("can/"))
         self.troubles[device] = Trouble(problem, t_ns, by_driver)
-        if not by_driver:
-            self.event("fault", t_ns=t_ns, device=device, problem=problem, source="watch")
+        if by_driver:
+            return None
+        return "fault", t_ns, {"device": device, "problem": problem, "source": "watch"}
 
 
 __all__ = ["DeviceWatch", "Trouble", "device_problem"]

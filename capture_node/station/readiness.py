@@ -34,7 +34,7 @@ class NotReady:
     """One required device that has not delivered data, or is disconnected or failed."""
 
     device: str  # camera/cab, can/can0, joystick/left
-    reason: str  # no picture yet | no frames yet | no samples yet | disconnected | failed
+    reason: str  # no picture yet | no frames yet | no samples yet (, disconnected | failed) | disconnected | failed
 
     @property
     def text(self) -> str:
@@ -74,10 +74,11 @@ def not_ready(runtime: StationRuntime) -> list[NotReady]:
     for device in required_devices(runtime.config):
         kind, _, name = device.partition("/")
         state = health.get(device)
-        if state in (Health.FAILED, Health.DISCONNECTED):
-            missing.append(NotReady(device, state.value))
-        elif not counts.get(f"{STREAM_PREFIX[kind]}/{name}", 0):
-            missing.append(NotReady(device, NO_DATA[kind]))
+        trouble = state.value if state in (Health.FAILED, Health.DISCONNECTED) else ""
+        if not counts.get(f"{STREAM_PREFIX[kind]}/{name}", 0):
+            missing.append(NotReady(device, NO_DATA[kind] + (f", {trouble}" if trouble else "")))
+        elif trouble:
+            missing.append(NotReady(device, trouble))
     return missing
 
 
