@@ -4,7 +4,8 @@
 /api/session` the session form (operator, site, task, notes) and the operator's certification, `POST /api/start`
 (`{"override": true}`: even if required devices are not ready), `/api/stop {outcome}`, `/api/discard`, `/api/mark
 {label}` the actions (409 with the reason when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG.
-`StationServer` runs it on a thread.
+`GET /api/episodes/recent` and `POST /api/label` the last episodes and their labels. `StationServer` runs it on a
+thread.
 
 Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
 Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
@@ -30,7 +31,7 @@ from excap.web.guard import AllowedHosts, HostOriginGuard
 from excap.web.server import HttpServer, ListenOptions, check_listen_address
 
 NO_CACHE = {"Cache-Control": "no-store"}
-STATIC = {"station.js": "text/javascript", "station.css": "text/css"}
+STATIC = {"station.js": "text/javascript", "station.css": "text/css", "station_episodes.js": "text/javascript"}
 OUTCOMES = ("success", "failure")
 
 
@@ -136,6 +137,8 @@ def create_app(station: Station) -> FastAPI:
     def mark(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
         return _result(controller.act("marker", "page", str(body.get("label") or "")))
 
+    add_episode_routes(app, station)
+
     @app.get("/api/camera/{name}.jpg")
     def camera(name: str) -> Response:
         frame = station.runtime.latest_frame(name)
@@ -145,6 +148,39 @@ def create_app(station: Station) -> FastAPI:
                         headers={**NO_CACHE, "X-Frame-T-Ns": str(frame.t_ns)})
 
     return app
+
+
+def add_episode_routes(app: FastAPI, station: Station) -> None:
+    """`GET /api/episodes/recent` the last episodes of the station's folder (id, file, start, duration, recorded
+    outcome, label); `POST /api/label {"episode": id, "outcome": "success"|"failure"}` labels one of them, by the
+    session's operator from the station page (400 bad outcome, 404 no such episode)."""
+    from excap.episode.labels import LABEL_OUTCOMES
+    from excap.station.episodes import EpisodeNotFound, label_by_id, recent_episodes
+
+    @app.get("/api/episodes/recent")
+    def recent() -> JSONResponse:
+        episodes = recent_episodes(station.runtime.config.out_dir)
+        return JSONResponse({"episodes": [e.as_json() for e in episodes]}, headers=NO_CACHE)
+
+    @app.post("/api/label")
+    def label(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        episode, outcome = body.get("episode"), body.get("outcome")
+        if not isinstance(episode, str) or not episode:
+            raise HTTPException(400, "episode: the id of a finished episode is required")
+        if outcome not in LABEL_OUTCOMES:
+            raise HTTPException(400, f"outcome must be one of {', '.join(LABEL_OUTCOMES)}, not {outcome!r}")
+        operator = station.controller.session.get("operator", "")
+        by = operator if operator and operator != "anonymous" else "station page"
+        try:
+            path, done = label_by_id(station.runtime.config.out_dir, episode, str(outcome), by=by, source="page")
+        except EpisodeNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ExcapError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        text = f"{path.name}: outcome {done.outcome}" + (f" (was {done.previous})" if done.previous else "")
+        station.controller.note(text, source="page")
+        return JSONResponse({"ok": True, "message": text, "episode": episode, "file": path.name, **done.as_json()},
+                            headers=NO_CACHE)
 
 
 REMOTE_RISK = "anyone who reaches it can start and stop recordings"

@@ -237,6 +237,7 @@ async function action(path, body) {
   const text = result.data.message || result.data.detail || `${path}: HTTP ${result.status}`;
   showMessage(text, result.ok ? "info" : "error");
   if (path === "/api/start") await api("/api/session").then((r) => r.ok && showSession(r.data));
+  document.dispatchEvent(new CustomEvent("excap-action", {detail: {path: path, result: result}}));
   return result;
 }
 
