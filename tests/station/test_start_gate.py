@@ -144,3 +144,23 @@ def test_devices_failing_mid_recording_are_fault_events_and_their_return_fault_c
     assert bus == [("fault", "silent"), ("fault_cleared", "silent")]
     cleared = next(d for k, d in faults if k == "fault_cleared")
     assert cleared["after_s"] > 0.0 and not [d for k, d in faults if d.get("device") == "camera/cab"]
+
+
+def test_a_camera_that_stops_delivering_is_a_fault_until_it_is_back(tmp_path, peer_channel):
+    path, peer = peer_channel
+    place_video(tmp_path / "cab.avi", frames=20)  # about 0.7 s at 30 fps, then the file ends: the camera is lost
+    peer.sending.set()
+    with StationRuntime(load_station_config(path)) as runtime:
+        wait_for(lambda: not not_ready(runtime), timeout=10, message="camera and bus deliver")
+        runtime.start_episode()
+        watch = runtime.device_watch
+        assert watch is not None
+        wait_for(lambda: "camera/cab" in watch.troubles, timeout=10, message="camera lost noticed")
+        place_video(tmp_path / "cab.avi", frames=300)  # a new file at its path: the camera reconnects
+        wait_for(lambda: "camera/cab" not in watch.troubles, timeout=10, message="camera back")
+        episode = runtime.stop_episode()
+    camera = [(kind, detail["problem"]) for kind, detail in episode_events(episode, "fault", "fault_cleared")
+              if detail.get("device") == "camera/cab"]
+    assert camera[0] == ("fault", "disconnected") and camera[-1][0] == "fault_cleared", camera
+    assert [kind for kind, _ in camera].count("fault_cleared") == 1
+    assert [k for k, _ in episode_events(episode, "camera_lost", "reconnect")] == ["camera_lost", "reconnect"]
