@@ -85,13 +85,27 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _growable(group: h5py.Group, name: str) -> h5py.Dataset:
+    """The group's 1-D dataset `name`, rewritten as a chunked, resizable one if it is not (files written by other
+    tools may store /events contiguously); dtype and attributes are kept."""
+    dataset = group[name]
+    if dataset.chunks is not None and dataset.maxshape[0] is None:
+        return dataset
+    data, attrs, dtype = dataset[()], dict(dataset.attrs), dataset.dtype
+    del group[name]
+    grown = group.create_dataset(name, data=data, dtype=dtype, maxshape=(None,), chunks=(max(1, min(len(data), 1024)),))
+    grown.attrs.update(attrs)
+    return grown
+
+
 def _append_event(path: Path, t_ns: int, detail: dict[str, Any]) -> None:
     with h5py.File(path, "r+") as handle:
         events = handle["events"]
         rows = int(events["t_ns"].shape[0])
         for name, value in (("t_ns", t_ns), ("kind", LABEL_EVENT), ("detail", json.dumps(detail))):
-            events[name].resize((rows + 1,))
-            events[name][rows] = value
+            dataset = _growable(events, name)
+            dataset.resize((rows + 1,))
+            dataset[rows] = value
         handle.flush()
 
 
