@@ -15,11 +15,12 @@ rename leaves the episode as it was (and at most the hidden copy); after it, the
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,15 +110,35 @@ def _append_event(path: Path, t_ns: int, detail: dict[str, Any]) -> None:
         handle.flush()
 
 
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Labels of one folder are written one at a time (an exclusive flock on the folder itself), so two labels
+    given at once both end up in the file."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def label_episode(path: str | Path, outcome: str, note: str = "", by: str = "", source: str = "cli") -> Label:
     """Add a `label` event to the episode at `path` (see the module for how it is written safely)."""
+    path = Path(path)
+    check_outcome(outcome)
+    for name, text, limit in (("note", note, MAX_NOTE_CHARS), ("by", by, MAX_BY_CHARS)):
+        if len(text) > limit:
+            raise EpisodeError(f"{path}: {name} is {len(text)} characters, at most {limit}")
+    if not path.is_file():
+        raise EpisodeError(f"{path}: no such file")
+    with _folder_lock(path.parent):
+        return _label(path, outcome, note, by, source)
+
+
+def _label(path: Path, outcome: str, note: str, by: str, source: str) -> Label:
     from excap.episode.annotations import recover_annotation
     from excap.episode.validation import validate_episode
 
-    path = Path(path)
-    check_outcome(outcome)
-    if len(note) > MAX_NOTE_CHARS or len(by) > MAX_BY_CHARS:
-        raise EpisodeError(f"note (at most {MAX_NOTE_CHARS} characters) or by (at most {MAX_BY_CHARS}) too long")
     with EpisodeReader(path) as reader:  # refuses a missing, foreign or damaged file in one line
         if "events" not in {s.path for s in reader.streams}:
             raise EpisodeError(f"{path}: has no /events to add a label to")

@@ -128,3 +128,29 @@ def test_the_labelled_file_stays_valid_and_the_effective_outcome_is_the_latest(e
         assert effective_outcome(reader.events(), "aborted") == "success"
     with pytest.raises(EpisodeError, match="outcome must be one of success, failure"):
         label_episode(episode, "unlabeled")
+
+
+def test_labels_given_at_once_are_all_kept(episode: Path) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def give(index: int) -> None:
+        try:
+            label_episode(episode, "success" if index % 2 else "failure", note=f"label {index}", by=f"r{index}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=give, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and sorted(d["note"] for d in labels_of(episode)) == [f"label {i}" for i in range(4)]
+    assert validate_episode(episode) == []
+
+
+def test_an_overlong_note_is_one_line_naming_the_file(episode: Path) -> None:
+    result = excap("label", str(episode), "--outcome", "success", "--note", "x" * 2001)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"excap: error: {episode}: note is 2001 characters, at most 2000"
