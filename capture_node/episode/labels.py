@@ -9,7 +9,8 @@ the ledger count.
 Writing never opens the only copy of an episode for writing: the file is copied beside itself (a hidden
 `.<name>.label-<random>` file, skipped by folder tools), the event is appended to the copy, the copy is flushed,
 fsynced and checked, and then atomically renamed over the episode (the folder fsynced). An interruption before the
-rename leaves the episode as it was (and at most the hidden copy); after it, the labelled episode.
+rename leaves the episode as it was (and at most the hidden copy); after it, the labelled episode. Labels of one
+folder are written one at a time (an flock on the folder), so labels given at once are all kept.
 """
 
 from __future__ import annotations
