@@ -58,11 +58,11 @@ def test_devices_that_deliver_make_the_station_ready(tmp_path, peer_channel):
         place_video(tmp_path / "cab.avi")
         peer.sending.set()
         wait_for(lambda: not not_ready(runtime), timeout=10, message="camera and bus deliver")
-        result = StationController(runtime, ready_wait_s=0.0).act("start", "page")
-        assert result.ok, result.message
-        saved = StationController.act  # the same controller class stops it
-        path_out = runtime.stop_episode(reason="stop")
-    assert saved is not None and episode_events(path_out, "start_override") == []
+        controller = StationController(runtime, ready_wait_s=0.0)
+        result = controller.act("start", "page")
+        assert result.ok and "started anyway" not in result.message, result.message
+        saved = controller.act("stop", "page")
+    assert saved.ok and episode_events(saved.path, "start_override") == []
 
 
 def test_required_false_opts_a_device_out(tmp_path):
