@@ -1,5 +1,6 @@
 """The episode catalogue: an embedded SQLite database of the episodes in one folder (DIR/.excap/catalogue.sqlite).
 
+Its `outcome` is an episode's effective outcome: the latest `label` event's (`excap label`), else the recorded one.
 It only holds what can be derived from the episode files (metadata, duration, streams, validation state,
 SHA-256, size, mtime), so it can always be rebuilt from them. `update_catalogue` is incremental: files whose
 size and mtime are unchanged are skipped, new and changed files are (re)read, rows of deleted files go.
@@ -27,7 +28,7 @@ from typing import Any
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
 from excap.core.state_dir import STATE_DIR, create_private, private_file
 
-CATALOGUE_VERSION = 2
+CATALOGUE_VERSION = 3  # 3: `outcome` is the effective outcome (the latest `label` event's, else the recorded one)
 EXCAP_DIR = STATE_DIR
 CATALOGUE_NAME = "catalogue.sqlite"
 EPISODE_SUFFIXES = (".h5", ".hdf5")
@@ -218,6 +219,7 @@ def episode_files(directory: Path) -> Iterator[Path]:
 def read_record(directory: Path, path: Path) -> EpisodeRecord:
     """Everything the catalogue keeps about one file, read from the file itself. EpisodeError (one line) if the
     file cannot be read as an episode at all."""
+    from excap.episode.labels import effective_outcome
     from excap.episode.reader import EpisodeReader
     from excap.episode.validation import validate_episode
 
@@ -231,6 +233,7 @@ def read_record(directory: Path, path: Path) -> EpisodeRecord:
             meta = reader.metadata
             for key in METADATA_KEYS:
                 setattr(record, key, _text(meta.get(key, "")))
+            record.outcome = effective_outcome(reader.events(), record.outcome)
             record.recovered = bool(meta.get("recovered", False))
             duration = float(meta.get("duration_s", 0.0) or 0.0)
             record.streams = [{"path": s.path, "kind": s.kind, "samples": int(s.samples)} for s in reader.streams]

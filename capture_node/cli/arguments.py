@@ -12,3 +12,13 @@ def positive(kind: type) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"must be positive, not {text}")
         return value
     return parse
+
+
+def non_negative(kind: type) -> Callable[[str], float]:
+    """An argparse type: `kind(text)`, refused if below zero or not finite."""
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value >= 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be zero or more, not {text}")
+        return value
+    return parse

@@ -46,6 +46,7 @@ COMMANDS = {
     "pull": "excap.cli.delivery:cmd_pull",
     "operator": "excap.people.admin:cmd_operator",
     "annotate": "excap.cli.annotate:cmd_annotate",
+    "label": "excap.cli.label:cmd_label",
     "ledger": "excap.people.ledger:cmd_ledger",
     "station": "excap.cli.station:cmd_station",
     "station-user": "excap.cli.station_user:cmd_station_user",
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     from excap.cli.annotate import add_annotate_parser
     from excap.cli.datasets import add_dataset_parsers
     from excap.cli.delivery import add_partner_parser, add_pull_parser, add_push_parser, add_serve_parser
+    from excap.cli.label import add_label_parser
     from excap.cli.node import add_node_parser
     from excap.cli.replay import add_replay_parser
     from excap.cli.station import add_station_parser
@@ -74,9 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     adders: list[Callable[[argparse._SubParsersAction], object]] = [
         add_record_parser, add_render_parser, add_plot_parser, add_joystick_parser, add_node_parser,
         add_replay_parser, add_dataset_parsers, add_partner_parser, add_serve_parser, add_push_parser,
-        add_pull_parser, add_operator_parser, add_annotate_parser, add_ledger_parser, add_station_parser,
-        add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser, add_validate_parser,
-        add_recover_parser, add_can_parser]
+        add_pull_parser, add_operator_parser, add_annotate_parser, add_label_parser, add_ledger_parser,
+        add_station_parser, add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser,
+        add_validate_parser, add_recover_parser, add_can_parser]
     for add in adders:  # in the order `excap --help` lists them
         add(commands)
     return parser

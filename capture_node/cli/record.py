@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from excap.cli.arguments import positive
+from excap.cli.arguments import non_negative, positive
 from excap.core.periodic import Poller
 
 if TYPE_CHECKING:
@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from excap.station.runtime import StationRuntime
 
 DEFAULT_OUT = Path("episodes")
+POLICY_CHOICES = ("refuse", "mark", "mark_uncertified")
+IGNORED_CERTIFICATION = ("excap: warning: --certification is ignored: the episode's certification comes from the "
+                         "operator registry check")
 
 
 def add_record_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -42,7 +45,15 @@ def add_record_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     record.add_argument("--jpeg-quality", type=int, default=90)
     record.add_argument("--seed", type=int, default=0, help="seed of the simulation and scripted operator")
     record.add_argument("--operator", default=None, help="pseudonymous operator id")
-    record.add_argument("--certification", default=None, help="operator certificate reference")
+    record.add_argument("--certification", default=None,
+                        help="ignored: the certification comes from the operator registry check")
+    record.add_argument("--certification-policy", choices=POLICY_CHOICES, default=None,
+                        help="refuse an operator the registry does not certify, or mark the episode uncertified "
+                             "(default: the station config's; --sim: mark)")
+    record.add_argument("--wait-devices", type=non_negative(float), default=5.0, metavar="S",
+                        help="wait up to S seconds for the required devices to deliver (default: %(default)s)")
+    record.add_argument("--start-anyway", action="store_true",
+                        help="start even if required devices have not delivered (recorded as a start_override event)")
     record.add_argument("--machine-id", default=None, help="(--sim) fleet id of the machine")
     record.add_argument("--site", default=None)
     record.add_argument("--task", default=None)
@@ -93,11 +104,15 @@ def cmd_record(args: argparse.Namespace) -> int:
     from excap.record.recovery import report_recovery
     from excap.station.config import load_station_config
     from excap.station.session import run_station_session
-    from excap.station.sim import SimSessionOptions, run_sim_session
+    from excap.station.sim import SIM_POLICY, SimSessionOptions, run_sim_session
 
     config = load_station_config(args.config) if args.config else None
     if config is not None and args.out is not None:
         config.out_dir = args.out
+    if config is not None and args.certification_policy:
+        config.session["certification_policy"] = args.certification_policy
+    if args.certification is not None:
+        print(IGNORED_CERTIFICATION, file=sys.stderr)
     out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
     report_recovery(out_dir)
     stop = threading.Event()
@@ -112,21 +127,22 @@ def cmd_record(args: argparse.Namespace) -> int:
         if show_status:
             StatusLine(recorder, stop)
 
-    overrides = {"operator": args.operator, "certification": args.certification, "site": args.site,
-                 "task": args.task, "notes": args.notes}
+    overrides = {"operator": args.operator, "site": args.site, "task": args.task, "notes": args.notes}
+    gate = {"wait_devices_s": args.wait_devices, "start_anyway": args.start_anyway}
     if config is not None:
         path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
                                    overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed,
-                                   on_open=runtimes.append)
+                                   on_open=runtimes.append, **gate)
     else:
         options = SimSessionOptions(
             out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
             width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
             profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "",
-            operator_id=args.operator or "sim-operator", certification=args.certification or "",
-            site=args.site or "simulated-site", task=args.task, notes=args.notes or "",
+            operator_id=args.operator or "sim-operator", site=args.site or "simulated-site",
+            task=args.task, notes=args.notes or "",
+            certification_policy=args.certification_policy or SIM_POLICY,
         )
-        path = run_sim_session(options, stop, on_started=started, on_open=runtimes.append)
+        path = run_sim_session(options, stop, on_started=started, on_open=runtimes.append, **gate)
     stop.set()
     print(path)
     print(summary_text(summarize(path)), file=sys.stderr)

@@ -56,6 +56,9 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     parser.add_argument("--profile", default=None, help="(--sim) machine profile name or YAML file")
     parser.add_argument("--pattern", default=None, help="(--sim) control pattern of the profile")
+    parser.add_argument("--certification-policy", choices=("refuse", "mark", "mark_uncertified"), default=None,
+                        help="refuse an operator the registry does not certify, or mark the episode uncertified "
+                             "(default: the station config's; --sim: mark)")
     return parser
 
 
@@ -93,11 +96,14 @@ def cmd_station(args: argparse.Namespace) -> int:
         from excap.station.sim import SimSessionOptions, simulated_station
 
         config = simulated_station(SimSessionOptions(out_dir=args.out or Path("episodes"), seed=args.seed,
-                                                     profile=args.profile or DEFAULT_PROFILE, pattern=args.pattern))
+                                                     profile=args.profile or DEFAULT_PROFILE, pattern=args.pattern,
+                                                     certification_policy=args.certification_policy or "mark"))
     else:
         config = load_station_config(args.config)
         if args.out is not None:
             config.out_dir = args.out
+        if args.certification_policy:
+            config.session["certification_policy"] = args.certification_policy
     remote = remote_access(args, config.out_dir)
     check_host(args.host, args.allow_remote, remote)
     if args.disk_warn_gb < 0 or args.stale_after <= 0:

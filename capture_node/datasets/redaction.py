@@ -35,7 +35,7 @@ import numpy as np
 from excap.catalogue.index import EpisodeRecord
 from excap.people.registry import OperatorRegistry
 
-REDACTION_VERSION = 2  # part of the partner copies' cache key: raise it whenever this policy changes
+REDACTION_VERSION = 3  # part of the partner copies' cache key: raise it whenever this policy changes
 
 KEEP, PSEUDONYM, EMPTY = "keep", "pseudonym", "empty"
 
@@ -65,7 +65,10 @@ EVENT_DETAILS: dict[str, tuple[str, ...]] = {
     "metadata": ("outcome", "operator_id", "site", "task", "machine_id"),
     "recovered": ("journal_records", "torn_tail", "recovered_at_t_ns"),
     "drop": ("stream", "count", "stage"),
-    "fault": ("channel", "device", "camera", "stream", "reconnecting", "reason", "thread", "before_start"),
+    "fault": ("channel", "device", "camera", "stream", "reconnecting", "reason", "thread", "before_start", "problem"),
+    "fault_cleared": ("device", "problem", "after_s"),
+    "start_override": ("devices", "reasons", "source"),  # not `by`: the operator who started
+    "label": ("outcome", "previous", "at", "source"),  # not `by` (who labelled) nor the free-text `note`
     "reconnect": ("channel", "interface", "reconnects", "camera", "attempts", "down_s", "width", "height", "fps"),
     "camera_lost": ("camera",),
     "joystick_lost": ("device",),

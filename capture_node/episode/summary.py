@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from excap.episode.labels import latest_label
 from excap.episode.quality import episode_duration_s, quality_warnings
 from excap.episode.reader import CameraStream, EpisodeReader, Event
 
@@ -46,6 +47,7 @@ class EpisodeSummary:
     events: dict[str, int]
     drop_events: int
     warnings: list[str] = field(default_factory=list)  # quality warnings (excap.episode.quality), not schema errors
+    label: dict[str, Any] | None = None  # the latest `label` event (excap.episode.labels), if any
 
 
 def _drop_count(event: Event) -> int:
@@ -86,12 +88,20 @@ def summarize(path: Path) -> EpisodeSummary:
         events = reader.events()
         kinds = Counter(event.kind for event in events)
         drop_events = sum(_drop_count(event) for event in events if event.kind == "drop")
+        label = latest_label(events)
         return EpisodeSummary(str(path), path.stat().st_size, episode_duration_s(reader), dict(reader.metadata),
-                              streams, dict(kinds), drop_events, quality_warnings(reader))
+                              streams, dict(kinds), drop_events, quality_warnings(reader),
+                              label.as_json() if label is not None else None)
 
 
 def summary_json(summary: EpisodeSummary) -> str:
     return json.dumps(asdict(summary), indent=2, sort_keys=False)
+
+
+def _outcome_text(recorded: Any, label: dict[str, Any] | None) -> str:
+    if label is None:
+        return str(recorded)
+    return f"{label['outcome']} (labelled by {label['by'] or '?'} at {label['at']}; recorded {recorded})"
 
 
 def summary_text(summary: EpisodeSummary) -> str:
@@ -104,7 +114,8 @@ def summary_text(summary: EpisodeSummary) -> str:
         f"pattern {m.get('control_pattern')}   profile {m.get('profile')}",
         f"operator  {m.get('operator_id')}   certification {m.get('certification') or '-'}   site {m.get('site')}"
         f"   task {m.get('task')}",
-        f"outcome   {m.get('outcome')}{'   RECOVERED after a crash' if m.get('recovered') else ''}"
+        f"outcome   {_outcome_text(m.get('outcome'), summary.label)}"
+        f"{'   RECOVERED after a crash' if m.get('recovered') else ''}"
         f"   software {m.get('software')}",
     ]
     if m.get("notes"):

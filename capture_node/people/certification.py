@@ -5,8 +5,9 @@ for a machine kind on a day if one of their certificates names that machine kind
 certificate is valid through its expiry date). A certificate that names no machine kinds certifies none.
 
 Before recording, the station's policy (`session.certification_policy` in the station config) decides:
-`refuse` (default) does not record an uncertified operator; `mark_uncertified` records, and the episode's
-`certification` attribute becomes "UNCERTIFIED: <reason>", with a `certification` event.
+`refuse` (default) does not record an uncertified operator; `mark` records, and the episode's `certification`
+attribute becomes "UNCERTIFIED: <reason>", with a `certification` event. `mark_uncertified` is an accepted alias of
+`mark`. The `certification` value always comes from this check, never from free text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, NamedTuple, Protocol
 
 from excap.people.registry import Certificate, OperatorRegistry
 
-POLICIES = ("refuse", "mark_uncertified")
+POLICIES = ("refuse", "mark")
+POLICY_ALIASES = {"mark_uncertified": "mark"}
+ACCEPTED_POLICIES = (*POLICIES, *POLICY_ALIASES)
 DEFAULT_POLICY = "refuse"
 CERTIFIED, MISSING, EXPIRED, WRONG_MACHINE_KIND = "certified", "missing", "expired", "wrong_machine_kind"
 UNCERTIFIED_PREFIX = "UNCERTIFIED: "
@@ -78,8 +81,7 @@ class CertificationCheck(NamedTuple):
 def check_before_recording(registry: OperatorRegistry | None, operator_id: str, machine_kind: str,
                            policy: str = DEFAULT_POLICY, day: date | None = None) -> CertificationCheck:
     """Whether to record, what the episode's `certification` attribute becomes, and a line for the operator."""
-    if policy not in POLICIES:
-        raise ValueError(f"certification policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    policy = canonical_policy(policy)
     status = certification_status(registry, operator_id, machine_kind, day)
     if status.certified:
         return CertificationCheck(True, {"certification": status.ref}, status.reason, status)
@@ -106,6 +108,14 @@ def apply_check(recorder: _Recording, check: CertificationCheck) -> None:
                    certification=check.metadata.get("certification", ""))
 
 
+def canonical_policy(policy: str) -> str:
+    """`refuse` or `mark` (`mark_uncertified` is an alias of `mark`); ValueError for anything else."""
+    canonical = POLICY_ALIASES.get(policy, policy)
+    if canonical not in POLICIES:
+        raise ValueError(f"certification policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    return canonical
+
+
 def policy_of(session: dict[str, str]) -> str:
-    """The certification policy of a station config's `session` section."""
-    return session.get("certification_policy", DEFAULT_POLICY)
+    """The certification policy of a station config's `session` section (`refuse` or `mark`)."""
+    return canonical_policy(session.get("certification_policy") or DEFAULT_POLICY)

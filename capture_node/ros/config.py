@@ -17,7 +17,8 @@ from excap.core.errors import ConfigError
 from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
 from excap.station.config import CommandSettings, RosSettings, StationConfig
 
-SESSION_PARAMETERS = ("operator", "certification", "site", "task", "notes")
+SESSION_PARAMETERS = ("operator", "site", "task", "notes", "certification_policy")
+NO_CONFIG_POLICY = "mark"  # the built-in stations record an operator missing from the registry, marked uncertified
 
 
 @dataclass
@@ -27,7 +28,7 @@ class NodeSettings:
     sim: bool = False  # without a station config: the built-in simulated station
     out_dir: str = "episodes"
     operator: str = "anonymous"
-    certification: str = ""
+    certification_policy: str = ""  # refuse | mark; "" = the station config's, else mark
     task: str = ""
     site: str = ""
     notes: str = ""
@@ -87,6 +88,13 @@ def station_defaults(config: StationConfig) -> dict[str, Any]:
 
 def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: Path) -> StationConfig:
     """The station the node runs: the given config with the parameters applied, or a built-in one."""
+    from excap.people.certification import canonical_policy
+
+    if settings.certification_policy:
+        try:
+            canonical_policy(settings.certification_policy)
+        except ValueError as exc:
+            raise ConfigError(f"parameter certification_policy: {exc}") from exc
     if config is not None:
         if settings.sim:
             raise ConfigError(f"{config.path}: sim:=true runs the built-in simulated station; a station config "
@@ -109,19 +117,21 @@ def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: 
 
 def _unregistered(settings: NodeSettings) -> dict[str, str]:
     """Session of a station without a config file: an operator missing from the registry is recorded, marked
-    uncertified (a station config chooses its own `certification_policy`)."""
-    return {"certification_policy": "mark_uncertified", **{k: v for k, v in settings.session.items() if v}}
+    uncertified unless `certification_policy` says `refuse` (a station config chooses its own)."""
+    return {"certification_policy": NO_CONFIG_POLICY, **{k: v for k, v in settings.session.items() if v}}
 
 
 def sim_station(settings: NodeSettings, out_dir: Path) -> StationConfig:
     """The simulated station (`excap.station.sim.simulated_station`) with the node's parameters: the scripted
     operator as joystick `operator`, the simulated machine of the profile's kind on a private virtual bus `can0`,
-    `settings.cameras` rendered cameras. Session values left empty stay empty; the policy is `mark_uncertified`."""
+    `settings.cameras` rendered cameras. Session values left empty stay empty; the policy is `mark` unless
+    `certification_policy` says `refuse`."""
     from excap.station.sim import SimSessionOptions, simulated_station
 
     return simulated_station(SimSessionOptions(
         out_dir=out_dir, duration_s=None, pattern=settings.pattern or None, cameras=settings.cameras,
         width=settings.width, height=settings.height, fps=settings.fps, jpeg_quality=settings.jpeg_quality,
         seed=settings.seed, profile=settings.profile, machine_id=settings.machine_id, operator_id=settings.operator,
-        certification=settings.certification, site=settings.site, task=settings.task, notes=settings.notes,
+        site=settings.site, task=settings.task, notes=settings.notes,
+        certification_policy=settings.certification_policy or NO_CONFIG_POLICY,
         station_id="sim"))

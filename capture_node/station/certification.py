@@ -55,7 +55,7 @@ def start_certified(runtime: StationRuntime, overrides: dict[str, str] | None = 
 
     Raises CertificationRefused (nothing is recorded) when the policy refuses the operator.
     """
-    overrides = {k: v for k, v in (overrides or {}).items() if v}
+    overrides = {k: v for k, v in (overrides or {}).items() if v and k != "certification"}  # only the check's
     if check is None:
         check = check_station_operator(runtime.config, session_operator(runtime.config, overrides))
     if not check.allowed:

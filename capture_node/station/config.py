@@ -98,6 +98,9 @@ class StationConfig:
     cameras: list[CameraConfig]
     command: CommandSettings
     ros: RosSettings | None = None
+    optional_devices: frozenset[str] = frozenset()
+    """Devices (`camera/<name>`, `can/<name>`, `joystick/<name>`) configured `required: false`: a start does not
+    wait for them (see `excap.station.readiness`)."""
 
 
 def is_sim_camera(camera: CameraConfig | CameraEntry) -> bool:
@@ -324,6 +327,10 @@ class _Links:
                                     rate_hz=None if command.rate_hz is None else float(command.rate_hz),
                                     stale_timeout_s=float(command.stale_timeout_ms) / 1000.0),
             ros=_ros_settings(doc.ros) if doc.ros is not None else None,
+            optional_devices=frozenset(
+                [f"camera/{c.name}" for c in doc.cameras if not c.required]
+                + [f"can/{c.name}" for c in doc.can if not c.required]
+                + [f"joystick/{j.name}" for j in doc.joysticks if not j.required]),
         )
 
     def _joystick(self, entry: Any) -> JoystickEntry:

@@ -13,7 +13,8 @@ an episode's span is lost to it), `stop_episode()` finalizes it, `discard_episod
 
 A device whose worker thread dies is never silent: its fault is a `fault` event (device and error),
 its health turns `failed`, and a joystick feeding the command path neutralises the commands at once
-(see `excap.station.devices.watch_faults`).
+(see `excap.station.devices.watch_faults`). A device that goes disconnected, silent or bus-off and comes back is a
+`fault` and a `fault_cleared` event (`excap.station.device_watch`).
 
 Over 400 lines on purpose: one class whose device opening, live state, subscribers and episode switching share
 the same device handles; the pieces with a job of their own are elsewhere (devices, inputs, health, switch).
@@ -22,6 +23,7 @@ the same device handles; the pieces with a job of their own are elsewhere (devic
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,7 @@ from excap.record.jpeg import JpegEncoder
 from excap.record.recorder import Recorder
 from excap.record.switch import EpisodeResult, EpisodeSwitch, TeeStream
 from excap.station.config import SIM_CAMERA_PREFIX, JoystickEntry, StationConfig, is_sim_camera
+from excap.station.device_watch import DeviceWatch
 from excap.station.devices import DeferredFrames, HealthSupervisor, open_joystick, watch_faults
 from excap.station.inputs import StationInputs
 from excap.station.joystick_types import JoystickContext
@@ -128,12 +131,15 @@ class Subscription:
 
 
 def episode_metadata(config: StationConfig, mapper: CommandMapper, overrides: dict[str, str]) -> EpisodeMetadata:
-    """Metadata of the config's machine and session; non-empty `overrides` (operator, task, ...) win."""
+    """Metadata of the config's machine and session; non-empty `overrides` (operator, task, ...) win.
+
+    `certification` is taken from `overrides` only: it is the outcome of the registry check
+    (`excap.station.certification.start_certified`), never the session's free text."""
     session = {**config.session, **{k: v for k, v in overrides.items() if v}}
     return EpisodeMetadata(
         machine_kind=config.profile.kind, machine_model=config.profile.model, machine_id=config.machine_id,
         control_pattern=mapper.pattern.name, operator_id=session.get("operator", "anonymous"),
-        certification=session.get("certification", ""), site=session.get("site", ""),
+        certification=overrides.get("certification", ""), site=session.get("site", ""),
         task=session.get("task", ""), notes=session.get("notes", ""), profile=config.profile.name)
 
 
@@ -169,6 +175,8 @@ class StationRuntime:
         self._buses: list[can.BusABC] = []
         self._guards: list[ThreadGuard] = []
         self._open = False
+        self.opened_at: float | None = None  # time.monotonic() when the devices were opened
+        self.device_watch: DeviceWatch | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -200,6 +208,7 @@ class StationRuntime:
             self._stop_devices()
             raise
         self._open = True
+        self.opened_at = time.monotonic()
         return self
 
     def close(self, reason: str = "shutdown", outcome: str | None = None) -> Path | None:
@@ -269,6 +278,10 @@ class StationRuntime:
         self._watch(supervisor.guard, self.link)
         supervisor.start()
         self._running.append(supervisor)
+        watch = self.device_watch = DeviceWatch(self, event)
+        self._watch(watch.guard)
+        watch.start()
+        self._running.append(watch)
 
     def _commands_blocked(self) -> bool:
         """The command link holds the commands neutral until re-enabled from neutral (what an operator sees)."""
@@ -530,6 +543,8 @@ class StationRuntime:
     def _on_episode_start(self, recorder: Recorder) -> None:
         for fault in self.faults():  # a device that failed before this episode is still failed
             recorder.event("fault", **fault.detail(), before_start=True)
+        if self.device_watch is not None:
+            self.device_watch.on_episode_start(recorder)
         for driver in self.joystick_drivers.values():
             if isinstance(driver, ScriptedJoystick) and driver.phase:
                 recorder.event("operator_phase", device=driver.name, phase=driver.phase)

@@ -52,7 +52,19 @@ class SessionSection(ConfigModel):
     site: Text | None = None
     task: Text | None = None
     notes: Text | None = None
-    certification_policy: choice("refuse", "mark_uncertified") = "refuse"
+    certification_policy: choice("refuse", "mark", "mark_uncertified") = "refuse"
+    """`refuse` an operator the registry does not certify, or `mark` the episode uncertified
+    (`mark_uncertified`: alias of `mark`)."""
+
+
+class StationCanBusEntry(CanBusEntry):
+    required: Flag = True
+    """A session does not start before the bus delivered frames (unless overridden); false: opt out."""
+
+
+class StationCameraEntry(CameraEntry):
+    required: Flag = True
+    """A session does not start before the camera delivered a picture (unless overridden); false: opt out."""
 
 
 class JoystickCommon(ConfigModel):
@@ -67,6 +79,9 @@ class JoystickCommon(ConfigModel):
     buttons: Names
     calibration: Name | None = None
     """A calibration file written by `excap joystick calibrate`."""
+    required: Flag = True
+    """A periodic joystick (serial, j1939, sim): a session does not start before it delivered samples (unless
+    overridden); false: opt out. HID joysticks only report changes and are never waited for."""
 
 
 class HidJoystickEntry(JoystickCommon, HidOptions):
@@ -145,7 +160,7 @@ class StationDocument(ConfigModel):
     session: SessionSection = Field(default_factory=SessionSection)
     joysticks: list[JoystickEntryModel] = Field(default_factory=list)
     inputs: InputsSection = Field(default_factory=InputsSection)
-    can: list[CanBusEntry] = Field(default_factory=list)
-    cameras: list[CameraEntry] = Field(default_factory=list)
+    can: list[StationCanBusEntry] = Field(default_factory=list)
+    cameras: list[StationCameraEntry] = Field(default_factory=list)
     command: CommandSection = Field(default_factory=CommandSection)
     ros: RosSection | None = None

@@ -8,7 +8,10 @@ joins the virtual bus and answers the commands, for dry runs of a whole station.
 One session is one episode over a `StationRuntime`: open the devices, start the episode, wait,
 stop the devices (the last commands recorded are the neutral ones sent at shutdown), finish it.
 The operator's certification is checked first (`excap.station.certification`): a refused
-operator raises CertificationRefused before any device is opened.
+operator raises CertificationRefused before any device is opened. Then the session waits up to
+`wait_devices_s` for the required devices to deliver data (`excap.station.readiness`); those still not
+ready raise DevicesNotReady (nothing recorded) unless `start_anyway`, which records a `start_override`
+event naming them.
 """
 
 import threading
@@ -19,13 +22,15 @@ from excap.core.periodic import wait_until
 from excap.record.recorder import Recorder
 from excap.station.certification import CertificationRefused, check_station_operator, session_operator, start_certified
 from excap.station.config import StationConfig
+from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
 from excap.station.runtime import StationRuntime
 
 
 def run_station_session(config: StationConfig, stop: threading.Event | None = None,
                         duration_s: float | None = None, on_started: Callable[[Recorder], None] | None = None,
                         overrides: dict[str, str] | None = None, seed: int = 0, jpeg_quality: int = 90,
-                        on_open: Callable[[StationRuntime], None] | None = None) -> Path:
+                        on_open: Callable[[StationRuntime], None] | None = None, wait_devices_s: float = 5.0,
+                        start_anyway: bool = False, source: str = "record") -> Path:
     """Record one episode with the station's devices; returns the finished episode's path.
 
     `on_open` is called with the open runtime before the episode starts (live state, subscriptions).
@@ -38,7 +43,12 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
     try:
         if on_open is not None:
             on_open(runtime)
+        missing = wait_ready(runtime, wait_devices_s, stop)
+        if missing and not start_anyway:
+            raise DevicesNotReady(missing)
         recorder, _check = start_certified(runtime, overrides, check)
+        if missing:
+            runtime.switch.event("start_override", **override_detail(missing, source, recorder.metadata.operator_id))
         if on_started is not None:
             on_started(recorder)
         wait_until(lambda: recorder.fault, stop, duration_s)  # or the recorder failed

@@ -9,10 +9,12 @@ machine (excavator: side, top, ...; wheel loader: front, rear, ...). `StationRun
 so the command link, its safety (stale input -> neutral, re-enable from neutral) and the certification check are
 the station's.
 
-Certification: the scripted operator is in no operator registry, so a simulated station records under policy
-`mark_uncertified` by default (the episode's `certification` attribute says `UNCERTIFIED: ...`); an operator
-certified in `OUT_DIR/.excap/operators.yaml` is recorded as certified, and `certification_policy="refuse"` makes
-the simulated station refuse an uncertified operator exactly as a real one does.
+Certification: a simulated station runs the same registry check as a real one and records the same
+`certification` event. The scripted operator is in no operator registry, so a simulated station records under
+policy `mark` by default (the episode's `certification` attribute says `UNCERTIFIED: ...`), so a demo runs without
+a registry; an operator certified in `OUT_DIR/.excap/operators.yaml` is recorded as certified, and
+`certification_policy="refuse"` makes the simulated station refuse an uncertified operator exactly as a real one
+does.
 
 `run_sim_session(options)` records one episode on it (`excap record --sim`).
 """
@@ -29,7 +31,7 @@ from excap.drivers.camera.opencv_camera import CameraConfig
 from excap.drivers.can.bus_config import CanBusConfig
 from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
 from excap.drivers.sim.machines import sim_machine
-from excap.people.certification import POLICIES
+from excap.people.certification import canonical_policy
 from excap.record.recorder import Recorder
 from excap.station.config import (
     SIM_CAMERA_PREFIX,
@@ -43,7 +45,7 @@ from excap.station.session import run_station_session
 
 SIM_JOYSTICK = "operator"
 SIM_BUS = "can0"
-SIM_POLICY = "mark_uncertified"
+SIM_POLICY = "mark"
 
 
 @dataclass
@@ -61,7 +63,6 @@ class SimSessionOptions:
     machine_id: str = ""
     """Default: `sim-<kind>-01` (sim-excavator-01, sim-wheel-loader-01)."""
     operator_id: str = "sim-operator"
-    certification: str = ""
     site: str = "simulated-site"
     task: str | None = None
     """None: the machine kind's usual task (dig-and-load, load-and-carry); "" leaves it out."""
@@ -86,15 +87,16 @@ class SimSessionOptions:
         self.jpeg_quality = limits.JPEG_QUALITY.check(self.jpeg_quality, "jpeg_quality")
         self.joystick_rate_hz = limits.SIM_JOYSTICK_RATE_HZ.check(self.joystick_rate_hz, "joystick_rate_hz")
         self.stale_timeout_s = limits.STALE_TIMEOUT_S.check(self.stale_timeout_s, "stale_timeout_s")
-        if self.certification_policy not in POLICIES:
-            raise ConfigError(f"certification_policy must be one of {', '.join(POLICIES)}, "
-                              f"not {self.certification_policy!r}")
+        try:
+            self.certification_policy = canonical_policy(self.certification_policy)
+        except ValueError as exc:
+            raise ConfigError(f"certification_policy must be one of refuse, mark (or mark_uncertified), "
+                              f"not {self.certification_policy!r}") from exc
 
     @property
     def session(self) -> dict[str, str]:
         """The station's `session`: episode metadata defaults and the certification policy (empty values left out)."""
-        values = {"operator": self.operator_id, "certification": self.certification, "site": self.site,
-                  "task": self.task or "", "notes": self.notes}
+        values = {"operator": self.operator_id, "site": self.site, "task": self.task or "", "notes": self.notes}
         return {"certification_policy": self.certification_policy, **{k: v for k, v in values.items() if v}}
 
 
@@ -135,15 +137,16 @@ def simulated_station(options: SimSessionOptions) -> StationConfig:
 
 def run_sim_session(options: SimSessionOptions, stop: threading.Event | None = None,
                     on_started: Callable[[Recorder], None] | None = None,
-                    on_open: Callable[[StationRuntime], None] | None = None) -> Path:
+                    on_open: Callable[[StationRuntime], None] | None = None, wait_devices_s: float = 5.0,
+                    start_anyway: bool = False) -> Path:
     """Record one episode on the simulated station; ends after `duration_s` or when `stop` is set.
 
     Returns the episode path. Raises CertificationRefused (nothing recorded) under policy `refuse` for an operator
-    the registry does not certify.
+    the registry does not certify. The start waits (bounded) for the simulated devices to deliver, as any station's.
     """
     return run_station_session(simulated_station(options), stop, duration_s=options.duration_s,
                                on_started=on_started, seed=options.seed, jpeg_quality=options.jpeg_quality,
-                               on_open=on_open)
+                               on_open=on_open, wait_devices_s=wait_devices_s, start_anyway=start_anyway)
 
 
 __all__ = ["SIM_POLICY", "SimSessionOptions", "run_sim_session", "simulated_station"]

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.slow
 LOGIN = "jdoe_login42"  # the engineer's login name, stored as the annotation author
 SUPERVISOR = "Ingrid Falkenrath"  # named in notes and an annotation's reason; in no registry
 HELPER = "Piotr Wiśniewski"  # named in a marker label; in no registry
+REVIEWER = "Hanne Sørbø-Kvist"  # labels outcomes after recording (`excap label --by`); in no registry
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ FREE_TEXT_ONLY = {ANNA, CLEO}  # their identities appear only where the allow-li
 
 
 def identities(*people: Person) -> list[str]:
-    texts = [LOGIN, SUPERVISOR, HELPER, "Falkenrath", "Wiśniewski"]
+    texts = [LOGIN, SUPERVISOR, HELPER, "Falkenrath", "Wiśniewski", REVIEWER, "Sørbø-Kvist"]
     for person in people:
         texts += [person.operator_id, person.name, person.certificate, person.email, person.name.split()[-1]]
     return texts
@@ -188,6 +189,10 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
     excap("annotate", str(episodes[ANNA]), "--reject", "--reason", f"re-check with {SUPERVISOR}", env=login)
     for person in (BERT, CLEO):
         excap("annotate", str(episodes[person]), "--accept", env=login)
+    for person in (ANNA, BERT):  # labels by a named reviewer, with notes naming people
+        excap("label", str(episodes[person]), "--outcome", "success", "--by", REVIEWER,
+              "--note", f"confirmed with {SUPERVISOR}")
+    excap("label", str(episodes[CLEO]), "--outcome", "success", "--note", f"{HELPER} agrees", env=login)  # by LOGIN
     excap("index", str(root))
     excap("export", str(root), "--format", "lerobot", "--out", str(root / "exports" / "dig-lerobot"),
           "--partner", "acme", "--fps", "5", "--no-progress")

@@ -143,6 +143,31 @@ def accept_annotation(path: Path, scratch: Path) -> None:
 COMMANDS["annotate --accept"] = accept_annotation
 
 
+def label_outcome(path: Path, scratch: Path) -> None:
+    """`excap label` writes into the episode (through a copy it renames): run it on a copy, which stays as valid
+    as it was."""
+    from excap.episode.validation import validate_episode
+
+    copy = scratch / f"copy-{path.name}"
+    shutil.copyfile(path, copy)
+    try:
+        valid = not validate_episode(copy)
+        outputs = scratch / "label-out"  # the runner clears its scratch folder of files named like the episode
+        outputs.mkdir(exist_ok=True)
+        command("label", "{path}", "--outcome", "success", "--by", "tester")(copy, outputs)
+        if valid and validate_episode(copy):
+            raise AssertionError(f"labelling made a valid episode invalid: {validate_episode(copy)[:1]}")
+    finally:
+        copy.unlink(missing_ok=True)
+        leftovers = list(scratch.glob(f".{copy.name}.label-*"))
+        for leftover in leftovers:
+            leftover.unlink()
+        assert not leftovers, "a label copy was left behind"
+
+
+COMMANDS["label"] = label_outcome
+
+
 def _outcome(name: str, episode: HostileEpisode, action: Callable[[], object], failures: list[str],
              outcomes: Counter) -> str:
     from excap.core.errors import EpisodeError

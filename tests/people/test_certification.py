@@ -107,9 +107,12 @@ def test_station_config_policy_key(tmp_path: Path) -> None:
     data = yaml.safe_load(source.read_text())
     data["station"]["out_dir"] = str(tmp_path / "episodes")
     config = tmp_path / "station.yaml"
-    data["session"]["certification_policy"] = "mark_uncertified"
+    data["session"]["certification_policy"] = "mark"
     config.write_text(yaml.safe_dump(data))
-    assert policy_of(load_station_config(config).session) == "mark_uncertified"
+    assert policy_of(load_station_config(config).session) == "mark"
+    data["session"]["certification_policy"] = "mark_uncertified"  # the accepted alias
+    config.write_text(yaml.safe_dump(data))
+    assert policy_of(load_station_config(config).session) == "mark"
     data["session"]["certification_policy"] = "maybe"
     config.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"session\.certification_policy"):

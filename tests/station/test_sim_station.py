@@ -96,7 +96,7 @@ def test_every_entry_path_builds_the_same_station(tmp_path):
     for name in same:
         assert getattr(from_node, name) == getattr(from_options, name), name
     assert [(c.name, c.interface) for c in from_node.cans] == [(c.name, c.interface) for c in from_options.cans]
-    assert from_options.session["certification_policy"] == "mark_uncertified"
+    assert from_options.session["certification_policy"] == "mark"
 
 
 def test_the_builder_refuses_a_machine_the_simulator_cannot_drive(tmp_path):

@@ -92,5 +92,6 @@ def test_a_simulator_thread_that_dies_is_a_fault_and_the_command_fails(tmp_path)
     assert faults and faults[0]["device"] == "machine" and faults[0]["error"] == "KeyError: 'EJM1'"
     validate = subprocess.run(excap_command("validate", str(path)), capture_output=True, text=True, timeout=60)
     assert validate.returncode == 0  # well formed, but not clean:
-    assert "WARNING: device machine failed at" in validate.stdout + validate.stderr
+    said = validate.stdout + validate.stderr
+    assert "WARNING: fault at" in said and ": machine: " in said
     assert "KeyError: 'EJM1'" in validate.stdout + validate.stderr

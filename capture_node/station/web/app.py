@@ -1,9 +1,11 @@
 """The operator station's local web page and its JSON API (FastAPI), served on loopback by default.
 
-`GET /` the page (plain HTML/JS/CSS from `static/`), `GET /api/status` everything the page shows,
-`GET|POST /api/session` the session form (operator, site, task, notes) and the operator's certification,
-`POST /api/start`, `/api/stop {outcome}`, `/api/discard`, `/api/mark {label}` the actions (409 with the reason
-when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG. `StationServer` runs it on a thread.
+`GET /` the page (plain HTML/JS/CSS from `static/`), `GET /api/status` everything the page shows, `GET|POST
+/api/session` the session form (operator, site, task, notes) and the operator's certification, `POST /api/start`
+(`{"override": true}`: even if required devices are not ready), `/api/stop {outcome}`, `/api/discard`, `/api/mark
+{label}` the actions (409 with the reason when refused), `GET /api/camera/<name>.jpg` the camera's latest JPEG.
+`GET /api/episodes/recent` and `POST /api/label` the last episodes and their labels. `StationServer` runs it on a
+thread.
 
 Other web pages the operator's browser opens must not drive the station: the server answers only requests whose
 Host names it (DNS rebinding), refuses state-changing requests from any other origin, and takes them only with a
@@ -18,19 +20,20 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import Body, FastAPI, HTTPException
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from excap.core.errors import ConfigError, ExcapError
+from excap.people.certification import policy_of
 from excap.station.bindings import StationBindings
 from excap.station.control import ActionResult, StationController
 from excap.station.status import StationMonitor, station_status
-from excap.station.web.auth import AuthGate, RemoteAccess, StationAuth
+from excap.station.web.auth import PERMISSIONS, AuthGate, RemoteAccess, StationAuth
 from excap.web.guard import AllowedHosts, HostOriginGuard
 from excap.web.server import HttpServer, ListenOptions, check_listen_address
 
 NO_CACHE = {"Cache-Control": "no-store"}
-STATIC = {"station.js": "text/javascript", "station.css": "text/css"}
+STATIC = {"station.js": "text/javascript", "station.css": "text/css", "station_episodes.js": "text/javascript"}
 OUTCOMES = ("success", "failure")
 
 
@@ -70,7 +73,7 @@ def _session(station: Station) -> dict[str, Any]:
         registry_ops = sorted(registry.operators)
     return {"session": dict(station.controller.session),
             "machine": {"id": config.machine_id, "kind": config.profile.kind, "model": config.profile.model},
-            "policy": config.session.get("certification_policy", "refuse"),
+            "policy": policy_of(config.session),
             "certification": {"allowed": check.allowed, "message": check.message,
                               "certified": bool(check.status and check.status.certified),
                               "value": check.metadata.get("certification", "")},
@@ -109,13 +112,20 @@ def create_app(station: Station) -> FastAPI:
         return JSONResponse(_session(station), headers=NO_CACHE)
 
     @app.post("/api/start")
-    def start(values: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+    def start(request: Request, values: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        values = dict(values)
+        override = values.pop("override", False)
+        if not isinstance(override, bool):
+            raise HTTPException(400, f"override must be true or false, not {override!r}")
+        role = getattr(request.state, "role", None)  # a logged-in user's (remote access); None on loopback
+        if override and role is not None and "administer" not in PERMISSIONS[role]:
+            raise HTTPException(403, f"the {role} role may not start with required devices not ready (administer)")
         if values:
             try:
                 controller.update_session(values)
             except ExcapError as exc:
                 raise HTTPException(400, str(exc)) from exc
-        return _result(controller.act("start", "page"))
+        return _result(controller.act("start", "page", override=override))
 
     @app.post("/api/stop")
     def stop(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
@@ -132,6 +142,8 @@ def create_app(station: Station) -> FastAPI:
     def mark(body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
         return _result(controller.act("marker", "page", str(body.get("label") or "")))
 
+    add_episode_routes(app, station)
+
     @app.get("/api/camera/{name}.jpg")
     def camera(name: str) -> Response:
         frame = station.runtime.latest_frame(name)
@@ -141,6 +153,39 @@ def create_app(station: Station) -> FastAPI:
                         headers={**NO_CACHE, "X-Frame-T-Ns": str(frame.t_ns)})
 
     return app
+
+
+def add_episode_routes(app: FastAPI, station: Station) -> None:
+    """`GET /api/episodes/recent` the last episodes of the station's folder (id, file, start, duration, recorded
+    outcome, label); `POST /api/label {"episode": id, "outcome": "success"|"failure"}` labels one of them, by the
+    session's operator from the station page (400 bad outcome, 404 no such episode)."""
+    from excap.episode.labels import LABEL_OUTCOMES
+    from excap.station.episodes import EpisodeNotFound, label_by_id, recent_episodes
+
+    @app.get("/api/episodes/recent")
+    def recent() -> JSONResponse:
+        episodes = recent_episodes(station.runtime.config.out_dir)
+        return JSONResponse({"episodes": [e.as_json() for e in episodes]}, headers=NO_CACHE)
+
+    @app.post("/api/label")
+    def label(request: Request, body: dict[str, Any] = Body(default_factory=dict)) -> JSONResponse:  # noqa: B008
+        episode, outcome = body.get("episode"), body.get("outcome")
+        if not isinstance(episode, str) or not episode:
+            raise HTTPException(400, "episode: the id of a finished episode is required")
+        if outcome not in LABEL_OUTCOMES:
+            raise HTTPException(400, f"outcome must be one of {', '.join(LABEL_OUTCOMES)}, not {outcome!r}")
+        operator = getattr(request.state, "user", None) or station.controller.session.get("operator", "")
+        by = operator if operator and operator != "anonymous" else "station page"
+        try:
+            path, done = label_by_id(station.runtime.config.out_dir, episode, str(outcome), by=by, source="page")
+        except EpisodeNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except ExcapError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        text = f"{path.name}: outcome {done.outcome}" + (f" (was {done.previous})" if done.previous else "")
+        station.controller.note(text, source="page")
+        return JSONResponse({"ok": True, "message": text, "episode": episode, "file": path.name, **done.as_json()},
+                            headers=NO_CACHE)
 
 
 REMOTE_RISK = "anyone who reaches it can start and stop recordings"

@@ -5,7 +5,8 @@ request but the login page (`GET /login`, `/static/login.js`) and `POST /api/log
 without one an API request gets 401 JSON and the page (`GET /`) a redirect to `/login`. Every state-changing
 request also needs the session's CSRF token in an `X-CSRF-Token` header (403 otherwise, compared in constant time),
 and a role allowed to make it (`PERMISSIONS`, 403 otherwise); the app behind sees the user as
-`request.state.user`. On loopback without remote access nothing needs a login: `GET /api/whoami` answers
+`request.state.user` and `request.state.role`. On loopback without remote access nothing needs a login:
+`GET /api/whoami` answers
 `{"login": false, "csrf": ""}` and the page's (empty) CSRF header is ignored.
 
 Sessions live in memory only (a restart logs everyone out): a random 32-byte token in a cookie (HttpOnly, Secure,
@@ -311,7 +312,7 @@ class AuthGate:
             await refusal(scope, receive, send)
             return
         assert session is not None
-        scope.setdefault("state", {})["user"] = session.user
+        scope.setdefault("state", {}).update(user=session.user, role=session.role)
         if path == "/api/whoami" and method in SAFE_METHODS:
             await _json(200, _whoami(session, self.auth.settings))(scope, receive, send)
         elif path == "/api/logout" and method == "POST":

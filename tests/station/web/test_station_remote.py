@@ -139,6 +139,10 @@ def test_an_operator_cannot_do_what_only_a_site_lead_may(make_remote) -> None:
     refused = operator.post("/api/sessions/revoke", {"user": "lena"})
     assert refused.status_code == 403 and "operator" in refused.json()["detail"]
     assert operator.post("/api/policy", {"policy": "warn"}).status_code == 403  # any administrative route
+    overriding = operator.post("/api/start", {"override": True})  # starting past the device check is the lead's
+    assert overriding.status_code == 403 and "may not start" in overriding.json()["detail"]
+    assert lead.post("/api/start", {"override": True}).status_code == 200
+    assert operator.post("/api/stop", {}).status_code == 200
     assert lead.get("/api/status").status_code == 200
     ended = lead.post("/api/sessions/revoke", {"user": "olga"})
     assert ended.status_code == 200 and ended.json()["ended"] == 1

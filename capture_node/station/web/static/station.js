@@ -496,6 +496,7 @@ async function action(path, body) {
     const text = result.data.message || result.data.detail || `${path}: HTTP ${result.status}`;
     showMessage(text, result.ok ? "info" : "error");
     if (path === "/api/start") await loadSession();
+    document.dispatchEvent(new CustomEvent("excap-action", {detail: {path: path, result: result}}));
     return result;
   } catch (e) {
     showMessage(`${path}: station not reachable`, "error");

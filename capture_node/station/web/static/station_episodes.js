@@ -1,0 +1,76 @@
+// excap station page, self-contained parts: "Start anyway" after a start refused because required devices are not
+// ready, and "Last episodes" with Success / Failure label buttons. station.js announces each action's result with
+// an `excap-action` event on the document.
+"use strict";
+
+(function () {
+  const byId = (id) => document.getElementById(id);
+  const RECENT_MS = 5000;
+
+  // through station.js's `api` (its headers: the login's CSRF token)
+  const send = (path, body) => api(body === undefined ? "GET" : "POST", path, body);
+
+  function say(text, level) {
+    if (typeof showMessage === "function") showMessage(text, level);
+  }
+
+  function showStartAnyway(data) {
+    const refused = Boolean(data && data.code === "devices_not_ready");
+    byId("start-anyway").classList.toggle("hidden", !refused);
+    byId("start-anyway-reason").textContent = refused ? data.message : "";
+  }
+
+  async function startAnyway() {
+    const result = await send("/api/start", {override: true});
+    say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
+    showStartAnyway(result.ok ? null : result.data);
+  }
+
+  function labelButton(episode, outcome) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = outcome + (episode.label === outcome ? " chosen" : "");
+    button.textContent = outcome === "success" ? "Success" : "Failure";
+    button.dataset.episode = episode.episode_id;
+    button.addEventListener("click", () => labelEpisode(episode.episode_id, outcome));
+    return button;
+  }
+
+  function episodeRow(episode) {
+    const row = document.createElement("tr");
+    const started = (episode.started_at || "").replace("T", " ").slice(0, 19);
+    const cells = [episode.file, started, `${Number(episode.duration_s || 0).toFixed(0)} s`,
+      episode.problem ? "unreadable" : episode.effective_outcome + (episode.label ? " (labelled)" : "")];
+    cells.forEach((text) => {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.appendChild(cell);
+    });
+    const actions = document.createElement("td");
+    if (!episode.problem) ["success", "failure"].forEach((o) => actions.appendChild(labelButton(episode, o)));
+    row.appendChild(actions);
+    return row;
+  }
+
+  async function loadRecentEpisodes() {
+    const result = await send("/api/episodes/recent");
+    if (!result.ok) return;
+    const body = byId("recent-episodes").querySelector("tbody");
+    body.replaceChildren(...result.data.episodes.map(episodeRow));
+  }
+
+  async function labelEpisode(episodeId, outcome) {
+    const result = await send("/api/label", {episode: episodeId, outcome: outcome});
+    say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
+    await loadRecentEpisodes();
+  }
+
+  document.addEventListener("excap-action", (event) => {
+    const {path, result} = event.detail;
+    if (path === "/api/start") showStartAnyway(result.ok ? null : result.data);
+    else loadRecentEpisodes();
+  });
+  byId("btn-start-anyway").addEventListener("click", startAnyway);
+  loadRecentEpisodes();
+  setInterval(loadRecentEpisodes, RECENT_MS);
+})();
