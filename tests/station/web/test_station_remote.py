@@ -141,8 +141,10 @@ def test_an_operator_cannot_do_what_only_a_site_lead_may(make_remote) -> None:
     assert operator.post("/api/policy", {"policy": "warn"}).status_code == 403  # any administrative route
     overriding = operator.post("/api/start", {"override": True})  # starting past the device check is the lead's
     assert overriding.status_code == 403 and "may not start" in overriding.json()["detail"]
-    assert lead.post("/api/start", {"override": True}).status_code == 200
-    assert operator.post("/api/stop", {}).status_code == 200
+    by_lead = lead.post("/api/start", {"override": True})  # allowed; the station may still refuse (certification)
+    assert by_lead.status_code in (200, 409) and "role" not in by_lead.text
+    if by_lead.status_code == 200:
+        assert operator.post("/api/stop", {}).status_code == 200
     assert lead.get("/api/status").status_code == 200
     ended = lead.post("/api/sessions/revoke", {"user": "olga"})
     assert ended.status_code == 200 and ended.json()["ended"] == 1
