@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from excap.core.errors import EpisodeError
 from excap.episode.reader import EpisodeReader, opened
 from excap.review.frames import MAX_FRAMES, frame_times, sample_frames
 from excap.review.kinds import kind_review, known_kinds
@@ -59,8 +60,12 @@ class Marker:
 
 
 def phase_model(reader: EpisodeReader) -> PhaseModel:
-    """The phase model of the episode's machine kind (EpisodeError for a kind without one)."""
-    return kind_review(str(reader.metadata.get("machine_kind", "excavator"))).phases
+    """The phase model of the episode's machine kind (EpisodeError naming the file for a kind without one)."""
+    kind = str(reader.metadata.get("machine_kind", "excavator"))
+    if kind not in known_kinds():
+        raise EpisodeError(f"{reader.path}: no phase model for machine_kind {kind[:64]!r} (known: "
+                           f"{', '.join(known_kinds())})")
+    return kind_review(kind).phases
 
 
 def labels_of(kind: str) -> tuple[str, ...]:
