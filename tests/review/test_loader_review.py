@@ -49,7 +49,7 @@ def test_loader_proposal_agrees_with_the_scripted_operator(loader_episodes: Load
     report.record("phase proposals", "wheel loader: dumps in the truth", cycles)
     report.record("phase proposals", "wheel loader: recording wall time (s)", round(loader_episodes.wall_s, 1))
     print(f"wheel loader agreement with operator_phase: {share:.3f} of {covered:.0f} s ({cycles} dumps)")
-    assert covered >= 0.9 * len(LOADER_SEEDS) * LOADER_SECONDS and cycles >= 4
+    assert covered >= 0.9 * len(LOADER_SEEDS) * LOADER_SECONDS and cycles >= len(LOADER_SEEDS)
     assert share >= MIN_AGREEMENT
 
 

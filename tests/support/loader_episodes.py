@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-LOADER_SEEDS = (1, 2, 3)
-LOADER_SECONDS = 55.0
+LOADER_SEEDS = (1, 2, 3, 4)
+LOADER_SECONDS = 45.0  # each holds one whole loading cycle (about 30 s) and most of the next
 PATTERNS = ("single_lever", "two_lever")
 
 _RECORD = """
