@@ -166,7 +166,7 @@ def review_frame_times(reader: EpisodeReader, fps: float | None = None,
     return timing.times, timing.rate
 
 
-class _Overlay:
+class PanelSource:
     """Looks up what the panel shows at a time: latest joystick, control and signal samples, events."""
 
     def __init__(self, reader: EpisodeReader) -> None:
@@ -255,7 +255,7 @@ def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: flo
             note(f"{reader.path.name}: the video stops after {MAX_FRAMES} frames")
         streams = [reader.camera(p) for p in layout.cameras]
         indices = [s.indices_at(times) for s in streams]
-        overlay = _Overlay(reader)
+        overlay = PanelSource(reader)
         title = f"{reader.metadata.get('episode_id', reader.path.stem)}  {reader.metadata.get('control_pattern', '')}"
         title = title[:TITLE_CHARS]
         canvas = np.zeros((layout.height, layout.width, 3), dtype=np.uint8)

@@ -22,7 +22,7 @@ from excap.review.kinds import kind_review, known_kinds, review_signals
 from excap.review.panel import stick_layout
 from excap.review.phases import agreement, labels_of, propose_phases, scripted_phases
 from excap.review.plot import plot_signals, plot_size_px, signal_figure
-from excap.review.render import _Overlay, render_review_video, review_timing
+from excap.review.render import PanelSource, render_review_video, review_timing
 from tests.support import report
 from tests.support.loader_episodes import LOADER_SECONDS, LOADER_SEEDS, LoaderEpisodes
 
@@ -117,7 +117,7 @@ def test_loader_review_video_shows_the_loaders_signals_and_sticks(loader_episode
     with EpisodeReader(episode) as reader:
         assert reader.metadata["machine_kind"] == "wheel_loader"
         assert count == len(review_timing(reader, 2.0).times) == _read_video(out) > 50
-        overlay = _Overlay(reader)
+        overlay = PanelSource(reader)
         state = overlay.state(int(reader.camera("front").t_ns[len(reader.camera("front")) // 2]))
     shown = [label for label, _ in state.signals]
     assert shown == [s.label for s in kind_review("wheel_loader").signals]
