@@ -108,8 +108,9 @@ def _vertical_bar(image: np.ndarray, x: int, top: int, height: int, value: float
 
 @dataclass(frozen=True)
 class StickLayout:
-    """How a joystick's axes are drawn: each `<name>_x` / `<name>_y` pair as a stick labelled `<name>`, every other
-    axis as a bar labelled with its own name (the names are the profile's axis names)."""
+    """How a joystick's axes are drawn: each `<name>_x` / `<name>_y` pair (also `<name>X` / `<name>Y`, as in
+    ABS_X / ABS_Y) as a stick labelled `<name>`, every other axis as a bar labelled with its own name (the names are
+    the profile's axis names, or a device's own)."""
 
     sticks: tuple[tuple[str, str, str], ...]  # label, x axis, y axis
     bars: tuple[str, ...]  # axis names
@@ -134,8 +135,9 @@ def stick_layout(axis_names: Sequence[str]) -> StickLayout:
     sticks: list[tuple[str, str, str]] = []
     paired: set[str] = set()
     for name in axis_names:
-        if name.endswith("_x") and (partner := name[:-2] + "_y") in axis_names and len(sticks) < MAX_STICKS:
-            sticks.append((name[:-2], name, partner))
+        partner = name[:-1] + {"x": "y", "X": "Y"}.get(name[-1:], "")
+        if partner != name[:-1] and partner in axis_names and len(sticks) < MAX_STICKS:
+            sticks.append((name[:-1].rstrip("_") or name, name, partner))
             paired |= {name, partner}
     room = (LAST_BAR_X - _first_bar(len(sticks))) // BAR_PITCH + 1
     bars = tuple(n for n in axis_names if n not in paired)[:room]
