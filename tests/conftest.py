@@ -9,8 +9,10 @@ from tests.support import report, skip_policy
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-# Shared fixtures: a recorded folder of episodes with its registry, and a running simulated station.
-pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices"]
+# Shared fixtures: a recorded folder of episodes with its registry, a running simulated station, and recordings of
+# the simulated wheel loader.
+pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices",
+                  "tests.support.loader_episodes"]
 
 
 @pytest.fixture(scope="session")

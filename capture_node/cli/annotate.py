@@ -47,14 +47,14 @@ def proposal_table(phases: list[Phase], marks: list[Marker], start_ns: int) -> s
 
 
 def edit_document(metadata: dict[str, Any], phases: list[Phase], marks: list[Marker]) -> dict[str, Any]:
-    from excap.review.phases import LABELS
+    from excap.review.phases import labels_of
 
     start_ns = int(metadata.get("start_t_ns", 0))
     return {
         "episode_id": metadata.get("episode_id", ""),
         "help": "Edit start_s / end_s (seconds from the episode start) and label, add or remove entries, then run "
                 "excap annotate EPISODE --edit THIS_FILE. Spans must be in order and must not overlap.",
-        "labels": list(LABELS),
+        "labels": list(labels_of(str(metadata.get("machine_kind", "excavator")))),
         "duration_s": float(metadata.get("duration_s", 0.0)),
         "phases": [{"start_s": _seconds(p.t_start_ns, start_ns), "end_s": _seconds(p.t_end_ns, start_ns),
                     "label": p.label, "confidence": p.confidence} for p in phases],
@@ -66,8 +66,9 @@ def spans_from_document(document: Any, metadata: dict[str, Any], proposal: list[
                         where: str = "edit file") -> list[AnnotationSpan]:
     """The spans of an edited document, checked, as absolute times; unchanged proposed spans keep their times."""
     from excap.episode.annotations import AnnotationSpan
-    from excap.review.phases import LABELS
+    from excap.review.phases import labels_of
 
+    labels = labels_of(str(metadata.get("machine_kind", "excavator")))
     if not isinstance(document, dict) or not isinstance(document.get("phases"), list):
         raise ExcapError(f"{where}: expected an object with a 'phases' list")
     if document.get("episode_id") not in (None, "", metadata.get("episode_id")):
@@ -79,8 +80,9 @@ def spans_from_document(document: Any, metadata: dict[str, Any], proposal: list[
         key = f"{where}: phases[{index}]"
         if not isinstance(entry, dict) or not all(k in entry for k in ("start_s", "end_s", "label")):
             raise ExcapError(f"{key}: needs start_s, end_s and label")
-        if entry["label"] not in LABELS:
-            raise ExcapError(f"{key}: label {entry['label']!r} is not one of {', '.join(LABELS)}")
+        if entry["label"] not in labels:
+            raise ExcapError(f"{key}: label {entry['label']!r} is not one of {', '.join(labels)} (the phases of "
+                             f"a {metadata.get('machine_kind', 'excavator')})")
         try:
             first = start_ns + round(float(entry["start_s"]) * 1e9)
             last = start_ns + round(float(entry["end_s"]) * 1e9)

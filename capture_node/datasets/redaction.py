@@ -9,7 +9,7 @@
   `dbc` reduced to the file name); other groups, text datasets and attributes are dropped;
 - events whose kind is in EVENT_DETAILS, each with only the detail keys listed for its kind (`operator_id`
   pseudonymised, free text such as marker labels, certification texts and error messages dropped); events of
-  other kinds are dropped whole;
+  other kinds, and the simulator's truth (WITHHELD_EVENTS: `operator_phase`), are dropped whole;
 - the annotation's spans, status, revision and time; its author becomes empty and its reason is dropped.
 
 Every text that passes is then scrubbed (`Scrubber`): an operator id inside it is replaced by its pseudonym,
@@ -35,7 +35,7 @@ import numpy as np
 from excap.catalogue.index import EpisodeRecord
 from excap.people.registry import OperatorRegistry
 
-REDACTION_VERSION = 3  # part of the partner copies' cache key: raise it whenever this policy changes
+REDACTION_VERSION = 4  # part of the partner copies' cache key: raise it whenever this policy changes
 
 KEEP, PSEUDONYM, EMPTY = "keep", "pseudonym", "empty"
 
@@ -79,7 +79,6 @@ EVENT_DETAILS: dict[str, tuple[str, ...]] = {
     "can_restarted": ("channel", "source", "rx", "tx"),
     "can_error_frame": ("channel", "id", "data", "tx_errors", "rx_errors"),
     "dm1": ("channel", "source_address", "lamps", "flash", "dtcs"),
-    "operator_phase": ("device", "phase"),
     "marker": ("index",),
     "station_action": ("action", "source", "outcome"),
     "certification": ("state",),
@@ -88,8 +87,9 @@ EVENT_DETAILS: dict[str, tuple[str, ...]] = {
     "enable_refused": ("reason",),
     "clock_jump": ("jump_s",),
 }
-# Event kinds excap records that partners never see, not even as a bare row (none today).
-WITHHELD_EVENTS: tuple[str, ...] = ()
+# Event kinds excap records that partners never see, not even as a bare row: `operator_phase` is the simulator's
+# ground truth of the scripted operator's work phase (what phase proposals are measured against), not a recording.
+WITHHELD_EVENTS: tuple[str, ...] = ("operator_phase",)
 
 ANNOTATION_GROUP = "annotations"
 ANNOTATION_ATTRIBUTES = {"status": KEEP, "revision": KEEP, "created_at": KEEP, "author": EMPTY}
@@ -194,7 +194,7 @@ def _text(value: Any) -> str:
 def redact_detail(kind: str, detail: str, scrub: Scrubber) -> str | None:
     """An event's detail JSON as a partner may see it; None if the event is not shown at all."""
     allowed = EVENT_DETAILS.get(kind)
-    if allowed is None:
+    if allowed is None or kind in WITHHELD_EVENTS:
         return None
     try:
         parsed = json.loads(detail)

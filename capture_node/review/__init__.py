@@ -1,5 +1,6 @@
-"""Reviewing episodes: work-phase proposals (dig, swing, dump, ...) for annotation, signal plots, and review
-videos of the cameras above a panel of sticks, commands, machine signals and events.
+"""Reviewing episodes: work-phase proposals for annotation (by each machine kind's phase model: dig, swing, dump,
+... of an excavator; load, haul, dump, return of a wheel loader), signal plots, and review videos of the cameras
+above a panel of sticks, commands, the kind's key machine signals and events (`excap.review.kinds`).
 
 Public names are imported on first use (`excap.core.lazy_exports`): importing the package, or any
 module in it, imports nothing else.

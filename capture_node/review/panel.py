@@ -25,18 +25,6 @@ PANEL_HEIGHT = 270
 EVENT_SHOW_NS = 2_000_000_000  # an event's kind stays on screen this long after it happens
 HIGHLIGHT_KINDS = ("marker", "fault", "drop", "recovered")
 
-#: Key machine signals shown as text: (label, 'Message.Signal'); absent ones are skipped.
-KEY_SIGNALS = (
-    ("engine speed", "EEC1.EngSpeed"),
-    ("boom pitch", "BoomSSI2.PitchAngleExRange"),
-    ("arm pitch", "ArmSSI2.PitchAngleExRange"),
-    ("bucket pitch", "BucketSSI2.PitchAngleExRange"),
-    ("swing angle", "SwingStatus.SwingAngle"),
-    ("pump 1", "HydraulicPressures1.PumpPressure1"),
-    ("pump 2", "HydraulicPressures1.PumpPressure2"),
-)
-
-
 @dataclass
 class PanelState:
     """Everything the overlay shows at one output frame time."""
@@ -105,29 +93,64 @@ def _stick(image: np.ndarray, center: tuple[int, int], radius: int, x: float, y:
     _text(image, f"x {_number(x)}  y {_number(y)}", (center[0] - radius, center[1] + radius + 22), 0.45, GREY)
 
 
-def _vertical_bar(image: np.ndarray, x: int, top: int, height: int, value: float, label: str) -> None:
+def _vertical_bar(image: np.ndarray, x: int, top: int, height: int, value: float, label: str, row: int = 0) -> None:
+    """A bar for one axis; `row` 1 puts its label and value a line further out, so neighbours' labels never meet."""
     middle = top + height // 2
     cv2.rectangle(image, (x, top), (x + 18, top + height), GREY, 1)
     if finite(value):
         end = int(middle - np.clip(value, -1, 1) * height / 2)
         cv2.rectangle(image, (x + 2, min(middle, end)), (x + 16, max(middle, end)), GREEN, -1)
     cv2.line(image, (x - 3, middle), (x + 21, middle), WHITE, 1)
-    _text(image, label, (x - 8, top - 10), 0.42)
-    _text(image, _number(value), (x - 12, top + height + 22), 0.42, GREY)
+    for text, y, color in ((label, top - 10 - 16 * row, WHITE), (_number(value), top + height + 22 + 16 * row, GREY)):
+        width = cv2.getTextSize(text, FONT, 0.4, 1)[0][0]
+        _text(image, text, (x + 9 - width // 2, y), 0.4, color)
+
+
+@dataclass(frozen=True)
+class StickLayout:
+    """How a joystick's axes are drawn: each `<name>_x` / `<name>_y` pair (also `<name>X` / `<name>Y`, as in
+    ABS_X / ABS_Y) as a stick labelled `<name>`, every other axis as a bar labelled with its own name (the names are
+    the profile's axis names, or a device's own)."""
+
+    sticks: tuple[tuple[str, str, str], ...]  # label, x axis, y axis
+    bars: tuple[str, ...]  # axis names
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(label for label, _, _ in self.sticks) + self.bars
+
+
+MAX_STICKS = 2
+STICK_PITCH = 170
+BAR_PITCH = 56
+LAST_BAR_X = 472  # bars are 18 px wide; the commands start at 500
+
+
+def _first_bar(sticks: int) -> int:
+    return 40 + STICK_PITCH * sticks
+
+
+def stick_layout(axis_names: Sequence[str]) -> StickLayout:
+    """The sticks and bars of a joystick with these axes, as many as the panel has room for."""
+    sticks: list[tuple[str, str, str]] = []
+    paired: set[str] = set()
+    for name in axis_names:
+        partner = name[:-1] + {"x": "y", "X": "Y"}.get(name[-1:], "")
+        if partner != name[:-1] and partner in axis_names and len(sticks) < MAX_STICKS:
+            sticks.append((name[:-1].rstrip("_") or name, name, partner))
+            paired |= {name, partner}
+    room = (LAST_BAR_X - _first_bar(len(sticks))) // BAR_PITCH + 1
+    bars = tuple(n for n in axis_names if n not in paired)[:room]
+    return StickLayout(tuple(sticks), bars)
 
 
 def _sticks(panel: np.ndarray, axes: dict[str, float]) -> None:
-    names = list(axes)
-    left = (axes.get("left_x", 0.0), axes.get("left_y", 0.0))
-    right = (axes.get("right_x", 0.0), axes.get("right_y", 0.0))
-    if "left_x" not in axes and len(names) >= 4:  # unknown device: first four axes as two sticks
-        left, right = (axes[names[0]], axes[names[1]]), (axes[names[2]], axes[names[3]])
-    _stick(panel, (100, 130), 72, *left, "left stick")
-    _stick(panel, (270, 130), 72, *right, "right stick")
-    travel = [n for n in names if "travel" in n][:2]
-    for k, name in enumerate(travel):
-        short = "trv L" if "left" in name else "trv R" if "right" in name else name[:5]
-        _vertical_bar(panel, 380 + 50 * k, 58, 144, axes[name], short)
+    layout = stick_layout(list(axes))
+    for k, (label, x_axis, y_axis) in enumerate(layout.sticks):
+        _stick(panel, (100 + STICK_PITCH * k, 130), 72, axes[x_axis], axes[y_axis], label[:LABEL_CHARS // 2])
+    for k, name in enumerate(layout.bars):
+        _vertical_bar(panel, _first_bar(len(layout.sticks)) + BAR_PITCH * k, 58, 144, axes[name], name[:14],
+                      row=k % 2)
 
 
 def _commands(panel: np.ndarray, commands: list[tuple[str, float]], enabled: bool | None, x0: int) -> None:

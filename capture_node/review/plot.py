@@ -1,25 +1,21 @@
-"""Signal plots of episodes: machine-function commands and chosen CAN signals over time, events marked."""
+"""Signal plots of episodes: machine-function commands and chosen CAN signals over time, events marked.
+
+Without a choice, the key signals of the episode's machine kind (`excap.review.kinds`) that it has are plotted,
+each panel labelled with the signal's name for people and its unit."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from excap.episode.reader import EpisodeReader, Event, opened
+from excap.review.kinds import review_signals
 from excap.review.panel import HIGHLIGHT_KINDS
 
-#: Signals plotted when none are chosen (those the episode has).
-DEFAULT_PLOT_SIGNALS = (
-    "EEC1.EngSpeed",
-    "BoomSSI2.PitchAngleExRange",
-    "ArmSSI2.PitchAngleExRange",
-    "BucketSSI2.PitchAngleExRange",
-    "SwingStatus.SwingAngle",
-    "HydraulicPressures1.PumpPressure1",
-)
 DPI = 100
 WIDTH_IN = 12.0
 COMMANDS_IN = 3.0  # height of the commands panel
@@ -78,59 +74,92 @@ def _fixed_margins(figure: Any, height_in: float) -> None:
                            top=1 - TOP_IN / height_in, hspace=0.12)
 
 
-def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequence[str] | None = None) -> Path:
-    """Save a PNG to `out`: commands on top, one panel per 'Message.Signal' below, events as vertical lines.
+@dataclass(frozen=True)
+class PlotSeries:
+    name: str  # 'Message.Signal'
+    label: str  # for people: the kind's name for it, else the message name
+    unit: str
 
-    Missing signals raise EpisodeError when named explicitly; the defaults are plotted when present."""
+
+def plot_series(reader: EpisodeReader, signals: Sequence[str] | None = None) -> list[PlotSeries]:
+    """The signal panels of a plot: the chosen signals (EpisodeError naming one the episode lacks), or the key
+    signals of the episode's machine kind that it has."""
+    known = {s.name: s for s in review_signals(str(reader.metadata.get("machine_kind", "")))}
+    names = [s for s in known if reader.has_signal(s)] if signals is None else list(signals)
+    series = []
+    for name in names:
+        stream, column = reader.signal(name)
+        signal = known.get(name)
+        series.append(PlotSeries(name, signal.label if signal else name.split(".")[0],
+                                 stream.unit(column) or (signal.unit if signal else "")))
+    return series
+
+
+def signal_figure(episode: str | Path | EpisodeReader, signals: Sequence[str] | None = None) -> Any:
+    """The plot as a matplotlib Figure (the caller closes it: `matplotlib.pyplot.close(figure)`): commands on top,
+    one panel per signal of `plot_series` below, events as vertical lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out)
     with opened(episode) as reader:
-        chosen = [s for s in DEFAULT_PLOT_SIGNALS if reader.has_signal(s)] if signals is None else list(signals)
         series = []
-        for name in chosen:
-            stream, column = reader.signal(name)
-            series.append((name, stream.t_ns, stream.column(column), stream.unit(column)))
+        for chosen in plot_series(reader, signals):
+            stream, column = reader.signal(chosen.name)
+            series.append((chosen, np.array(stream.t_ns), np.array(stream.column(column))))
         start = reader.start_t_ns
         control = reader.stream("control")
         names = control.names("commands")
-        commands = control.column("commands")
+        t_control = _seconds(control.t_ns, start)
+        commands = np.array(control.column("commands"))
         events = reader.events()
         title = f"{reader.metadata.get('episode_id', reader.path.stem)}   {reader.metadata.get('task', '')}"[:120]
 
-        width, height = plot_size_px(len(series))
-        heights = [COMMANDS_IN] + [SIGNAL_IN] * len(series)
-        figure, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(width / DPI, height / DPI), dpi=DPI,
-                                    gridspec_kw={"height_ratios": heights}, squeeze=False)
-        axes = axes[:, 0]
-        try:
-            t_control = _seconds(control.t_ns, start)
-            for k, name in enumerate(names[:MAX_COMMANDS]):
-                axes[0].plot(t_control, commands[:, k], label=name[:LABEL_CHARS], linewidth=1.2)
-            axes[0].set_ylim(-1.1, 1.1)
-            axes[0].set_ylabel("command")
-            if names:
-                axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(names), 8), fontsize=8,
-                               frameon=False)
-            axes[0].set_title(title, fontsize=10, loc="right")
-            for ax, (name, t_ns, values, unit) in zip(axes[1:], series, strict=True):
-                ax.plot(_seconds(t_ns, start), values, linewidth=1.0, color="tab:blue")
-                unit = unit[:12]
-                ax.set_ylabel(f"{name.split('.')[0]}\n[{unit}]" if unit else name.split(".")[0], fontsize=8)
-                ax.text(0.005, 0.92, name, transform=ax.transAxes, fontsize=8, va="top",
-                        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
-            _mark_events(axes, events, start)
-            for ax in axes:
-                ax.grid(True, alpha=0.3)
-            axes[-1].set_xlabel("time from episode start [s]")
-            _fixed_margins(figure, height / DPI)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            figure.savefig(out, dpi=DPI)
-        finally:
-            plt.close(figure)
+    width, height = plot_size_px(len(series))
+    heights = [COMMANDS_IN] + [SIGNAL_IN] * len(series)
+    figure, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(width / DPI, height / DPI), dpi=DPI,
+                                gridspec_kw={"height_ratios": heights}, squeeze=False)
+    axes = axes[:, 0]
+    try:
+        for k, name in enumerate(names[:MAX_COMMANDS]):
+            axes[0].plot(t_control, commands[:, k], label=name[:LABEL_CHARS], linewidth=1.2)
+        axes[0].set_ylim(-1.1, 1.1)
+        axes[0].set_ylabel("command")
+        if names:
+            axes[0].legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(len(names), 8), fontsize=8,
+                           frameon=False)
+        axes[0].set_title(title, fontsize=10, loc="right")
+        for ax, (chosen, t_ns, values) in zip(axes[1:], series, strict=True):
+            ax.plot(_seconds(t_ns, start), values, linewidth=1.0, color="tab:blue", label=chosen.name)
+            label, unit = chosen.label[:LABEL_CHARS], chosen.unit[:12]
+            ax.set_ylabel(f"{label}\n[{unit}]" if unit else label, fontsize=8)
+            ax.text(0.005, 0.92, chosen.name, transform=ax.transAxes, fontsize=8, va="top",
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
+        _mark_events(axes, events, start)
+        for ax in axes:
+            ax.grid(True, alpha=0.3)
+        axes[-1].set_xlabel("time from episode start [s]")
+        _fixed_margins(figure, height / DPI)
+    except BaseException:
+        plt.close(figure)
+        raise
+    return figure
+
+
+def plot_signals(episode: str | Path | EpisodeReader, out: Path, signals: Sequence[str] | None = None) -> Path:
+    """Save the plot (`signal_figure`) as a PNG to `out`.
+
+    Missing signals raise EpisodeError when named explicitly; the defaults are plotted when present."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    figure = signal_figure(episode, signals)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(out, dpi=DPI)
+    finally:
+        plt.close(figure)
     return out
 
 
@@ -145,4 +174,4 @@ def signal_names(episode: str | Path | EpisodeReader) -> list[str]:
     return sorted(set(found))
 
 
-__all__ = ["DEFAULT_PLOT_SIGNALS", "plot_signals", "plot_size_px", "signal_names"]
+__all__ = ["PlotSeries", "plot_series", "plot_signals", "plot_size_px", "signal_figure", "signal_names"]

@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from excap.core.errors import EpisodeError
 from excap.episode.reader import CameraStream, EpisodeReader, Event, opened
+from excap.review.kinds import review_signals
 from excap.review.panel import (
     EVENT_SHOW_NS,
     HEADER_HEIGHT,
     HIGHLIGHT_KINDS,
-    KEY_SIGNALS,
     PANEL_HEIGHT,
     PanelState,
     draw_header,
@@ -166,7 +166,7 @@ def review_frame_times(reader: EpisodeReader, fps: float | None = None,
     return timing.times, timing.rate
 
 
-class _Overlay:
+class PanelSource:
     """Looks up what the panel shows at a time: latest joystick, control and signal samples, events."""
 
     def __init__(self, reader: EpisodeReader) -> None:
@@ -178,7 +178,9 @@ class _Overlay:
         joysticks = reader.paths("joystick")
         self.joystick = reader.stream(joysticks[0]) if joysticks else None
         self.axis_names = self.joystick.names("axes") if self.joystick else []
-        self.signals = [(label, *reader.signal(name)) for label, name in KEY_SIGNALS if reader.has_signal(name)]
+        kind = str(reader.metadata.get("machine_kind", ""))
+        self.signals = [(signal.label, signal.unit, *reader.signal(signal.name))
+                        for signal in review_signals(kind) if reader.has_signal(signal.name)]
         self.events = reader.events()
         order = sorted(range(len(self.events)), key=lambda n: (self.events[n].t_ns, n))
         self._by_time = [self.events[n] for n in order]  # the latest event at a time: bisect, not a scan
@@ -209,10 +211,10 @@ class _Overlay:
             if "enabled" in self.control.info.columns:
                 enabled = bool(self.control.column("enabled")[i])
         signals = []
-        for label, stream, column in self.signals:
+        for label, unit, stream, column in self.signals:
             i = stream.index_at(t_ns)
             value = float(stream.column(column)[i]) if i >= 0 else float("nan")
-            signals.append((label, format_signal(value, stream.unit(column))))
+            signals.append((label, format_signal(value, stream.unit(column) or unit)))
         event, age = self.visible_event(t_ns)
         return PanelState((t_ns - self.start) / 1e9, self.duration_s, axes, commands, enabled, signals, event, age,
                           self.timeline)
@@ -253,7 +255,7 @@ def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: flo
             note(f"{reader.path.name}: the video stops after {MAX_FRAMES} frames")
         streams = [reader.camera(p) for p in layout.cameras]
         indices = [s.indices_at(times) for s in streams]
-        overlay = _Overlay(reader)
+        overlay = PanelSource(reader)
         title = f"{reader.metadata.get('episode_id', reader.path.stem)}  {reader.metadata.get('control_pattern', '')}"
         title = title[:TITLE_CHARS]
         canvas = np.zeros((layout.height, layout.width, 3), dtype=np.uint8)

@@ -32,6 +32,7 @@ from excap.episode.validation import validate_episode
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config
 from tests.support.commands import excap_command
+from tests.support.loader_episodes import LoaderEpisodes
 from tests.support.paths import REPO
 from tests.support.privacy import identities_in
 from tests.support.waiting import wait_for
@@ -233,7 +234,7 @@ def test_the_identities_are_really_in_the_recordings(privacy_site: PrivacySite) 
     for person in FREE_TEXT_ONLY:
         with h5py.File(privacy_site.episodes[person], "r") as handle:
             kinds = {k.decode() for k in handle["events/kind"][()]}
-            assert {"certification", "marker", "metadata", "station_action"} <= kinds
+            assert {"certification", "marker", "metadata", "station_action", "operator_phase"} <= kinds
             assert handle.attrs["notes"] and person.certificate in handle.attrs["certification"]
             assert handle["annotations"].attrs["author"] == LOGIN
             assert LOGIN in handle["can/can0"].attrs["dbc"] and LOGIN in handle["cameras/side"].attrs["source"]
@@ -252,6 +253,47 @@ def test_nothing_a_partner_receives_names_a_person(privacy_site: PrivacySite) ->
     assert b" 400 " in parts["listing {'valid': 'maybe'}"][0]
     leaks = received.leaks(identities(*PEOPLE))
     assert leaks == {}, leaks
+
+
+SIMULATOR_TRUTH = "operator_phase"  # the scripted operator's work phase: the simulator's truth, not a recording
+
+
+def test_the_simulator_truth_never_reaches_a_partner(privacy_site: PrivacySite, tmp_path: Path) -> None:
+    """The recordings hold the scripted operator's phases; nothing a partner receives does, in any spelling."""
+    for path in privacy_site.episodes.values():
+        with h5py.File(path, "r") as handle:
+            assert SIMULATOR_TRUTH.encode() in set(handle["events/kind"][()])
+    assert sum(what.startswith("episode 2") for what in privacy_site.received.parts) == 2
+    assert privacy_site.received.leaks([SIMULATOR_TRUTH]) == {}
+    exports = [p for p in sorted((privacy_site.root / "exports").rglob("*")) if p.is_file()]
+    assert exports and [p for p in exports if identities_in(p.read_bytes(), [SIMULATOR_TRUTH])] == []
+    for person in PEOPLE:  # the allow-list alone, without any registry to scrub against
+        copy = tmp_path / f"{person.operator_id}.h5"
+        with h5py.File(privacy_site.episodes[person], "r") as source, h5py.File(copy, "w") as target:
+            write_redacted(source, target, Scrubber(Identities(), lambda operator: "anon-0000000000000000"))
+        assert validate_episode(copy) == []
+        assert identities_in(copy.read_bytes(), [SIMULATOR_TRUTH]) == {}
+        with h5py.File(copy, "r") as handle:
+            kinds = {k.decode() for k in handle["events/kind"][()]}
+        assert {"start", "metadata", "certification"} <= kinds and SIMULATOR_TRUTH not in kinds
+
+
+def test_a_wheel_loaders_phase_truth_is_withheld(loader_episodes: LoaderEpisodes, tmp_path: Path) -> None:
+    source = loader_episodes.paths[0]
+    with h5py.File(source, "r") as handle:
+        phases = [json.loads(d)["phase"] for k, d in zip(handle["events/kind"][()], handle["events/detail"][()],
+                                                          strict=True) if k.decode() == SIMULATOR_TRUTH]
+        rows = len(handle["events/kind"])
+    assert {"load", "haul_loaded", "dump", "return_empty"} <= set(phases)
+    copy = tmp_path / "partner.h5"
+    with h5py.File(source, "r") as handle, h5py.File(copy, "w") as target:
+        write_redacted(handle, target, Scrubber(Identities(), lambda operator: "anon-0000000000000000"))
+    assert validate_episode(copy) == []
+    with h5py.File(copy, "r") as handle:
+        kinds = [k.decode() for k in handle["events/kind"][()]]
+        assert len(handle["can/can0/decoded/LoaderLinkage/LiftAngle"]) > 1000
+    assert SIMULATOR_TRUTH not in kinds and len(kinds) == rows - len(phases)
+    assert identities_in(copy.read_bytes(), [SIMULATOR_TRUTH, "haul_loaded", "return_empty"]) == {}
 
 
 def test_exports_on_disk_hold_no_identities(privacy_site: PrivacySite) -> None:

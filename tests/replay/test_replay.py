@@ -79,6 +79,14 @@ class Receiver:
         self.bus.shutdown()
 
 
+@pytest.fixture(params=["excavator", "wheel_loader"])
+def machine_episode(request: pytest.FixtureRequest) -> Path:
+    """A recording of each simulated machine kind."""
+    if request.param == "excavator":
+        return request.getfixturevalue("sim_episode")
+    return request.getfixturevalue("loader_episodes").paths[1]
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver(channel())
@@ -211,8 +219,8 @@ def test_scheduler_stop_and_loop() -> None:
 # -- CAN --------------------------------------------------------------------------------------
 
 
-def test_can_replay_matches_recording(sim_episode: Path, receiver: Receiver) -> None:
-    with EpisodeReader(sim_episode) as reader:
+def test_can_replay_matches_recording(machine_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(machine_episode) as reader:
         sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), transmit=True)
         stats = Replay(reader, [sink], ReplayOptions(start_s=1.0, end_s=3.0)).run()
         start = reader.start_t_ns + 1_000_000_000
@@ -239,8 +247,8 @@ def wait_frames(r: Receiver, count: int, timeout: float = 10.0) -> None:
     assert len(r.frames) >= count, (len(r.frames), count)
 
 
-def test_commands_only_and_neutral_at_the_end(sim_episode: Path, receiver: Receiver) -> None:
-    with EpisodeReader(sim_episode) as reader:
+def test_commands_only_and_neutral_at_the_end(machine_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(machine_episode) as reader:
         sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), mode="commands", transmit=True)
         Replay(reader, [sink], ReplayOptions(start_s=1.0, end_s=2.0, rate=2.0)).run()
         start = reader.start_t_ns + 1_000_000_000
@@ -250,19 +258,20 @@ def test_commands_only_and_neutral_at_the_end(sim_episode: Path, receiver: Recei
         expected_ids = recorded["id"][keep].tolist()
         profile = load_profile(reader.metadata["profile"])
         functions = reader.command_names
-    assert expected_ids and sink.report.frames == len(expected_ids) and sink.report.neutral_frames == 3
-    wait_frames(receiver, len(expected_ids) + 3)
+    joysticks = len(profile.cab_joysticks.joysticks)  # excavator 3, wheel loader 4
+    assert expected_ids and sink.report.frames == len(expected_ids) and sink.report.neutral_frames == joysticks
+    wait_frames(receiver, len(expected_ids) + joysticks)
     frames = receiver.frames
-    assert [m.arbitration_id for m in frames[:-3]] == expected_ids
+    assert [m.arbitration_id for m in frames[:-joysticks]] == expected_ids
     machine = CabJoystickReceiver(profile.cab_joysticks, functions)
-    for msg in frames[-3:]:  # the last frames leave every cab joystick neutral, enable released
+    for msg in frames[-joysticks:]:  # the last frames leave every cab joystick neutral, enable released
         assert machine.feed(msg, 0)
     values, enabled, _ = machine.command()
     assert not enabled and all(v == 0 for v in values)
 
 
-def test_commands_re_encoded_from_control(sim_episode: Path, receiver: Receiver) -> None:
-    with EpisodeReader(sim_episode) as reader:
+def test_commands_re_encoded_from_control(machine_episode: Path, receiver: Receiver) -> None:
+    with EpisodeReader(machine_episode) as reader:
         sink = CanSink(parse_can_target(f"virtual:{receiver_channel(receiver)}"), mode="control", transmit=True)
         replay = Replay(reader, [sink], ReplayOptions(start_s=1.5, end_s=3.0, rate=2.0))
         assert replay.paths == ["control"]

@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 
 from excap.core.errors import EpisodeError
-from excap.review.plot import DEFAULT_PLOT_SIGNALS, plot_signals, plot_size_px, signal_names
+from excap.review.kinds import kind_review
+from excap.review.plot import plot_signals, plot_size_px, signal_names
+
+EXCAVATOR_SIGNALS = kind_review("excavator").signals
 
 
 def test_default_plot_has_every_key_signal(sim_episode, tmp_path):
     out = plot_signals(sim_episode, tmp_path / "plots" / "signals.png", None)
     image = cv2.imread(str(out))
     assert image is not None
-    assert (image.shape[1], image.shape[0]) == plot_size_px(len(DEFAULT_PLOT_SIGNALS)) == (1200, 1250)
+    assert (image.shape[1], image.shape[0]) == plot_size_px(len(EXCAVATOR_SIGNALS)) == (1200, 1400)
     assert image.std() > 10  # not blank
 
 
@@ -39,4 +42,4 @@ def test_plot_of_nan_and_infinite_values_and_far_timestamps(sim_episode, tmp_pat
         handle["can/can0/decoded/BoomSSI2/t_ns"][-1] = 2**62  # far in the future (int64 differences would wrap)
     out = plot_signals(copy, tmp_path / "nan.png", None)
     image = cv2.imread(str(out))
-    assert (image.shape[1], image.shape[0]) == plot_size_px(len(DEFAULT_PLOT_SIGNALS)) and image.std() > 10
+    assert (image.shape[1], image.shape[0]) == plot_size_px(len(EXCAVATOR_SIGNALS)) and image.std() > 10

@@ -7,7 +7,15 @@ import h5py
 import numpy as np
 
 from excap.episode.reader import EpisodeReader
-from excap.review.panel import HEADER_HEIGHT, ORANGE, PANEL_HEIGHT, PanelState, draw_panel, format_signal
+from excap.review.panel import (
+    HEADER_HEIGHT,
+    ORANGE,
+    PANEL_HEIGHT,
+    PanelState,
+    draw_panel,
+    format_signal,
+    stick_layout,
+)
 from excap.review.render import MAX_HOLD_S, MAX_UPSCALE, MIN_WIDTH, render_review_video, review_layout, review_timing
 
 
@@ -139,3 +147,13 @@ def test_views_take_their_size_from_the_frames(sim_episode, tmp_path):
     copy = _edited_copy(sim_episode, tmp_path, wrong_size)
     with EpisodeReader(copy) as wrong, EpisodeReader(sim_episode) as right:
         assert review_layout(wrong) == review_layout(right)
+
+
+def test_sticks_are_named_by_the_axes():
+    excavator = stick_layout(["left_x", "left_y", "right_x", "right_y", "travel_left", "travel_right"])
+    assert excavator.sticks == (("left", "left_x", "left_y"), ("right", "right_x", "right_y"))
+    assert excavator.bars == ("travel_left", "travel_right")
+    device = stick_layout(["ABS_X", "ABS_Y", "ABS_RX", "ABS_RY", "ABS_Z"])  # a gamepad's own axis names
+    assert device.labels == ("ABS", "ABS_R", "ABS_Z")
+    many = stick_layout([f"axis{k}" for k in range(12)])  # no pairs: as many bars as fit beside the commands
+    assert many.sticks == () and many.bars == tuple(f"axis{k}" for k in range(8))
