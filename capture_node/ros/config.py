@@ -18,6 +18,7 @@ from excap.drivers.machine.profiles import DEFAULT_PROFILE, load_profile
 from excap.station.config import CommandSettings, RosSettings, StationConfig
 
 SESSION_PARAMETERS = ("operator", "site", "task", "notes", "certification_policy")
+MAX_READY_WAIT_S = 60.0
 NO_CONFIG_POLICY = "mark"  # the built-in stations record an operator missing from the registry, marked uncertified
 
 
@@ -55,6 +56,7 @@ class NodeSettings:
     stale_after_s: float = 2.0
     min_free_gb: float = 2.0
     auto_start: bool = False
+    ready_wait_s: float = 5.0  # how long a start waits for the station's required devices
 
     @classmethod
     def parameter_names(cls) -> list[str]:
@@ -90,6 +92,9 @@ def node_station(settings: NodeSettings, config: StationConfig | None, out_dir: 
     """The station the node runs: the given config with the parameters applied, or a built-in one."""
     from excap.people.certification import canonical_policy
 
+    if not 0 <= settings.ready_wait_s <= MAX_READY_WAIT_S:  # also refuses nan
+        raise ConfigError(f"parameter ready_wait_s: must be between 0 and {MAX_READY_WAIT_S:g} s, "
+                          f"not {settings.ready_wait_s!r}")
     if settings.certification_policy:
         try:
             canonical_policy(settings.certification_policy)

@@ -4,8 +4,10 @@ episodes of the devices and of ROS topics.
 The devices of the station config (or of the built-in simulated station) stay open for as long as
 the node runs (`StationRuntime`); joystick samples, commands, machine state and camera frames are
 published whether or not an episode is recorded. Services (std_srvs/Trigger) under the node's name:
-start, stop, discard, mark, mark_success, mark_failure. State on ~/state (JSON, latched), health on
-/diagnostics at 1 Hz. See docs/ros2.md.
+start, start_anyway, stop, discard, mark, mark_success, mark_failure. A start waits (bounded by
+`ready_wait_s`) for the station's required devices and is refused while one has not delivered data;
+start_anyway starts regardless and records a `start_override` event (as the station page does). State on ~/state
+(JSON, latched), health on /diagnostics at 1 Hz. See docs/ros2.md.
 
 Over 400 lines on purpose: one rclpy Node (parameters, publishers, topic recording, services, shutdown); its
 parts that need no node are in excap.ros.config, convert, diagnostics and image_encoder.
@@ -21,6 +23,7 @@ from typing import Any
 
 from excap.ros.env import prepare_ros_environment
 from excap.station.certification import start_certified
+from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
 
 prepare_ros_environment()
 
@@ -63,7 +66,7 @@ from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # n
 from excap.station.status import StationMonitor  # noqa: E402
 
 NODE_NAME = "excap_recorder"
-SERVICES = ("start", "stop", "discard", "mark", "mark_success", "mark_failure")
+SERVICES = ("start", "start_anyway", "stop", "discard", "mark", "mark_success", "mark_failure")
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 JOINT_STATE_PERIOD_S = 0.02
@@ -352,8 +355,14 @@ class ExcapRecorderNode(Node):
 
     # -- services -----------------------------------------------------------------------------
 
-    def _start_episode(self) -> str:
+    def _start_episode(self, override: bool = False) -> str:
+        missing = wait_ready(self.runtime, self.settings.ready_wait_s)  # the station's required devices
+        if missing and not override:
+            raise DevicesNotReady(missing)
         recorder, _ = start_certified(self.runtime)  # the station's certification policy, as on the page
+        if missing:
+            self.runtime.switch.event("start_override",
+                                      **override_detail(missing, "ros", recorder.metadata.operator_id))
         self._publish_state()
         self._publish_event("start", episode_id=recorder.metadata.episode_id, path=str(recorder.paths.final))
         return str(recorder.paths.final)
@@ -392,6 +401,9 @@ class ExcapRecorderNode(Node):
 
     def _srv_start(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self._trigger(response, self._start_episode)
+
+    def _srv_start_anyway(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._trigger(response, lambda: self._start_episode(override=True))
 
     def _srv_stop(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         return self._trigger(response, lambda: self._stop_episode("service"))

@@ -2,6 +2,8 @@
 """The excap_recorder node over the real middleware: a peer process publishes, the node process records,
 this process calls its services; the episodes are checked sample by sample."""
 
+import json
+import uuid
 from pathlib import Path
 
 import cv2
@@ -254,3 +256,32 @@ def test_sim_wheel_loader_publishes_the_loader_joints_and_records_a_loader_episo
     low, high = np.radians(lift_deg.min()) - 0.05, np.radians(lift_deg.max()) + 0.05
     during = positions[count:stopped, 1]
     assert np.all((during >= low) & (during <= high))
+
+
+def test_start_waits_for_the_required_devices_and_start_anyway_records_the_override(tmp_path: Path,
+                                                                                    client: Client) -> None:
+    config = tmp_path / "station.yaml"
+    silent = f"excap-ros-silent-{uuid.uuid4().hex}"  # a bus nobody sends on
+    config.write_text(STATION.replace("cameras:\n", f"  - {{name: can1, interface: virtual, channel: {silent}}}\n"
+                                                    "cameras:\n", 1))
+    registry = tmp_path / "episodes" / ".excap" / "operators.yaml"
+    add_operator(registry, "op-5")
+    certify_operator(registry, "op-5", "excavator-cpcs-a59", ["excavator"], None, ref="A59-5")
+    node = spawn("-m", "excap", "node", "--config", str(config), "--ros-args", "-p", "ready_wait_s:=0.5")
+    try:
+        client.subscribe(String, "/excap_recorder/state", LATCHED)
+        wait_for(lambda: client.state().get("recording") is False, TIMEOUT, message="idle state")
+        refused = client.call("start", expect=False)
+        assert refused == "not ready: can can1 (no frames yet)"
+        assert client.state().get("recording") is False and not list((tmp_path / "episodes").glob("*.h5"))
+        path = Path(client.call("start_anyway"))
+        assert Path(client.call("stop")) == path
+    finally:
+        output = finish(node)
+    assert "Traceback" not in output, output
+    assert validate_episode(path) == []
+    with h5py.File(path) as f:
+        kinds = [k.decode() if isinstance(k, bytes) else k for k in f["events/kind"][()]]
+        details = [json.loads(d) for d in f["events/detail"][()]]
+    overrides = [d for k, d in zip(kinds, details, strict=True) if k == "start_override"]
+    assert overrides == [{"devices": ["can/can1"], "reasons": ["no frames yet"], "source": "ros", "by": "op-5"}]
