@@ -218,8 +218,10 @@ def test_log_in_on_the_login_page_and_record_over_https(make_remote, tmp_path) -
         assert cookies["excap_session"]["httpOnly"] and cookies["excap_session"]["secure"]
         assert cookies["excap_session"]["sameSite"] == "Strict"
         assert driver.execute_script("return document.cookie") == ""  # HttpOnly: not readable by scripts
-        station.auth.sessions.end_user("olga")  # logged out elsewhere: the page goes back to the login
+        assert driver.find_element("id", "logged-in-as").text == "Logged in as olga (operator)"
+        driver.find_element("id", "btn-logout").click()
         wait_for(lambda: driver.current_url.endswith("/login"), message="back to the login page")
+        assert station.auth.sessions.end_user("olga") == 0  # the page's logout ended the session
     assert validate_episode(Path(runtime.last.path)) == []
 
 

@@ -567,7 +567,19 @@ function wire() {
   showSoundHint();
 }
 
+function showLogin(who) {
+  // a remote station's login: who is logged in, and a way out (a loopback station has no login)
+  $("login-box").classList.toggle("hidden", !who.login);
+  if (!who.login) return;
+  $("logged-in-as").textContent = `Logged in as ${who.user} (${who.role})`;
+  $("btn-logout").addEventListener("click", async () => {
+    try { await api("POST", "/api/logout", {}); } finally { window.location.assign("/login"); }
+  });
+}
+
 api("GET", "/api/whoami").then((r) => {
   csrfToken = (r.ok && r.data.csrf) || "";
-  if (r.status !== 401) wire();
+  if (r.status === 401) return;
+  showLogin(r.ok ? r.data : {});
+  wire();
 });
