@@ -81,3 +81,31 @@ def test_lerobot_delta_timestamps(exported: tuple[Path, Path]) -> None:
     item = dataset[5]
     assert tuple(item["action"].shape) == (3, 6)
     assert tuple(item["observation.images.side"].shape) == (2, 3, 120, 160)
+
+
+def test_lerobot_dataset_reads_a_wheel_loader_export(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The second machine kind: the loader's own cameras, state signals and machine functions."""
+    import pyarrow.parquet as pq
+
+    from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+    from excap.drivers.machine.profiles import load_profile
+    from excap.station.sim import SimSessionOptions, run_sim_session
+
+    episodes = tmp_path_factory.mktemp("loader-episodes")
+    run_sim_session(SimSessionOptions(out_dir=episodes, duration_s=2.5, cameras=2, width=160, height=120, fps=10,
+                                      seed=3, profile="wheel_loader_20t", operator_id="operator-compat-1"))
+    (episodes / ".excap").mkdir()
+    (episodes / ".excap" / "operators.yaml").write_text(REGISTRY, encoding="utf-8")
+    out = tmp_path_factory.mktemp("lerobot") / "excap_loader"
+    export_lerobot(episodes, LeRobotExportOptions(out=out, fps=10, partner="compat", progress=False))
+    dataset = lerobot_dataset.LeRobotDataset("excap/loader", root=out, video_backend=VIDEO_BACKEND)
+    data = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet").to_pydict()
+    functions = list(load_profile("wheel_loader_20t").functions)
+    assert dataset.num_episodes == 1 and len(dataset) == len(data["index"]) > 0
+    assert dataset.meta.features["action"]["names"] == functions
+    assert "LoaderLinkage.LiftAngle" in dataset.meta.features["observation.state"]["names"]
+    assert sorted(dataset.meta.video_keys) == ["observation.images.front", "observation.images.rear"]
+    item = dataset[len(dataset) - 1]
+    np.testing.assert_allclose(item["action"].numpy(), data["action"][-1], rtol=1e-6)
+    assert tuple(item["observation.images.front"].shape) == (3, 120, 160)
+    assert item["task"] == "load-and-carry"
