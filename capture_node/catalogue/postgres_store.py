@@ -4,7 +4,8 @@ Rows are keyed by (source, path): the folder they were indexed from (`host:/abso
 in it; `location` says where the file lives (a file:// URL naming the host). Every write is one transaction of
 `INSERT ... ON CONFLICT DO UPDATE` (or deletes), so processes indexing at once and re-indexing the same files leave
 one row per file. A connection lost mid-way (the server restarting) is re-opened with a bounded backoff and the
-transaction run again; if the server stays away, CatalogueError (one line) and the next run completes the work.
+transaction run again; if the server stays away, CatalogueError (one line) and the next run completes the work. A
+server that cannot be reached when the catalogue is opened is that one line at once.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class PostgresStore(CatalogueStore):
         self.source = source
         self.directory = directory
         self._db: psycopg.Connection[Any] | None = None
-        self._retrying(self._prepare)
+        self._retrying(self._prepare, retry=False)  # a server that cannot be reached at all: say so at once
 
     # ------------------------------------------------------------ connection and retries
 
@@ -96,9 +97,10 @@ class PostgresStore(CatalogueStore):
             self._db = self._driver.connect(self.url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True)
         return self._db
 
-    def _retrying(self, action: Callable[[psycopg.Connection[Any]], T]) -> T:
+    def _retrying(self, action: Callable[[psycopg.Connection[Any]], T], retry: bool = True) -> T:
         """Run `action(connection)` in one transaction; on a lost connection reconnect (bounded backoff) and run it
-        again. CatalogueError (one line) if the server stays unreachable, or refuses the work."""
+        again. CatalogueError (one line) if the server stays unreachable (at once without `retry`), or refuses
+        the work."""
         deadline = time.monotonic() + RETRY_SECONDS
         delay = FIRST_DELAY_S
         while True:
@@ -108,7 +110,7 @@ class PostgresStore(CatalogueStore):
                     return action(db)
             except self._driver.OperationalError as exc:
                 self._drop()
-                if time.monotonic() + delay > deadline:
+                if not retry or time.monotonic() + delay > deadline:
                     raise CatalogueError(f"{self.location}: {_one_line(exc)}") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY_S)
