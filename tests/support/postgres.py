@@ -128,7 +128,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     binaries = postgres_bin()
     if binaries is None:
         missing("PostgreSQL is not installed (no initdb/pg_ctl): apt-get install postgresql")
-    pytest.importorskip("psycopg", reason="psycopg is not installed: pip install -e '.[dev]' (the fleet extra)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        missing("psycopg is not installed: pip install -e '.[dev]' (it pulls the fleet extra)")
     folder = Path(tempfile.mkdtemp(prefix="excap-postgres-"))
     server = PostgresServer(binaries, folder, free_port(), _server_user_prefix(folder))
     try:
