@@ -95,12 +95,14 @@ class PostgresServer:
     def stop(self) -> None:
         self.run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
 
-    def create_database(self) -> str:
+    def create_database(self, icu_locale: str | None = None) -> str:
+        """A fresh database; with `icu_locale` (e.g. en-US) its text sorts by that language's rules, not bytes."""
         import psycopg
 
         name = f"catalogue_{os.getpid()}_{next(_databases)}"
+        collation = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}'" if icu_locale else ""
         with psycopg.connect(self.url(), autocommit=True) as db:
-            db.execute(f'CREATE DATABASE "{name}"')
+            db.execute(f'CREATE DATABASE "{name}"{collation}'.encode())
         return self.url(name)
 
     def _log_tail(self) -> str:
