@@ -1,6 +1,7 @@
 """The episode catalogue of a folder: an embedded SQLite database (DIR/.excap/catalogue.sqlite) of every
-episode's metadata and validity, kept up to date by file size and time, and filtered selections of it (the
-`excap index` and `excap list` commands, exports and the delivery API use it).
+episode's metadata and validity, or a PostgreSQL catalogue shared by a fleet (`store`, `postgres_store`), kept up
+to date by file size and time, and filtered selections of it (the `excap index` and `excap list` commands, exports,
+the ledger and the delivery API use it). `rows` is the row model and filter SQL both backends share.
 
 Public names are imported on first use (`excap.core.lazy_exports`): importing the package, or any
 module in it, imports nothing else.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
+from excap.catalogue.store import add_catalog_option, chosen_catalog, is_postgres
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.extras import require_extra
 from excap.datasets.selection import DEFAULT_PARTNER
@@ -52,6 +53,7 @@ def add_index_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     parser = commands.add_parser("index", help="update the episode catalogue of a folder (DIR/.excap/catalogue.sqlite)")
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument("--rebuild", action="store_true", help="forget the catalogue and read every file again")
+    add_catalog_option(parser)
     parser.add_argument("--json", action="store_true", help="report as JSON")
     return parser
 
@@ -61,6 +63,9 @@ def add_list_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     parser.add_argument("directory", type=Path, metavar="DIR")
     _add_filters(parser)
     parser.add_argument("--valid-only", action="store_true", help="only episodes that pass excap validate")
+    add_catalog_option(parser)
+    parser.add_argument("--fleet", action="store_true",
+                        help="(shared catalogue) list the episodes of every folder in it, not only DIR's")
     parser.add_argument("--json", action="store_true", help="JSON list for scripts")
     return parser
 
@@ -94,13 +99,14 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--strict", action="store_true",
                         help="fail on an episode that cannot be exported with the others "
                         "(default: skip it, say so, go on)")
+    add_catalog_option(parser)
     _add_filters(parser)
     return parser
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Files that cannot be read are skipped with one warning line each; invalid episodes get one line each."""
-    with Catalogue(args.directory) as catalogue:
+    with Catalogue(args.directory, catalog=args.catalog) as catalogue:
         report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
         invalid = catalogue.records(EpisodeFilter(valid=False))
     for record in invalid:
@@ -119,9 +125,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     selection = filter_from_args(args, valid=True if args.valid_only else None).check()
-    with Catalogue(args.directory) as catalogue:
+    if args.fleet and not is_postgres(chosen_catalog(args.catalog)):
+        raise ConfigError("--fleet needs a shared catalogue: --catalog postgresql://... (or EXCAP_CATALOG)")
+    with Catalogue(args.directory, catalog=args.catalog) as catalogue:
         catalogue.update(warn=stderr_warning)
-        records = catalogue.records(selection)
+        records = catalogue.records(selection, everywhere=args.fleet)
     if args.json:
         print(json.dumps([r.as_json() for r in records], indent=2))
     else:
@@ -145,14 +153,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         result = export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped))
+            on_skip=_say_skipped, catalog=args.catalog))
     else:
         from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
 
         result = export_robomimic(args.directory, RobomimicExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped))
+            on_skip=_say_skipped, catalog=args.catalog))
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
     skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from excap.catalogue.store import add_catalog_option
 from excap.core.errors import ExcapError
 from excap.core.extras import require_extra
 from excap.delivery.partners import PartnerStore
@@ -85,6 +86,7 @@ def add_serve_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
     serve.add_argument("--allow-host", action="append", default=[], metavar="NAME[:PORT]",
                        help="a further name clients reach the server by (repeatable; e.g. the public name behind a "
                             "reverse proxy); requests naming any other host are refused")
+    add_catalog_option(serve)
     return serve
 
 
@@ -95,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     options = ServerOptions(root=args.dir, host=args.host, port=args.port, allow_remote=args.allow_remote,
                             ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
-                            allowed_hosts=tuple(args.allow_host))
+                            allowed_hosts=tuple(args.allow_host), catalog=args.catalog)
     options.check()
     if not is_loopback(args.host):
         print(f"warning: listening on {args.host}, reachable from other machines"

@@ -27,3 +27,7 @@ class DiskFullError(EpisodeError):
 
 class MissingExtraError(ExcapError):
     """A command needs an optional part of excap (an extra, e.g. `exports`) that is not installed."""
+
+
+class CatalogueError(ExcapError):
+    """An episode catalogue's database cannot be reached or used."""

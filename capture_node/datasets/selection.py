@@ -40,10 +40,12 @@ class ExportSelection:
 
 
 def select_for_export(directory: str | Path, selection: EpisodeFilter | None, partner: str = DEFAULT_PARTNER,
-                      registry_file: str | Path | None = None, warn: Warn | None = stderr_warning) -> ExportSelection:
+                      registry_file: str | Path | None = None, warn: Warn | None = stderr_warning,
+                      catalog: str | None = None) -> ExportSelection:
     """Valid matching episodes whose operator consented to sharing, each with its per-partner pseudonym.
     Left out (and counted): invalid files, operators without consent, operators not in the registry; files that
-    cannot be read are skipped (and passed to `warn`)."""
+    cannot be read are skipped (and passed to `warn`). `catalog` is the catalogue to select from (default: the folder's
+    own, see excap.catalogue.store); only this folder's episodes are selected from a shared one."""
     from excap.datasets.redaction import Identities, Scrubber
 
     directory = Path(directory)
@@ -52,7 +54,7 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
     secret = load_or_create_key(private_file(key_path(directory)))
     scrub = Scrubber(Identities.of_registry(registry), lambda operator: pseudonym(secret, partner, operator))
     result = ExportSelection(partner, [])
-    for record in select_episodes(directory, selection, warn=warn):
+    for record in select_episodes(directory, selection, warn=warn, catalog=catalog):
         reason = None
         if not record.valid:
             reason = "invalid"
@@ -69,9 +71,9 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
 
 
 def episodes_to_export(directory: str | Path, selection: EpisodeFilter | None, partner: str = DEFAULT_PARTNER,
-                       registry_file: str | Path | None = None) -> ExportSelection:
+                       registry_file: str | Path | None = None, catalog: str | None = None) -> ExportSelection:
     """`select_for_export`, refusing (ExcapError) when nothing is left to export."""
-    result = select_for_export(directory, selection, partner, registry_file)
+    result = select_for_export(directory, selection, partner, registry_file, catalog=catalog)
     if not result.episodes:
         raise ExcapError(f"no episodes to export (left out: {result.excluded or 'none matched the filters'})")
     return result

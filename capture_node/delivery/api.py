@@ -63,8 +63,9 @@ class Listed:
 class DeliveryService:
     """What the endpoints need from the served folder, for one partner at a time."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, catalog: str | None = None) -> None:
         self.root = Path(root)
+        self.catalog = catalog  # the catalogue (excap.catalogue.store; default: the folder's own)
         self.hashes = Sha256Cache()
         self._catalogue_lock = threading.Lock()
 
@@ -147,7 +148,7 @@ class DeliveryService:
 
     def _records(self, selection: EpisodeFilter) -> list[EpisodeRecord]:
         with self._catalogue_lock:
-            return select_episodes(self.root, selection, update=True)
+            return select_episodes(self.root, selection, update=True, catalog=self.catalog)
 
 
 def _episode_filter(query: dict[str, str]) -> EpisodeFilter:
@@ -173,11 +174,13 @@ def _problem(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
-def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: AccessLogOptions | None = None) -> ASGIApp:
+def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: AccessLogOptions | None = None,
+               catalog: str | None = None) -> ASGIApp:
     """The delivery API for folder `root`: Host and origin checks, authentication and access logging around it.
-    `hosts`: the names the server answers to (default: loopback on DEFAULT_PORT)."""
+    `hosts`: the names the server answers to (default: loopback on DEFAULT_PORT); `catalog`: the catalogue to
+    select the folder's episodes from (default: the folder's own)."""
     root = Path(root)
-    service = DeliveryService(root)
+    service = DeliveryService(root, catalog)
     app = FastAPI(title="excap delivery", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(EpisodeError)

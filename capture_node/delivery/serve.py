@@ -32,6 +32,7 @@ class ServerOptions:
     ssl_keyfile: Path | None = None
     allowed_hosts: tuple[str, ...] = ()  # further names clients use (NAME or NAME:PORT), e.g. behind a proxy
     access_log: AccessLogOptions = field(default_factory=AccessLogOptions)
+    catalog: str | None = None  # the catalogue (excap.catalogue.store; default: EXCAP_CATALOG, else the folder's own)
 
     def listen(self) -> ListenOptions:
         return ListenOptions(self.host, self.port, self.allow_remote, self.allowed_hosts, self.ssl_certfile,
@@ -47,7 +48,7 @@ def _server(options: ServerOptions) -> HttpServer:
     options.check()
 
     def app_for(hosts: AllowedHosts) -> ASGIApp:
-        return create_app(options.root, hosts, options.access_log)
+        return create_app(options.root, hosts, options.access_log, options.catalog)
 
     return HttpServer(options.listen(), app_for, "delivery")
 

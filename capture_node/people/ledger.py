@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from excap.catalogue.index import UNREADABLE_ERRORS, EpisodeFilter, Warn, select_episodes, stderr_warning
+from excap.catalogue.store import add_catalog_option
 from excap.core.errors import ExcapError
 
 CSV_COLUMNS = ("operator_id", "task", "episodes", "accepted", "accepted_hours", "last_date", "machine_kind")
@@ -64,14 +65,15 @@ class LedgerRow:
 
 
 def ledger_episodes(directory: str | Path, since: str | None = None, until: str | None = None,
-                    warn: Warn | None = stderr_warning) -> list[LedgerEpisode]:
+                    warn: Warn | None = stderr_warning, catalog: str | None = None) -> list[LedgerEpisode]:
     from excap.episode.annotations import annotation_status
 
     directory = Path(directory)
     if not directory.is_dir():
         raise ExcapError(f"{directory}: no such folder")
     episodes = []
-    for record in select_episodes(directory, EpisodeFilter(since=since, until=until), warn=warn):
+    for record in select_episodes(directory, EpisodeFilter(since=since, until=until), warn=warn,
+                                  catalog=catalog):
         path = directory / record.path
         try:
             status = annotation_status(path) if record.valid else ""
@@ -134,11 +136,12 @@ def add_ledger_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--csv", type=Path, default=None, metavar="OUT", help="also write the ledger as CSV")
     parser.add_argument("--since", default=None, metavar="DATE", help="episodes started at or after (UTC)")
     parser.add_argument("--until", default=None, metavar="DATE", help="episodes started at or before (UTC)")
+    add_catalog_option(parser)
     return parser
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    rows = build_ledger(ledger_episodes(args.dir, args.since, args.until))
+    rows = build_ledger(ledger_episodes(args.dir, args.since, args.until, catalog=args.catalog))
     print(ledger_table(rows))
     if args.csv is not None:
         args.csv.write_text(ledger_csv(rows), encoding="utf-8")

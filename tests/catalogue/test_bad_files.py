@@ -2,7 +2,8 @@
 
 The folder holds one real recording and real damaged files: a truncated episode, random bytes named .h5, an HDF5
 file of another application, an episode whose root attributes have the wrong types and one whose /control/t_ns
-holds text. `index`, `list`, `ledger` and `export` (real processes) and the delivery API are run over it.
+holds text. `index`, `list`, `ledger` and `export` (real processes) and the delivery API are run over it, with the
+folder's own SQLite catalogue and with a PostgreSQL one.
 """
 
 import json
@@ -83,13 +84,18 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def catalog_option(catalog: str | None) -> list[str]:
+    """The folder's own SQLite catalogue (no option), or a PostgreSQL one."""
+    return ["--catalog", catalog] if catalog else []
+
+
 def lines_naming(stderr: str, name: str) -> list[str]:
     return [line for line in stderr.splitlines() if name in line]
 
 
 @pytest.mark.parametrize("command", ["index", "list", "ledger"])
-def test_folder_commands_skip_each_bad_file_with_one_line(folder: Folder, command: str) -> None:
-    result = run(command, str(folder.root))
+def test_folder_commands_skip_each_bad_file_with_one_line(folder: Folder, command: str, catalog: str | None) -> None:
+    result = run(command, str(folder.root), *catalog_option(catalog))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     for name in ("truncated.h5", "random.h5", "foreign.h5", "wrong_attrs.h5"):
@@ -117,10 +123,10 @@ def test_index_json_names_what_was_skipped_and_why(folder: Folder) -> None:
     assert all("\n" not in problem and len(problem) <= 300 for problem in skipped.values())
 
 
-def test_export_skips_bad_files_and_exports_the_rest(folder: Folder, tmp_path: Path) -> None:
+def test_export_skips_bad_files_and_exports_the_rest(folder: Folder, tmp_path: Path, catalog: str | None) -> None:
     out = tmp_path / "demo.hdf5"
     result = run("export", str(folder.root), "--format", "robomimic", "--out", str(out), "--partner", "acme",
-                 "--fps", "5", "--no-progress")
+                 "--fps", "5", "--no-progress", *catalog_option(catalog))
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     for name in ("truncated.h5", "random.h5", "foreign.h5", "wrong_attrs.h5"):
@@ -130,15 +136,16 @@ def test_export_skips_bad_files_and_exports_the_rest(folder: Folder, tmp_path: P
 
 
 @pytest.fixture
-def served(folder: Folder) -> Iterator[tuple[httpx.Client, str]]:
+def served(folder: Folder, catalog: str | None) -> Iterator[tuple[httpx.Client, str]]:
     export = folder.root / "exports" / "mixed"
     export.mkdir(parents=True, exist_ok=True)
     ids = [GOOD_ID, *(i for i in BAD.values() if i)]
     (export / "episodes.jsonl").write_text("".join(json.dumps({"episode_id": i}) + "\n" for i in ids))
     store = PartnerStore(folder.root)
-    token = store.add("acme")
-    store.grant("acme", "mixed")
-    with BackgroundServer(ServerOptions(root=folder.root, port=0)) as server, \
+    partner = "acme" if catalog is None else "acme-fleet"  # the folder is shared by both runs
+    token = store.add(partner)
+    store.grant(partner, "mixed")
+    with BackgroundServer(ServerOptions(root=folder.root, port=0, catalog=catalog)) as server, \
             httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
         yield client, server.url
 

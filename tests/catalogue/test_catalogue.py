@@ -10,11 +10,11 @@ from excap.cli.datasets import main
 from excap.core.errors import ConfigError
 
 
-def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
-    report = update_catalogue(episode_dir)
+def test_index_is_incremental_and_rebuildable(episode_dir: Path, catalog: str | None) -> None:
+    report = update_catalogue(episode_dir, catalog=catalog)
     assert len(report.added) == 3 and not report.updated and not report.removed
-    assert (episode_dir / ".excap" / "catalogue.sqlite").is_file()
-    assert update_catalogue(episode_dir).unchanged == 3
+    assert (episode_dir / ".excap" / "catalogue.sqlite").is_file() == (catalog is None)
+    assert update_catalogue(episode_dir, catalog=catalog).unchanged == 3
 
     files = sorted(episode_dir.glob("*.h5"))
     stat = files[0].stat()
@@ -22,16 +22,16 @@ def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
     files[1].unlink()
     with h5py.File(episode_dir / "foreign.h5", "w") as handle:
         handle.attrs["schema"] = "something-else"
-    report = update_catalogue(episode_dir)
+    report = update_catalogue(episode_dir, catalog=catalog)
     assert report.updated == [files[0].name]
     assert report.removed == [files[1].name]
     assert report.added == []
     assert report.unreadable == [("foreign.h5", "not an excap episode (foreign HDF5 file: root attribute schema is "
                                                 "'something-else', expected 'excap.episode')")]
     assert report.unchanged == 1
-    assert update_catalogue(episode_dir).unreadable == report.unreadable  # reported again, not read again
+    assert update_catalogue(episode_dir, catalog=catalog).unreadable == report.unreadable  # reported, not read again
 
-    with Catalogue(episode_dir) as catalogue:
+    with Catalogue(episode_dir, catalog=catalog) as catalogue:
         records = {r.path: r for r in catalogue.records()}
         assert "foreign.h5" not in records
         episode = records[files[0].name]
@@ -42,14 +42,14 @@ def test_index_is_incremental_and_rebuildable(episode_dir: Path) -> None:
 
     with h5py.File(files[0], "r") as source, h5py.File(episode_dir / "foreign.h5", "w") as handle:
         handle.attrs.update(source.attrs)  # replaced by an (invalid) episode: read again
-    report = update_catalogue(episode_dir, rebuild=True)
+    report = update_catalogue(episode_dir, rebuild=True, catalog=catalog)
     assert sorted(report.added) == sorted([files[0].name, files[2].name, "foreign.h5"]) and not report.unreadable
-    with Catalogue(episode_dir) as catalogue:
+    with Catalogue(episode_dir, catalog=catalog) as catalogue:
         assert not next(r for r in catalogue.records() if r.path == "foreign.h5").valid
 
 
-def test_filters(episode_dir: Path) -> None:
-    with Catalogue(episode_dir) as catalogue:
+def test_filters(episode_dir: Path, catalog: str | None) -> None:
+    with Catalogue(episode_dir, catalog=catalog) as catalogue:
         catalogue.update()
         everything = catalogue.records()
         assert len(everything) == 3
@@ -71,16 +71,17 @@ def test_filters(episode_dir: Path) -> None:
         parse_time_bound("yesterday", upper=False)
 
 
-def test_cli_index_and_list(episode_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["index", str(episode_dir)]) == 0
+def test_cli_index_and_list(episode_dir: Path, catalog: str | None, capsys: pytest.CaptureFixture[str]) -> None:
+    option = ["--catalog", catalog] if catalog else []
+    assert main(["index", str(episode_dir), *option]) == 0
     assert "3 added" in capsys.readouterr().out
-    assert main(["list", str(episode_dir), "--task", "dig-and-load", "--json"]) == 0
+    assert main(["list", str(episode_dir), "--task", "dig-and-load", "--json", *option]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert len(listed) == 2 and {r["task"] for r in listed} == {"dig-and-load"}
-    assert main(["list", str(episode_dir), "--operator", "operator-cleo-31"]) == 0
+    assert main(["list", str(episode_dir), "--operator", "operator-cleo-31", *option]) == 0
     table = capsys.readouterr().out
     assert "operator-cleo-31" in table and "1 episodes" in table
-    assert main(["list", str(episode_dir), "--since", "not-a-date"]) == 2
+    assert main(["list", str(episode_dir), "--since", "not-a-date", *option]) == 2
     assert "excap: error:" in capsys.readouterr().err
 
 
@@ -95,11 +96,11 @@ def test_out_of_range_filters_are_one_line_errors(episode_dir: Path, option: lis
     assert line.startswith("excap: error: ") and captured.out == ""
 
 
-def test_start_times_outside_the_catalogue_range_do_not_break_it(episode_dir: Path) -> None:
+def test_start_times_outside_the_catalogue_range_do_not_break_it(episode_dir: Path, catalog: str | None) -> None:
     first = sorted(episode_dir.glob("*.h5"))[0]
     with h5py.File(first, "r+") as handle:
         handle.attrs["started_at"] = "9999-12-31T23:59:59Z"
-    with Catalogue(episode_dir) as catalogue:
+    with Catalogue(episode_dir, catalog=catalog) as catalogue:
         assert catalogue.update().added and not catalogue.update().unreadable
         (record,) = [r for r in catalogue.records() if r.path == first.name]
         assert record.started_ns is None and len(catalogue.records(EpisodeFilter(since="2000-01-01"))) == 2

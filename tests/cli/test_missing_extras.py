@@ -46,6 +46,16 @@ def test_missing_extra_is_one_line_naming_it(sim_episode: Path, tmp_path: Path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.parametrize("command", [["index", "{dir}"], ["list", "{dir}"], ["ledger", "{dir}"]])
+def test_a_postgresql_catalogue_without_the_fleet_extra_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    url = "postgresql://excap@127.0.0.1:9/fleet"
+    process = run_without(("psycopg",), *[a.format(dir=tmp_path) for a in command], "--catalog", url)
+    assert process.stderr == ("excap: error: a postgresql:// catalogue needs the fleet extra: pip install "
+                              "'excap[fleet]'\n")
+    assert process.returncode == 2 and process.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
+
+
 def test_the_same_commands_get_past_the_check_with_the_extra(sim_episode: Path, tmp_path: Path) -> None:
     """Control: with nothing hidden, `plot` and `can export` to .mf4 run (the check is not always failing)."""
     png, mf4 = tmp_path / "signals.png", tmp_path / "frames.mf4"
@@ -81,7 +91,7 @@ def test_all_has_every_extra_but_ros_and_dev_pulls_them() -> None:
     def names(extra: str) -> set[str]:
         return {r.name.lower() for r in _requirements() if r.marker is not None and r.marker.evaluate({"extra": extra})}
 
-    assert names("all") == names("exports") | names("delivery") | names("mf4") | names("review")
+    assert names("all") == names("exports") | names("delivery") | names("mf4") | names("review") | names("fleet")
     assert not names("all") & names("ros")
     dev_self = [r for r in _requirements() if r.name == "excap" and r.marker.evaluate({"extra": "dev"})]
-    assert [sorted(r.extras) for r in dev_self] == [["delivery", "exports", "mf4", "review"]]
+    assert [sorted(r.extras) for r in dev_self] == [["delivery", "exports", "fleet", "mf4", "review"]]

@@ -85,6 +85,7 @@ class LeRobotExportOptions:
     progress: bool = True
     strict: bool = False  # a bad episode fails the export instead of being skipped
     on_skip: Callable[[SkippedEpisode], None] | None = None  # told about each skipped episode as it happens
+    catalog: str | None = None  # the catalogue to select from (excap.catalogue.store; default: the folder's own)
 
 
 @dataclass
@@ -146,7 +147,7 @@ class LeRobotExporter:
 
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
-                                       self.options.registry)
+                                       self.options.registry, self.options.catalog)
         skip = skip_handler(self.options.strict, self.options.on_skip)
         layout, unfit = common_layout([e.path for e in selection.episodes],
                                       [e.record.episode_id for e in selection.episodes], skip)

@@ -67,6 +67,7 @@ class RobomimicExportOptions:
     progress: bool = True
     strict: bool = False  # a bad episode fails the export instead of being skipped
     on_skip: Callable[[SkippedEpisode], None] | None = None
+    catalog: str | None = None  # the catalogue to select from (excap.catalogue.store; default: the folder's own)
 
 
 def output_file(out: Path) -> Path:
@@ -102,7 +103,7 @@ class RobomimicExporter:
 
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
-                                       self.options.registry)
+                                       self.options.registry, self.options.catalog)
         layout, unfit = common_layout([e.path for e in selection.episodes],
                                       [e.record.episode_id for e in selection.episodes], self.skip)
         self.unfit = set(unfit)
