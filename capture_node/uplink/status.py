@@ -77,3 +77,23 @@ def summary(root: Path, now: float | None = None) -> UplinkSummary:
                          uploaded=sum(1 for s in states.values() if s.verified_at is not None), invalid=invalid,
                          last_pass_at=uploader.last_pass_at, last_error=uploader.last_error,
                          last_error_at=uploader.last_error_at)
+
+
+class CachedSummary:
+    """`summary(root)` recomputed at most every `max_age_s` (the station page asks several times a second)."""
+
+    def __init__(self, root: Path, max_age_s: float = 1.0) -> None:
+        self.root, self.max_age_s = Path(root), max_age_s
+        self._value: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def __call__(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._value is None or now - self._at >= self.max_age_s:
+            try:
+                state = summary(self.root)
+                self._value = {**state.to_json(), "line": state.line()}
+            except OSError as exc:  # the folder is unreadable right now: say so, never break the status
+                self._value = {"active": False, "line": f"uplink: status unavailable ({exc})"}
+            self._at = now
+        return self._value

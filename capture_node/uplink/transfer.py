@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from excap.core.errors import ExcapError
 from excap.uplink.ratelimit import TokenBucket
@@ -223,7 +224,8 @@ def plain(exc: BaseException) -> str:
     from botocore.exceptions import EndpointConnectionError
 
     if isinstance(exc, EndpointConnectionError):
-        return f"cannot reach the object store at {exc.kwargs.get('endpoint_url', '?')} (connection refused or down)"
+        url = urlparse(str(exc.kwargs.get("endpoint_url", "")))
+        return f"cannot reach the object store at {url.scheme}://{url.netloc} (connection refused or down)"
     if isinstance(exc, BotoConnectionError):
         return f"the connection to the object store broke ({type(exc).__name__})"
     return " ".join(str(exc).split())
