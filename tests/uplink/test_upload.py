@@ -185,3 +185,28 @@ def test_status_and_errors_in_plain_words(sim_episode: Path, tmp_path: Path, s3_
         wrong = run_excap_upload(str(tmp_path), *target, *bad)
         assert wrong.returncode == 2 and wrong.stderr.startswith("excap: error: ") and message in wrong.stderr
         assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_watching_uploads_episodes_as_they_are_finished(seaweedfs: SeaweedFS, s3_bucket: str, sim_episode: Path,
+                                                       tmp_path: Path) -> None:
+    uploader = subprocess.Popen(upload_command(tmp_path, f"s3://{s3_bucket}/watch", seaweedfs, "--interval", "0.2"),
+                                cwd=REPO, env=upload_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for index, name in enumerate(("first.h5", "second.h5")):
+            recording = tmp_path / ".recording" / name  # the recorder finishes an episode by a rename
+            recording.parent.mkdir(exist_ok=True)
+            shutil.copy(sim_episode, recording)
+            wait_for(lambda: summary(tmp_path).active, message="the uploader's first pass")
+            assert keys(seaweedfs, s3_bucket) == sorted(f"watch/{n}" for n in ("first.h5", "second.h5")[:index])
+            recording.rename(tmp_path / name)
+            wait_for(lambda n=name: f"watch/{n}" in keys(seaweedfs, s3_bucket), timeout=30,
+                     message=f"{name} uploaded")
+        uploader.send_signal(signal.SIGTERM)
+        _, err = uploader.communicate(timeout=30)
+    finally:
+        if uploader.poll() is None:
+            uploader.kill()
+            uploader.communicate(timeout=30)
+    assert uploader.returncode == 0, err
+    assert "uploaded first.h5" in err and "uploaded second.h5" in err
+    assert summary(tmp_path).pending_episodes == 0
