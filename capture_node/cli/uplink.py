@@ -31,11 +31,15 @@ def add_upload_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     upload.add_argument("--profile", default=None, help="AWS profile (default: the standard credential chain)")
     upload.add_argument("--part-size-mb", type=float, default=8.0, metavar="MB",
                         help="multipart part size in MiB (S3 needs at least 5; default: %(default)s)")
+    upload.add_argument("--parallel", type=int, default=4, metavar="N",
+                        help="parts in flight at once (default: %(default)s)")
     upload.add_argument("--max-rate", default=None, metavar="RATE", help="bandwidth cap, e.g. 2MB/s")
     upload.add_argument("--verify", choices=("head", "full"), default="head",
                         help="head: size and SHA-256 metadata; full: also read the object back (default: head)")
     upload.add_argument("--retries", type=int, default=8, metavar="N",
                         help="tries of one request on connection errors and 5xx, with backoff (default: 8)")
+    upload.add_argument("--backoff-max", type=float, default=15.0, metavar="S",
+                        help="longest wait between two tries, in seconds (default: %(default)s)")
     upload.add_argument("--delete-after-upload", action="store_true",
                         help="delete each local episode once its remote copy is verified")
     upload.add_argument("--keep-days", type=float, default=None, metavar="N",
@@ -60,16 +64,17 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from excap.uplink.transfer import TransferOptions
 
     Target.parse(args.target)
-    if args.part_size_mb <= 0 or args.retries < 1 or args.interval <= 0:
-        raise ConfigError("--part-size-mb, --retries and --interval must be positive")
+    if args.part_size_mb <= 0 or args.retries < 1 or args.interval <= 0 or args.parallel < 1 or args.backoff_max <= 0:
+        raise ConfigError("--part-size-mb, --parallel, --retries, --backoff-max and --interval must be positive")
     for name in ("keep_days", "keep_free_gb"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
     options = UplinkOptions(
         target=args.target,
         transfer=TransferOptions(endpoint_url=args.endpoint_url, region=args.region, profile=args.profile,
-                                 part_size=int(args.part_size_mb * MiB), verify=args.verify,
-                                 retry=RetryPolicy(attempts=args.retries)),
+                                 part_size=int(args.part_size_mb * MiB), parallel=args.parallel,
+                                 verify=args.verify,
+                                 retry=RetryPolicy(attempts=args.retries, cap_s=args.backoff_max)),
         retention=RetentionPolicy(args.delete_after_upload, args.keep_days, args.keep_free_gb),
         max_rate=parse_rate(args.max_rate) if args.max_rate else None)
 

@@ -4,16 +4,20 @@ The object is created by CreateMultipartUpload with the whole file's SHA-256 in 
 back as `x-amz-meta-sha256`); each part's ETag and SHA-256 go into the episode's state file as soon as the store
 acknowledges it. A later run lists the upload's parts and sends only the ones the store does not hold (a part
 the store holds but the state file missed, because the uploader was killed in between, is adopted when its
-ETag equals the local part's MD5). The object appears only when the upload completes; it is then checked by a
-HEAD (size and SHA-256) and, with `verify="full"`, by reading it back and hashing it.
+ETag equals the local part's MD5). `parallel` parts are in flight at once. A file whose size or modification
+time changed during the upload is not completed. The object appears only when the upload completes; it is then
+checked by a HEAD (size and SHA-256) and, with `verify="full"`, by reading it back and hashing it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +43,7 @@ class TransferOptions:
     region: str | None = None
     profile: str | None = None
     part_size: int = 8 * MiB
+    parallel: int = 4  # parts in flight at once
     verify: str = "head"  # "head": size and SHA-256 metadata; "full": also read the object back and hash it
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     connect_timeout_s: float = 5.0
@@ -49,6 +54,7 @@ class TransferOptions:
 class EpisodeResult:
     relative: str
     parts_sent: int = 0
+    parts_adopted: int = 0  # held by the store from a killed run, not sent again
     bytes_sent: int = 0
     already_there: bool = False
 
@@ -87,6 +93,7 @@ class EpisodeUpload:
         self.s3, self.root, self.path, self.state = s3, root, path, state
         self.options, self.rate, self.log = options, bucket_rate, log
         self.result = EpisodeResult(state.relative)
+        self._lock = threading.Lock()
 
     def call(self, what: str, function: Callable[..., Any], **kwargs: Any) -> Any:
         def on_retry(exc: BaseException, delay: float) -> None:
@@ -121,37 +128,53 @@ class EpisodeUpload:
         state = self.state
         server_parts = self._resume()
         count = max(1, -(-state.size // state.part_size))
-        with self.path.open("rb") as handle:
-            for number in range(1, count + 1):
-                offset = (number - 1) * state.part_size
-                length = min(state.part_size, state.size - offset)
-                if number in state.parts and state.parts[number].size == length:
-                    continue
-                handle.seek(offset)
-                data = self._read(handle, length)
-                sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest()
-                held = server_parts.get(number)
-                if held is not None and held == (md5, length):  # sent by a run killed before it saved the state
-                    state.parts[number] = PartRecord(md5, sha, length)
-                    save_episode(self.root, state)
-                    continue
-                answer = self.call("upload part", self.s3.upload_part, Bucket=state.bucket, Key=state.key,
-                                   UploadId=state.upload_id, PartNumber=number, Body=data,
-                                   ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode())
-                etag = str(answer["ETag"]).strip('"')
-                if etag != md5:
-                    raise UploadError(f"s3://{state.bucket}/{state.key}: part {number} ETag {etag} differs from its "
-                                      f"MD5 {md5}")
-                state.parts[number] = PartRecord(etag, sha, length)
-                save_episode(self.root, state)
-                self.result.parts_sent += 1
-                self.result.bytes_sent += length
-                self.log(f"part {number}/{count} of {state.relative} sent")
-        if file_sha256(self.path) != state.sha256:
+        todo = [n for n in range(1, count + 1) if not (n in state.parts and state.parts[n].size == self._length(n))]
+        with self.path.open("rb") as handle, ThreadPoolExecutor(max(1, self.options.parallel)) as pool:
+            futures = [pool.submit(self._part, handle.fileno(), number, count, server_parts.get(number))
+                       for number in todo]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        info = self.path.stat()
+        if not state.matches(info.st_size, info.st_mtime_ns):
             raise UploadError(f"{self.path}: the file changed during its upload; it is uploaded again next pass")
         parts = [{"PartNumber": n, "ETag": f'"{state.parts[n].etag}"'} for n in range(1, count + 1)]
         self.call("complete", self.s3.complete_multipart_upload, Bucket=state.bucket, Key=state.key,
                   UploadId=state.upload_id, MultipartUpload={"Parts": parts})
+
+    def _length(self, number: int) -> int:
+        return min(self.state.part_size, self.state.size - (number - 1) * self.state.part_size)
+
+    def _part(self, fd: int, number: int, count: int, held: tuple[str, int] | None) -> None:
+        """Reads, hashes and sends one part (unless the store already holds exactly these bytes), then saves it."""
+        state = self.state
+        length = self._length(number)
+        data = self._read(fd, (number - 1) * state.part_size, length)
+        sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if held == (md5, length):  # sent by a run killed before it saved the state
+            self._done(number, PartRecord(md5, sha, length), sent=False)
+            return
+        answer = self.call("upload part", self.s3.upload_part, Bucket=state.bucket, Key=state.key,
+                           UploadId=state.upload_id, PartNumber=number, Body=data,
+                           ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode())
+        etag = str(answer["ETag"]).strip('"')
+        if etag != md5:
+            raise UploadError(f"s3://{state.bucket}/{state.key}: part {number} ETag {etag} differs from its MD5 {md5}")
+        self._done(number, PartRecord(etag, sha, length), sent=True)
+        self.log(f"part {number}/{count} of {state.relative} sent")
+
+    def _done(self, number: int, record: PartRecord, sent: bool) -> None:
+        with self._lock:
+            self.state.parts[number] = record
+            save_episode(self.root, self.state)
+            if sent:
+                self.result.parts_sent += 1
+                self.result.bytes_sent += record.size
+            else:
+                self.result.parts_adopted += 1
 
     def _resume(self) -> dict[int, tuple[str, int]]:
         """The parts the store holds for the saved upload id ({} and a new upload when there is none)."""
@@ -185,17 +208,17 @@ class EpisodeUpload:
                 return held
             marker = int(page["NextPartNumberMarker"])
 
-    def _read(self, handle: Any, length: int) -> bytes:
+    def _read(self, fd: int, offset: int, length: int) -> bytes:
         chunks = []
-        left = length
-        while left > 0:
-            block = handle.read(min(READ_BLOCK, left))
+        done = 0
+        while done < length:
+            block = os.pread(fd, min(READ_BLOCK, length - done), offset + done)
             if not block:
                 raise UploadError(f"{self.path}: the file shrank during its upload")
             if self.rate is not None:
                 self.rate.take(len(block))
             chunks.append(block)
-            left -= len(block)
+            done += len(block)
         return b"".join(chunks)
 
     def verify(self) -> None:
