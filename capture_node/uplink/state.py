@@ -19,6 +19,13 @@ STATE_DIR = Path(".excap") / "uplink"
 UPLOADER_FILE = "uploader.json"
 
 
+def _check_types(record: object, types: dict[str, type]) -> None:
+    for name, kind in types.items():
+        value = getattr(record, name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise TypeError(f"{name} must be {kind.__name__}")
+
+
 @dataclass
 class PartRecord:
     etag: str
@@ -50,8 +57,22 @@ class EpisodeState:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EpisodeState:
-        parts = {int(number): PartRecord(**part) for number, part in dict(data.pop("parts", {})).items()}
-        return cls(**data, parts=parts)
+        """The state in `data`; TypeError or ValueError when it is not one (a damaged or foreign file)."""
+        data = dict(data)
+        raw_parts = data.pop("parts", {})
+        if not isinstance(raw_parts, dict) or not all(isinstance(part, dict) for part in raw_parts.values()):
+            raise TypeError("parts must map part numbers to records")
+        parts = {int(number): PartRecord(**part) for number, part in raw_parts.items()}
+        state = cls(**data, parts=parts)
+        _check_types(state, {"relative": str, "size": int, "mtime_ns": int, "sha256": str, "bucket": str, "key": str,
+                             "upload_id": str, "part_size": int, "problem": str})
+        for name in ("verified_at", "deleted_at"):
+            value = getattr(state, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"{name} must be a time")
+        for part in parts.values():
+            _check_types(part, {"etag": str, "sha256": str, "size": int})
+        return state
 
     def matches(self, size: int, mtime_ns: int) -> bool:
         return self.size == size and self.mtime_ns == mtime_ns
@@ -132,9 +153,14 @@ def episode_states(root: Path) -> list[EpisodeState]:
 def load_uploader(root: Path) -> UploaderState:
     data = read_json(state_dir(root) / UPLOADER_FILE) or {}
     try:
-        return UploaderState(**data)
+        state = UploaderState(**data)
+        _check_types(state, {"last_error": str, "target": str})
+        for value in (state.last_pass_at, state.last_error_at):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError("times must be numbers")
     except TypeError:
         return UploaderState()
+    return state
 
 
 def save_uploader(root: Path, state: UploaderState) -> None:
