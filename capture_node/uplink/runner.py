@@ -7,6 +7,7 @@ uploader's state file (shown by `--status` and the station page) and the next pa
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -76,13 +77,18 @@ class PassReport:
                 f"{len(self.failed)} failed, {len(self.invalid)} invalid, {len(self.deleted)} deleted locally")
 
 
-def _episode_state(root: Path, candidate: Candidate, target: Target, options: UplinkOptions) -> EpisodeState:
-    """The saved state when it still describes this file and target, else a fresh one (validated, hashed)."""
+def _episode_state(s3: Any, root: Path, candidate: Candidate, target: Target,
+                   options: UplinkOptions) -> EpisodeState:
+    """The saved state when it still describes this file and target, else a fresh one (validated, hashed); the
+    multipart upload of an outdated state is aborted (best effort: the store's lifecycle rule is the fallback)."""
     state = load_episode(root, candidate.relative)
     key = target.key(candidate.relative)
     if state is not None and state.matches(candidate.size, candidate.mtime_ns) and \
             (state.bucket, state.key) == (target.bucket, key):
         return state
+    if state is not None and state.upload_id and state.bucket and state.key:
+        with contextlib.suppress(Exception):  # gone already, or the store is unreachable now
+            s3.abort_multipart_upload(Bucket=state.bucket, Key=state.key, UploadId=state.upload_id)
     fresh = EpisodeState(candidate.relative, candidate.size, candidate.mtime_ns, bucket=target.bucket, key=key,
                          part_size=options.transfer.part_size)
     fresh.problem = validation_problem(candidate.path)
@@ -104,7 +110,7 @@ def run_pass(root: Path, options: UplinkOptions, log: Callable[[str], None] = la
     states: list[EpisodeState] = []
     for candidate in candidates(root):
         try:
-            state = _episode_state(root, candidate, target, options)
+            state = _episode_state(s3, root, candidate, target, options)
         except OSError as exc:  # the file went away or cannot be read: next pass
             report.failed.append((candidate.relative, f"{candidate.path}: {exc}"))
             continue

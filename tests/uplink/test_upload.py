@@ -220,3 +220,26 @@ def test_watching_uploads_episodes_as_they_are_finished(seaweedfs: SeaweedFS, s3
     assert uploader.returncode == 0, err
     assert "uploaded first.h5" in err and "uploaded second.h5" in err
     assert summary(tmp_path).pending_episodes == 0
+
+
+def test_a_file_changed_after_an_interrupted_upload_is_sent_afresh(seaweedfs: SeaweedFS, s3_bucket: str,
+                                                                   sim_episode: Path, tmp_path: Path) -> None:
+    episode = padded_episode(sim_episode, tmp_path / "a.h5", 16, seed=5)
+    target = f"s3://{s3_bucket}/changed"
+    uploader = subprocess.Popen(upload_command(tmp_path, target, seaweedfs, "--once", "--max-rate", "4MB/s",
+                                               "--parallel", "1", *PART),
+                                cwd=REPO, env=upload_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: parts_saved(tmp_path) >= 1 or uploader.poll() is not None, timeout=60,
+                 message="one part acknowledged")
+    finally:
+        uploader.kill()
+        uploader.wait(timeout=30)
+    s3 = seaweedfs.client()
+    assert len(s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])) == 1
+    with episode.open("r+b") as handle:  # the user block changes: still a valid episode, other bytes
+        handle.write(b"changed")
+    report = report_of(run_upload(tmp_path, target, seaweedfs, "--once", "--json", *PART))
+    assert report["uploaded"][0]["parts_sent"] == 4 and report["failed"] == []
+    assert s3.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []  # the old upload was aborted
+    assert s3.head_object(Bucket=s3_bucket, Key="changed/a.h5")["Metadata"]["sha256"] == sha256(episode)
