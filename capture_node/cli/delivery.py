@@ -161,3 +161,29 @@ def cmd_pull(args: argparse.Namespace) -> int:
     report = pull(args.source, args.dir, _sync_options(args))
     print(f"pull {args.source} -> {args.dir}: {report.text('downloaded')}")
     return 0
+
+
+def cmd_index_remote(target: str, as_json: bool) -> int:
+    """`excap index s3://BUCKET/PREFIX`: each episode's metadata, read with ranged reads, and the bytes it took.
+
+    The endpoint and credentials come from the standard boto3 chain (e.g. AWS_ENDPOINT_URL, AWS_PROFILE)."""
+    require_extra("index", "delivery", "boto3", "botocore")
+    from excap.delivery.remote_index import remote_index
+
+    episodes = []
+    for episode in remote_index(target):
+        episodes.append(asdict(episode))
+        if episode.problem:
+            print(f"excap: warning: {episode.problem}", file=sys.stderr)
+        elif not as_json:
+            meta = episode.metadata
+            print(f"{episode.key}\t{meta.get('episode_id', '-')}\t{meta.get('machine_id', '-')}\t"
+                  f"{meta.get('outcome', '-')}\tread {episode.bytes_fetched / 1e3:.1f} kB of "
+                  f"{episode.size / 1e6:.1f} MB in {episode.requests} requests")
+    if as_json:
+        print(json.dumps(episodes, indent=2, default=str))
+    else:
+        fetched = sum(e["bytes_fetched"] for e in episodes)
+        print(f"{target}: {len(episodes)} episodes, {fetched / 1e3:.1f} kB read of "
+              f"{sum(e['size'] for e in episodes) / 1e6:.1f} MB")
+    return 0

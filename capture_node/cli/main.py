@@ -44,6 +44,7 @@ COMMANDS = {
     "serve": "excap.cli.delivery:cmd_serve",
     "push": "excap.cli.delivery:cmd_push",
     "pull": "excap.cli.delivery:cmd_pull",
+    "upload": "excap.cli.uplink:cmd_upload",
     "operator": "excap.people.admin:cmd_operator",
     "annotate": "excap.cli.annotate:cmd_annotate",
     "label": "excap.cli.label:cmd_label",
@@ -70,13 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     from excap.cli.replay import add_replay_parser
     from excap.cli.station import add_station_parser
     from excap.cli.station_user import add_station_user_parser
+    from excap.cli.uplink import add_upload_parser
     from excap.people.admin import add_operator_parser
     from excap.people.ledger import add_ledger_parser
 
     adders: list[Callable[[argparse._SubParsersAction], object]] = [
         add_record_parser, add_render_parser, add_plot_parser, add_joystick_parser, add_node_parser,
         add_replay_parser, add_dataset_parsers, add_partner_parser, add_serve_parser, add_push_parser,
-        add_pull_parser, add_operator_parser, add_annotate_parser, add_label_parser, add_ledger_parser,
+        add_pull_parser, add_upload_parser,
+        add_operator_parser, add_annotate_parser, add_label_parser, add_ledger_parser,
         add_station_parser, add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser,
         add_validate_parser, add_recover_parser, add_can_parser]
     for add in adders:  # in the order `excap --help` lists them

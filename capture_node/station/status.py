@@ -26,6 +26,7 @@ from excap.station.bindings import StationBindings
 from excap.station.control import StationController
 from excap.station.health import Finding, HealthThresholds, Level, Onsets, alert_order, assess, watched_streams
 from excap.station.runtime import StationRuntime
+from excap.uplink.status import CachedSummary
 
 BITS_PER_FRAME = 140  # a 29-bit-id frame with 8 data bytes, with typical bit stuffing (J1939 traffic)
 RECORDING_DIR = ".recording"
@@ -47,6 +48,7 @@ class StationMonitor:
         self.wall_ns = wall_ns
         self.mono_ns = mono_ns
         self.out_dir = runtime.config.out_dir
+        self.uplink = CachedSummary(self.out_dir)  # `excap upload` beside the station: its queue and last error
         self.disk: dict[str, Any] = {"free_bytes": None, "total_bytes": None, "write_rate_bps": 0.0,
                                      "time_left_s": None}
         self.clock_jump: tuple[float, float] | None = None  # (size in s, monotonic time seen)
@@ -220,6 +222,7 @@ def station_status(runtime: StationRuntime, controller: StationController, monit
                     "fault": command.fault if command else ""},
         "enable": {"button": profile.enable_button, "held": enable_held},
         "disk": disk,
+        "uplink": monitor.uplink(),
         "clock": clock,
         "warnings": warnings,
         "alerts": [alert(f, wall_now) for f in alert_order(findings)],

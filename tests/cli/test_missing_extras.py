@@ -23,6 +23,7 @@ CASES = [  # (hidden modules, arguments, command as named in the error, extra)
      "exports"),
     (("boto3", "botocore"), ["push", "{dir}", "s3://bucket/prefix"], "push", "delivery"),
     (("boto3", "botocore"), ["pull", "s3://bucket/prefix", "{dir}"], "pull", "delivery"),
+    (("boto3", "botocore"), ["upload", "{dir}", "s3://bucket/prefix", "--once"], "upload", "delivery"),
     (("pyarrow",), ["serve", "{dir}", "--port", "0"], "serve", "delivery"),
     (("matplotlib",), ["plot", "{episode}", "--out", "{out}.png"], "plot", "review"),
     (("asammdf",), ["can", "import", "{dir}/log.mf4", "--out", "{out}.h5"], "can import", "mf4"),

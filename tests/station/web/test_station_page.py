@@ -4,6 +4,7 @@ commands, the tablet layout at 800x1280 and 1280x800, the bounded message list, 
 happened meanwhile, and a frozen preview."""
 
 import os
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -374,3 +375,20 @@ def test_frozen_preview_is_marked_on_the_preview(station, browser):
     assert "hidden" in attribute(browser, "frozen-side", "class")
     frames = station.status()["camera_frames"]
     assert frames["top"]["frozen"] and frames["top"]["age_s"] > 0.5 and not frames["side"]["frozen"]
+
+
+def test_uplink_line_shows_the_upload_queue(station, browser, sim_episode):
+    from excap.uplink.state import record_error, state_dir
+
+    open_page(browser, station)
+    wait_for(lambda: text(browser, "uplink") == "uplink: not running here", message="uplink line")
+    episode = Path(station.out_dir) / "uplink-page.h5"
+    shutil.copy(sim_episode, episode)
+    try:
+        record_error(station.out_dir, "cannot reach the object store at http://127.0.0.1:9 (connection refused)")
+        wait_for(lambda: "last error: cannot reach the object store" in text(browser, "uplink"), timeout=10,
+                 message="uplink error on the page")
+        assert "episodes pending" in text(browser, "uplink")
+    finally:
+        episode.unlink()
+        shutil.rmtree(state_dir(station.out_dir))

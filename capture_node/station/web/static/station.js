@@ -317,6 +317,7 @@ function render(s) {
   $("disk-free").textContent = bytes(s.disk.free_bytes);
   $("disk-rate").textContent = s.disk.write_rate_bps ? bytes(s.disk.write_rate_bps) + "/s" : "-";
   $("disk-left").textContent = s.disk.time_left_s ? duration(s.disk.time_left_s) : "-";
+  if (s.uplink) $("uplink").textContent = s.uplink.line;
 
   $("binding-pending").textContent = s.bindings.pending;
   const bindings = $("bindings");
