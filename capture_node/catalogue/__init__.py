@@ -12,20 +12,13 @@ from typing import TYPE_CHECKING
 from excap.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from excap.catalogue.index import (
-        Catalogue,
-        EpisodeFilter,
-        EpisodeRecord,
-        IndexReport,
-        records_table,
-        select_episodes,
-        update_catalogue,
-    )
+    from excap.catalogue.index import Catalogue, records_table, select_episodes, update_catalogue
+    from excap.catalogue.rows import EpisodeFilter, EpisodeRecord, IndexReport
 
 __all__ = ["Catalogue", "EpisodeFilter", "EpisodeRecord", "IndexReport", "records_table", "select_episodes",
            "update_catalogue"]
 
 __getattr__, __dir__ = lazy_exports(__name__, __all__, {
-    "excap.catalogue.index": ["Catalogue", "EpisodeFilter", "EpisodeRecord", "IndexReport", "records_table",
-                             "select_episodes", "update_catalogue"],
+    "excap.catalogue.index": ["Catalogue", "records_table", "select_episodes", "update_catalogue"],
+    "excap.catalogue.rows": ["EpisodeFilter", "EpisodeRecord", "IndexReport"],
 })

@@ -1,11 +1,13 @@
 """The station's last episodes (for the page's "Last episodes") and labelling one of them by its id.
 
 Episodes are the finished files of the station's episode folder (not its hidden folders), newest first by file
-name (which starts with the UTC start time). A file that cannot be read is listed with its problem instead.
+name (which starts with the UTC start time, to the second); episodes started within the same second are ordered by
+their recorded start (`start_t_ns`). A file that cannot be read is listed with its problem instead.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,24 @@ def episode_files(out_dir: Path) -> list[Path]:
     if not out_dir.is_dir():
         return []
     files = [p for p in out_dir.iterdir() if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    return sorted(files, key=lambda p: p.name, reverse=True)
+    files.sort(key=lambda p: p.name, reverse=True)
+    counts = Counter(_second(p) for p in files)
+    if all(n == 1 for n in counts.values()):
+        return files
+    return sorted(files, key=lambda p: (_second(p), _start_t_ns(p) if counts[_second(p)] > 1 else 0), reverse=True)
+
+
+def _second(path: Path) -> str:
+    return path.name.split("_", 1)[0]
+
+
+def _start_t_ns(path: Path) -> int:
+    """The recorded start of an episode (0 for a file that cannot be read)."""
+    try:
+        with EpisodeReader(path) as reader:
+            return int(reader.start_t_ns)
+    except (EpisodeError, OSError, ValueError):
+        return 0
 
 
 def _text(value: Any) -> str:
