@@ -14,7 +14,6 @@ break the episode schema are catalogued as invalid.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -34,6 +33,7 @@ from excap.catalogue.rows import (
 )
 from excap.catalogue.sqlite_store import CATALOGUE_VERSION, SQLITE_NAME
 from excap.catalogue.store import CatalogueStore
+from excap.core.digests import file_sha256
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
 from excap.core.state_dir import STATE_DIR
 
@@ -69,14 +69,6 @@ def stderr_warning(path: str, problem: str) -> None:
     import sys
 
     print(f"excap: warning: {path}: skipped: {problem}", file=sys.stderr)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def episode_files(directory: Path) -> Iterator[Path]:

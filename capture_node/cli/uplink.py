@@ -57,13 +57,14 @@ def cmd_upload(args: argparse.Namespace) -> int:
     if not args.target:
         raise ConfigError("excap upload needs s3://BUCKET[/PREFIX] (or --status)")
     require_extra("upload", "delivery", "boto3", "botocore")
+    from excap.core.s3_location import S3Location
     from excap.uplink.ratelimit import parse_rate
     from excap.uplink.retention import RetentionPolicy
     from excap.uplink.retry import RetryPolicy
-    from excap.uplink.runner import Target, UplinkOptions, run_loop, run_pass
+    from excap.uplink.runner import UplinkOptions, run_loop, run_pass
     from excap.uplink.transfer import TransferOptions
 
-    Target.parse(args.target)
+    S3Location.parse(args.target)
     if args.part_size_mb <= 0 or args.retries < 1 or args.interval <= 0 or args.parallel < 1 or args.backoff_max <= 0:
         raise ConfigError("--part-size-mb, --parallel, --retries, --backoff-max and --interval must be positive")
     for name in ("keep_days", "keep_free_gb"):

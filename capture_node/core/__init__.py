@@ -1,6 +1,6 @@
 """What every layer of excap uses: the one clock of a recording (host CLOCK_MONOTONIC nanoseconds and its
 offset to UTC), the exception tree every error comes from (each error names its device, file or key), bounded
-YAML loading, and private state folders (DIR/.excap).
+YAML loading, private state folders (DIR/.excap), file SHA-256 digests and object-store addresses.
 
 Public names are imported on first use (`excap.core.lazy_exports`): importing the package, or any
 module in it, imports nothing else.

@@ -10,16 +10,16 @@ environment variables and config files; `endpoint_url` points at any S3-compatib
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
 
+from excap.core.digests import file_sha256
 from excap.core.errors import ConfigError, ExcapError
+from excap.core.s3_location import S3Location
 
 EXPORTS_DIR = "exports"
 EPISODE_SUFFIX = ".h5"
@@ -29,27 +29,6 @@ MiB = 1 << 20
 
 class SyncError(ExcapError):
     """A transfer failed or an object does not match its checksum."""
-
-
-@dataclass(frozen=True)
-class S3Location:
-    bucket: str
-    prefix: str  # no leading or trailing '/', may be empty
-
-    @classmethod
-    def parse(cls, url: str) -> S3Location:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"{url!r}: expected s3://BUCKET[/PREFIX]")
-        return cls(parsed.netloc, parsed.path.strip("/"))
-
-    def key(self, relative: str) -> str:
-        return f"{self.prefix}/{relative}" if self.prefix else relative
-
-    def relative(self, key: str) -> str | None:
-        if not self.prefix:
-            return key
-        return key[len(self.prefix) + 1:] if key.startswith(self.prefix + "/") else None
 
 
 @dataclass
@@ -72,14 +51,6 @@ class SyncReport:
     def text(self, verb: str) -> str:
         return (f"{len(self.transferred)} {verb} ({self.bytes / 1e6:.1f} MB), "
                 f"{len(self.skipped)} already up to date")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def selected(relative: str) -> bool:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from excap.core.digests import file_sha256
 from excap.core.errors import ConfigError, ExcapError
+from excap.core.s3_location import S3Location
 from excap.uplink.queue import Candidate, candidates, validation_problem
 from excap.uplink.ratelimit import TokenBucket
 from excap.uplink.retention import RetentionPolicy, apply_retention
@@ -29,23 +30,7 @@ from excap.uplink.state import (
     save_uploader,
     state_dir,
 )
-from excap.uplink.transfer import EpisodeResult, EpisodeUpload, TransferOptions, client, file_sha256, plain
-
-
-@dataclass(frozen=True)
-class Target:
-    bucket: str
-    prefix: str
-
-    @classmethod
-    def parse(cls, url: str) -> Target:
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise ConfigError(f"{url!r}: expected s3://BUCKET[/PREFIX]")
-        return cls(parsed.netloc, parsed.path.strip("/"))
-
-    def key(self, relative: str) -> str:
-        return f"{self.prefix}/{relative}" if self.prefix else relative
+from excap.uplink.transfer import EpisodeResult, EpisodeUpload, TransferOptions, client, plain
 
 
 @dataclass
@@ -77,7 +62,7 @@ class PassReport:
                 f"{len(self.failed)} failed, {len(self.invalid)} invalid, {len(self.deleted)} deleted locally")
 
 
-def _episode_state(s3: Any, root: Path, candidate: Candidate, target: Target,
+def _episode_state(s3: Any, root: Path, candidate: Candidate, target: S3Location,
                    options: UplinkOptions) -> EpisodeState:
     """The saved state when it still describes this file and target, else a fresh one (validated, hashed); the
     multipart upload of an outdated state is aborted (best effort: the store's lifecycle rule is the fallback)."""
@@ -102,7 +87,7 @@ def run_pass(root: Path, options: UplinkOptions, log: Callable[[str], None] = la
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
-    target = Target.parse(options.target)
+    target = S3Location.parse(options.target)
     s3 = client(options.transfer)
     rate = TokenBucket(options.max_rate) if options.max_rate else None
     state_dir(root).mkdir(parents=True, exist_ok=True)

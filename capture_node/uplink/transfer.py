@@ -70,14 +70,6 @@ def client(options: TransferOptions) -> Any:
     return session.client("s3", endpoint_url=options.endpoint_url, config=config)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _missing(exc: BaseException, *codes: str) -> bool:
     from botocore.exceptions import ClientError
 
