@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from excap.drivers.sim.engine_signals import engine_message_values
 from excap.drivers.sim.excavator import ExcavatorState, wrap_angle
 from excap.drivers.sim.j1939_traffic import SignalValues
 
@@ -21,11 +22,10 @@ def _ssi2(pitch_rad: float, roll_deg: float = 0.0) -> Callable[[ExcavatorState, 
 def excavator_message_values(name: str, s: ExcavatorState, rng: np.random.Generator) -> SignalValues:
     """The signal values of one message of `schemas/can/excavator_j1939.dbc` for a machine state."""
     torque = 10 + 80 * s.engine_load
+    shared = engine_message_values(name, s, rng, torque)
+    if shared is not None:
+        return shared
     match name:
-        case "EEC1":
-            return {"EngTorqueMode": 0, "DriversDemandEngPercentTorque": torque, "ActualEngPercentTorque": torque,
-                    "EngSpeed": s.engine_rpm + rng.normal(0, 1.5), "SrcAddrssOfCtrllngDvcForEngCtrl": 0x27,
-                    "EngStarterMode": 0, "EngDemandPercentTorque": torque}
         case "EEC2":
             return {"AccelPedalPos1": 100.0 if s.engine_rpm > 1400 else 0.0,
                     "EngPercentLoadAtCurrentSpd": 100 * s.engine_load}
@@ -34,14 +34,6 @@ def excavator_message_values(name: str, s: ExcavatorState, rng: np.random.Genera
                     "EngOilTemp1": s.coolant_temp + 6.0}
         case "EFL_P1":
             return {"EngOilPressure": 200 + 200 * s.engine_rpm / 1800, "EngCoolantLevel": 96.0}
-        case "LFE1":
-            return {"EngFuelRate": s.fuel_rate}
-        case "DD1":
-            return {"FuelLevel1": s.fuel_level}
-        case "HOURS":
-            return {"EngTotalHoursOfOperation": s.engine_hours}
-        case "VF":
-            return {"HydraulicTemp": round(s.hydraulic_temp)}
         case "BoomSSI2":
             return _ssi2(s.boom)(s, rng)
         case "ArmSSI2":

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from excap.drivers.sim.engine_signals import engine_message_values
 from excap.drivers.sim.j1939_traffic import SignalValues
 from excap.drivers.sim.wheel_loader import WheelLoaderGeometry, WheelLoaderState
 
@@ -15,25 +16,16 @@ _TRAVEL_DIRECTION = {0: 0, 1: 1, -1: 2}  # LoaderTravel.TravelDirection: neutral
 def wheel_loader_message_values(name: str, s: WheelLoaderState, rng: np.random.Generator) -> SignalValues:
     """The signal values of one message of the wheel loader's DBC for a machine state."""
     torque = 8 + 85 * s.engine_load
+    shared = engine_message_values(name, s, rng, torque)
+    if shared is not None:
+        return shared
     throttle, brake = s.throttle_pedal, s.brake_pedal
     match name:
-        case "EEC1":
-            return {"EngTorqueMode": 0, "DriversDemandEngPercentTorque": torque, "ActualEngPercentTorque": torque,
-                    "EngSpeed": s.engine_rpm + rng.normal(0, 1.5), "SrcAddrssOfCtrllngDvcForEngCtrl": 0x27,
-                    "EngStarterMode": 0, "EngDemandPercentTorque": torque}
         case "EEC2":
             return {"AccelPedalPos1": 100.0 * throttle, "EngPercentLoadAtCurrentSpd": 100 * s.engine_load}
         case "ET1":
             return {"EngCoolantTemp": round(s.coolant_temp), "EngFuelTemp1": round(s.coolant_temp - 22),
                     "EngOilTemp1": s.coolant_temp + 5.0}
-        case "LFE1":
-            return {"EngFuelRate": s.fuel_rate}
-        case "DD1":
-            return {"FuelLevel1": s.fuel_level}
-        case "HOURS":
-            return {"EngTotalHoursOfOperation": s.engine_hours}
-        case "VF":
-            return {"HydraulicTemp": round(s.hydraulic_temp)}
         case "TRF1":
             return {"TransOilTemp1": s.transmission_temp}
         case "ETC2":
