@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from excap.catalogue.backends import open_store
+from excap.catalogue.not_episodes import is_export_file, is_export_folder
 from excap.catalogue.rows import (
     EARLIEST_DATE,
     LATEST_DATE,
@@ -72,9 +73,11 @@ def stderr_warning(path: str, problem: str) -> None:
 
 
 def episode_files(directory: Path) -> Iterator[Path]:
-    """Episode files under `directory`, sorted, skipping hidden folders (.excap, .recording, ...)."""
+    """Episode files under `directory`, sorted, skipping hidden folders (.excap, .recording, ...) and exports
+    (excap.catalogue.not_episodes)."""
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                         and not is_export_folder(Path(root) / d, Path(directory)))
         for name in sorted(files):
             if name.endswith(EPISODE_SUFFIXES) and not name.startswith("."):
                 yield Path(root) / name
@@ -156,6 +159,9 @@ class Catalogue:
                 identity = (stat.st_size, stat.st_mtime_ns)
                 if known.get(relative) == identity:
                     report.unchanged += 1
+                    continue
+                if is_export_file(path):  # an exported dataset is not an episode
+                    seen.discard(relative)
                     continue
                 if relative in bad and bad[relative][:2] == identity:
                     report.unreadable.append((relative, bad[relative][2]))

@@ -95,6 +95,9 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--vcodec", default=None, help="(lerobot) video codec (default: libsvtav1, else libx264)")
     parser.add_argument("--image-size", type=_image_size, default=None, metavar="WxH",
                         help="(robomimic) resize camera images")
+    parser.add_argument("--valid-ratio", type=float, default=None, metavar="R",
+                        help="(robomimic) share of demos in mask/valid, at least one when there are two or more "
+                        "(default: 0.1)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--strict", action="store_true",
                         help="fail on an episode that cannot be exported with the others "
@@ -152,8 +155,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "lerobot":
         from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 
-        if args.image_size is not None:
-            raise ConfigError("--image-size applies to --format robomimic only")
+        if args.image_size is not None or args.valid_ratio is not None:
+            raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
         result = export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
@@ -164,7 +167,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         result = export_robomimic(args.directory, RobomimicExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog))
+            on_skip=_say_skipped, catalog=args.catalog,
+            **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
     skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \

@@ -5,7 +5,9 @@ and origin guard, authentication and the access log.
 Every request must name this server in its Host header and, if it changes anything, come from no other web page
 (`excap.web.guard`); then it needs `Authorization: Bearer <token>` (401 otherwise, also for forged and
 revoked tokens). A partner sees only the datasets granted to it and the episodes those datasets were exported
-from; anything else, whether it exists or not, is 404.
+from (whatever their format: a robomimic export alone is enough); anything else, whether it exists or not, is 404.
+An episode is listed with the SHA-256 and size of the file the partner downloads (its redacted copy), never of the
+recorded file.
 """
 
 from __future__ import annotations
@@ -137,7 +139,21 @@ class DeliveryService:
         return listed
 
     def episodes(self, partner: Partner, query: dict[str, str]) -> list[dict[str, Any]]:
-        return [item.public for item in self.listing(partner, query)]
+        """The listing, each episode with the SHA-256 and size of the exact bytes the partner downloads: its
+        redacted copy (made now if there is no current one; cached by content, see partner_episodes). An episode
+        whose copy cannot be made is left out, as its download would fail."""
+        episodes = []
+        for item in self.listing(partner, query):
+            if contained(self.root, item.record.path) is None:
+                continue
+            try:
+                copy = partner_episode(self.root, partner.name, item.record.path, self.hashes.of_fd)
+                sha256, size = self.hashes.of_path(copy), copy.stat().st_size
+            except (EpisodeError, OSError) as exc:
+                log.warning("episode not listed: %s", exc)
+                continue
+            episodes.append({**item.public, "sha256": sha256, "size": size})
+        return episodes
 
     def episode_file(self, partner: Partner, episode_id: str) -> tuple[str, str]:
         """The episode's file (relative to the folder) and the name the partner sees."""

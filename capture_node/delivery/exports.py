@@ -1,5 +1,6 @@
 """Exported datasets in a served folder: which files a dataset delivers (DIR/exports/<dataset>/, no hidden names, no
-symlinks leading outside) and which episodes it was exported from (the provenance its export writes)."""
+symlinks leading outside) and which episodes it was exported from (the provenance its export writes: LeRobot's
+episode table and JSON reports, the `excap_episode_id` attribute of each demo in a robomimic file)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ __all__ = ["EXPORTS_DIR", "PARQUET_ID_COLUMN", "contained", "dataset_dir", "data
 
 EXPORTS_DIR = "exports"
 PARQUET_ID_COLUMN = "excap/episode_id"
+HDF5_ID_ATTRIBUTE = "excap_episode_id"
+HDF5_SUFFIXES = (".hdf5", ".h5")
 _ID_KEYS = ("episode_id", "source_episode_id", "excap_episode_id")
 _ID_LIST_KEYS = ("episode_ids", "source_episode_ids")
 _MAX_JSON_BYTES = 64 << 20
@@ -109,6 +112,26 @@ def _ids_in_parquet(path: Path) -> set[str]:
     return {value for value in column if isinstance(value, str)}
 
 
+def _ids_in_hdf5(path: Path) -> set[str]:
+    """The `excap_episode_id` attribute of every demo of a robomimic export (data/demo_N)."""
+    import h5py
+
+    found: set[str] = set()
+    try:
+        with h5py.File(path, "r") as handle:
+            data = handle.get("data")
+            if not isinstance(data, h5py.Group):
+                return found
+            for demo in data.values():
+                value = demo.attrs.get(HDF5_ID_ATTRIBUTE) if isinstance(demo, h5py.Group) else None
+                value = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+                if isinstance(value, str):
+                    found.add(value)
+    except Exception:  # a damaged or foreign file delivers no episodes
+        return set()
+    return found
+
+
 def _file_episode_ids(relative: str, path: Path) -> frozenset[str]:
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
@@ -117,6 +140,8 @@ def _file_episode_ids(relative: str, path: Path) -> frozenset[str]:
             return _ids_cache[key]
     if path.suffix == ".parquet":
         found = _ids_in_parquet(path) if relative.startswith("meta/") else set()
+    elif path.suffix in HDF5_SUFFIXES:
+        found = _ids_in_hdf5(path)
     else:
         found = _ids_in_json(path) if st.st_size <= _MAX_JSON_BYTES else set()
     with _ids_lock:
@@ -126,11 +151,12 @@ def _file_episode_ids(relative: str, path: Path) -> frozenset[str]:
 
 def export_episode_ids(folder: Path) -> set[str]:
     """Episode ids a dataset was exported from (the provenance its export writes): the `excap/episode_id`
-    column of LeRobot's meta/**.parquet episode tables, and every `episode_id` / `source_episode_id` /
+    column of LeRobot's meta/**.parquet episode tables, the `excap_episode_id` attribute of the demos of a
+    robomimic .hdf5/.h5 file, and every `episode_id` / `source_episode_id` /
     `excap_episode_id` value and `episode_ids` / `source_episode_ids` list in its JSON and JSON-lines files.
     Files are read again only when they change."""
     found: set[str] = set()
     for relative, path in dataset_files(folder):
-        if path.suffix in (".json", ".jsonl", ".parquet"):
+        if path.suffix in (".json", ".jsonl", ".parquet", *HDF5_SUFFIXES):
             found |= _file_episode_ids(relative, path)
     return found

@@ -2,7 +2,8 @@
 
 Episodes are the finished files of the station's episode folder (not its hidden folders), newest first by file
 name (which starts with the UTC start time, to the second); episodes started within the same second are ordered by
-their recorded start (`start_t_ns`). A file that cannot be read is listed with its problem instead.
+their recorded start (`start_t_ns`). A file that cannot be read is listed with its problem instead, unless it is an
+exported dataset (excap.catalogue.not_episodes), which is no episode and is left out.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from excap.catalogue.not_episodes import is_export_file
 from excap.core.errors import EpisodeError, ExcapError
 from excap.episode.labels import Label, label_episode, latest_label
 from excap.episode.reader import EpisodeReader
@@ -82,7 +84,15 @@ def describe(path: Path) -> RecentEpisode:
 
 
 def recent_episodes(out_dir: Path, limit: int = RECENT) -> list[RecentEpisode]:
-    return [describe(path) for path in episode_files(out_dir)[:limit]]
+    """The newest `limit` episodes; an exported dataset saved among them is no episode and is left out."""
+    listed: list[RecentEpisode] = []
+    for path in episode_files(out_dir):
+        if len(listed) >= limit:
+            break
+        episode = describe(path)
+        if not (episode.problem and is_export_file(path)):
+            listed.append(episode)
+    return listed
 
 
 def find_episode(out_dir: Path, episode_id: str) -> Path:

@@ -1,15 +1,26 @@
-"""`excap export --format robomimic`: episodes as one robomimic-style HDF5 file.
+"""`excap export --format robomimic`: episodes as one HDF5 file in robomimic's documented dataset layout.
 
 ```
 data                      attrs total (frames in all demos), env_args (JSON: env_name, type, env_kwargs)
 data/demo_N/obs/state     (n, S) float32: the state vector (names in data attrs excap_state_names)
-data/demo_N/obs/<cam>_image  (n, H, W, 3) uint8 RGB, optionally resized
+data/demo_N/obs/<cam>_image  (n, H, W, 3) uint8 RGB, optionally resized; one chunk per frame, gzip-compressed
+data/demo_N/next_obs/...  the same keys, shifted by one step: next_obs[t] = obs[t + 1]; the last step has no
+                          successor, so its next_obs repeats its own obs (robomimic's loader reads next_obs by
+                          default, and `dones` marks that last step); images there are HDF5 virtual datasets over
+                          obs (HDF5 >= 1.10 reads them like any dataset; they take no space)
+data/demo_N/states        (n, S) float32: the machine state vector (the same vector as obs/state and LeRobot's
+                          observation.state, excap.schemas.machine_kinds); absent when the episode has no state
+                          signals (robomimic needs `states` only to reset a simulator)
 data/demo_N/actions       (n, A) float32: machine-function commands (names in excap_action_names)
 data/demo_N/rewards       (n,) float64 zeros
 data/demo_N/dones         (n,) int64, 1 at the last step
+data/demo_N/timestamps    (n,) float64: step time relative to the episode's first step (an excap addition)
 data/demo_N               attrs num_samples, excap_episode_id, excap_operator (per-partner pseudonym), excap_outcome
 mask/train, mask/valid    demo names (bytes); the split is deterministic: demos are ranked by SHA-256 of their
-                          episode id and the first ceil(valid_ratio * n) are the validation set (none when n < 2)
+                          episode id and the first ceil(valid_ratio * n) are the validation set, at least one and
+                          at most n - 1 whenever there are two demos or more (one demo: all train)
+/                         attr excap_export: the export report (JSON, counts only): marks the file as an export,
+                          which the catalogue never takes for an episode
 ```
 
 Frames are `EpisodeReader.steps` at `fps` (see excap.datasets.frames). The file is written under a
@@ -36,6 +47,7 @@ import numpy as np
 from tqdm import tqdm
 
 from excap.catalogue.index import EpisodeFilter
+from excap.catalogue.not_episodes import EXPORT_ATTRIBUTE  # the root attribute holding the report marks an export
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
 from excap.datasets.export.lerobot import ExportResult, skip_handler
 from excap.datasets.faces import FaceBlurrer
@@ -52,6 +64,8 @@ from excap.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedE
 
 DEFAULT_FILE = "robomimic.hdf5"
 ENV_TYPE_GYM = 2  # robomimic's EnvType: excap demonstrations come from real machines, not a simulator
+IMAGE_COMPRESSION = "gzip"  # readable by every HDF5 build (lzf is h5py's own filter)
+IMAGE_COMPRESSION_LEVEL = 4
 
 
 @dataclass
@@ -75,12 +89,37 @@ def output_file(out: Path) -> Path:
 
 
 def split_demos(episode_ids: list[str], valid_ratio: float) -> tuple[list[int], list[int]]:
-    """(train, valid) demo indices: a fixed function of the episode ids."""
+    """(train, valid) demo indices: a fixed function of the episode ids; with two demos or more, at least one of
+    each."""
     count = len(episode_ids)
-    n_valid = 0 if count < 2 else min(count - 1, math.ceil(valid_ratio * count))
+    n_valid = 0 if count < 2 else min(count - 1, max(1, math.ceil(valid_ratio * count)))
     ranked = sorted(range(count), key=lambda i: hashlib.sha256(episode_ids[i].encode()).hexdigest())
     valid = sorted(ranked[:n_valid])
     return [i for i in range(count) if i not in valid], valid
+
+
+def _next(values: np.ndarray) -> np.ndarray:
+    """The values of the following step: shifted by one, the last step repeated (it has no successor)."""
+    return np.concatenate([values[1:], values[-1:]]) if len(values) else values
+
+
+def _write_observations(demo: h5py.Group, observations: dict[str, np.ndarray]) -> None:
+    """obs/<key> and next_obs/<key>. Images are stored once, one chunk per frame, compressed; their next_obs is a
+    virtual dataset over the same frames shifted by one (read like any dataset, no extra bytes)."""
+    obs, following = demo.create_group("obs"), demo.create_group("next_obs")
+    for key, values in observations.items():
+        if values.ndim != 4:
+            obs.create_dataset(key, data=values)
+            following.create_dataset(key, data=_next(values))
+            continue
+        images = obs.create_dataset(key, data=values, chunks=(1, *values.shape[1:]), compression=IMAGE_COMPRESSION,
+                                    compression_opts=IMAGE_COMPRESSION_LEVEL)
+        count = len(values)
+        source = h5py.VirtualSource(".", images.name, shape=values.shape)  # ".": this same file, wherever it is
+        layout = h5py.VirtualLayout(shape=values.shape, dtype=values.dtype)
+        layout[:count - 1] = source[1:count]
+        layout[count - 1] = source[count - 1]
+        following.create_virtual_dataset(key, layout)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -95,8 +134,8 @@ class RobomimicExporter:
         self.options = options
         if options.fps <= 0:
             raise ConfigError(f"--fps must be positive, not {options.fps}")
-        if not 0 <= options.valid_ratio < 1:
-            raise ConfigError(f"valid ratio must be in [0, 1), not {options.valid_ratio}")
+        if not 0 < options.valid_ratio < 1:
+            raise ConfigError(f"--valid-ratio must be between 0 and 1 (exclusive), not {options.valid_ratio}")
         self.skip = skip_handler(options.strict, options.on_skip)
         self.skipped: list[SkippedEpisode] = []
         self.unfit: set[int] = set()  # positions in the selection skipped before writing
@@ -116,14 +155,16 @@ class RobomimicExporter:
         try:
             with h5py.File(tmp, "w", track_order=True) as handle:
                 total, exported = self._write(handle, selection, layout, blurrer, counters)
+                report = {**selection.report(), "exported_episodes": exported,
+                          "skipped_episodes": [s.as_json() for s in self.skipped], "format": "robomimic",
+                          "exported_frames": total, "faces_blurred": counters.faces_blurred,
+                          "valid_ratio": self.options.valid_ratio}
+                report.pop("partner", None)
+                handle.attrs[EXPORT_ATTRIBUTE] = json.dumps(report, sort_keys=True)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, target)
-        report = {**selection.report(), "exported_episodes": exported,
-                  "skipped_episodes": [s.as_json() for s in self.skipped], "format": "robomimic",
-                  "exported_frames": total, "faces_blurred": counters.faces_blurred}
-        report.pop("partner", None)
         return ExportResult(target, exported, total, selection.excluded, 0, counters.faces_blurred, report,
                             list(self.skipped))
 
@@ -143,6 +184,14 @@ class RobomimicExporter:
             return None
         return frames
 
+    def _observations(self, frames: list[Frame], layout: Layout) -> dict[str, np.ndarray]:
+        """obs key -> (n, ...) array: the state vector and each camera's images."""
+        observations = {"state": np.stack([f.state for f in frames]).astype(np.float32)}
+        for camera in layout.camera_names:
+            observations[f"{camera}_image"] = np.stack([_resize(f.images[camera], self.options.image_size)
+                                                        for f in frames])
+        return observations
+
     def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
                counters: FrameCounters) -> tuple[int, int]:
         data = handle.create_group("data", track_order=True)
@@ -158,11 +207,10 @@ class RobomimicExporter:
             names.append(name)
             exported.append(episode)
             demo = data.create_group(name)
-            obs = demo.create_group("obs")
-            obs.create_dataset("state", data=np.stack([f.state for f in frames]))
-            for camera in layout.camera_names:
-                images = np.stack([_resize(f.images[camera], self.options.image_size) for f in frames])
-                obs.create_dataset(f"{camera}_image", data=images, chunks=(1, *images.shape[1:]))
+            observations = self._observations(frames, layout)
+            _write_observations(demo, observations)
+            if layout.state_names:
+                demo.create_dataset("states", data=observations["state"])
             count = len(frames)
             demo.create_dataset("actions", data=np.stack([f.action for f in frames]))
             demo.create_dataset("rewards", data=np.zeros(count, dtype=np.float64))
