@@ -5,9 +5,11 @@ checked against the registry) for operators with distinctive identities: ids, na
 e-mail address, notes and marker labels that mention other people, annotations stored under a login name. They
 are indexed, exported (LeRobot and robomimic, for one partner) and served; then every byte that partner can
 receive (listings, manifests, every dataset file, every episode download, headers, error answers) is searched for
-every identity in every spelling.
+every identity in every spelling; also for a second partner granted only the robomimic export. The listing gives
+the SHA-256 and size of the bytes each download delivers.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +33,7 @@ from excap.delivery.serve import BackgroundServer, ServerOptions
 from excap.episode.validation import validate_episode
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config
+from excap.station.episodes import label_by_id
 from tests.support.commands import excap_command
 from tests.support.loader_episodes import LoaderEpisodes
 from tests.support.paths import REPO
@@ -43,6 +46,7 @@ LOGIN = "jdoe_login42"  # the engineer's login name, stored as the annotation au
 SUPERVISOR = "Ingrid Falkenrath"  # named in notes and an annotation's reason; in no registry
 HELPER = "Piotr Wiśniewski"  # named in a marker label; in no registry
 REVIEWER = "Hanne Sørbø-Kvist"  # labels outcomes after recording (`excap label --by`); in no registry
+STATION_LOGIN = "sitelead_mkowalczyk"  # a station user's login name, recorded by a label from the station page
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ FREE_TEXT_ONLY = {ANNA, CLEO}  # their identities appear only where the allow-li
 
 
 def identities(*people: Person) -> list[str]:
-    texts = [LOGIN, SUPERVISOR, HELPER, "Falkenrath", "Wiśniewski", REVIEWER, "Sørbø-Kvist"]
+    texts = [LOGIN, STATION_LOGIN, SUPERVISOR, HELPER, "Falkenrath", "Wiśniewski", REVIEWER, "Sørbø-Kvist"]
     for person in people:
         texts += [person.operator_id, person.name, person.certificate, person.email, person.name.split()[-1]]
     return texts
@@ -174,6 +178,7 @@ class PrivacySite:
     episodes: dict[Person, Path]
     received: Received
     listing: list[dict]
+    robomimic_listing: list[dict]  # what the partner granted only the robomimic export was listed
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +199,7 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
         excap("label", str(episodes[person]), "--outcome", "success", "--by", REVIEWER,
               "--note", f"confirmed with {SUPERVISOR}")
     excap("label", str(episodes[CLEO]), "--outcome", "success", "--note", f"{HELPER} agrees", env=login)  # by LOGIN
+    label_by_id(root, episodes[BERT].stem, "success", by=STATION_LOGIN)  # as the station page labels for its user
     excap("index", str(root))
     excap("export", str(root), "--format", "lerobot", "--out", str(root / "exports" / "dig-lerobot"),
           "--partner", "acme", "--fps", "5", "--no-progress")
@@ -203,6 +209,8 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
     token = store.add("acme")
     store.grant("acme", "dig-lerobot")
     store.grant("acme", "dig-robomimic")
+    robomimic_token = store.add("robomimic-only")
+    store.grant("robomimic-only", "dig-robomimic")
 
     received = Received()
     options = ServerOptions(root=root, port=0, access_log=AccessLogOptions(refused_burst=10_000))
@@ -223,7 +231,12 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
         with h5py.File(episodes[CLEO], "r") as handle:
             refused = str(handle.attrs["episode_id"])
         received.add("not exported", client.get(f"/v1/episodes/{refused}"))
-    return PrivacySite(root, episodes, received, listing)
+        client.headers["Authorization"] = f"Bearer {robomimic_token}"
+        robomimic_listing = received.add("robomimic-only listing", client.get("/v1/episodes")).json()["episodes"]
+        for item in robomimic_listing:
+            episode_id = item["episode_id"]
+            received.add(f"robomimic-only episode {episode_id}", client.get(f"/v1/episodes/{episode_id}"))
+    return PrivacySite(root, episodes, received, listing, robomimic_listing)
 
 
 def test_the_identities_are_really_in_the_recordings(privacy_site: PrivacySite) -> None:
@@ -338,6 +351,25 @@ def test_the_allow_list_alone_removes_free_text_identities(privacy_site: Privacy
             write_redacted(source, target, Scrubber(Identities(), lambda operator: "anon-0000000000000000"))
         assert validate_episode(copy) == []
         assert identities_in(copy.read_bytes(), identities(*PEOPLE)) == {}
+
+
+def test_the_listing_hashes_the_bytes_each_partner_downloads(privacy_site: PrivacySite) -> None:
+    """Both partners: the listed SHA-256 and size are those of the downloaded (redacted) copy, never of the recorded
+    file; the partner granted only the robomimic export sees the episodes it was made from."""
+    received = privacy_site.received
+    with h5py.File(privacy_site.root / "exports" / "dig-robomimic" / "dig.hdf5", "r") as handle:
+        in_robomimic = sorted(str(demo.attrs["excap_episode_id"]) for demo in handle["data"].values())
+    assert sorted(e["episode_id"] for e in privacy_site.robomimic_listing) == in_robomimic
+    assert len(in_robomimic) == 2
+    recorded = {path.read_bytes() for path in privacy_site.episodes.values()}
+    for prefix, listing in (("episode", privacy_site.listing), ("robomimic-only episode",
+                                                                 privacy_site.robomimic_listing)):
+        for entry in listing:
+            body = received.body(f"{prefix} {entry['episode_id']}")
+            assert body not in recorded
+            assert entry["sha256"] == hashlib.sha256(body).hexdigest() and entry["size"] == len(body)
+    pseudonyms = {e["operator_id"] for e in privacy_site.listing}
+    assert not pseudonyms & {e["operator_id"] for e in privacy_site.robomimic_listing}  # per-partner pseudonyms
 
 
 def test_registered_identities_in_shown_fields_are_scrubbed(privacy_site: PrivacySite) -> None:
