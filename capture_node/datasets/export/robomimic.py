@@ -23,12 +23,15 @@ mask/train, mask/valid    demo names (bytes); the split is deterministic: demos 
                           which the catalogue never takes for an episode
 ```
 
-Frames are `EpisodeReader.steps` at `fps` (see excap.datasets.frames). The file is written under a
-temporary name and renamed when complete, so an interrupted export leaves no partial dataset behind.
+Frames are `EpisodeReader.steps` at `fps` (see excap.datasets.frames), written one at a time (an episode's
+images are never all in memory). The file is written under a temporary name and renamed when complete, so an
+interrupted export leaves no partial dataset behind.
 
 An episode that cannot be read as one (a camera without frames, an undecodable frame, ...) or is of another
 machine setup than most is skipped, as in the LeRobot export: `on_skip` hears about it and the `data` attribute
 `excap_skipped_episodes` lists it (JSON: episode id, file name, reason); `strict=True` fails the export instead.
+An episode found bad while its frames are written has its demo group removed (HDF5 does not reuse that space, so
+the file can be larger than its content).
 """
 
 from __future__ import annotations
@@ -103,23 +106,60 @@ def _next(values: np.ndarray) -> np.ndarray:
     return np.concatenate([values[1:], values[-1:]]) if len(values) else values
 
 
-def _write_observations(demo: h5py.Group, observations: dict[str, np.ndarray]) -> None:
-    """obs/<key> and next_obs/<key>. Images are stored once, one chunk per frame, compressed; their next_obs is a
-    virtual dataset over the same frames shifted by one (read like any dataset, no extra bytes)."""
-    obs, following = demo.create_group("obs"), demo.create_group("next_obs")
-    for key, values in observations.items():
-        if values.ndim != 4:
-            obs.create_dataset(key, data=values)
-            following.create_dataset(key, data=_next(values))
-            continue
-        images = obs.create_dataset(key, data=values, chunks=(1, *values.shape[1:]), compression=IMAGE_COMPRESSION,
-                                    compression_opts=IMAGE_COMPRESSION_LEVEL)
-        count = len(values)
-        source = h5py.VirtualSource(".", images.name, shape=values.shape)  # ".": this same file, wherever it is
-        layout = h5py.VirtualLayout(shape=values.shape, dtype=values.dtype)
-        layout[:count - 1] = source[1:count]
-        layout[count - 1] = source[count - 1]
-        following.create_virtual_dataset(key, layout)
+class DemoWriter:
+    """One demo written frame by frame (an episode's images are never all in memory): obs/<camera>_image grows one
+    compressed chunk per frame; low-dimensional values are kept until `finish` writes obs/state, next_obs, states,
+    actions, rewards, dones and timestamps. Images in next_obs are virtual datasets over obs shifted by one (read
+    like any dataset, no extra bytes)."""
+
+    def __init__(self, demo: h5py.Group, image_size: tuple[int, int] | None) -> None:
+        self.demo = demo
+        self.image_size = image_size
+        self.obs = demo.create_group("obs")
+        self.images: dict[str, h5py.Dataset] = {}
+        self.states: list[np.ndarray] = []
+        self.actions: list[np.ndarray] = []
+        self.timestamps: list[float] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.timestamps)
+
+    def append(self, frame: Frame) -> None:
+        for camera, image in frame.images.items():
+            image = _resize(image, self.image_size)
+            images = self.images.get(camera)
+            if images is None:
+                images = self.images[camera] = self.obs.create_dataset(
+                    f"{camera}_image", shape=(0, *image.shape), maxshape=(None, *image.shape), dtype=np.uint8,
+                    chunks=(1, *image.shape), compression=IMAGE_COMPRESSION, compression_opts=IMAGE_COMPRESSION_LEVEL)
+            images.resize(self.count + 1, axis=0)
+            images[self.count] = image
+        self.states.append(frame.state)
+        self.actions.append(frame.action)
+        self.timestamps.append(frame.timestamp_s)
+
+    def finish(self, has_state: bool) -> None:
+        count = self.count
+        state = np.stack(self.states).astype(np.float32)
+        self.obs.create_dataset("state", data=state)
+        following = self.demo.create_group("next_obs")
+        following.create_dataset("state", data=_next(state))
+        for camera, images in self.images.items():
+            source = h5py.VirtualSource(".", images.name, shape=images.shape)  # ".": this same file, wherever it is
+            layout = h5py.VirtualLayout(shape=images.shape, dtype=images.dtype)
+            layout[:count - 1] = source[1:count]
+            layout[count - 1] = source[count - 1]
+            following.create_virtual_dataset(f"{camera}_image", layout)
+        if has_state:
+            self.demo.create_dataset("states", data=state)
+        self.demo.create_dataset("actions", data=np.stack(self.actions).astype(np.float32))
+        self.demo.create_dataset("rewards", data=np.zeros(count, dtype=np.float64))
+        dones = np.zeros(count, dtype=np.int64)
+        dones[-1] = 1
+        self.demo.create_dataset("dones", data=dones)
+        self.demo.create_dataset("timestamps", data=np.array(self.timestamps, dtype=np.float64))
+        self.demo.attrs["num_samples"] = count
 
 
 def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -168,29 +208,20 @@ class RobomimicExporter:
         return ExportResult(target, exported, total, selection.excluded, 0, counters.faces_blurred, report,
                             list(self.skipped))
 
-    def _frames(self, position: int, episode: SelectedEpisode, layout: Layout, blurrer: FaceBlurrer | None,
-                counters: FrameCounters) -> list[Frame] | None:
-        """The episode's frames, or None when it is skipped (see the module docstring)."""
-        if position in self.unfit:
-            return None
-        try:
-            frames = list(iter_frames(episode.path, self.options.fps, layout, blurrer, counters))
-            if not frames:
-                raise EpisodeError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
-        except EpisodeError as exc:
-            skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
-            self.skip(skipped)
-            self.skipped.append(skipped)
-            return None
-        return frames
-
-    def _observations(self, frames: list[Frame], layout: Layout) -> dict[str, np.ndarray]:
-        """obs key -> (n, ...) array: the state vector and each camera's images."""
-        observations = {"state": np.stack([f.state for f in frames]).astype(np.float32)}
-        for camera in layout.camera_names:
-            observations[f"{camera}_image"] = np.stack([_resize(f.images[camera], self.options.image_size)
-                                                        for f in frames])
-        return observations
+    def _write_demo(self, demo: h5py.Group, episode: SelectedEpisode, layout: Layout,
+                    blurrer: FaceBlurrer | None, counters: FrameCounters) -> int:
+        """The episode's frames into `demo`, one frame at a time; its sample count. EpisodeError: it is skipped."""
+        writer = DemoWriter(demo, self.options.image_size)
+        for frame in iter_frames(episode.path, self.options.fps, layout, blurrer, counters):
+            writer.append(frame)
+        if not writer.count:
+            raise EpisodeError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
+        writer.finish(has_state=bool(layout.state_names))
+        demo.attrs["excap_episode_id"] = episode.record.episode_id
+        demo.attrs["excap_operator"] = episode.operator_pseudonym
+        demo.attrs["excap_outcome"] = episode.record.outcome
+        demo.attrs["excap_task"] = episode.record.task
+        return writer.count
 
     def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
                counters: FrameCounters) -> tuple[int, int]:
@@ -200,29 +231,19 @@ class RobomimicExporter:
         exported: list[SelectedEpisode] = []
         bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
         for position, episode in enumerate(bar):
-            frames = self._frames(position, episode, layout, blurrer, counters)
-            if frames is None:
+            if position in self.unfit:
                 continue
             name = f"demo_{len(names)}"
+            try:
+                count = self._write_demo(data.create_group(name), episode, layout, blurrer, counters)
+            except EpisodeError as exc:
+                del data[name]
+                skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
+                self.skip(skipped)
+                self.skipped.append(skipped)
+                continue
             names.append(name)
             exported.append(episode)
-            demo = data.create_group(name)
-            observations = self._observations(frames, layout)
-            _write_observations(demo, observations)
-            if layout.state_names:
-                demo.create_dataset("states", data=observations["state"])
-            count = len(frames)
-            demo.create_dataset("actions", data=np.stack([f.action for f in frames]))
-            demo.create_dataset("rewards", data=np.zeros(count, dtype=np.float64))
-            dones = np.zeros(count, dtype=np.int64)
-            dones[-1] = 1
-            demo.create_dataset("dones", data=dones)
-            demo.create_dataset("timestamps", data=np.array([f.timestamp_s for f in frames], dtype=np.float64))
-            demo.attrs["num_samples"] = count
-            demo.attrs["excap_episode_id"] = episode.record.episode_id
-            demo.attrs["excap_operator"] = episode.operator_pseudonym
-            demo.attrs["excap_outcome"] = episode.record.outcome
-            demo.attrs["excap_task"] = episode.record.task
             total += count
         if not names:
             raise ExcapError("every selected episode was skipped: "
