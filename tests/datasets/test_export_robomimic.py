@@ -11,6 +11,7 @@ import pytest
 from excap.core.errors import ConfigError, ExcapError
 from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic, split_demos
 from excap.episode.reader import EpisodeReader
+from excap.schemas.machine_kinds import machine_kind
 from tests.support import report
 from tests.support.commands import excap_command
 from tests.support.hostile_episodes import operator_of, unexportable_copies
@@ -28,6 +29,8 @@ def test_robomimic_layout(recorded_dir: Path, tmp_path: Path) -> None:
     with h5py.File(result.out, "r") as handle:
         data = handle["data"]
         assert sorted(data) == ["demo_0", "demo_1"]
+        # states / obs/state: the machine kind's state vector (excap.schemas.machine_kinds), as in LeRobot
+        assert json.loads(data.attrs["excap_state_names"]) == list(machine_kind("excavator").state_signals)
         env_args = json.loads(data.attrs["env_args"])
         assert env_args["env_kwargs"]["action_names"][0] == "boom" and "type" in env_args
         total = 0
