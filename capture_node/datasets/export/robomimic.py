@@ -148,7 +148,8 @@ class DemoWriter:
         for camera, images in self.images.items():
             source = h5py.VirtualSource(".", images.name, shape=images.shape)  # ".": this same file, wherever it is
             layout = h5py.VirtualLayout(shape=images.shape, dtype=images.dtype)
-            layout[:count - 1] = source[1:count]
+            if count > 1:
+                layout[:count - 1] = source[1:count]
             layout[count - 1] = source[count - 1]
             following.create_virtual_dataset(f"{camera}_image", layout)
         if has_state:
