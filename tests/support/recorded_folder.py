@@ -45,9 +45,10 @@ def recorded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def episode_dir(recorded_dir: Path, tmp_path: Path) -> Path:
-    """A private copy of the recorded folder that a test may change."""
+    """A private copy of the recorded folder that a test may change: the episodes and the operator registry, never
+    a catalogue or export another test left in the shared folder."""
     target = tmp_path / "episodes"
-    shutil.copytree(recorded_dir, target)
+    shutil.copytree(recorded_dir, target, ignore=shutil.ignore_patterns("catalogue.sqlite*", "exports"))
     return target
 
 
