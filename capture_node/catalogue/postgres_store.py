@@ -125,6 +125,12 @@ class PostgresStore(CatalogueStore):
                 self._db = None
 
     def _prepare(self, db: psycopg.Connection[Any]) -> None:
+        """Create or migrate the tables unless they are there in this version: a role that may only read and write
+        them (no CREATE on the schema) works on a catalogue another role created."""
+        if db.execute("SELECT to_regclass('excap_catalogue_meta')").fetchone() not in (None, (None,)):
+            row = db.execute("SELECT value FROM excap_catalogue_meta WHERE key = 'version'").fetchone()
+            if row is not None and row[0] == str(SCHEMA_VERSION):
+                return
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         for statement in _SCHEMA:
             db.execute(statement)
