@@ -48,6 +48,7 @@ class RemoteRead:
     problem: str = ""
     bytes_read: int = 0
     requests: int = 0
+    transient: bool = False  # the store failed, not the object: skipped this time, not kept aside as unreadable
 
 
 @dataclass
@@ -181,30 +182,34 @@ def record_from_h5(handle: Any, obj: RemoteObject, sha256: str) -> EpisodeRecord
     return record
 
 
-def update_remote(store: CatalogueStore, objects: Iterable[RemoteObject], read: Callable[[RemoteObject], RemoteRead],
+def update_remote(store: CatalogueStore, objects: Iterable[RemoteObject],
+                  read_all: Callable[[list[RemoteObject]], Iterable[RemoteRead]],
                   rebuild: bool = False) -> RemoteIndexReport:
     """Bring the rows of `store.source` up to date with `objects` (the episodes listed under the prefix), reading
-    (`read`) only the new and changed ones."""
+    only the new and changed ones: `read_all(objects)` gives their reads in the same order (it may read several at
+    once); each row is written as its read arrives."""
     report = RemoteIndexReport()
     with store.transaction():
         if rebuild:
             store.clear()
         known, etags, bad = store.known(), store.etags(), store.unreadable()
         seen: set[str] = set()
+        pending: list[RemoteObject] = []
         for obj in objects:
             seen.add(obj.path)
             identity = (obj.size, obj.mtime_ns)
             if known.get(obj.path) == identity and etags.get(obj.path) == obj.etag:
                 report.unchanged += 1
-                continue
-            if obj.path in bad and bad[obj.path][:2] == identity:
+            elif obj.path in bad and bad[obj.path][:2] == identity:
                 report.unreadable.append((obj.path, bad[obj.path][2]))
-                continue
-            result = read(obj)
+            else:
+                pending.append(obj)
+        for obj, result in zip(pending, read_all(pending), strict=True):
             report.reads[obj.path] = (result.bytes_read, result.requests)
             report.sizes[obj.path] = obj.size
             if result.record is None:
-                store.put_unreadable(obj.path, *identity, result.problem)
+                if not result.transient:
+                    store.put_unreadable(obj.path, obj.size, obj.mtime_ns, result.problem)
                 report.unreadable.append((obj.path, result.problem))
                 continue
             store.put_episode(result.record)

@@ -55,6 +55,8 @@ def add_index_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
                                  "or of an object-store prefix s3://BUCKET/PREFIX (into --catalog)")
     parser.add_argument("directory", type=Path, metavar="DIR|s3://BUCKET/PREFIX")
     parser.add_argument("--rebuild", action="store_true", help="forget the catalogue and read every file again")
+    parser.add_argument("--parallel", type=int, default=4, metavar="N",
+                        help="(s3://) objects read at once (default: %(default)s)")
     add_catalog_option(parser)
     parser.add_argument("--json", action="store_true", help="report as JSON")
     return parser
@@ -114,7 +116,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     if is_object_store(args.directory):  # an object store: metadata only, with ranged reads
         from excap.cli.delivery import cmd_index_remote
 
-        return cmd_index_remote(prefix_source(args.directory), args.catalog, args.rebuild, args.json)
+        return cmd_index_remote(prefix_source(args.directory), args.catalog, args.rebuild, args.json, args.parallel)
     with Catalogue(args.directory, catalog=args.catalog) as catalogue:
         report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
         invalid = catalogue.records(EpisodeFilter(valid=False))

@@ -163,7 +163,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_index_remote(target: str, catalog: str | None, rebuild: bool, as_json: bool) -> int:
+def cmd_index_remote(target: str, catalog: str | None, rebuild: bool, as_json: bool, parallel: int = 4) -> int:
     """`excap index s3://BUCKET/PREFIX`: the prefix's episodes written into the catalogue, each read with ranged reads
     of its metadata; the bytes and requests each took. The endpoint and credentials come from the standard boto3
     chain (e.g. AWS_ENDPOINT_URL, AWS_PROFILE)."""
@@ -171,7 +171,9 @@ def cmd_index_remote(target: str, catalog: str | None, rebuild: bool, as_json: b
     from excap.catalogue.remote import prefix_source
     from excap.delivery.remote_index import index_prefix
 
-    report = index_prefix(target, catalog, rebuild=rebuild)
+    if parallel < 1:
+        raise ExcapError(f"--parallel must be at least 1, not {parallel}")
+    report = index_prefix(target, catalog, rebuild=rebuild, parallel=parallel)
     source = prefix_source(target)
     for path, problem in report.unreadable:
         print(f"excap: warning: {source}/{path}: skipped: {problem}", file=sys.stderr)

@@ -37,6 +37,7 @@ class RangedObject(io.RawIOBase):
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._last_miss = -2
         self._readahead = 1
+        self.error: Exception | None = None  # what failed a request (h5py reports only that a read failed)
 
     def readable(self) -> bool:
         return True
@@ -62,8 +63,12 @@ class RangedObject(io.RawIOBase):
         """Fetch pages first..last (inclusive) in one Range GET and cache them."""
         start = first * self.page_size
         end = min(self.size, (last + 1) * self.page_size) - 1
-        answer = self.s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end}")
-        data = answer["Body"].read()
+        try:
+            answer = self.s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end}")
+            data = answer["Body"].read()
+        except Exception as exc:  # the store's error, kept for the caller before h5py turns it into "read failed"
+            self.error = exc
+            raise
         self.requests += 1
         self.bytes_fetched += len(data)
         for index in range(first, last + 1):
