@@ -112,6 +112,31 @@ def _streams(handle: Any, schema: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"path": path, "samples": found[path]} for path in sorted(found)]
 
 
+def _stored_lengths(handle: Any, dataset: Any, rows: list[int]) -> list[int] | None:
+    """The byte lengths of variable-length strings at `rows` of a chunked, unfiltered dataset, from the heap ids in
+    its raw chunks (length, heap collection address, index: a few kB) instead of the strings (their collections);
+    None when the layout is another (then the strings are read)."""
+    import numpy as np
+
+    try:
+        if dataset.chunks is None or dataset.id.get_create_plist().get_nfilters() != 0 or dataset.ndim != 1:
+            return None
+        address_size = handle.id.get_create_plist().get_sizes()[0]
+        entry = np.dtype([("length", "<u4"), ("collection", f"<u{address_size}"), ("index", "<u4")])
+        per_chunk = int(dataset.chunks[0])
+        chunks: dict[int, Any] = {}
+        lengths = []
+        for row in rows:
+            start = row - row % per_chunk
+            if start not in chunks:
+                _, raw = dataset.id.read_direct_chunk((start,))
+                chunks[start] = np.frombuffer(raw, dtype=entry, count=len(raw) // entry.itemsize)
+            lengths.append(int(chunks[start]["length"][row - start]))
+        return lengths
+    except Exception:  # any other layout or a damaged chunk: read the strings instead
+        return None
+
+
 def _label_events(handle: Any) -> list[Any]:
     """The `label` events of /events. `excap label` appends them with the latest t_ns of the episode, so only the
     kinds of the events at the maximum t_ns are read (kinds and details are variable-length strings: each costs
@@ -129,6 +154,12 @@ def _label_events(handle: Any) -> list[Any]:
         return []
     # Each label's t_ns is the latest t_ns before it (see excap.episode.labels): every label is at the maximum.
     after = np.flatnonzero(times == times.max())
+    lengths = _stored_lengths(handle, events["kind"], after.tolist())
+    if lengths is not None:  # a kind of another length is no label: its string need not be read
+        after = np.array([row for row, length in zip(after.tolist(), lengths, strict=True)
+                          if length == len(LABEL_EVENT.encode())], dtype=np.int64)
+        if not len(after):
+            return []
     kinds = [_text(k) for k in events["kind"][after.tolist()]]
     rows = [int(row) for row, kind in zip(after.tolist(), kinds, strict=True) if kind == LABEL_EVENT]
     if not rows:
