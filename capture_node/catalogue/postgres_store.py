@@ -23,7 +23,7 @@ from excap.core.errors import CatalogueError, MissingExtraError
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: `etag` (the ETag of an object-store episode); version 1 catalogues are migrated in place
 # Backoff after a lost connection: 0.1 s, doubling up to 2 s, for at most RETRY_SECONDS in all.
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 2.0
@@ -40,14 +40,14 @@ _SCHEMA = (
         started_at TEXT NOT NULL, started_ns BIGINT, recovered BOOLEAN NOT NULL, duration_s DOUBLE PRECISION NOT NULL,
         streams TEXT NOT NULL, valid BOOLEAN NOT NULL, problems TEXT NOT NULL, sha256 TEXT NOT NULL,
         size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL, indexed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-        PRIMARY KEY (source, path))""",
+        etag TEXT NOT NULL DEFAULT '', PRIMARY KEY (source, path))""",
     """CREATE INDEX IF NOT EXISTS excap_episodes_started ON excap_episodes (started_ns)""",
     """CREATE INDEX IF NOT EXISTS excap_episodes_content ON excap_episodes (episode_id, sha256)""",
     """CREATE TABLE IF NOT EXISTS excap_unreadable (
         source TEXT NOT NULL, path TEXT NOT NULL, size BIGINT NOT NULL, mtime_ns BIGINT NOT NULL,
         problem TEXT NOT NULL, PRIMARY KEY (source, path))""",
 )
-_EPISODE_COLUMNS = ("source", "location", *RECORD_COLUMNS)
+_EPISODE_COLUMNS = ("source", *RECORD_COLUMNS)
 _UPSERT_EPISODE = (
     f"INSERT INTO excap_episodes ({', '.join(_EPISODE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_EPISODE_COLUMNS))}) "
     "ON CONFLICT (source, path) DO UPDATE SET "
@@ -81,7 +81,7 @@ def shown_url(url: str) -> str:
 
 
 class PostgresStore(CatalogueStore):
-    def __init__(self, url: str, source: str, directory: Path) -> None:
+    def __init__(self, url: str, source: str, directory: Path | None) -> None:
         self._driver = _psycopg()
         self.url = url
         self.location = shown_url(url)
@@ -125,12 +125,21 @@ class PostgresStore(CatalogueStore):
                 self._db = None
 
     def _prepare(self, db: psycopg.Connection[Any]) -> None:
+        """Create or migrate the tables unless they are there in this version: a role that may only read and write
+        them (no CREATE on the schema) works on a catalogue another role created."""
+        if db.execute("SELECT to_regclass('excap_catalogue_meta')").fetchone() not in (None, (None,)):
+            row = db.execute("SELECT value FROM excap_catalogue_meta WHERE key = 'version'").fetchone()
+            if row is not None and row[0] == str(SCHEMA_VERSION):
+                return
         db.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         for statement in _SCHEMA:
             db.execute(statement)
         row = db.execute("SELECT value FROM excap_catalogue_meta WHERE key = 'version'").fetchone()
         if row is None:
             db.execute("INSERT INTO excap_catalogue_meta VALUES ('version', %s)", (str(SCHEMA_VERSION),))
+        elif row[0] == "1":
+            db.execute("ALTER TABLE excap_episodes ADD COLUMN IF NOT EXISTS etag TEXT NOT NULL DEFAULT ''")
+            db.execute("UPDATE excap_catalogue_meta SET value = %s WHERE key = 'version'", (str(SCHEMA_VERSION),))
         elif row[0] != str(SCHEMA_VERSION):
             raise CatalogueError(f"{self.location}: catalogue schema version {row[0]}, this excap reads version "
                                  f"{SCHEMA_VERSION}")
@@ -147,6 +156,11 @@ class PostgresStore(CatalogueStore):
             "SELECT path, size, mtime_ns FROM excap_episodes WHERE source = %s", (self.source,)).fetchall())
         return {path: (size, mtime_ns) for path, size, mtime_ns in rows}
 
+    def etags(self) -> dict[str, str]:
+        rows = self._retrying(lambda db: db.execute(
+            "SELECT path, etag FROM excap_episodes WHERE source = %s", (self.source,)).fetchall())
+        return dict(rows)
+
     def unreadable(self) -> dict[str, tuple[int, int, str]]:
         rows = self._retrying(lambda db: db.execute(
             "SELECT path, size, mtime_ns, problem FROM excap_unreadable WHERE source = %s", (self.source,)).fetchall())
@@ -159,7 +173,9 @@ class PostgresStore(CatalogueStore):
         self._retrying(clear)
 
     def put_episode(self, record: EpisodeRecord) -> None:
-        values = {**record_row(record), "source": self.source, "location": file_location(self.directory, record.path)}
+        values = {**record_row(record), "source": self.source}
+        if not record.location and self.directory is not None:
+            values["location"] = file_location(self.directory, record.path)
 
         def put(db: psycopg.Connection[Any]) -> None:
             db.execute("DELETE FROM excap_unreadable WHERE source = %s AND path = %s", (self.source, record.path))
@@ -185,10 +201,20 @@ class PostgresStore(CatalogueStore):
             values.append(self.source)
         query = f"SELECT *, source = %s AS here FROM excap_episodes{where} {_ORDER}"
         rows = self._retrying(lambda db: _dict_rows(db, query, [self.source, *values]))
-        return [row_record({**row, "path": row["path"] if row["here"] else row["location"]}) for row in rows]
+        return [row_record(_as_seen(row)) for row in rows]
 
     def close(self) -> None:
         self._drop()
+
+
+def _as_seen(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as a record of the store's own folder (a local file's location is its path there, as in the folder's
+    own catalogue) or of another source (its path is its location)."""
+    if not row["here"]:
+        return {**row, "path": row["location"]}
+    if row["location"].startswith("file://"):
+        return {**row, "location": row["path"]}
+    return row
 
 
 def _dict_rows(db: psycopg.Connection[Any], query: str, values: list[Any]) -> list[dict[str, Any]]:

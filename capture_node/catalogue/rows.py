@@ -21,7 +21,10 @@ LATEST_DATE = date(2261, 12, 31)
 
 @dataclass
 class EpisodeRecord:
-    """One catalogued file. `path` is relative to the catalogued folder (POSIX separators)."""
+    """One catalogued file. `path` is relative to the catalogued folder or object-store prefix (POSIX separators);
+    `location` is where the file lives: for an object `s3://bucket/key`, for a local file its path relative to
+    the folder in the folder's own catalogue (a file:// URL naming the host in a shared one). `etag` is an
+    object's ETag (empty for local files); `mtime_ns` its modification time."""
 
     path: str
     episode_id: str = ""
@@ -42,6 +45,8 @@ class EpisodeRecord:
     sha256: str = ""
     size: int = 0
     mtime_ns: int = 0
+    location: str = ""
+    etag: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -7,6 +7,7 @@ itself (which files changed) is the same for all of them (`excap.catalogue.index
 
 In a shared catalogue a row is keyed by its *source*, the folder it was indexed from (`host:/absolute/folder`), and
 its path in that folder: re-indexing a folder, from any number of processes at once, replaces its rows in place.
+The episodes of an object-store prefix have the prefix (`s3://bucket/prefix`) as their source, in either backend.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class CatalogueStore(ABC):
     happen inside `transaction()`; `close()` releases the connection."""
 
     location: str  # for messages: the database file or the server (never with a password)
+    source: str  # whose rows: a folder (`host:/folder` in a shared catalogue, empty in its own file) or a prefix
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
@@ -37,6 +39,10 @@ class CatalogueStore(ABC):
     @abstractmethod
     def known(self) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) of the catalogued episodes."""
+
+    @abstractmethod
+    def etags(self) -> dict[str, str]:
+        """path -> ETag of the catalogued episodes (empty for local files)."""
 
     @abstractmethod
     def unreadable(self) -> dict[str, tuple[int, int, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
+from excap.catalogue.remote import is_object_store, prefix_source
 from excap.catalogue.store import add_catalog_option, chosen_catalog, is_postgres
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.extras import require_extra
@@ -50,17 +51,20 @@ def filter_from_args(args: argparse.Namespace, valid: bool | None = None) -> Epi
 
 
 def add_index_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = commands.add_parser("index", help="update the episode catalogue of a folder (DIR/.excap/catalogue.sqlite)")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser = commands.add_parser("index", help="update the episode catalogue of a folder (DIR/.excap/catalogue.sqlite) "
+                                 "or of an object-store prefix s3://BUCKET/PREFIX (into --catalog)")
+    parser.add_argument("directory", type=Path, metavar="DIR|s3://BUCKET/PREFIX")
     parser.add_argument("--rebuild", action="store_true", help="forget the catalogue and read every file again")
+    parser.add_argument("--parallel", type=int, default=4, metavar="N",
+                        help="(s3://) objects read at once (default: %(default)s)")
     add_catalog_option(parser)
     parser.add_argument("--json", action="store_true", help="report as JSON")
     return parser
 
 
 def add_list_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = commands.add_parser("list", help="list catalogued episodes, filtered (updates the catalogue first)")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser = commands.add_parser("list", help="list catalogued episodes, filtered (updates a folder's catalogue first)")
+    parser.add_argument("directory", type=Path, metavar="DIR|s3://BUCKET/PREFIX")
     _add_filters(parser)
     parser.add_argument("--valid-only", action="store_true", help="only episodes that pass excap validate")
     add_catalog_option(parser)
@@ -82,7 +86,7 @@ def _image_size(text: str) -> tuple[int, int]:
 
 def add_export_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("export", help="export consented episodes as a LeRobot v3.0 or robomimic dataset")
-    parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument("directory", type=Path, metavar="DIR|s3://BUCKET/PREFIX")
     parser.add_argument("--format", choices=FORMATS, required=True)
     parser.add_argument("--out", type=Path, required=True, metavar="OUT",
                         help="dataset folder (lerobot), or .hdf5 file or folder (robomimic)")
@@ -103,16 +107,19 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                         help="fail on an episode that cannot be exported with the others "
                         "(default: skip it, say so, go on)")
     add_catalog_option(parser)
+    parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                        help="(s3://) folder the selected episodes are copied to, verified by SHA-256 "
+                        "(default: $XDG_CACHE_HOME/excap/objects/BUCKET/PREFIX)")
     _add_filters(parser)
     return parser
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     """Files that cannot be read are skipped with one warning line each; invalid episodes get one line each."""
-    if str(args.directory).startswith("s3:/"):  # an object store: metadata only, with ranged reads
+    if is_object_store(args.directory):  # an object store: metadata only, with ranged reads
         from excap.cli.delivery import cmd_index_remote
 
-        return cmd_index_remote("s3://" + str(args.directory)[len("s3:/"):].lstrip("/"), args.json)
+        return cmd_index_remote(prefix_source(args.directory), args.catalog, args.rebuild, args.json, args.parallel)
     with Catalogue(args.directory, catalog=args.catalog) as catalogue:
         report = catalogue.update(rebuild=args.rebuild, warn=stderr_warning)
         invalid = catalogue.records(EpisodeFilter(valid=False))
@@ -134,9 +141,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     selection = filter_from_args(args, valid=True if args.valid_only else None).check()
     if args.fleet and not is_postgres(chosen_catalog(args.catalog)):
         raise ConfigError("--fleet needs a shared catalogue: --catalog postgresql://... (or EXCAP_CATALOG)")
-    with Catalogue(args.directory, catalog=args.catalog) as catalogue:
-        catalogue.update(warn=stderr_warning)
-        records = catalogue.records(selection, everywhere=args.fleet)
+    if is_object_store(args.directory):  # the rows `excap index s3://...` wrote; nothing is read from the store
+        from excap.catalogue.backends import open_prefix_store
+
+        store = open_prefix_store(prefix_source(args.directory), args.catalog)
+        try:
+            records = store.records(selection, everywhere=args.fleet)
+        finally:
+            store.close()
+    else:
+        with Catalogue(args.directory, catalog=args.catalog) as catalogue:
+            catalogue.update(warn=stderr_warning)
+            records = catalogue.records(selection, everywhere=args.fleet)
     if args.json:
         print(json.dumps([r.as_json() for r in records], indent=2))
     else:
@@ -152,6 +168,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     require_extra("export", "exports", "pyarrow", "pandas", "av", *(["skimage"] if args.blur_faces else []))
     selection = filter_from_args(args)
     progress = not args.no_progress and sys.stderr.isatty()
+    if is_object_store(args.directory):  # the selected episodes copied to a local cache, then exported from there
+        require_extra("export", "delivery", "boto3", "botocore")
+        from excap.delivery.remote_fetch import fetch_selection
+
+        fetched = fetch_selection(prefix_source(args.directory), selection.check(), args.catalog, args.cache)
+        print(f"{fetched.folder}: {len(fetched.fetched)} episodes fetched ({fetched.bytes / 1e6:.1f} MB), "
+              f"{len(fetched.reused)} reused", file=sys.stderr)
+        args.directory, args.catalog = fetched.folder, None
     if args.format == "lerobot":
         from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 

@@ -163,27 +163,26 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_index_remote(target: str, as_json: bool) -> int:
-    """`excap index s3://BUCKET/PREFIX`: each episode's metadata, read with ranged reads, and the bytes it took.
-
-    The endpoint and credentials come from the standard boto3 chain (e.g. AWS_ENDPOINT_URL, AWS_PROFILE)."""
+def cmd_index_remote(target: str, catalog: str | None, rebuild: bool, as_json: bool, parallel: int = 4) -> int:
+    """`excap index s3://BUCKET/PREFIX`: the prefix's episodes written into the catalogue, each read with ranged reads
+    of its metadata; the bytes and requests each took. The endpoint and credentials come from the standard boto3
+    chain (e.g. AWS_ENDPOINT_URL, AWS_PROFILE)."""
     require_extra("index", "delivery", "boto3", "botocore")
-    from excap.delivery.remote_index import remote_index
+    from excap.catalogue.remote import prefix_source
+    from excap.delivery.remote_index import index_prefix
 
-    episodes = []
-    for episode in remote_index(target):
-        episodes.append(asdict(episode))
-        if episode.problem:
-            print(f"excap: warning: {episode.problem}", file=sys.stderr)
-        elif not as_json:
-            meta = episode.metadata
-            print(f"{episode.key}\t{meta.get('episode_id', '-')}\t{meta.get('machine_id', '-')}\t"
-                  f"{meta.get('outcome', '-')}\tread {episode.bytes_fetched / 1e3:.1f} kB of "
-                  f"{episode.size / 1e6:.1f} MB in {episode.requests} requests")
+    if parallel < 1:
+        raise ExcapError(f"--parallel must be at least 1, not {parallel}")
+    report = index_prefix(target, catalog, rebuild=rebuild, parallel=parallel)
+    source = prefix_source(target)
+    for path, problem in report.unreadable:
+        print(f"excap: warning: {source}/{path}: skipped: {problem}", file=sys.stderr)
     if as_json:
-        print(json.dumps(episodes, indent=2, default=str))
-    else:
-        fetched = sum(e["bytes_fetched"] for e in episodes)
-        print(f"{target}: {len(episodes)} episodes, {fetched / 1e3:.1f} kB read of "
-              f"{sum(e['size'] for e in episodes) / 1e6:.1f} MB")
+        print(json.dumps(report.as_json(), indent=2))
+        return 0
+    for path, (read, requests) in sorted(report.reads.items()):
+        print(f"{path}\tread {read / 1e3:.1f} kB of {report.sizes[path] / 1e6:.1f} MB in {requests} requests")
+    read_total = sum(read for read, _ in report.reads.values())
+    print(f"{source}: {report.text()}; read {read_total / 1e3:.1f} kB in "
+          f"{sum(requests for _, requests in report.reads.values())} requests for {len(report.reads)} objects")
     return 0

@@ -96,7 +96,7 @@ class SeaweedFS:
         return [weed_binary(), "server", f"-dir={self.folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 "-filer", "-s3", *(f"-{name}={port}" for name, port in self.ports.items()),
                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={self.folder / 's3.json'}",
-                "-master.volumeSizeLimitMB=64", "-volume.max=50", "-master.telemetry=false"]
+                "-master.volumeSizeLimitMB=64", "-volume.max=400", "-master.telemetry=false"]
 
     def client(self) -> Any:
         import boto3
