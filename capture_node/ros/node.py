@@ -47,6 +47,7 @@ from excap.drivers.sim.machines import sim_machine  # noqa: E402
 from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
 from excap.record.switch import EpisodeResult, TeeStream  # noqa: E402
+from excap.ros import topics  # noqa: E402
 from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from excap.ros.convert import (  # noqa: E402
     commands_from_joint_state,
@@ -69,7 +70,6 @@ NODE_NAME = "excap_recorder"
 SERVICES = ("start", "start_anyway", "stop", "discard", "mark", "mark_success", "mark_failure")
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-JOINT_STATE_PERIOD_S = 0.02
 
 
 class ExcapRecorderNode(Node):
@@ -105,7 +105,7 @@ class ExcapRecorderNode(Node):
 
         self.state_pub = self.create_publisher(String, "~/state", LATCHED)
         self.events_pub = self.create_publisher(String, "~/events", RELIABLE)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         for name in SERVICES:
             self.create_service(Trigger, f"~/{name}", getattr(self, f"_srv_{name}"),
                                 callback_group=self._control_group)
@@ -133,22 +133,22 @@ class ExcapRecorderNode(Node):
     def _create_device_publishers(self) -> None:
         """Publishers for what the station drives: Joy per joystick, commands, machine state, cameras."""
         s, station = self.settings, self.station
-        prefix = s.publish_prefix.rstrip("/")
+        prefix = s.publish_prefix
         sensor = qos_profile_sensor_data
-        self.joy_pubs = {j.name: self.create_publisher(Joy, f"{prefix}/joy/{j.name}", sensor)
+        self.joy_pubs = {j.name: self.create_publisher(Joy, topics.joy(prefix, j.name).name, sensor)
                          for j in station.joysticks} if s.publish_joy else {}
         self.commands_pub = None
         if s.publish_commands and self.runtime.drives_commands:
-            self.commands_pub = self.create_publisher(JointState, f"{prefix}/commands", sensor)
-        self.camera_pubs = {c.name: self.create_publisher(CompressedImage, f"{prefix}/cameras/{c.name}/compressed",
+            self.commands_pub = self.create_publisher(JointState, topics.commands(prefix).name, sensor)
+        self.camera_pubs = {c.name: self.create_publisher(CompressedImage, topics.camera(prefix, c.name).name,
                                                           sensor) for c in station.cameras} if s.publish_cameras else {}
         self.joint_pub = None
         kind = MACHINE_KINDS.get(self.profile.kind)
         self._can_joints = kind.joints if kind is not None else ()
         self._sim_joints = sim_machine(self.profile.kind).joints if station.simulated_machine else ()
         if s.publish_joint_states and (station.simulated_machine or station.cans):
-            self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", sensor)
-            self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
+            self.joint_pub = self.create_publisher(JointState, topics.joint_states(prefix).name, sensor)
+            self.create_timer(topics.JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
         self._subscription = self.runtime.subscribe(
             joystick=self._publish_joy if self.joy_pubs else None,
             command=self._publish_command if self.commands_pub is not None else None,
