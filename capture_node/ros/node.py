@@ -42,6 +42,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from excap.core.clock import now_ns  # noqa: E402
 from excap.core.errors import ExcapError  # noqa: E402
+from excap.core.extras import missing_extra  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
 from excap.drivers.sim.machines import sim_machine  # noqa: E402
 from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
@@ -117,12 +118,16 @@ class ExcapRecorderNode(Node):
                               callback_group=self._data_group)
         self.runtime.open()
         self.monitor = StationMonitor(self.runtime, node_thresholds(settings.stale_after_s, settings.min_free_gb))
+        self.live_view: Any = None
         try:
             self.monitor.start()
+            self._start_live_view()
             self._publish_state()
             if settings.auto_start:
                 self._start_episode()
         except BaseException:
+            if self.live_view is not None:
+                self.live_view.stop()
             self.monitor.stop()
             self.runtime.close(reason="exception", outcome="aborted")
             raise
@@ -187,6 +192,21 @@ class ExcapRecorderNode(Node):
         if s.command_topic:
             self.create_subscription(JointState, s.command_topic, self._on_command, qos_profile_sensor_data,
                                      callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _start_live_view(self) -> None:
+        """The station's live streams to Foxglove (`foxglove_port` >= 0), off the recording path."""
+        port = self.settings.foxglove_port
+        if port < 0:
+            return
+        if port > 65535:
+            raise ExcapError(f"parameter foxglove_port: must be -1 (none) or 0..65535, not {port}")
+        try:
+            from excap.station.live_view import LiveView
+        except ImportError as exc:
+            raise missing_extra("node --foxglove", "viewers") from exc
+        self.live_view = LiveView(self.runtime, self.monitor, port, self.settings.foxglove_host,
+                                  name="excap node").start()
+        print(f"foxglove live view: {self.live_view.url}", file=sys.stderr, flush=True)
 
     # -- recorded topics ----------------------------------------------------------------------
 
@@ -425,6 +445,8 @@ class ExcapRecorderNode(Node):
     def close(self) -> Path | None:
         """Stop the devices and encoders, finish a running episode. Returns the episode's path, if any."""
         self._closing = True
+        if self.live_view is not None:
+            self.live_view.stop()
         self._subscription.cancel()
         self.monitor.stop()
         for encoder in self._encoders.values():

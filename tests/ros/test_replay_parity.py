@@ -165,3 +165,4 @@ def finish_waiting(process: Any) -> str:
     finally:
         output = finish(process)
     return output
+

@@ -129,3 +129,10 @@ def test_without_the_viewers_extra_foxglove_is_one_line(tmp_path: Path) -> None:
     assert process.stderr == ("excap: error: 'excap station --foxglove' needs the viewers extra: pip install "
                               "'excap[viewers]'\n")
     assert not (tmp_path / "episodes").exists()
+
+
+def test_without_the_viewers_extra_node_foxglove_is_one_line(tmp_path: Path) -> None:
+    process = run_without(("foxglove",), "node", "--sim", "--out", str(tmp_path / "episodes"), "--foxglove", "0")
+    assert process.returncode == 2
+    assert process.stderr == ("excap: error: 'excap node --foxglove' needs the viewers extra: pip install "
+                              "'excap[viewers]'\n")
