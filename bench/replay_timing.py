@@ -4,9 +4,12 @@
 
 Records a simulated episode (1 camera) unless one is given, then replays it (1) onto a python-can
 virtual bus read by a receiver thread, with every other stream into an in-process probe, and (2)
-if rclpy is available, into ROS 2 topics read by a subscriber node in this process (reliable QoS).
+if rclpy is available, into ROS 2 topics read by a subscriber node in this process (reliable QoS), started
+only once every subscription is matched (`wait_subscriptions`, as `--wait-subscribers`).
 For each received sample the error is |replayed inter-sample interval - recorded interval / rate|,
-reported in milliseconds as p50 / p99 / max overall and per stream.
+reported in milliseconds as p50 / p99 / max overall and per stream. The ROS figures add messages published /
+received per topic (every one is expected) and /clock: the rate received over the middle of the replay (the
+nominal rate is 100 Hz times --rate) and its interval error p99.
 """
 
 import argparse
@@ -117,17 +120,20 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
         return {"skipped": "rclpy not importable"}
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from rosgraph_msgs.msg import Clock
 
     from excap.ros.convert import stamp_to_ns
     from excap.ros.replay_sink import RELIABLE, RosSink
 
-    sink = RosSink(prefix="/bench", reliable=True)
+    sink = RosSink(prefix="/bench", reliable=True, clock=True)
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node("replay_bench", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     arrivals: dict[str, list[tuple[int, int]]] = {}
+    clocks: list[tuple[int, int]] = []
 
     def spin() -> None:
         while context.ok():
@@ -139,6 +145,7 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
     with EpisodeReader(episode) as reader:
         offset = int(reader.metadata["clock_offset_ns"])
         replay = Replay(reader, [sink], ReplayOptions(rate=rate))
+        sink.controller = replay
         for path in replay.paths:
             if path == "events":
                 continue
@@ -146,22 +153,33 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
             arrivals[path] = []
             node.create_subscription(sink._types[path], topic, lambda m, a=arrivals[path]: a.append(
                 (stamp_to_ns(m.header.stamp) - offset, time.monotonic_ns())), RELIABLE)
+        node.create_subscription(Clock, "/clock", lambda m: clocks.append((stamp_to_ns(m.clock),
+                                                                           time.monotonic_ns())),
+                                 qos_profile_sensor_data)
+        sink.wait_subscriptions = len(arrivals) + 1
         threading.Thread(target=spin, daemon=True).start()
-        replay.pause()
-        runner = threading.Thread(target=replay.run)
-        runner.start()
-        deadline = time.monotonic() + 30
-        while sink.subscriber_count() < 1 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        replay.resume()
-        runner.join()
-        published = sum(sink.published.values())
+        replay.run()
+        published = dict(sink.published)
     time.sleep(0.5)
     node.destroy_node()
     rclpy.try_shutdown(context=context)
     pairs = {path: ([t for t, _ in a], [r for _, r in a]) for path, a in arrivals.items()}
     received = sum(len(a) for a in arrivals.values())
-    return {"published": published, "received": received, **report(pairs, rate)}
+    lost = {path: published.get(path, 0) - len(a) for path, a in arrivals.items() if published.get(path, 0) != len(a)}
+    return {"published": sum(published[p] for p in arrivals if p in published), "received": received,
+            "lost_per_topic": lost, "clock": clock_figures(clocks, rate), **report(pairs, rate)}
+
+
+def clock_figures(clocks: list[tuple[int, int]], rate: float) -> dict[str, Any]:
+    """/clock as received: the rate over the middle of the replay (first and last 0.5 s left out)."""
+    if len(clocks) < 10:
+        return {"messages": len(clocks)}
+    first, last = clocks[0][1], clocks[-1][1]
+    middle = [c for c in clocks if first + 5e8 <= c[1] <= last - 5e8] or clocks
+    span_s = (middle[-1][1] - middle[0][1]) / 1e9
+    errors = interval_errors_ms([c for c, _ in middle], [r for _, r in middle], rate)
+    return {"messages": len(clocks), "nominal_hz": round(100 * rate, 3),
+            "rate_hz": round((len(middle) - 1) / span_s, 3) if span_s > 0 else None, **figures(errors)}
 
 
 def main() -> None:

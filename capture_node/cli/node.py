@@ -19,6 +19,11 @@ def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentPar
     node.add_argument("--out", type=Path, default=None, metavar="DIR", help="episode folder (parameter out_dir)")
     node.add_argument("--start", action="store_true", help="start an episode at once (parameter auto_start)")
     node.add_argument("--name", default=None, help="node name (default: excap_recorder)")
+    node.add_argument("--foxglove", type=int, default=None, metavar="PORT",
+                      help="also serve the live streams to Foxglove (WebSocket protocol) on PORT (0: any free port; "
+                           "parameter foxglove_port); needs the viewers extra")
+    node.add_argument("--foxglove-host", default=None, metavar="ADDRESS",
+                      help="address of the Foxglove server (default 127.0.0.1, this machine only)")
     node.add_argument("--ros-args", dest="ros_args", nargs=argparse.REMAINDER, default=[], metavar="ARG",
                       help="further ROS arguments (last), e.g. --ros-args -p operator:=op-17")
     return node
@@ -40,6 +45,10 @@ def node_arguments(args: argparse.Namespace) -> list[str]:
         params.append(f"out_dir:={args.out.resolve()}")
     if args.start:
         params.append("auto_start:=true")
+    if args.foxglove is not None:
+        params.append(f"foxglove_port:={args.foxglove}")
+    if args.foxglove_host is not None:
+        params.append(f"foxglove_host:={args.foxglove_host}")
     ros = ["--ros-args"] if params or args.name else []
     for param in params:
         ros += ["-p", param]
@@ -55,6 +64,11 @@ def cmd_node(args: argparse.Namespace) -> int:
         raise ExcapError("node takes --sim (the built-in simulated station) or --config STATION.yaml, not both")
     if args.profile is not None and args.config is not None:
         raise ExcapError("node --profile is for --sim; a station config names its profile in machine.profile")
+    from excap.cli.station import check_foxglove
+
+    if args.foxglove_host is not None and args.foxglove is None:
+        raise ExcapError("--foxglove-host goes with --foxglove PORT")
+    check_foxglove(args.foxglove, "node --foxglove")
     argv = node_arguments(args)
     if args.config is not None:
         from excap.station.config import load_station_config

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from excap.replay.player import Replay, Sink
 
 MOVES_THE_MACHINE = "--i-understand-this-moves-the-machine"
+VIRTUAL_NOTE = ("but python-can's 'virtual' bus reaches only this process: no other program receives them; "
+                "to replay to another process or machine use socketcan (vcan0 on Linux) or slcan over a "
+                "pseudo-terminal (docs/ros2.md#replaying-can-to-another-process)")
 
 DESCRIPTION = """\
 Play an episode back with the recorded timing: each sample goes out at
@@ -53,6 +56,16 @@ def _seconds(text: str) -> float:
     value = float(text)
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be >= 0 seconds, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, not {text}")
     return value
 
 
@@ -83,6 +96,11 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="header stamps: recorded t_ns as UTC (default) or as the recorded monotonic time")
     ros.add_argument("--clock", action="store_true", help="publish /clock with the recorded time (use_sim_time)")
     ros.add_argument("--ros-reliable", action="store_true", help="reliable QoS (default: sensor data, best effort)")
+    ros.add_argument("--wait-subscribers", type=_count, default=0, metavar="N",
+                     help="start only once N subscriptions to the replay's topics are matched, in all (a node "
+                     "subscribed to 4 topics counts 4; see `ros2 topic info`)")
+    ros.add_argument("--wait-subscribers-timeout", type=_positive_float, default=10.0, metavar="S",
+                     help="give up (exit 2) if they are not there after S seconds (default 10)")
     bus = replay.add_argument_group("CAN (dry run unless --transmit)")
     bus.add_argument("--can", default=None, metavar="INTERFACE:CHANNEL",
                      help="replay CAN frames onto this python-can bus, e.g. virtual:replay0 or socketcan:can0")
@@ -121,7 +139,10 @@ def build_sinks(args: argparse.Namespace) -> list[Sink]:
             raise missing_extra("replay --ros", "ros")
         from excap.ros.replay_sink import RosSink
 
-        sinks.append(RosSink(args.ros_prefix, args.ros_stamps, clock=args.clock, reliable=args.ros_reliable))
+        sinks.append(RosSink(args.ros_prefix, args.ros_stamps, clock=args.clock, reliable=args.ros_reliable,
+                             wait_subscriptions=args.wait_subscribers, wait_timeout_s=args.wait_subscribers_timeout))
+    elif args.wait_subscribers:
+        raise ConfigError("--wait-subscribers needs --ros")
     if not sinks:
         raise ConfigError("nothing to replay into: give --can INTERFACE:CHANNEL and/or --ros")
     return sinks
@@ -241,9 +262,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     _say(f"DRY RUN: listing the {sink.mode} frames that would go to {where}; nothing is sent "
                          "(add --transmit to send)")
                 elif sink.target.interface in SAFE_INTERFACES:
-                    _say(f"transmitting {sink.mode} frames onto {where}")
+                    _say(f"transmitting {sink.mode} frames onto {where}, {VIRTUAL_NOTE}")
                 else:
                     _say(f"TRANSMITTING {sink.mode} frames onto {where}: a machine on this bus WILL MOVE")
+        if args.wait_subscribers:
+            _say(f"waiting up to {args.wait_subscribers_timeout:g} s for {args.wait_subscribers} subscriptions")
         listed = ", ".join(replay.paths) if len(replay.paths) <= 8 else f"{', '.join(replay.paths[:8])}, ..."
         _say(f"{len(replay.paths)} streams at rate {args.rate:g}: {listed}")
         if args.paused:
@@ -256,6 +279,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if isinstance(sink, CanSink):
             summary["can"] = sink.report.as_dict()
         elif hasattr(sink, "published"):
-            summary["ros"] = {"published": sum(sink.published.values()), "prefix": args.ros_prefix}
+            summary["ros"] = {"published": sum(sink.published.values()), "prefix": args.ros_prefix,
+                              "clock": getattr(sink, "clock_published", 0)}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0

@@ -6,10 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from excap.cli.arguments import positive
 from excap.core.errors import ExcapError
 from excap.core.extras import require_extra
+
+if TYPE_CHECKING:
+    from excap.review.render import WriterFactory
 
 
 def add_render_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,6 +35,34 @@ def add_plot_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentPa
     return plot
 
 
+H264_SUFFIXES = (".mp4", ".m4v", ".mov")
+NO_H264 = ("no H.264 encoder here (PyAV with libx264 comes with the exports extra: pip install 'excap[exports]'); "
+           "writing MPEG-4 Part 2 (mp4v) instead, which browsers do not play")
+
+
+def _note(text: str) -> None:
+    print(f"excap render: {text}", file=sys.stderr)
+
+
+def review_writer(out: Path) -> WriterFactory:
+    """H.264 (browsers, VS Code, QuickTime) for .mp4 / .m4v / .mov where PyAV has libx264, else OpenCV's encoders
+    (with one line saying so for an .mp4 / .mov)."""
+    from excap.review.render import OpenCvWriter
+
+    if out.suffix.lower() not in H264_SUFFIXES:
+        return OpenCvWriter
+    try:
+        from excap.datasets.h264 import H264Writer, h264_available
+    except ImportError:
+        available = False
+    else:
+        available = h264_available()
+    if available:
+        return H264Writer
+    _note(NO_H264)
+    return OpenCvWriter
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from excap.review.render import render_review_video
 
@@ -38,7 +70,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise ExcapError(f"{args.out}: already exists")
     cameras = args.cameras.split(",") if args.cameras else None
     frames = render_review_video(args.episode, args.out, fps=args.fps, cameras=cameras, progress=not args.no_progress,
-                                 note=lambda text: print(f"excap render: {text}", file=sys.stderr))
+                                 note=_note, writer=review_writer(args.out))
     print(f"{args.out}: {frames} frames")
     return 0
 

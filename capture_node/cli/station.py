@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.core.errors import ConfigError
+from excap.core.extras import require_extra
 
 if TYPE_CHECKING:
     from excap.station.web.auth import RemoteAccess
@@ -53,6 +54,11 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
                         help="warn below this much free disk space (default: %(default)s)")
     parser.add_argument("--stale-after", type=float, default=1.0, metavar="S",
                         help="a stream silent this long is stale (default: %(default)s)")
+    parser.add_argument("--foxglove", type=int, default=None, metavar="PORT",
+                        help="also serve the live streams to Foxglove (WebSocket protocol) on PORT (0: any free port); "
+                             "needs the viewers extra")
+    parser.add_argument("--foxglove-host", default="127.0.0.1", metavar="ADDRESS",
+                        help="address of the Foxglove server (default: %(default)s, this machine only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulation")
     parser.add_argument("--profile", default=None, help="(--sim) machine profile name or YAML file")
     parser.add_argument("--pattern", default=None, help="(--sim) control pattern of the profile")
@@ -60,6 +66,15 @@ def add_station_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
                         help="refuse an operator the registry does not certify, or mark the episode uncertified "
                              "(default: the station config's; --sim: mark)")
     return parser
+
+
+def check_foxglove(port: int | None, command: str) -> None:
+    """`--foxglove PORT`: a port number, and the viewers extra installed (one line naming it otherwise)."""
+    if port is None:
+        return
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--foxglove: port must be 0..65535, not {port}")
+    require_extra(command, "viewers", "foxglove")
 
 
 def remote_access(args: argparse.Namespace, out_dir: Path) -> RemoteAccess | None:
@@ -108,6 +123,7 @@ def cmd_station(args: argparse.Namespace) -> int:
     check_host(args.host, args.allow_remote, remote)
     if args.disk_warn_gb < 0 or args.stale_after <= 0:
         raise ConfigError("--disk-warn-gb must not be negative and --stale-after must be positive")
+    check_foxglove(args.foxglove, "station --foxglove")
     report_recovery(config.out_dir)
     stop = threading.Event()
 
@@ -122,12 +138,24 @@ def cmd_station(args: argparse.Namespace) -> int:
     assert running.server is not None
     print(f"station page{' (headless)' if args.headless else ''}: {running.server.url}  (Ctrl-C to stop)",
           file=sys.stderr, flush=True)
+    view = None
+    if args.foxglove is not None:
+        from excap.station.live_view import LiveView
+
+        try:
+            view = LiveView(running.runtime, running.station.monitor, args.foxglove, args.foxglove_host).start()
+        except BaseException:
+            running.stop()
+            raise
+        print(f"foxglove live view: {view.url}", file=sys.stderr, flush=True)
     line = StatusLine(running.station, sys.stderr, always=args.headless).start()
     try:
         while not stop.wait(0.2):
             pass
     finally:
         line.stop()
+        if view is not None:
+            view.stop()
         path = running.stop()
     for message in running.station.controller.message_list(limit=5):
         print(f"{message['source']}: {message['text']}", file=sys.stderr)

@@ -22,6 +22,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "review": ("matplotlib",),
     "fleet": ("psycopg",),
     "ros": ("rclpy",),
+    "viewers": ("foxglove", "mcap", "mcap_ros2"),
 }
 ALTERNATIVES = {"ros": "or source a ROS 2 distribution's setup.bash"}
 

@@ -69,6 +69,7 @@ class Scheduler:
         self._t0 = 0
         self._pause_position = 0
         self._paused_at = 0.0
+        self._anchored = False
         self.stats = ReplayStats()
         self.on_pause: Callable[[], None] | None = None  # called from the replay thread when it pauses
         self.on_resume: Callable[[], None] | None = None
@@ -111,6 +112,10 @@ class Scheduler:
             return False
         return True
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     def stop(self) -> None:
         self._stopped = True
         self._wake.set()
@@ -119,6 +124,13 @@ class Scheduler:
 
     def _anchor(self, wall: float, t_ns: int) -> None:
         self._wall0, self._t0 = wall, t_ns
+
+    def recorded_now_ns(self) -> int | None:
+        """The recorded time being replayed now (held while paused); None until the first sample is due."""
+        with self._lock:
+            if not self._anchored:
+                return None
+            return self._pause_position if self._paused else self._position(self.clock())
 
     def _position(self, wall: float) -> int:
         return self._t0 + round((wall - self._wall0) * self.rate * 1e9)
@@ -182,6 +194,7 @@ class Scheduler:
                 if emitted_this_pass == 0:
                     with self._lock:
                         self._anchor(self.clock(), origin)
+                        self._anchored = True
                         if self._paused:
                             self._pause_position = origin
                 if previous is not None and sample.t_ns - previous > self.max_gap_ns:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -228,19 +229,42 @@ def _label(canvas: np.ndarray, text: str, left: int, bottom: int) -> None:
                 cv2.LINE_AA)
 
 
-def _open_writer(out: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = FOURCC.get(out.suffix.lower(), "mp4v")
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*fourcc), float(fps), (width, height))
-    if not writer.isOpened():
-        raise EpisodeError(f"{out}: cannot write a {fourcc} video here (OpenCV without a suitable video backend)")
-    return writer
+class FrameWriter(Protocol):
+    """Where the review frames go: BGR uint8 frames in order, then `close()`."""
+
+    codec: str
+
+    def write(self, bgr: np.ndarray) -> None: ...
+    def close(self) -> None: ...
+
+
+WriterFactory = Callable[[Path, float, int, int], FrameWriter]  # (out, fps, width, height)
+
+
+class OpenCvWriter:
+    """OpenCV's own encoders: MPEG-4 Part 2 (`mp4v`) for .mp4 / .mov, Motion JPEG for .avi / .mkv. Browsers do not
+    play mp4v: `excap render` uses H.264 (`excap.datasets.h264`) where PyAV is installed."""
+
+    def __init__(self, out: Path, fps: float, width: int, height: int) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.codec = FOURCC.get(out.suffix.lower(), "mp4v")
+        self._writer = cv2.VideoWriter(str(out), cv2.VideoWriter.fourcc(*self.codec), float(fps), (width, height))
+        if not self._writer.isOpened():
+            raise EpisodeError(f"{out}: cannot write a {self.codec} video here (OpenCV without a suitable video "
+                               "backend)")
+
+    def write(self, bgr: np.ndarray) -> None:
+        self._writer.write(bgr)
+
+    def close(self) -> None:
+        self._writer.release()
 
 
 def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: float | None = None,
                         cameras: Sequence[str] | None = None, progress: bool = True,
-                        note: Callable[[str], None] | None = None) -> int:
-    """Write a review video of `episode` to `out` (.mp4: mp4v, .avi: MJPG); returns the number of frames.
+                        note: Callable[[str], None] | None = None, writer: WriterFactory = OpenCvWriter) -> int:
+    """Write a review video of `episode` to `out` with `writer` (default OpenCV: .mp4 mp4v, .avi MJPG); returns the
+    number of frames.
 
     `note` receives a line when time without samples is left out or the video is cut at MAX_FRAMES."""
     out = Path(out)
@@ -262,7 +286,7 @@ def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: flo
         views_top, panel_top = HEADER_HEIGHT, HEADER_HEIGHT + layout.view_height
         views_left = (layout.width - sum(layout.view_widths)) // 2
         cache: list[tuple[int, np.ndarray] | None] = [None] * len(streams)
-        writer = _open_writer(out, rate, layout.width, layout.height)
+        frames = writer(out, rate, layout.width, layout.height)
         try:
             for k, t in enumerate(tqdm(times.tolist(), desc=f"review {reader.path.name}", unit="frame",
                                        file=sys.stderr, disable=not progress)):
@@ -281,7 +305,7 @@ def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: flo
                 state = overlay.state(t)
                 draw_header(canvas, state, title)
                 draw_panel(canvas[panel_top:panel_top + PANEL_HEIGHT], state)
-                writer.write(canvas)
+                frames.write(canvas)
         finally:
-            writer.release()
+            frames.close()
     return len(times)

@@ -57,6 +57,8 @@ class NodeSettings:
     min_free_gb: float = 2.0
     auto_start: bool = False
     ready_wait_s: float = 5.0  # how long a start waits for the station's required devices
+    foxglove_port: int = -1  # the Foxglove live view's port (-1: none, 0: any free port); needs the viewers extra
+    foxglove_host: str = "127.0.0.1"
 
     @classmethod
     def parameter_names(cls) -> list[str]:

@@ -42,11 +42,13 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from excap.core.clock import now_ns  # noqa: E402
 from excap.core.errors import ExcapError  # noqa: E402
+from excap.core.extras import missing_extra  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
 from excap.drivers.sim.machines import sim_machine  # noqa: E402
 from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
 from excap.record.switch import EpisodeResult, TeeStream  # noqa: E402
+from excap.ros import topics  # noqa: E402
 from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from excap.ros.convert import (  # noqa: E402
     commands_from_joint_state,
@@ -69,7 +71,6 @@ NODE_NAME = "excap_recorder"
 SERVICES = ("start", "start_anyway", "stop", "discard", "mark", "mark_success", "mark_failure")
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-JOINT_STATE_PERIOD_S = 0.02
 
 
 class ExcapRecorderNode(Node):
@@ -105,7 +106,7 @@ class ExcapRecorderNode(Node):
 
         self.state_pub = self.create_publisher(String, "~/state", LATCHED)
         self.events_pub = self.create_publisher(String, "~/events", RELIABLE)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         for name in SERVICES:
             self.create_service(Trigger, f"~/{name}", getattr(self, f"_srv_{name}"),
                                 callback_group=self._control_group)
@@ -117,12 +118,16 @@ class ExcapRecorderNode(Node):
                               callback_group=self._data_group)
         self.runtime.open()
         self.monitor = StationMonitor(self.runtime, node_thresholds(settings.stale_after_s, settings.min_free_gb))
+        self.live_view: Any = None
         try:
             self.monitor.start()
+            self._start_live_view()
             self._publish_state()
             if settings.auto_start:
                 self._start_episode()
         except BaseException:
+            if self.live_view is not None:
+                self.live_view.stop()
             self.monitor.stop()
             self.runtime.close(reason="exception", outcome="aborted")
             raise
@@ -133,22 +138,22 @@ class ExcapRecorderNode(Node):
     def _create_device_publishers(self) -> None:
         """Publishers for what the station drives: Joy per joystick, commands, machine state, cameras."""
         s, station = self.settings, self.station
-        prefix = s.publish_prefix.rstrip("/")
+        prefix = s.publish_prefix
         sensor = qos_profile_sensor_data
-        self.joy_pubs = {j.name: self.create_publisher(Joy, f"{prefix}/joy/{j.name}", sensor)
+        self.joy_pubs = {j.name: self.create_publisher(Joy, topics.joy(prefix, j.name).name, sensor)
                          for j in station.joysticks} if s.publish_joy else {}
         self.commands_pub = None
         if s.publish_commands and self.runtime.drives_commands:
-            self.commands_pub = self.create_publisher(JointState, f"{prefix}/commands", sensor)
-        self.camera_pubs = {c.name: self.create_publisher(CompressedImage, f"{prefix}/cameras/{c.name}/compressed",
+            self.commands_pub = self.create_publisher(JointState, topics.commands(prefix).name, sensor)
+        self.camera_pubs = {c.name: self.create_publisher(CompressedImage, topics.camera(prefix, c.name).name,
                                                           sensor) for c in station.cameras} if s.publish_cameras else {}
         self.joint_pub = None
         kind = MACHINE_KINDS.get(self.profile.kind)
         self._can_joints = kind.joints if kind is not None else ()
         self._sim_joints = sim_machine(self.profile.kind).joints if station.simulated_machine else ()
         if s.publish_joint_states and (station.simulated_machine or station.cans):
-            self.joint_pub = self.create_publisher(JointState, f"{prefix}/joint_states", sensor)
-            self.create_timer(JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
+            self.joint_pub = self.create_publisher(JointState, topics.joint_states(prefix).name, sensor)
+            self.create_timer(topics.JOINT_STATE_PERIOD_S, self._publish_joint_state, callback_group=self._data_group)
         self._subscription = self.runtime.subscribe(
             joystick=self._publish_joy if self.joy_pubs else None,
             command=self._publish_command if self.commands_pub is not None else None,
@@ -187,6 +192,21 @@ class ExcapRecorderNode(Node):
         if s.command_topic:
             self.create_subscription(JointState, s.command_topic, self._on_command, qos_profile_sensor_data,
                                      callback_group=MutuallyExclusiveCallbackGroup())
+
+    def _start_live_view(self) -> None:
+        """The station's live streams to Foxglove (`foxglove_port` >= 0), off the recording path."""
+        port = self.settings.foxglove_port
+        if port < 0:
+            return
+        if port > 65535:
+            raise ExcapError(f"parameter foxglove_port: must be -1 (none) or 0..65535, not {port}")
+        try:
+            from excap.station.live_view import LiveView
+        except ImportError as exc:
+            raise missing_extra("node --foxglove", "viewers") from exc
+        self.live_view = LiveView(self.runtime, self.monitor, port, self.settings.foxglove_host,
+                                  name="excap node").start()
+        print(f"foxglove live view: {self.live_view.url}", file=sys.stderr, flush=True)
 
     # -- recorded topics ----------------------------------------------------------------------
 
@@ -425,6 +445,8 @@ class ExcapRecorderNode(Node):
     def close(self) -> Path | None:
         """Stop the devices and encoders, finish a running episode. Returns the episode's path, if any."""
         self._closing = True
+        if self.live_view is not None:
+            self.live_view.stop()
         self._subscription.cancel()
         self.monitor.stop()
         for encoder in self._encoders.values():

@@ -1,26 +1,33 @@
-"""Replay into ROS 2: every stream republished on topics mirroring the excap_recorder node's.
+"""Replay into ROS 2 on the topics of the live node (`excap.ros.topics`, the one table both use).
 
-- joystick/<dev>: sensor_msgs/Joy (axes, buttons; frame_id the device) on <prefix>/joystick/<dev>
+- joystick/<dev>: sensor_msgs/Joy (axes, buttons; frame_id the device) on <prefix>/joy/<dev>
 - control: sensor_msgs/JointState (name = machine functions, position = commands, frame_id enabled or
   disabled) on <prefix>/commands
 - cameras/<name>: sensor_msgs/CompressedImage (format jpeg, the recorded bytes; frame_id the camera) on
   <prefix>/cameras/<name>/compressed
+- machine joints: sensor_msgs/JointState on <prefix>/joint_states, from the decoded CAN messages the machine
+  kind names (inclinometers, swing status, loader linkage) at most every 20 ms of recorded time, as the node does
+- /diagnostics: diagnostic_msgs/DiagnosticArray at 1 Hz, one status per replayed stream (`excap replay: <path>`:
+  messages published) and `excap replay` (recorded time, paused)
 - can/<ch>/decoded/<Msg>: sensor_msgs/JointState (name = signals, position = values in physical units,
-  NaN kept; frame_id <ch>) on <prefix>/can/<ch>/decoded/<Msg>
-- events: std_msgs/String, JSON {t_ns, stamp_ns, kind, detail}, on <prefix>/events (reliable)
+  NaN kept; frame_id <ch>) on <prefix>/can/<ch>/decoded/<Msg> (replay only)
+- events: std_msgs/String, JSON {t_ns, stamp_ns, kind, detail}, on <prefix>/events (reliable, transient local:
+  a subscriber that joins late still gets the events published so far)
 
 Raw CAN frames are not published (no CAN frame message ships with the ROS 2 wheels); replay them onto
 a bus with `--can`. Header stamps are the recorded t_ns, as UTC (t_ns + clock_offset_ns, default) or
-as the recorded monotonic time. With `clock=True`, /clock (rosgraph_msgs/Clock) carries the same
-time base, every 10 ms of recorded time, for nodes run with use_sim_time. The node (`excap_replay`)
-offers ~/pause and ~/resume (std_srvs/Trigger).
+as the recorded monotonic time. With `clock=True`, /clock (rosgraph_msgs/Clock) carries the recorded time being
+replayed, every 10 ms of recorded time on its own thread against absolute deadlines (`Late.SKIP`: no drift, no
+burst), for nodes run with use_sim_time. With `wait_subscriptions=N` the replay starts only once its publishers
+have N matched subscriptions in all (or fails after `wait_timeout_s`), so a subscriber already running gets every
+message from the first. The node (`excap_replay`) offers ~/pause and ~/resume (std_srvs/Trigger).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,42 +37,36 @@ prepare_ros_environment()
 
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, JointState, Joy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from excap.core.errors import EpisodeError  # noqa: E402
+from excap.core.errors import EpisodeError, ExcapError  # noqa: E402
+from excap.core.periodic import Late, Periodic  # noqa: E402
 from excap.episode.reader import EpisodeReader, parse_detail  # noqa: E402
 from excap.replay.timeline import Sample  # noqa: E402
-from excap.ros.convert import ns_to_stamp_fields  # noqa: E402
+from excap.ros import topics  # noqa: E402
+from excap.ros.convert import joints_from_signals, ns_to_stamp_fields  # noqa: E402
+from excap.schemas.machine_kinds import MACHINE_KINDS, JointSignal  # noqa: E402
 
 NODE_NAME = "excap_replay"
 STAMP_MODES = ("utc", "monotonic")
-CLOCK_PERIOD_NS = 10_000_000
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-_TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_/]+")
+EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+ACK_TIMEOUT_S = 2.0  # reliable messages still unacknowledged at the end get this long before the node goes
+WAIT_POLL_S = 0.02
+JOINT_PERIOD_NS = round(topics.JOINT_STATE_PERIOD_S * 1e9)
 
 
-def topic_for(path: str, prefix: str = "/excap") -> str | None:
+def topic_for(path: str, prefix: str = topics.DEFAULT_PREFIX) -> str | None:
     """The topic a stream is republished on, or None for streams not published (raw CAN)."""
-    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
-    parts = path.split("/")
-    if path == "control":
-        topic = f"{prefix}/commands"
-    elif path == "events":
-        topic = f"{prefix}/events"
-    elif parts[0] == "joystick":
-        topic = f"{prefix}/{path}"
-    elif parts[0] == "cameras":
-        topic = f"{prefix}/{path}/compressed"
-    elif parts[0] == "can" and len(parts) == 4 and parts[2] == "decoded":
-        topic = f"{prefix}/{path}"
-    else:
-        return None
-    return _TOPIC_UNSAFE.sub("_", topic)
+    topic = topics.for_stream(path, prefix)
+    return None if topic is None else topic.name
 
 
 def stamp_ns(t_ns: int, mode: str, clock_offset_ns: int) -> int:
@@ -87,23 +88,33 @@ def stamp_fields(t_ns: int, mode: str, clock_offset_ns: int) -> tuple[int, int]:
 class RosSink:
     """Publishes samples as ROS 2 messages from its own node, context and executor thread."""
 
-    def __init__(self, prefix: str = "/excap", stamps: str = "utc", clock: bool = False,
-                 reliable: bool = False) -> None:
+    def __init__(self, prefix: str = topics.DEFAULT_PREFIX, stamps: str = "utc", clock: bool = False,
+                 reliable: bool = False, wait_subscriptions: int = 0, wait_timeout_s: float = 10.0) -> None:
         if stamps not in STAMP_MODES:
             raise ValueError(f"stamps must be one of {', '.join(STAMP_MODES)}, not {stamps!r}")
         self.prefix = prefix
         self.stamps = stamps
         self.publish_clock = clock
         self.qos = RELIABLE if reliable else qos_profile_sensor_data
-        self.controller: Any = None  # an object with pause() / resume() (the Replay), for the services
+        self.wait_subscriptions = wait_subscriptions
+        self.wait_timeout_s = wait_timeout_s
+        self.controller: Any = None  # the Replay: pause() / resume() for the services, its scheduler for /clock
         self.published: dict[str, int] = {}
+        self.clock_published = 0
         self._offset_ns = 0
         self._topics: dict[str, str] = {}
         self._types: dict[str, type] = {}
         self._publishers: dict[str, Any] = {}
         self._clock_pub: Any = None
+        self._clock_thread: Periodic | None = None
+        self._joint_pub: Any = None
+        self._diagnostics_pub: Any = None
+        self._joints: tuple[JointSignal, ...] = ()
+        self._joint_messages: set[str] = set()
+        self._signals: dict[str, dict[str, float]] = {}
+        self._last_joint_ns: int | None = None
         self._build: dict[str, Callable[..., Any]] = {}
-        self._last_clock_ns: int | None = None
+        self._joint_paths: dict[str, tuple[str, list[str]]] = {}  # decoded stream -> (message, signals)
         self.context: Any = None
         self.node: Any = None
         self._executor: Any = None
@@ -111,6 +122,10 @@ class RosSink:
 
     def paths(self, reader: EpisodeReader) -> list[str]:
         self._offset_ns = int(reader.metadata.get("clock_offset_ns", 0))
+        kind = MACHINE_KINDS.get(str(reader.metadata.get("machine_kind", "")))
+        self._joints = kind.joints if kind is not None else ()
+        self._joint_messages = {name.partition(".")[0] for joint in self._joints
+                                for name in (joint.signal, joint.relative_to) if name}
         paths = []
         for info in reader.streams:
             topic = topic_for(info.path, self.prefix)
@@ -133,9 +148,11 @@ class RosSink:
                 self._build[info.path] = lambda s, c=camera: self._image(s, c)
             elif info.kind == "can_decoded":
                 signals = [c for c in info.columns if c not in ("t_ns", "source_address")]
-                channel = info.path.split("/")[1]
+                channel, message = info.path.split("/")[1], info.path.split("/")[3]
                 self._build[info.path] = lambda s, n=signals, c=channel: self._joint_state(
                     s, n, [s.row[k] for k in n], c)
+                if message in self._joint_messages:
+                    self._joint_paths[info.path] = (message, signals)
             elif info.kind == "events":
                 self._build[info.path] = self._event
         return paths
@@ -172,20 +189,53 @@ class RosSink:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(NODE_NAME, context=self.context)
         for path, topic in self._topics.items():
-            qos = RELIABLE if path == "events" else self.qos
+            qos = EVENTS_QOS if path == "events" else self.qos
             self._publishers[path] = self.node.create_publisher(self._types[path], topic, qos)
+        if self._joint_paths:
+            self._joint_pub = self.node.create_publisher(JointState, topics.joint_states(self.prefix).name, self.qos)
+        self._diagnostics_pub = self.node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
+        self.node.create_timer(topics.DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         if self.publish_clock:
-            self._clock_pub = self.node.create_publisher(Clock, "/clock", qos_profile_sensor_data)
+            self._clock_pub = self.node.create_publisher(Clock, topics.CLOCK, qos_profile_sensor_data)
         self.node.create_service(Trigger, "~/pause", self._srv_pause)
         self.node.create_service(Trigger, "~/resume", self._srv_resume)
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="replay-ros", daemon=True)
         self._thread.start()
+        if self.wait_subscriptions > 0:
+            try:
+                self._wait_for_subscriptions()
+            except BaseException:
+                self.close()  # the replay closes only the sinks that opened
+                raise
+        scheduler = getattr(self.controller, "scheduler", None)
+        if self._clock_pub is not None and scheduler is not None:
+            period_s = topics.CLOCK_PERIOD_NS / 1e9 / scheduler.rate
+            self._clock_thread = Periodic("replay-clock", period_s, lambda _i: self._publish_clock(scheduler),
+                                          late=Late.SKIP)
+            self._clock_thread.start()
 
-    def subscriber_count(self) -> int:
-        """The fewest subscribers any of the data topics has (0 until every topic has one)."""
-        return min((p.get_subscription_count() for p in self._publishers.values()), default=0)
+    def _all_publishers(self) -> list[Any]:
+        extra = [p for p in (self._joint_pub, self._diagnostics_pub, self._clock_pub) if p is not None]
+        return [*self._publishers.values(), *extra]
+
+    def subscriptions(self) -> int:
+        """Matched subscriptions summed over every topic this replay publishes (/clock and /diagnostics too)."""
+        return sum(p.get_subscription_count() for p in self._all_publishers())
+
+    def _wait_for_subscriptions(self) -> None:
+        """Block until `wait_subscriptions` subscriptions are matched; ExcapError after `wait_timeout_s`."""
+        scheduler = getattr(self.controller, "scheduler", None)
+        deadline = time.monotonic() + self.wait_timeout_s
+        stop = threading.Event()
+        while self.subscriptions() < self.wait_subscriptions:
+            if scheduler is not None and scheduler.stopped:
+                return
+            if time.monotonic() >= deadline:
+                raise ExcapError(f"--wait-subscribers {self.wait_subscriptions}: only {self.subscriptions()} "
+                                 f"subscriptions to the replay's topics after {self.wait_timeout_s:g} s")
+            stop.wait(WAIT_POLL_S)
 
     def _spin(self) -> None:
         while self.context.ok():
@@ -200,12 +250,47 @@ class RosSink:
             return
         publisher.publish(self._build[sample.path](sample))
         self.published[sample.path] = self.published.get(sample.path, 0) + 1
-        if self._clock_pub is not None and (self._last_clock_ns is None
-                                            or sample.t_ns - self._last_clock_ns >= CLOCK_PERIOD_NS):
-            self._last_clock_ns = sample.t_ns
-            clock = Clock()
-            clock.clock.sec, clock.clock.nanosec = stamp_fields(sample.t_ns, self.stamps, self._offset_ns)
-            self._clock_pub.publish(clock)
+        joint = self._joint_paths.get(sample.path)
+        if joint is not None:
+            self._update_joints(sample, *joint)
+
+    def _update_joints(self, sample: Sample, message: str, signals: list[str]) -> None:
+        """The machine's joints from the latest decoded messages, at most every 20 ms of recorded time."""
+        self._signals[message] = {name: float(sample.row[name]) for name in signals}
+        if self._last_joint_ns is not None and sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
+            return
+        names, positions = joints_from_signals(self._signals, self._joints)
+        if not names:
+            return
+        self._last_joint_ns = sample.t_ns
+        self._joint_pub.publish(self._header(JointState(name=names, position=positions), sample, ""))
+        self.published["joint_states"] = self.published.get("joint_states", 0) + 1
+
+    def _publish_clock(self, scheduler: Any) -> None:
+        t_ns = scheduler.recorded_now_ns()
+        if t_ns is None or self.context is None or not self.context.ok():
+            return
+        clock = Clock()
+        clock.clock.sec, clock.clock.nanosec = stamp_fields(t_ns, self.stamps, self._offset_ns)
+        self._clock_pub.publish(clock)
+        self.clock_published += 1
+
+    def _publish_diagnostics(self) -> None:
+        scheduler = getattr(self.controller, "scheduler", None)
+        position = None if scheduler is None else scheduler.recorded_now_ns()
+        paused = scheduler is not None and scheduler.paused
+        statuses = [DiagnosticStatus(level=DiagnosticStatus.OK, name="excap replay", hardware_id=NODE_NAME,
+                                     message="paused" if paused else "replaying",
+                                     values=[KeyValue(key="recorded_t_ns", value=str(position)),
+                                             KeyValue(key="clock_published", value=str(self.clock_published))])]
+        for path in self._topics:
+            statuses.append(DiagnosticStatus(level=DiagnosticStatus.OK, name=f"excap replay: {path}",
+                                             hardware_id=NODE_NAME, message=self._topics[path],
+                                             values=[KeyValue(key="published", value=str(self.published.get(path,
+                                                                                                             0)))]))
+        msg = DiagnosticArray(status=statuses)
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(msg)
 
     def pause(self) -> None:
         pass
@@ -232,6 +317,11 @@ class RosSink:
     def close(self) -> None:
         if self.context is None:
             return
+        if self._clock_thread is not None:
+            self._clock_thread.stop(2)
+        for publisher in self._all_publishers():  # let reliable subscribers take what is still in flight
+            if publisher.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
+                publisher.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S))
         if self.node is not None:
             self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)

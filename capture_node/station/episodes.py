@@ -20,6 +20,7 @@ from excap.episode.reader import EpisodeReader
 
 RECENT = 5
 SUFFIXES = (".h5", ".hdf5")
+REVIEW_SUFFIX = ".mp4"  # `excap render EPISODE.h5 --out EPISODE.mp4`: the review video beside its episode
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class RecentEpisode:
     label: str  # the latest label's outcome, "" if none
     effective_outcome: str
     problem: str = ""
+    review_video: str = ""  # the file name of the episode's review video beside it, if there is one
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,7 +72,14 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def review_video(path: Path) -> Path | None:
+    """The review video of an episode file (`<name>.mp4` beside it), if it has one."""
+    video = path.with_suffix(REVIEW_SUFFIX)
+    return video if video.is_file() else None
+
+
 def describe(path: Path) -> RecentEpisode:
+    video = review_video(path)
     try:
         with EpisodeReader(path) as reader:
             meta = reader.metadata
@@ -78,7 +87,8 @@ def describe(path: Path) -> RecentEpisode:
             outcome = _text(meta.get("outcome", ""))
             return RecentEpisode(_text(meta.get("episode_id", path.stem)), path.name,
                                  _text(meta.get("started_at", "")), float(meta.get("duration_s", 0.0) or 0.0),
-                                 outcome, label.outcome if label else "", label.outcome if label else outcome)
+                                 outcome, label.outcome if label else "", label.outcome if label else outcome,
+                                 review_video=video.name if video else "")
     except (EpisodeError, OSError, ValueError) as exc:
         return RecentEpisode(path.stem, path.name, "", 0.0, "", "", "", problem=str(exc))
 
@@ -116,4 +126,4 @@ def label_by_id(out_dir: Path, episode_id: str, outcome: str, by: str, source: s
     return path, label_episode(path, outcome, by=by, source=source)
 
 
-__all__ = ["EpisodeNotFound", "RecentEpisode", "find_episode", "label_by_id", "recent_episodes"]
+__all__ = ["EpisodeNotFound", "RecentEpisode", "find_episode", "label_by_id", "recent_episodes", "review_video"]

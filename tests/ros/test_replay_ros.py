@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 TIMEOUT = 25.0
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 END_S = 2.5
-TOPICS = {"/excap/joystick/operator": Joy, "/excap/commands": JointState, "/excap/cameras/side/compressed":
+TOPICS = {"/excap/joy/operator": Joy, "/excap/commands": JointState, "/excap/cameras/side/compressed":
           CompressedImage, "/excap/can/can0/decoded/EEC1": JointState, "/excap/events": String, "/clock": Clock}
 
 
@@ -156,7 +156,7 @@ def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, 
             values = dict(zip(msg.name, msg.position, strict=True))
             assert values["EngSpeed"] == row["EngSpeed"] and msg.header.frame_id == "can0"
 
-        check("joystick/operator", "/excap/joystick/operator", joy)
+        check("joystick/operator", "/excap/joy/operator", joy)
         check("control", "/excap/commands", commands)
         check("cameras/side", "/excap/cameras/side/compressed", image)
         check("can/can0/decoded/EEC1", "/excap/can/can0/decoded/EEC1", engine)

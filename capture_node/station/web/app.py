@@ -21,7 +21,7 @@ from importlib import resources
 from typing import Any
 
 from fastapi import Body, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from excap.core.errors import ConfigError, ExcapError
 from excap.people.certification import policy_of
@@ -158,9 +158,21 @@ def create_app(station: Station) -> FastAPI:
 def add_episode_routes(app: FastAPI, station: Station) -> None:
     """`GET /api/episodes/recent` the last episodes of the station's folder (id, file, start, duration, recorded
     outcome, label); `POST /api/label {"episode": id, "outcome": "success"|"failure"}` labels one of them, by the
-    session's operator from the station page (400 bad outcome, 404 no such episode)."""
+    session's operator from the station page (400 bad outcome, 404 no such episode); `GET
+    /api/episodes/{id}/review.mp4` an episode's review video (`<file>.mp4` beside it), with HTTP Range for the
+    page's `<video>` (404 when it has none)."""
     from excap.episode.labels import LABEL_OUTCOMES
-    from excap.station.episodes import EpisodeNotFound, label_by_id, recent_episodes
+    from excap.station.episodes import EpisodeNotFound, find_episode, label_by_id, recent_episodes, review_video
+
+    @app.get("/api/episodes/{episode_id}/review.mp4")
+    def review(episode_id: str) -> FileResponse:
+        try:
+            video = review_video(find_episode(station.runtime.config.out_dir, episode_id))
+        except EpisodeNotFound as exc:
+            raise HTTPException(404, str(exc)) from exc
+        if video is None:
+            raise HTTPException(404, f"episode {episode_id!r} has no review video (excap render)")
+        return FileResponse(video, media_type="video/mp4")
 
     @app.get("/api/episodes/recent")
     def recent() -> JSONResponse:

@@ -36,8 +36,34 @@
     return button;
   }
 
+  // the review video (`excap render EPISODE --out <file>.mp4`, H.264), played in place; streamed with HTTP Range
+  function reviewCell(episode) {
+    const cell = document.createElement("td");
+    if (!episode.review_video || episode.problem) return cell;
+    const video = document.createElement("video");
+    video.controls = true;
+    video.muted = true;
+    video.preload = "metadata";
+    video.className = "review-video";
+    video.dataset.episode = episode.episode_id;
+    video.src = `/api/episodes/${encodeURIComponent(episode.episode_id)}/review.mp4`;
+    cell.appendChild(video);
+    return cell;
+  }
+
+  // keep a playing video: the list is refreshed every few seconds
+  function sameRows(body, episodes) {
+    const shown = Array.from(body.querySelectorAll("tr")).map((row) => row.dataset.key);
+    return shown.length === episodes.length && episodes.every((e, i) => shown[i] === rowKey(e));
+  }
+
+  function rowKey(episode) {
+    return [episode.file, episode.effective_outcome, episode.label, episode.review_video].join("|");
+  }
+
   function episodeRow(episode) {
     const row = document.createElement("tr");
+    row.dataset.key = rowKey(episode);
     const started = (episode.started_at || "").replace("T", " ").slice(0, 19);
     const cells = [episode.file, started, `${Number(episode.duration_s || 0).toFixed(0)} s`,
       episode.problem ? "unreadable" : episode.effective_outcome + (episode.label ? " (labelled)" : "")];
@@ -49,6 +75,7 @@
     const actions = document.createElement("td");
     if (!episode.problem) ["success", "failure"].forEach((o) => actions.appendChild(labelButton(episode, o)));
     row.appendChild(actions);
+    row.appendChild(reviewCell(episode));
     return row;
   }
 
@@ -56,6 +83,7 @@
     const result = await send("/api/episodes/recent");
     if (!result.ok) return;
     const body = byId("recent-episodes").querySelector("tbody");
+    if (sameRows(body, result.data.episodes)) return;
     body.replaceChildren(...result.data.episodes.map(episodeRow));
   }
 
