@@ -1,0 +1,100 @@
+"""An episode read for conversion: stream by stream in blocks of rows (bounded memory), log times in UTC, and the
+machine's joint angles over time from its decoded CAN signals.
+
+Every sample keeps its own time: an episode's `t_ns` (host CLOCK_MONOTONIC) plus the root attribute
+`clock_offset_ns` is its UTC time in nanoseconds, the log time of a converted message. Nothing is resampled; the
+joint poses (derived, not recorded) are given at every time one of the joints' CAN messages was recorded, each
+joint at its latest value by then.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from excap.episode.reader import EpisodeReader, Stream
+from excap.schemas.machine_kinds import MACHINE_KINDS
+
+BLOCK_ROWS = 2048  # rows read at a time: a block of camera frames is about 100 MB at most (50 KB JPEGs)
+CAMERA_BLOCK_ROWS = 64
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows [begin, begin + len) of one stream: column name -> values, plus UTC log times."""
+
+    begin: int
+    columns: dict[str, Any]
+    log_time_ns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.log_time_ns)
+
+
+def clock_offset_ns(reader: EpisodeReader) -> int:
+    value = reader.metadata.get("clock_offset_ns", 0)
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def blocks(stream: Stream, columns: Sequence[str], offset_ns: int, block_rows: int = BLOCK_ROWS) -> Iterator[Block]:
+    """The rows of `stream` in blocks of at most `block_rows`: the given columns (JPEG frames as uint8 arrays,
+    text as str) and log times t_ns + offset_ns."""
+    count = len(stream)
+    for begin in range(0, count, block_rows):
+        end = min(begin + block_rows, count)
+        values = {name: stream.block(name, begin, end) for name in columns}
+        t_ns = values["t_ns"] if "t_ns" in values else stream.block("t_ns", begin, end)
+        yield Block(begin, values, np.asarray(t_ns, dtype=np.int64) + offset_ns)
+
+
+@dataclass(frozen=True)
+class JointTimeline:
+    """The machine's joint angles (rad) at every time one of its joints' messages has a row."""
+
+    names: tuple[str, ...]
+    t_ns: np.ndarray  # episode clock, increasing, unique
+    angles: np.ndarray  # (len(t_ns), len(names)), NaN where a joint had no value yet
+
+    def __len__(self) -> int:
+        return len(self.t_ns)
+
+
+def _latest(stream: Stream, column: str, at_ns: np.ndarray) -> np.ndarray:
+    """The latest value of `column` at or before each time (NaN before the stream's first row)."""
+    index = stream.indices_at(at_ns)
+    values = np.asarray(stream.column(column), dtype=np.float64)
+    out = np.full(len(at_ns), np.nan)
+    seen = index >= 0
+    out[seen] = values[index[seen]]
+    return out
+
+
+def _signal_stream(reader: EpisodeReader, name: str) -> tuple[Stream, str] | None:
+    return reader.signal(name) if reader.has_signal(name) else None
+
+
+def joint_timeline(reader: EpisodeReader) -> JointTimeline:
+    """The joints of the episode's machine kind (excap.schemas.machine_kinds) decoded from its CAN signals; empty for
+    a kind without joints or an episode without those signals."""
+    kind = MACHINE_KINDS.get(str(reader.metadata.get("machine_kind", "")))
+    if kind is None:
+        return JointTimeline((), np.zeros(0, np.int64), np.zeros((0, 0)))
+    wanted = {name for joint in kind.joints for name in (joint.signal, joint.relative_to) if name}
+    sources = {name: found for name in sorted(wanted) if (found := _signal_stream(reader, name)) is not None}
+    joints = [j for j in kind.joints if j.signal in sources and (not j.relative_to or j.relative_to in sources)]
+    if not joints:
+        return JointTimeline((), np.zeros(0, np.int64), np.zeros((0, 0)))
+    streams = {id(stream): stream for stream, _ in sources.values()}
+    t_ns = np.unique(np.concatenate([stream.t_ns for stream in streams.values()]))
+    degrees = {name: _latest(stream, column, t_ns) for name, (stream, column) in sources.items()}
+    angles = np.empty((len(t_ns), len(joints)))
+    for i, joint in enumerate(joints):
+        value = degrees[joint.signal]
+        if joint.relative_to:
+            value = (value - degrees[joint.relative_to] + 180.0) % 360.0 - 180.0
+        angles[:, i] = np.radians(value)
+    return JointTimeline(tuple(j.name for j in joints), t_ns, angles)
+
+
+__all__ = ["BLOCK_ROWS", "CAMERA_BLOCK_ROWS", "Block", "JointTimeline", "blocks", "clock_offset_ns", "joint_timeline"]
