@@ -106,6 +106,7 @@ setup(
             "cryptography>=42",
             "colcon-common-extensions>=0.3",
             "rosbags>=0.10",  # an independent reader of the ROS 2 bags excap convert writes
+            "mcap-protobuf-support>=0.5",  # decodes the Foxglove (protobuf) messages of excap convert in tests
         ],
         # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)
         "ros": [
