@@ -28,6 +28,9 @@ CASES = [  # (hidden modules, arguments, command as named in the error, extra)
     (("matplotlib",), ["plot", "{episode}", "--out", "{out}.png"], "plot", "review"),
     (("asammdf",), ["can", "import", "{dir}/log.mf4", "--out", "{out}.h5"], "can import", "mf4"),
     (("asammdf",), ["can", "export", "{episode}", "--out", "{out}.MF4"], "can export", "mf4"),
+    (("foxglove",), ["convert", "{episode}", "--to", "mcap", "--out", "{out}.mcap"], "convert", "viewers"),
+    (("mcap_ros2",), ["convert", "{dir}/bag.mcap", "--to", "episode", "--map", "{dir}/map.yaml"], "convert",
+     "viewers"),
     (("rclpy",), ["node", "--sim", "--out", "{dir}"], "node", "ros"),
     (("rclpy",), ["replay", "{episode}", "--ros"], "replay --ros", "ros"),
 ]
@@ -92,7 +95,8 @@ def test_all_has_every_extra_but_ros_and_dev_pulls_them() -> None:
     def names(extra: str) -> set[str]:
         return {r.name.lower() for r in _requirements() if r.marker is not None and r.marker.evaluate({"extra": extra})}
 
-    assert names("all") == names("exports") | names("delivery") | names("mf4") | names("review") | names("fleet")
+    assert names("all") == (names("exports") | names("delivery") | names("mf4") | names("review") | names("fleet")
+                            | names("viewers"))
     assert not names("all") & names("ros")
     dev_self = [r for r in _requirements() if r.name == "excap" and r.marker.evaluate({"extra": "dev"})]
-    assert [sorted(r.extras) for r in dev_self] == [["delivery", "exports", "fleet", "mf4", "review"]]
+    assert [sorted(r.extras) for r in dev_self] == [["delivery", "exports", "fleet", "mf4", "review", "viewers"]]
