@@ -25,6 +25,8 @@ def add_convert_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
                         help="--to episode: which bag topic is which stream (docs/mcap.md)")
     parser.add_argument("--out", type=Path, default=None,
                         help="the file to write (default: the source's name with .mcap or .h5 beside it)")
+    parser.add_argument("--layout", type=Path, default=None, metavar="LAYOUT.json",
+                        help="--profile foxglove: also write a Foxglove layout of the episode's streams")
     parser.add_argument("--json", action="store_true", help="print the messages per topic as JSON")
     return parser
 
@@ -34,6 +36,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.to == "mcap":
         if args.map is not None:
             raise ExcapError("--map is for --to episode")
+        if args.layout is not None and (args.profile != "foxglove" or args.layout.exists()):
+            raise ExcapError(f"{args.layout}: already exists, not overwriting" if args.profile == "foxglove"
+                             else "--layout is for --profile foxglove")
         out = args.out or args.source.with_name(f"{args.source.stem}.{args.profile}.mcap")
         if out.exists():
             raise ExcapError(f"{out}: already exists, not overwriting")
@@ -44,6 +49,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         report = convert(args.source, out)
         elapsed = time.perf_counter() - started
+        if args.layout is not None:
+            from excap.convert.foxglove_layout import write_layout
+
+            write_layout(args.source, args.layout)
         if args.json:
             print(json.dumps({"path": str(out), "messages": report.messages, "duration_s": report.duration_s,
                               "seconds": round(elapsed, 3)}, indent=2))

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from excap.convert.episode_source import joint_timeline
+from excap.convert.foxglove_layout import write_layout
 from excap.convert.mcap_foxglove import episode_to_foxglove_mcap
 from excap.core.errors import ExcapError
 from excap.episode.reader import EpisodeReader
+from excap.schemas import schema_file
 from tests.support import mcap_files
 from tests.support.commands import excap_command
 
@@ -133,3 +135,45 @@ def test_a_damaged_episode_is_one_error_and_leaves_no_file(tmp_path: Path) -> No
     with pytest.raises(ExcapError, match="not an HDF5 file"):
         episode_to_foxglove_mcap(bad, tmp_path / "bad.mcap")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5"]
+
+
+def layout_references(node: object) -> tuple[set[str], set[str]]:
+    """(topics of image and log panels, plot paths) anywhere in a layout document."""
+    topics: set[str] = set()
+    paths: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("imageTopic", "topicToRender"):
+                topics.add(value)
+            elif key == "value" and isinstance(value, str):
+                paths.add(value)
+            else:
+                more_topics, more_paths = layout_references(value)
+                topics |= more_topics
+                paths |= more_paths
+    elif isinstance(node, list):
+        for value in node:
+            more_topics, more_paths = layout_references(value)
+            topics |= more_topics
+            paths |= more_paths
+    return topics, paths
+
+
+def test_the_layout_in_the_repository_opens_the_converted_file(sim_episode: Path, foxglove_file: Path,
+                                                              tmp_path: Path) -> None:
+    shipped = json.loads(schema_file("foxglove/excap-excavator-layout.json").read_text())
+    out = tmp_path / "layout.json"
+    write_layout(sim_episode, out)
+    assert json.loads(out.read_text()) == shipped  # the shipped layout is the one of a simulated excavator episode
+    topics, paths = layout_references(shipped)
+    summary = mcap_files.summary(foxglove_file)
+    schemas = {c.topic: summary.schemas[c.schema_id] for c in summary.channels.values()}
+    assert topics == {"/cameras/side", "/cameras/top", "/events"} and topics <= set(schemas)
+    assert len(paths) >= 15
+    for path in paths:  # /topic.field or /topic.axes.name: the topic exists and its JSON schema has the field
+        topic, _, field = path.partition(".")
+        properties = json.loads(schemas[topic].data)["properties"]
+        first, _, rest = field.partition(".")
+        assert first in properties, path
+        assert not rest or rest in properties[first]["properties"], path
+    assert "/can/can0/decoded/BoomSSI2.PitchAngleExRange" in paths and "/control.boom" in paths
