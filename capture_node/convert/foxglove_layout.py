@@ -8,7 +8,7 @@ of the two simulated machines. Foxglove imports one with "Import from file..." i
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import foxglove.layouts as fl
@@ -29,7 +29,7 @@ def signal_path(signal: str, channel: str = "can0") -> tuple[str, str]:
     return f"/can/{channel}/decoded/{message}.{name}", signal
 
 
-def excap_layout(kind: str, cameras: Sequence[str], joysticks: dict[str, Sequence[str]],
+def excap_layout(kind: str, cameras: Sequence[str], joysticks: Mapping[str, Sequence[str]],
                  functions: Sequence[str], can_channel: str = "can0") -> fl.Layout:
     """The layout of an episode of machine `kind` with these cameras, joysticks (name -> axis names) and functions."""
     images = [fl.SplitItem(content=fl.ImagePanel(title=name, config=fl.ImageConfig(
