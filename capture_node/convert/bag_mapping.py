@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from excap.convert.can_logs import check_metadata
 from excap.core.errors import ConfigError
 from excap.core.yaml_files import load_yaml
 
@@ -74,7 +75,7 @@ def parse_mapping(data: Any, source: Path) -> BagMapping:
     """A mapping document checked key by key; ConfigError `source: key: message` at the first mistake."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping with keys {', '.join(KEYS)}")
-    unknown = sorted(str(k) for k in data if k not in KEYS)
+    unknown = sorted(str(k) if str(k).isprintable() else repr(k) for k in data if k not in KEYS)
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown key (known: {', '.join(KEYS)})")
     profile = data.get("profile")
@@ -84,6 +85,10 @@ def parse_mapping(data: Any, source: Path) -> BagMapping:
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str | int | float)
                                                  for k, v in metadata.items()):
         raise ConfigError(f"{source}: metadata: expected a mapping of episode metadata keys to text")
+    try:
+        check_metadata({k: str(v) for k, v in metadata.items()})
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: metadata: {' '.join(str(exc).split())}") from None
     mapping = BagMapping(
         profile=profile,
         metadata={k: str(v) for k, v in metadata.items()},

@@ -132,6 +132,8 @@ def test_images_commands_and_can_signals(imported: Path) -> None:
     ("profile: excavator_20t\ncan: {can0: /a}\ncommands: /a\n", "commands: topic /a is already mapped by can.can0"),
     ("profile: excavator_20t\n", "maps no topic"),
     ("- a list\n", "expected a mapping"),
+    ("profile: excavator_20t\nmetadata: {colour: red}\njoysticks: {a: /j}\n",
+     "metadata: unknown episode metadata colour"),
 ])
 def test_mapping_mistakes_are_one_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "mapping.yaml"
