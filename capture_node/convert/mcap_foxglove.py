@@ -71,7 +71,16 @@ def number_texts(values: np.ndarray) -> list[str]:
         return ["true" if v else "false" for v in values.tolist()]
     if values.dtype.kind in "iu":
         return [str(v) for v in values.tolist()]
-    return [repr(v) if math.isfinite(v) else "null" for v in values.astype(np.float64).tolist()]
+    if not len(values):
+        return []
+    # the C JSON encoder writes floats as repr does, NaN and infinities as NaN / Infinity / -Infinity
+    texts = json.dumps(values.astype(np.float64).tolist())[1:-1].split(", ")
+    if not np.all(np.isfinite(values)):
+        texts = ["null" if text in _NOT_FINITE else text for text in texts]
+    return texts
+
+
+_NOT_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
 
 
 def object_template(fields: list[str]) -> str:
@@ -177,17 +186,22 @@ class FoxgloveWriter:
         if not len(timeline):
             return
         channel = FrameTransformsChannel("/tf", context=self.context)
+        translations: dict[tuple[float, float, float], Vector3] = {}
         for t_ns, angles in zip(timeline.t_ns.tolist(), timeline.angles.tolist(), strict=True):
             log_time = t_ns + self.offset
             stamp = timestamp(log_time)
             joints = {name: angle for name, angle in zip(timeline.names, angles, strict=True) if math.isfinite(angle)}
-            channel.log(FrameTransforms(transforms=[
-                FrameTransform(timestamp=stamp, parent_frame_id=pose.parent, child_frame_id=pose.child,
-                               translation=Vector3(x=pose.translation[0], y=pose.translation[1],
-                                                   z=pose.translation[2]),
-                               rotation=Quaternion(x=pose.rotation[0], y=pose.rotation[1], z=pose.rotation[2],
-                                                   w=pose.rotation[3]))
-                for pose in machine_poses(kind, joints)]), log_time=log_time)
+            transforms = []
+            for pose in machine_poses(kind, joints):
+                translation = translations.get(pose.translation)
+                if translation is None:
+                    x, y, z = pose.translation
+                    translation = translations[pose.translation] = Vector3(x=x, y=y, z=z)
+                x, y, z, w = pose.rotation
+                transforms.append(FrameTransform(timestamp=stamp, parent_frame_id=pose.parent,
+                                                 child_frame_id=pose.child, translation=translation,
+                                                 rotation=Quaternion(x=x, y=y, z=z, w=w)))
+            channel.log(FrameTransforms(transforms=transforms), log_time=log_time)
         self.report.count("/tf", len(timeline))
 
     def write_all(self) -> None:
