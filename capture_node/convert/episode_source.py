@@ -8,13 +8,13 @@ joint at its latest value by then.
 """
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from excap.episode.reader import EpisodeReader, Stream
-from excap.schemas.machine_kinds import MACHINE_KINDS
+from excap.schemas.machine_kinds import MACHINE_KINDS, JointSignal
 
 BLOCK_ROWS = 2048  # rows read at a time: a block of camera frames is about 100 MB at most (50 KB JPEGs)
 CAMERA_BLOCK_ROWS = 64
@@ -48,16 +48,45 @@ def blocks(stream: Stream, columns: Sequence[str], offset_ns: int, block_rows: i
         yield Block(begin, values, np.asarray(t_ns, dtype=np.int64) + offset_ns)
 
 
+JOINT_BLOCK = 65536  # joint poses computed at a time
+
+
+@dataclass(frozen=True)
+class _JointSource:
+    stream: Stream
+    column: str
+
+
 @dataclass(frozen=True)
 class JointTimeline:
-    """The machine's joint angles (rad) at every time one of its joints' messages has a row."""
+    """The machine's joint angles (rad) at every time one of its joints' messages has a row: the times are kept,
+    the angles are computed block by block (`blocks`), so an hour-long episode needs no hour of angles in memory."""
 
     names: tuple[str, ...]
     t_ns: np.ndarray  # episode clock, increasing, unique
-    angles: np.ndarray  # (len(t_ns), len(names)), NaN where a joint had no value yet
+    joints: tuple[JointSignal, ...] = ()
+    sources: dict[str, _JointSource] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.t_ns)
+
+    def angles(self, begin: int, end: int) -> np.ndarray:
+        """(end - begin, len(names)) angles of times [begin, end); NaN where a joint had no value yet."""
+        at = self.t_ns[begin:end]
+        degrees = {name: _latest(source.stream, source.column, at) for name, source in self.sources.items()}
+        angles = np.empty((len(at), len(self.joints)))
+        for i, joint in enumerate(self.joints):
+            value = degrees[joint.signal]
+            if joint.relative_to:
+                value = (value - degrees[joint.relative_to] + 180.0) % 360.0 - 180.0
+            angles[:, i] = np.radians(value)
+        return angles
+
+    def blocks(self, size: int = JOINT_BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(times, angles) in blocks of at most `size` times."""
+        for begin in range(0, len(self.t_ns), size):
+            end = min(begin + size, len(self.t_ns))
+            yield self.t_ns[begin:end], self.angles(begin, end)
 
 
 def _latest(stream: Stream, column: str, at_ns: np.ndarray) -> np.ndarray:
@@ -70,31 +99,21 @@ def _latest(stream: Stream, column: str, at_ns: np.ndarray) -> np.ndarray:
     return out
 
 
-def _signal_stream(reader: EpisodeReader, name: str) -> tuple[Stream, str] | None:
-    return reader.signal(name) if reader.has_signal(name) else None
-
-
 def joint_timeline(reader: EpisodeReader) -> JointTimeline:
     """The joints of the episode's machine kind (excap.schemas.machine_kinds) decoded from its CAN signals; empty for
     a kind without joints or an episode without those signals."""
+    empty = JointTimeline((), np.zeros(0, np.int64))
     kind = MACHINE_KINDS.get(str(reader.metadata.get("machine_kind", "")))
     if kind is None:
-        return JointTimeline((), np.zeros(0, np.int64), np.zeros((0, 0)))
+        return empty
     wanted = {name for joint in kind.joints for name in (joint.signal, joint.relative_to) if name}
-    sources = {name: found for name in sorted(wanted) if (found := _signal_stream(reader, name)) is not None}
-    joints = [j for j in kind.joints if j.signal in sources and (not j.relative_to or j.relative_to in sources)]
+    sources = {name: _JointSource(*reader.signal(name)) for name in sorted(wanted) if reader.has_signal(name)}
+    joints = tuple(j for j in kind.joints if j.signal in sources and (not j.relative_to or j.relative_to in sources))
     if not joints:
-        return JointTimeline((), np.zeros(0, np.int64), np.zeros((0, 0)))
-    streams = {id(stream): stream for stream, _ in sources.values()}
+        return empty
+    streams = {source.stream.path: source.stream for source in sources.values()}
     t_ns = np.unique(np.concatenate([stream.t_ns for stream in streams.values()]))
-    degrees = {name: _latest(stream, column, t_ns) for name, (stream, column) in sources.items()}
-    angles = np.empty((len(t_ns), len(joints)))
-    for i, joint in enumerate(joints):
-        value = degrees[joint.signal]
-        if joint.relative_to:
-            value = (value - degrees[joint.relative_to] + 180.0) % 360.0 - 180.0
-        angles[:, i] = np.radians(value)
-    return JointTimeline(tuple(j.name for j in joints), t_ns, angles)
+    return JointTimeline(tuple(j.name for j in joints), t_ns, joints, sources)
 
 
 __all__ = ["BLOCK_ROWS", "CAMERA_BLOCK_ROWS", "Block", "JointTimeline", "blocks", "clock_offset_ns", "joint_timeline"]

@@ -187,7 +187,8 @@ class FoxgloveWriter:
             return
         channel = FrameTransformsChannel("/tf", context=self.context)
         translations: dict[tuple[float, float, float], Vector3] = {}
-        for t_ns, angles in zip(timeline.t_ns.tolist(), timeline.angles.tolist(), strict=True):
+        for t_ns, angles in ((t, a) for times, block in timeline.blocks()
+                             for t, a in zip(times.tolist(), block.tolist(), strict=True)):
             log_time = t_ns + self.offset
             stamp = timestamp(log_time)
             joints = {name: angle for name, angle in zip(timeline.names, angles, strict=True) if math.isfinite(angle)}

@@ -160,7 +160,8 @@ class Ros2BagWriter:
         topic = f"{PREFIX}/joint_states"
         channel = self._channel(topic, JOINT_STATE)
         names = [name.encode() for name in timeline.names]
-        for sequence, (t_ns, angles) in enumerate(zip(timeline.t_ns.tolist(), timeline.angles, strict=True)):
+        for sequence, (t_ns, angles) in enumerate((t, a) for times, block in timeline.blocks()
+                                                  for t, a in zip(times.tolist(), block, strict=True)):
             log_time = t_ns + self.offset
             known = [i for i, angle in enumerate(angles.tolist()) if math.isfinite(angle)]
             self._add(channel, log_time, cdr.joint_state(log_time, b"base_link", [names[i] for i in known],

@@ -106,13 +106,16 @@ def test_events_are_logs_and_joints_are_transforms(sim_episode: Path, foxglove_f
     with EpisodeReader(sim_episode) as reader:
         kinds = [event.kind for event in reader.events()]
         timeline = joint_timeline(reader)
+        whole = timeline.angles(0, len(timeline))
+        blocks = np.concatenate([angles for _, angles in timeline.blocks(size=7)])
     logs = [log for _, log in mcap_files.decoded_protobuf(foxglove_file, ["/events"])]
     assert [log.message.split(":")[0] for log in logs] == kinds
     transforms = [tf for _, tf in mcap_files.decoded_protobuf(foxglove_file, ["/tf"])]
     last = transforms[-1].transforms
     assert [(t.parent_frame_id, t.child_frame_id) for t in last] == [
         ("base_link", "upper"), ("upper", "boom"), ("boom", "arm"), ("arm", "bucket")]
-    boom = dict(zip(timeline.names, timeline.angles[-1].tolist(), strict=True))["boom"]
+    assert np.array_equal(whole, blocks, equal_nan=True)  # computed block by block, the same angles
+    boom = dict(zip(timeline.names, whole[-1].tolist(), strict=True))["boom"]
     rotation = next(t.rotation for t in last if t.child_frame_id == "boom")
     assert math.isclose(-2 * math.atan2(rotation.y, rotation.w), boom, abs_tol=1e-9)
 
