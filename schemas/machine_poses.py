@@ -19,28 +19,36 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from excap.schemas.machine_kinds import MACHINE_KINDS
 
 ROOT_FRAME = "base_link"
 
 
+Angle = float | np.ndarray
+"""One angle (rad), or one per time: the functions here work on either, element by element."""
+Quaternion = tuple[Angle, Angle, Angle, Angle]
+
+
 @dataclass(frozen=True)
 class FramePose:
-    """The pose of `child` in `parent`: translation (m) and rotation as a unit quaternion (x, y, z, w)."""
+    """The pose of `child` in `parent`: translation (m) and rotation as a unit quaternion (x, y, z, w); with joint
+    angles given as arrays, each rotation component is an array (or a constant) over the times."""
 
     parent: str
     child: str
     translation: tuple[float, float, float]
-    rotation: tuple[float, float, float, float]
+    rotation: Quaternion
 
 
-def about_z(angle: float) -> tuple[float, float, float, float]:
-    return 0.0, 0.0, math.sin(angle / 2), math.cos(angle / 2)
+def about_z(angle: Angle) -> Quaternion:
+    return 0.0, 0.0, np.sin(angle / 2), np.cos(angle / 2)
 
 
-def pitch_up(angle: float) -> tuple[float, float, float, float]:
+def pitch_up(angle: Angle) -> Quaternion:
     """A rotation raising the x axis by `angle` (rad) towards z: -angle about y."""
-    return 0.0, math.sin(-angle / 2), 0.0, math.cos(-angle / 2)
+    return 0.0, np.sin(-angle / 2), 0.0, np.cos(-angle / 2)
 
 
 # Link geometry (m): the simulated excavator's boom foot, boom, arm; the loader's arm pivot and arm.
@@ -74,7 +82,7 @@ def joint_angles(kind: str, signals: Mapping[str, float]) -> dict[str, float]:
     return angles
 
 
-def excavator_poses(joints: Mapping[str, float]) -> list[FramePose]:
+def excavator_poses(joints: Mapping[str, Angle]) -> list[FramePose]:
     """swing, boom (boom pitch), arm (relative to the boom), bucket (relative to the arm); rad."""
     swing, boom = joints.get("swing", 0.0), joints.get("boom", 0.0)
     arm, bucket = joints.get("arm", 0.0), joints.get("bucket", 0.0)
@@ -86,7 +94,7 @@ def excavator_poses(joints: Mapping[str, float]) -> list[FramePose]:
     ]
 
 
-def wheel_loader_poses(joints: Mapping[str, float]) -> list[FramePose]:
+def wheel_loader_poses(joints: Mapping[str, Angle]) -> list[FramePose]:
     """articulation, lift (arm to horizontal), tilt (bucket floor to ground); rad."""
     articulation, lift, tilt = joints.get("articulation", 0.0), joints.get("lift", 0.0), joints.get("tilt", 0.0)
     return [
@@ -99,11 +107,11 @@ def wheel_loader_poses(joints: Mapping[str, float]) -> list[FramePose]:
 POSES = {"excavator": excavator_poses, "wheel_loader": wheel_loader_poses}
 
 
-def machine_poses(kind: str, joints: Mapping[str, float]) -> list[FramePose]:
+def machine_poses(kind: str, joints: Mapping[str, Angle]) -> list[FramePose]:
     """The link transforms of a machine `kind` from its joint angles (rad; a missing joint is 0); [] for a kind
     without a chain."""
     chain = POSES.get(kind)
     return chain(joints) if chain is not None else []
 
 
-__all__ = ["POSES", "ROOT_FRAME", "FramePose", "joint_angles", "machine_poses"]
+__all__ = ["POSES", "ROOT_FRAME", "Angle", "FramePose", "joint_angles", "machine_poses"]

@@ -10,30 +10,25 @@ indexes). Topics, with the schemas Foxglove's panels recognise (docs/mcap.md lis
 - `/can/<channel>/decoded/<Message>`: `excap.can.<Message>` (JSON): `source_address`, one number per signal (null
   for a missing value);
 - `/events`: `foxglove.Log` (protobuf): level, `kind: detail`;
-- `/tf`: `foxglove.FrameTransforms` (protobuf): the machine's link poses (excap.schemas.machine_poses) from its
+- `/tf`: `foxglove.FrameTransforms` (JSON): the machine's link poses (excap.schemas.machine_poses) from its
   joints' decoded CAN signals.
 
 Log time (and each message's timestamp) is the sample's t_ns plus the episode's clock_offset_ns: UTC.
 """
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import foxglove
 import numpy as np
-from foxglove.channels import CompressedImageChannel, FrameTransformsChannel, LogChannel
+from foxglove.channels import CompressedImageChannel, LogChannel
 from foxglove.messages import (
     CompressedImage,
-    FrameTransform,
-    FrameTransforms,
     Log,
     LogLevel,
-    Quaternion,
     Timestamp,
-    Vector3,
 )
 
 from excap.convert.episode_source import CAMERA_BLOCK_ROWS, blocks, clock_offset_ns, joint_timeline
@@ -49,7 +44,7 @@ from excap.convert.mcap_metadata import (
     writing,
 )
 from excap.episode.reader import EpisodeReader, Stream
-from excap.schemas.machine_poses import machine_poses
+from excap.schemas.machine_poses import FramePose, machine_poses
 
 
 def timestamp(t_ns: int) -> Timestamp:
@@ -59,6 +54,33 @@ def timestamp(t_ns: int) -> Timestamp:
 def json_schema(name: str, properties: dict[str, Any]) -> foxglove.Schema:
     schema = {"title": name, "type": "object", "properties": properties}
     return foxglove.Schema(name=name, encoding="jsonschema", data=json.dumps(schema, sort_keys=True).encode())
+
+
+FRAME_TRANSFORMS_SCHEMA = json_schema("foxglove.FrameTransforms", {"transforms": {"type": "array", "items": {
+    "type": "object", "properties": {
+        "timestamp": {"type": "object", "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}},
+        "parent_frame_id": {"type": "string"}, "child_frame_id": {"type": "string"},
+        "translation": {"type": "object", "properties": {axis: {"type": "number"} for axis in "xyz"}},
+        "rotation": {"type": "object", "properties": {axis: {"type": "number"} for axis in "xyzw"}}}}}})
+
+
+def transforms_template(poses: list[FramePose]) -> str:
+    """A foxglove.FrameTransforms message's JSON text with %s for the stamp (sec, nsec) and each rotation (x, y, z,
+    w); frames and translations filled in."""
+    items = []
+    for pose in poses:
+        x, y, z = (repr(float(v)) for v in pose.translation)
+        items.append('{"timestamp":{"sec":%s,"nsec":%s},' + f'"parent_frame_id":{json.dumps(pose.parent)},'
+                     f'"child_frame_id":{json.dumps(pose.child)},"translation":{{"x":{x},"y":{y},"z":{z}}},'
+                     '"rotation":{"x":%s,"y":%s,"z":%s,"w":%s}}')
+    return '{"transforms":[' + ",".join(items) + "]}"
+
+
+def raw_log(channel: foxglove.Channel) -> Any:
+    """The logging function of a channel's underlying SDK channel, for encoded messages: `log(data, log_time,
+    sink_id)`. `Channel.log` only converts a dict or text to bytes before calling it; millions of CAN rows skip
+    that wrapper."""
+    return channel.base.log
 
 
 NUMBER = {"type": "number"}
@@ -122,9 +144,9 @@ class FoxgloveWriter:
                                   for row, n in zip(values, lengths, strict=True)])
                 else:
                     texts.append(number_texts(values if f.index is None else values[:, f.index]))
-            log = channel.log
+            log = raw_log(channel)
             for log_time, row in zip(block.log_time_ns.tolist(), zip(*texts, strict=True), strict=True):
-                log((template % row).encode(), log_time=log_time)
+                log((template % row).encode(), log_time, None)
             self.report.count(topic, len(block))
 
     def control(self, stream: Stream) -> None:
@@ -181,28 +203,26 @@ class FoxgloveWriter:
         self.report.count("/events", len(events))
 
     def transforms(self) -> None:
+        """The machine's link poses as `foxglove.FrameTransforms` (JSON), computed for a block of times at once."""
         kind = str(self.reader.metadata.get("machine_kind", ""))
         timeline = joint_timeline(self.reader)
         if not len(timeline):
             return
-        channel = FrameTransformsChannel("/tf", context=self.context)
-        translations: dict[tuple[float, float, float], Vector3] = {}
-        for t_ns, angles in ((t, a) for times, block in timeline.blocks()
-                             for t, a in zip(times.tolist(), block.tolist(), strict=True)):
-            log_time = t_ns + self.offset
-            stamp = timestamp(log_time)
-            joints = {name: angle for name, angle in zip(timeline.names, angles, strict=True) if math.isfinite(angle)}
-            transforms = []
-            for pose in machine_poses(kind, joints):
-                translation = translations.get(pose.translation)
-                if translation is None:
-                    x, y, z = pose.translation
-                    translation = translations[pose.translation] = Vector3(x=x, y=y, z=z)
-                x, y, z, w = pose.rotation
-                transforms.append(FrameTransform(timestamp=stamp, parent_frame_id=pose.parent,
-                                                 child_frame_id=pose.child, translation=translation,
-                                                 rotation=Quaternion(x=x, y=y, z=z, w=w)))
-            channel.log(FrameTransforms(transforms=transforms), log_time=log_time)
+        channel = foxglove.Channel("/tf", schema=FRAME_TRANSFORMS_SCHEMA, message_encoding="json",
+                                   context=self.context)
+        log = raw_log(channel)
+        for times, angles in timeline.blocks():
+            joints = {name: np.nan_to_num(angles[:, i]) for i, name in enumerate(timeline.names)}
+            poses = machine_poses(kind, joints)
+            template = transforms_template(poses)
+            log_times = times + self.offset
+            stamp = [number_texts(log_times // 1_000_000_000), number_texts(log_times % 1_000_000_000)]
+            columns: list[list[str]] = []
+            for pose in poses:
+                columns += stamp + [number_texts(np.broadcast_to(np.asarray(c, np.float64), times.shape))
+                                    for c in pose.rotation]
+            for log_time, row in zip(log_times.tolist(), zip(*columns, strict=True), strict=True):
+                log((template % row).encode(), log_time, None)
         self.report.count("/tf", len(timeline))
 
     def write_all(self) -> None:

@@ -20,12 +20,14 @@ import json
 import math
 import struct
 from pathlib import Path
+from typing import Any
 
 import foxglove
 import foxglove.mcap
 
 from excap.convert import cdr
 from excap.convert.episode_source import CAMERA_BLOCK_ROWS, blocks, clock_offset_ns, joint_timeline
+from excap.convert.mcap_foxglove import raw_log
 from excap.convert.mcap_metadata import (
     EPISODE_RECORD,
     ERROR_EVENTS,
@@ -74,12 +76,13 @@ class Ros2BagWriter:
         self.reader, self.context, self.report = reader, context, report
         self.offset = clock_offset_ns(reader)
 
-    def _channel(self, topic: str, datatype: str) -> foxglove.Channel:
+    def _channel(self, topic: str, datatype: str) -> Any:
+        """The raw logging function of a new channel (excap.convert.mcap_foxglove.raw_log)."""
         schema = foxglove.Schema(name=datatype, encoding="ros2msg", data=DEFINITIONS[datatype].encode())
-        return foxglove.Channel(topic, schema=schema, message_encoding="cdr", context=self.context)
+        return raw_log(foxglove.Channel(topic, schema=schema, message_encoding="cdr", context=self.context))
 
-    def _add(self, channel: foxglove.Channel, log_time: int, data: bytes, sequence: int) -> None:
-        channel.log(data, log_time=log_time)
+    def _add(self, log: Any, log_time: int, data: bytes, sequence: int) -> None:
+        log(data, log_time, None)
 
     def _stamp_error(self, stream: Stream, row: int, exc: struct.error) -> ExcapError:
         return ExcapError(f"{stream.file}: /{stream.path} row {row}: a time does not fit a ROS 2 stamp ({exc})")

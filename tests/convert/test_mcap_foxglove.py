@@ -56,6 +56,7 @@ def test_schemas_are_the_ones_foxglove_panels_recognise(foxglove_file: Path) -> 
     assert {(schema_of[t].name, schema_of[t].encoding) for t in ("/cameras/side", "/cameras/top")} == {
         ("foxglove.CompressedImage", "protobuf")}
     assert (schema_of["/events"].name, schema_of["/tf"].name) == ("foxglove.Log", "foxglove.FrameTransforms")
+    assert schema_of["/tf"].encoding == "jsonschema"
     assert schema_of["/control"].name == "excap.Control" and schema_of["/control"].encoding == "jsonschema"
     assert schema_of["/can/can0/decoded/EEC1"].name == "excap.can.EEC1"
     control = json.loads(schema_of["/control"].data)
@@ -110,14 +111,17 @@ def test_events_are_logs_and_joints_are_transforms(sim_episode: Path, foxglove_f
         blocks = np.concatenate([angles for _, angles in timeline.blocks(size=7)])
     logs = [log for _, log in mcap_files.decoded_protobuf(foxglove_file, ["/events"])]
     assert [log.message.split(":")[0] for log in logs] == kinds
-    transforms = [tf for _, tf in mcap_files.decoded_protobuf(foxglove_file, ["/tf"])]
-    last = transforms[-1].transforms
-    assert [(t.parent_frame_id, t.child_frame_id) for t in last] == [
+    transforms = [(m.log_time, json.loads(m.data)) for _, _, m in mcap_files.messages(foxglove_file, ["/tf"])]
+    log_time, message = transforms[-1]
+    last = message["transforms"]
+    assert [(t["parent_frame_id"], t["child_frame_id"]) for t in last] == [
         ("base_link", "upper"), ("upper", "boom"), ("boom", "arm"), ("arm", "bucket")]
+    assert {t["timestamp"]["sec"] * 1_000_000_000 + t["timestamp"]["nsec"] for t in last} == {log_time}
+    assert last[1]["translation"] == {"x": 0.6, "y": 0.0, "z": 1.0}
     assert np.array_equal(whole, blocks, equal_nan=True)  # computed block by block, the same angles
     boom = dict(zip(timeline.names, whole[-1].tolist(), strict=True))["boom"]
-    rotation = next(t.rotation for t in last if t.child_frame_id == "boom")
-    assert math.isclose(-2 * math.atan2(rotation.y, rotation.w), boom, abs_tol=1e-9)
+    rotation = next(t["rotation"] for t in last if t["child_frame_id"] == "boom")
+    assert math.isclose(-2 * math.atan2(rotation["y"], rotation["w"]), boom, abs_tol=1e-9)
 
 
 def test_cli_writes_the_file_and_refuses_to_overwrite(sim_episode: Path, tmp_path: Path) -> None:
