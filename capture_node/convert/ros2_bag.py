@@ -18,7 +18,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from mcap.exceptions import McapError
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
 
@@ -68,6 +67,10 @@ class BagImportReport:
         if self.skipped:
             text += "".join(f"; skipped {n} {reason}" for reason, n in sorted(self.skipped.items()))
         return text
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:300]
 
 
 def stamp_ns(stamp: Any) -> int:
@@ -324,8 +327,10 @@ def bag_to_episode(bag: Path, mapping_file: Path, out: Path) -> BagImportReport:
         with bag.open("rb") as handle:
             try:
                 types, recorded, streams = _bag_summary(bag, handle)
-            except (McapError, ValueError, EOFError, KeyError) as exc:
-                raise ExcapError(f"{bag}: not a readable MCAP file ({' '.join(str(exc).split())})") from exc
+            except ExcapError:
+                raise
+            except Exception as exc:  # the mcap reader raises many kinds of errors on a damaged file
+                raise ExcapError(f"{bag}: not a readable MCAP file ({_one_line(exc)})") from exc
             topics = mapping.topics()
             for topic, (kind, _) in topics.items():
                 if topic in types and types[topic] not in EXPECTED_TYPES[kind]:
@@ -344,8 +349,10 @@ def bag_to_episode(bag: Path, mapping_file: Path, out: Path) -> BagImportReport:
                     for topic, schema, log_time, msg in _messages(bag, handle, present):
                         kind, name = topics[topic]
                         job.take(topic, kind, name, schema, log_time, msg)
-                except (McapError, ValueError, EOFError, KeyError) as exc:
-                    raise ExcapError(f"{bag}: cannot read its messages ({' '.join(str(exc).split())})") from exc
+                except ExcapError:
+                    raise
+                except Exception as exc:  # damaged chunks, undecodable CDR, fields of unexpected types
+                    raise ExcapError(f"{bag}: cannot read its messages ({_one_line(exc)})") from exc
                 job.finish()
                 _finish_episode(bag, mapping, writer, job, recorded)
         publish_atomically(partial, out)

@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from mcap_ros2.writer import Writer
 
 from excap.convert.bag_mapping import load_mapping
@@ -19,6 +21,7 @@ from excap.drivers.can.j1939 import J1939Id
 from excap.episode.reader import EpisodeReader
 from excap.episode.validation import validate_episode
 from tests.support.commands import excap_command
+from tests.support.fuzzing import fuzz_settings, tried
 
 START_NS = 1_790_000_000_000_000_000  # 2026-09-21, UTC
 STEPS = 40  # 20 Hz for 2 s
@@ -179,3 +182,27 @@ def test_cli_lists_unmapped_topics_and_refuses_bad_input(robot_bag: RobotBag, tm
     assert refused.returncode == 2
     assert refused.stderr == f"excap: error: {bad}: metadata: expected a mapping of episode metadata keys to text\n"
     assert not (tmp_path / "x.h5").exists()
+
+
+@fuzz_settings(40)
+@given(cuts=st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 255)), min_size=1, max_size=6),
+       truncate=st.booleans())
+def test_damaged_bags_are_one_error_line_or_an_episode(robot_bag: RobotBag, tmp_path_factory: pytest.TempPathFactory,
+                                                       cuts: list[tuple[int, int]], truncate: bool) -> None:
+    tried("damaged ros2 bag")
+    folder = tmp_path_factory.mktemp("damaged")
+    data = bytearray(robot_bag.path.read_bytes())
+    for position, value in cuts:
+        data[position % len(data)] = value
+    if truncate:
+        data = data[: cuts[0][0] % len(data)]
+    bag = folder / "damaged.mcap"
+    bag.write_bytes(bytes(data))
+    out = folder / "out.h5"
+    try:
+        bag_to_episode(bag, robot_bag.mapping, out)
+    except ExcapError as exc:
+        assert "\n" not in str(exc) and not out.exists()
+    else:
+        assert validate_episode(out) == []
+    assert sorted(p.name for p in folder.iterdir()) in (["damaged.mcap"], ["damaged.mcap", "out.h5"])
