@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from excap.core.errors import ExcapError
 from excap.episode.reader import EpisodeReader, Stream
 from excap.schemas.machine_kinds import MACHINE_KINDS, JointSignal
 
@@ -45,7 +46,22 @@ def blocks(stream: Stream, columns: Sequence[str], offset_ns: int, block_rows: i
         end = min(begin + block_rows, count)
         values = {name: stream.block(name, begin, end) for name in columns}
         t_ns = values["t_ns"] if "t_ns" in values else stream.block("t_ns", begin, end)
-        yield Block(begin, values, np.asarray(t_ns, dtype=np.int64) + offset_ns)
+        log_times = np.asarray(t_ns, dtype=np.int64) + offset_ns
+        check_log_times(log_times, f"{stream.file}: /{stream.path}", begin)
+        yield Block(begin, values, log_times)
+
+
+MAX_LOG_TIME_NS = 2**63 - 1
+
+
+def check_log_times(log_times: np.ndarray, where: str, first_row: int = 0) -> None:
+    """ExcapError naming the first row whose UTC time (t_ns + clock_offset_ns) is before 1970: MCAP log times and
+    message stamps are unsigned."""
+    negative = np.flatnonzero(log_times < 0)
+    if negative.size:
+        row = first_row + int(negative[0])
+        raise ExcapError(f"{where} row {row}: t_ns + clock_offset_ns = {int(log_times[negative[0]])} is before 1970, "
+                         "not an MCAP log time")
 
 
 JOINT_BLOCK = 65536  # joint poses computed at a time
@@ -116,4 +132,5 @@ def joint_timeline(reader: EpisodeReader) -> JointTimeline:
     return JointTimeline(tuple(j.name for j in joints), t_ns, joints, sources)
 
 
-__all__ = ["BLOCK_ROWS", "CAMERA_BLOCK_ROWS", "Block", "JointTimeline", "blocks", "clock_offset_ns", "joint_timeline"]
+__all__ = ["BLOCK_ROWS", "CAMERA_BLOCK_ROWS", "Block", "JointTimeline", "blocks", "check_log_times", "clock_offset_ns",
+           "joint_timeline"]

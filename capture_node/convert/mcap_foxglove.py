@@ -31,7 +31,13 @@ from foxglove.messages import (
     Timestamp,
 )
 
-from excap.convert.episode_source import CAMERA_BLOCK_ROWS, blocks, clock_offset_ns, joint_timeline
+from excap.convert.episode_source import (
+    CAMERA_BLOCK_ROWS,
+    blocks,
+    check_log_times,
+    clock_offset_ns,
+    joint_timeline,
+)
 from excap.convert.mcap_metadata import (
     EPISODE_RECORD,
     ERROR_EVENTS,
@@ -194,6 +200,8 @@ class FoxgloveWriter:
     def events(self) -> None:
         channel = LogChannel("/events", context=self.context)
         events = self.reader.events()
+        check_log_times(np.array([event.t_ns + self.offset for event in events], np.int64),
+                        f"{self.reader.path}: /events")
         for event in events:
             log_time = event.t_ns + self.offset
             level = LogLevel.Error if event.kind in ERROR_EVENTS else \
@@ -211,6 +219,7 @@ class FoxgloveWriter:
         channel = foxglove.Channel("/tf", schema=FRAME_TRANSFORMS_SCHEMA, message_encoding="json",
                                    context=self.context)
         log = raw_log(channel)
+        check_log_times(timeline.t_ns[:1] + self.offset, f"{self.reader.path}: joint signals")
         for times, angles in timeline.blocks():
             joints = {name: np.nan_to_num(angles[:, i]) for i, name in enumerate(timeline.names)}
             poses = machine_poses(kind, joints)

@@ -24,9 +24,16 @@ from typing import Any
 
 import foxglove
 import foxglove.mcap
+import numpy as np
 
 from excap.convert import cdr
-from excap.convert.episode_source import CAMERA_BLOCK_ROWS, blocks, clock_offset_ns, joint_timeline
+from excap.convert.episode_source import (
+    CAMERA_BLOCK_ROWS,
+    blocks,
+    check_log_times,
+    clock_offset_ns,
+    joint_timeline,
+)
 from excap.convert.mcap_foxglove import raw_log
 from excap.convert.mcap_metadata import (
     EPISODE_RECORD,
@@ -148,6 +155,8 @@ class Ros2BagWriter:
         channel = self._channel(topic, DIAGNOSTIC_ARRAY)
         episode_id = str(self.reader.metadata.get("episode_id", "")).encode()
         events = self.reader.events()
+        check_log_times(np.array([event.t_ns + self.offset for event in events], np.int64),
+                        f"{self.reader.path}: /events")
         for sequence, event in enumerate(events):
             log_time = event.t_ns + self.offset
             level = ERROR if event.kind in ERROR_EVENTS else WARN if event.kind in WARNING_EVENTS else OK
@@ -160,6 +169,7 @@ class Ros2BagWriter:
         timeline = joint_timeline(self.reader)
         if not len(timeline):
             return
+        check_log_times(timeline.t_ns[:1] + self.offset, f"{self.reader.path}: joint signals")
         topic = f"{PREFIX}/joint_states"
         channel = self._channel(topic, JOINT_STATE)
         names = [name.encode() for name in timeline.names]

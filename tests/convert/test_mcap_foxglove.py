@@ -184,3 +184,21 @@ def test_the_layout_in_the_repository_opens_the_converted_file(sim_episode: Path
         assert first in properties, path
         assert not rest or rest in properties[first]["properties"], path
     assert "/can/can0/decoded/BoomSSI2.PitchAngleExRange" in paths and "/control.boom" in paths
+
+
+@pytest.mark.parametrize("profile", ["foxglove", "ros2"])
+def test_times_before_1970_are_one_error_naming_the_stream(sim_episode: Path, tmp_path: Path, profile: str) -> None:
+    import shutil
+
+    import h5py
+
+    from excap.convert.mcap_ros2 import episode_to_ros2_mcap
+
+    episode = tmp_path / "early.h5"
+    shutil.copy(sim_episode, episode)
+    with h5py.File(episode, "r+") as handle:
+        handle.attrs["clock_offset_ns"] = -int(handle.attrs["start_t_ns"]) - 10**9  # the first second before 1970
+    convert = episode_to_foxglove_mcap if profile == "foxglove" else episode_to_ros2_mcap
+    with pytest.raises(ExcapError, match=r"early\.h5: /\S+ row 0: t_ns \+ clock_offset_ns = -\d+ is before 1970"):
+        convert(episode, tmp_path / "early.mcap")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["early.h5"]
