@@ -15,7 +15,7 @@ EXTRAS = {
     "mf4": ["asammdf>=7.4"],  # excap can import / export of ASAM MDF4 (.mf4) logs
     "review": ["matplotlib>=3.8"],  # excap plot
     "fleet": ["psycopg[binary]>=3.2"],  # a catalogue shared in PostgreSQL (--catalog postgresql://...)
-    "viewers": ["foxglove-sdk>=0.30", "mcap>=1.2", "mcap-ros2-support>=0.5"],
+    "viewers": ["foxglove-sdk>=0.30", "mcap>=1.2", "mcap-ros2-support>=0.5"],  # convert to MCAP, --foxglove
 }
 
 
@@ -106,6 +106,8 @@ setup(
             "websockets>=13",  # a Foxglove WebSocket protocol client for the live view tests
             "cryptography>=42",
             "colcon-common-extensions>=0.3",
+            "rosbags>=0.10",  # an independent reader of the ROS 2 bags excap convert writes
+            "mcap-protobuf-support>=0.5",  # decodes the Foxglove (protobuf) messages of excap convert in tests
         ],
         # rclpy and the messages the node uses, as pip wheels (or source a ROS 2 distribution instead)
         "ros": [

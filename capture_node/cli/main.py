@@ -16,6 +16,7 @@ from excap import __version__
 from excap.cli.bench import add_bench_parser
 from excap.cli.can_logs import add_can_parser
 from excap.cli.check_config import add_check_config_parser
+from excap.cli.convert import add_convert_parser
 from excap.cli.joystick import add_joystick_parser
 from excap.cli.record import add_record_parser
 from excap.cli.recover import add_recover_parser
@@ -52,6 +53,7 @@ COMMANDS = {
     "station": "excap.cli.station:cmd_station",
     "station-user": "excap.cli.station_user:cmd_station_user",
     "can": "excap.cli.can_logs:cmd_can",
+    "convert": "excap.cli.convert:cmd_convert",
 }
 """Command name -> "module:function" running it (the module is imported only when that command runs)."""
 
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_pull_parser, add_upload_parser,
         add_operator_parser, add_annotate_parser, add_label_parser, add_ledger_parser,
         add_station_parser, add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser,
-        add_validate_parser, add_recover_parser, add_can_parser]
+        add_validate_parser, add_recover_parser, add_can_parser, add_convert_parser]
     for add in adders:  # in the order `excap --help` lists them
         add(commands)
     return parser

@@ -1,6 +1,7 @@
 """Conversion between episodes and other recordings: CAN logs of every format python-can reads or writes
 (.log .asc .blf .trc .csv, .mf4 with the `mf4` extra) imported as episodes, and episodes' raw frames exported
-as logs (`excap can`).
+as logs (`excap can`); episodes as MCAP files for Foxglove and ROS 2, and ROS 2 bags as episodes (`excap convert`,
+the `viewers` extra: mcap_foxglove, mcap_ros2, ros2_bag, docs/mcap.md).
 
 Public names are imported on first use (`excap.core.lazy_exports`): importing the package, or any
 module in it, imports nothing else.

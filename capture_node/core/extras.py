@@ -21,8 +21,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "mf4": ("asammdf",),
     "review": ("matplotlib",),
     "fleet": ("psycopg",),
-    "ros": ("rclpy",),
     "viewers": ("foxglove", "mcap", "mcap_ros2"),
+    "ros": ("rclpy",),
 }
 ALTERNATIVES = {"ros": "or source a ROS 2 distribution's setup.bash"}
 

@@ -28,6 +28,9 @@ CASES = [  # (hidden modules, arguments, command as named in the error, extra)
     (("matplotlib",), ["plot", "{episode}", "--out", "{out}.png"], "plot", "review"),
     (("asammdf",), ["can", "import", "{dir}/log.mf4", "--out", "{out}.h5"], "can import", "mf4"),
     (("asammdf",), ["can", "export", "{episode}", "--out", "{out}.MF4"], "can export", "mf4"),
+    (("foxglove",), ["convert", "{episode}", "--to", "mcap", "--out", "{out}.mcap"], "convert", "viewers"),
+    (("mcap_ros2",), ["convert", "{dir}/bag.mcap", "--to", "episode", "--map", "{dir}/map.yaml"], "convert",
+     "viewers"),
     (("rclpy",), ["node", "--sim", "--out", "{dir}"], "node", "ros"),
     (("rclpy",), ["replay", "{episode}", "--ros"], "replay --ros", "ros"),
 ]
