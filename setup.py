@@ -92,6 +92,7 @@ setup(
             "jsonschema>=4.18",
             "mutmut>=3.2",
             "ruff>=0.6",
+            "py-spy>=0.3",  # bench/export.py profiles
             "import-linter>=2.17",
             "mypy>=2.4",
             "types-PyYAML",
