@@ -8,8 +8,7 @@ cache folder (real time: `pair` is two 30 s episodes, `long` one episode of --lo
 
 For each codec:
 - floor: decoding the episodes' JPEG frames plus encoding the same frames with the export's codec settings,
-  nothing else (frames preloaded into memory, one thread per camera, the codec's own threads, all cores, packets
-  discarded); seconds of episode per second of wall time;
+  nothing else (frames preloaded into memory, one thread per camera of every episode at once: all cores);
 - export: `excap export --format lerobot --fps 30 --vcodec CODEC --workers N` of `pair` as a child process, for
   N = 1 and 2: wall time, throughput (episode seconds per second = real-time factor), ratio export/floor, peak RSS
   of the largest process (wait4's ru_maxrss: the export process or one of its workers) and the highest sum over
@@ -30,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -147,38 +145,36 @@ def load_frames(folder: Path) -> list[tuple[list[bytes], list[int]]]:
 
 
 def floor(cameras: list[tuple[list[bytes], list[int]]], codec: str) -> float:
-    """Wall seconds to decode the JPEG frames and encode the same frames, one thread per camera, nothing else."""
-    import av
+    """Wall seconds to decode the JPEG frames and encode the same frames with the export's video writer (same
+    codec settings, same conversion to the encoder's I420, same codec threads), all cameras of all episodes at
+    once on their own threads, nothing else (frames preloaded, the files written to a temporary folder)."""
     import cv2
     import numpy as np
 
-    from excap.datasets.video import codec_options
+    from excap.datasets.export.lerobot import codec_threads
+    from excap.datasets.video import VideoWriter
 
-    def one_camera(jpegs: list[bytes], steps: list[int]) -> None:
-        context = av.CodecContext.create(codec, "w")
-        context.width, context.height, context.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        context.time_base = Fraction(1, FPS)
-        context.framerate = Fraction(FPS, 1)
-        context.options = codec_options(codec)
-        decoded, shown = None, -1
-        for k, index in enumerate(steps):
-            if index != shown:
-                decoded = cv2.imdecode(np.frombuffer(jpegs[index], np.uint8), cv2.IMREAD_COLOR)
-                shown = index
-            frame = av.VideoFrame.from_ndarray(decoded, format="bgr24")
-            frame.pts = k
-            context.encode(frame)
-        context.encode(None)
+    folder = Path(tempfile.mkdtemp(prefix="excap-bench-floor-"))
+    threads = codec_threads(CAMERAS)
+
+    def one_camera(number: int, jpegs: list[bytes], steps: list[int]) -> None:
+        with VideoWriter(folder / f"{number}.mp4", WIDTH, HEIGHT, FPS, codec, threads=threads) as writer:
+            decoded, shown = None, -1
+            for index in steps:
+                if index != shown:
+                    decoded = cv2.imdecode(np.frombuffer(jpegs[index], np.uint8), cv2.IMREAD_COLOR)
+                    shown = index
+                writer.write_bgr(decoded)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=one_camera, args=camera) for camera in cameras]
-    # at most one thread per camera of one episode at a time would understate the floor for several episodes:
-    # all cameras of all episodes run at once, as many workers would
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.monotonic() - started
+    workers = [threading.Thread(target=one_camera, args=(n, *camera)) for n, camera in enumerate(cameras)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - started
+    shutil.rmtree(folder, ignore_errors=True)
+    return elapsed
 
 
 def main() -> None:
