@@ -187,8 +187,10 @@ class LeRobotExporter:
                                        self.options.registry, self.options.catalog)
         skip = skip_handler(self.options.strict, self.options.on_skip)
         manifest, episodes, layout, appended = self._open(selection, skip)
-        for key, done in list(manifest["done"].items()):  # a part whose table is missing is made again
-            if "index" not in done and not part_table_path(self.parts, int(key)).is_file():
+        for key, done in list(manifest["done"].items()):  # a part whose table is missing is made again, and
+            # one recorded by an excap without episode parts (no last timestamp)
+            if ("index" not in done and not part_table_path(self.parts, int(key)).is_file()) \
+                    or "last_timestamp_s" not in done:
                 del manifest["done"][key]
         resumed = len(manifest["done"])
         pending = [p for p in range(len(episodes)) if str(p) not in manifest["done"]
@@ -375,9 +377,11 @@ class LeRobotExporter:
             for name in layout.camera_names:
                 final = self.out / VIDEO_PATH.format(video_key=camera_key(name), chunk_index=chunk, file_index=file)
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(part_video_path(self.parts, position, name), final)
+                source = part_video_path(self.parts, position, name)
+                if source.is_file() or not final.is_file():  # else: moved by a run that stopped before saying so
+                    os.replace(source, final)
             done["index"] = index
-            _atomic_json(self.work / "manifest.json", manifest)
+        _atomic_json(self.work / "manifest.json", manifest)
 
     def _write_data(self, episodes: list[SelectedEpisode], new: list[int], positions: list[int],
                     task_index: dict[str, int], manifest: dict[str, Any]) -> None:
