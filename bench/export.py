@@ -115,6 +115,12 @@ def run_export(folder: Path, codec: str, workers: int) -> dict[str, object]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export failed: {stderr.strip()}")
     info = json.loads((out / "meta" / "info.json").read_text())
+    parts = json.loads((out / ".excap-export" / "manifest.json").read_text())["done"].values()
+    stages: dict[str, float] = {}
+    for part in parts:
+        for stage, seconds in part["stage_seconds"].items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    parts_wall = sum(part["seconds"] for part in parts)
     video_bytes = sum(p.stat().st_size for p in (out / "videos").rglob("*.mp4"))
     shutil.rmtree(out.parent, ignore_errors=True)
     episode_s = info["total_frames"] / info["fps"]
@@ -122,7 +128,11 @@ def run_export(folder: Path, codec: str, workers: int) -> dict[str, object]:
             "wall_s": round(wall, 2), "realtime_factor": round(episode_s / wall, 2),
             "peak_rss_mb_largest_process": round(usage.ru_maxrss / 1024, 1),
             "peak_rss_mb_process_tree": round(peak_tree / 1e6, 1),
-            "video_mb": round(video_bytes / 1e6, 2), "summary": stdout.strip()}
+            "video_mb": round(video_bytes / 1e6, 2), "summary": stdout.strip(),
+            # where the time went: each part's wall time (summed over parts) and, inside the parts, per stage
+            # (camera stages summed over the cameras' threads, which run at the same time)
+            "parts_wall_s": round(parts_wall, 2), "outside_parts_s": round(wall - parts_wall / workers, 2),
+            "part_stages_s": {k: round(v, 2) for k, v in sorted(stages.items())}}
 
 
 def load_frames(folder: Path) -> list[tuple[list[bytes], list[int]]]:

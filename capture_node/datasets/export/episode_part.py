@@ -89,12 +89,15 @@ class EpisodePart:
     stats: dict[str, Any] = field(default_factory=dict)  # feature -> stat -> JSON value
     skipped: SkippedEpisode | None = None
     seconds: float = 0.0  # wall time the part took
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # where it went: wall seconds per stage, the
+    # camera stages (read, decode, encode, statistics) summed over the cameras' threads
 
     def as_json(self) -> dict[str, Any]:
-        """The manifest's record of a finished part."""
+        """The manifest's record of a finished part (its times are for benchmarks: no dataset file has them)."""
         return {"length": self.length, "last_timestamp_s": self.last_timestamp_s,
                 "first_step_offset_s": self.first_step_offset_s, "faces_blurred": self.faces_blurred,
-                "stats": self.stats}
+                "stats": self.stats, "seconds": round(self.seconds, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}}
 
 
 def export_episode_part(task: EpisodeTask) -> EpisodePart:
@@ -116,11 +119,14 @@ def export_episode_part(task: EpisodeTask) -> EpisodePart:
 class _CameraResult:
     stats: feature_stats.ImageStatsAccumulator
     faces: int
+    stage_seconds: dict[str, float]
 
 
 def _export(task: EpisodeTask) -> EpisodePart:
+    started = time.perf_counter()
     with EpisodeReader(task.source) as reader:
         alignment, streams = align(reader, task.fps, task.layout)
+        aligned = time.perf_counter()
         length = len(alignment)
         if not length:
             raise EpisodeError(f"{task.source}: no aligned steps at {task.fps} Hz")
@@ -135,6 +141,7 @@ def _export(task: EpisodeTask) -> EpisodePart:
             except BaseException:
                 stop.set()
                 raise
+    cameras_done = time.perf_counter()
     for name in task.layout.camera_names:
         partial = part_video_path(task.parts, task.position, name).with_suffix(".partial.mp4")
         os.replace(partial, part_video_path(task.parts, task.position, name))
@@ -152,9 +159,14 @@ def _export(task: EpisodeTask) -> EpisodePart:
                 "frame_index": feature_stats.vector_stats(np.arange(length))}
     for name, result in cameras.items():
         ep_stats[camera_key(name)] = result.stats.stats()
+    stages = {"open_and_align": aligned - started, "cameras_wall": cameras_done - aligned,
+              "table_and_stats": time.perf_counter() - cameras_done}
+    for result in cameras.values():
+        for stage, seconds in result.stage_seconds.items():
+            stages[f"camera_{stage}"] = stages.get(f"camera_{stage}", 0.0) + seconds
     return EpisodePart(task.position, length, float(timestamps[-1]), alignment.first_step_offset_s,
                        sum(r.faces for r in cameras.values()),
-                       {k: feature_stats.to_json(v) for k, v in ep_stats.items()})
+                       {k: feature_stats.to_json(v) for k, v in ep_stats.items()}, stage_seconds=stages)
 
 
 def _vectors(values: np.ndarray) -> pa.Array:
@@ -189,13 +201,19 @@ def _encode_camera(task: EpisodeTask, name: str, height: int, width: int, stream
     read = _frame_reader(stream, rows)
     image: np.ndarray | None = None
     shown = -1
+    clock = time.perf_counter
+    spent = dict.fromkeys(("read", "decode", "encode", "statistics"), 0.0)
     with VideoWriter(path, width, height, task.fps, task.codec, threads=task.codec_threads) as writer:
         for begin in range(0, len(rows), READ_BLOCK):
             if stop.is_set():
                 break
-            for offset, jpeg in enumerate(read(begin)):
+            t0 = clock()
+            jpegs = read(begin)
+            spent["read"] += clock() - t0
+            for offset, jpeg in enumerate(jpegs):
                 step = begin + offset
                 row = int(rows[step])
+                t0 = clock()
                 if image is None or row != shown:
                     try:
                         image = decode_jpeg(jpeg)
@@ -208,7 +226,14 @@ def _encode_camera(task: EpisodeTask, name: str, height: int, width: int, stream
                         image, found = blurrer.blur(image)
                         faces += found
                     shown = row
+                t1 = clock()
                 writer.write_bgr(image)
+                t2 = clock()
+                spent["decode"] += t1 - t0
+                spent["encode"] += t2 - t1
                 if step % sample_every == 0:
                     accumulator.add(image, (2, 1, 0))
-    return _CameraResult(accumulator, faces)
+                    spent["statistics"] += clock() - t2
+        t0 = clock()
+    spent["encode"] += clock() - t0  # the encoder's flush
+    return _CameraResult(accumulator, faces, spent)
