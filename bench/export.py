@@ -88,12 +88,14 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_export(folder: Path, codec: str, workers: int) -> dict[str, object]:
-    """One `excap export` in a child process: wall time, peak RSS (largest process and whole tree)."""
+def run_export(folder: Path, codec: str, workers: int, baseline: Path | None = None) -> dict[str, object]:
+    """One `excap export` in a child process: wall time, peak RSS (largest process and whole tree). `baseline`:
+    a folder holding an `excap` package of an earlier version to run instead (one worker, no per-part times)."""
     out = Path(tempfile.mkdtemp(prefix="excap-bench-export-")) / "dataset"
     command = [sys.executable, "-m", "excap", "export", str(folder), "--format", "lerobot", "--out", str(out),
-               "--fps", str(FPS), "--vcodec", codec, "--workers", str(workers), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+               "--fps", str(FPS), "--vcodec", codec, "--no-progress"]
+    command += [] if baseline else ["--workers", str(workers)]
+    env = {**os.environ, "PYTHONPATH": str(baseline or REPO)}
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak_tree = 0
@@ -118,9 +120,9 @@ def run_export(folder: Path, codec: str, workers: int) -> dict[str, object]:
     parts = json.loads((out / ".excap-export" / "manifest.json").read_text())["done"].values()
     stages: dict[str, float] = {}
     for part in parts:
-        for stage, seconds in part["stage_seconds"].items():
+        for stage, seconds in part.get("stage_seconds", {}).items():
             stages[stage] = stages.get(stage, 0.0) + seconds
-    parts_wall = sum(part["seconds"] for part in parts)
+    parts_wall = sum(part.get("seconds", 0.0) for part in parts)
     video_bytes = sum(p.stat().st_size for p in (out / "videos").rglob("*.mp4"))
     shutil.rmtree(out.parent, ignore_errors=True)
     episode_s = info["total_frames"] / info["fps"]
@@ -195,6 +197,8 @@ def main() -> None:
     parser.add_argument("--long-codec", default="libx264")
     parser.add_argument("--skip-long", action="store_true")
     parser.add_argument("--prepare-only", action="store_true")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                        help="also time an earlier excap (DIR holds its `excap` package) on the same episodes")
     args = parser.parse_args()
     pair = record(args.cache / "pair", 30.0, [1, 2])
     long = None if args.skip_long else record(args.cache / f"long-{args.long_minutes:g}min",
@@ -218,6 +222,10 @@ def main() -> None:
             run = run_export(pair, codec, workers)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
             entry[f"export_workers_{workers}"] = run
+        if args.baseline is not None:
+            run = run_export(pair, codec, 1, args.baseline)
+            run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
+            entry["baseline"] = run
         results["codecs"][codec] = entry  # type: ignore[index]
     if long is not None:
         results["long_episode"] = {"codec": args.long_codec, **run_export(long, args.long_codec, 1)}
