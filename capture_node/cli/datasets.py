@@ -92,7 +92,8 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--operators", type=Path, default=None, metavar="OPERATORS.yaml",
                         help="operator registry (default: DIR/.excap/operators.yaml)")
     parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
-    parser.add_argument("--vcodec", default=None, help="(lerobot) video codec (default: libsvtav1, else libx264)")
+    parser.add_argument("--vcodec", default=None, help="(lerobot) video codec: libsvtav1 (default; smallest, LeRobot's "
+                        "default) or libx264 (fastest); see docs/exports.md")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
                         help="(lerobot) episodes exported at once, each in its own process (default: %(default)s)")
     parser.add_argument("--append", action="store_true",
