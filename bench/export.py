@@ -10,7 +10,8 @@ For each codec:
 - floor: decoding the episodes' JPEG frames plus encoding the same frames with the export's codec settings,
   nothing else (frames preloaded into memory, one thread per camera of every episode at once: all cores);
 - export: `excap export --format lerobot --fps 30 --vcodec CODEC --workers N` of `pair` as a child process, for
-  N = 1 and 2: wall time, throughput (episode seconds per second = real-time factor), ratio export/floor, peak RSS
+  N = 1 and 2: wall and CPU time, throughput (episode seconds per second = real-time factor), ratios
+  export/floor of wall and of CPU time (the CPU ratio holds on a busy machine), peak RSS
   of the largest process (wait4's ru_maxrss: the export process or one of its workers) and the highest sum over
   the process tree (sampled every 50 ms);
 - long: the export of the `long` episode (1 worker): the peak RSS that shows memory does not grow with the
@@ -128,6 +129,7 @@ def run_export(folder: Path, codec: str, workers: int, baseline: Path | None = N
     episode_s = info["total_frames"] / info["fps"]
     return {"workers": workers, "episodes": info["total_episodes"], "episode_s": round(episode_s, 2),
             "wall_s": round(wall, 2), "realtime_factor": round(episode_s / wall, 2),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "peak_rss_mb_largest_process": round(usage.ru_maxrss / 1024, 1),
             "peak_rss_mb_process_tree": round(peak_tree / 1e6, 1),
             "video_mb": round(video_bytes / 1e6, 2), "summary": stdout.strip(),
@@ -156,10 +158,11 @@ def load_frames(folder: Path) -> list[tuple[list[bytes], list[int]]]:
     return cameras
 
 
-def floor(cameras: list[tuple[list[bytes], list[int]]], codec: str) -> float:
+def floor(cameras: list[tuple[list[bytes], list[int]]], codec: str) -> tuple[float, float]:
     """Wall seconds to decode the JPEG frames and encode the same frames with the export's video writer (same
     codec settings, same conversion to the encoder's I420, same codec threads), all cameras of all episodes at
-    once on their own threads, nothing else (frames preloaded, the files written to a temporary folder)."""
+    once on their own threads, nothing else (frames preloaded, the files written to a temporary folder).
+    Returns (wall seconds, CPU seconds)."""
     import cv2
     import numpy as np
 
@@ -178,6 +181,9 @@ def floor(cameras: list[tuple[list[bytes], list[int]]], codec: str) -> float:
                     shown = index
                 writer.write_bgr(decoded)
 
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.monotonic()
     workers = [threading.Thread(target=one_camera, args=(n, *camera)) for n, camera in enumerate(cameras)]
     for worker in workers:
@@ -185,8 +191,9 @@ def floor(cameras: list[tuple[list[bytes], list[int]]], codec: str) -> float:
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
     shutil.rmtree(folder, ignore_errors=True)
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -215,16 +222,18 @@ def main() -> None:
         "codecs": {},
     }
     for codec in args.codecs.split(","):
-        floor_s = floor(cameras, codec)
-        entry: dict[str, object] = {"floor": {"wall_s": round(floor_s, 2),
+        floor_s, floor_cpu_s = floor(cameras, codec)
+        entry: dict[str, object] = {"floor": {"wall_s": round(floor_s, 2), "cpu_s": round(floor_cpu_s, 2),
                                               "realtime_factor": round(episode_s / floor_s, 2)}}
         for workers in (1, 2):
             run = run_export(pair, codec, workers)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
+            run["cpu_ratio_to_floor"] = round(float(run["cpu_s"]) / floor_cpu_s, 2)  # type: ignore[arg-type]
             entry[f"export_workers_{workers}"] = run
         if args.baseline is not None:
             run = run_export(pair, codec, 1, args.baseline)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
+            run["cpu_ratio_to_floor"] = round(float(run["cpu_s"]) / floor_cpu_s, 2)  # type: ignore[arg-type]
             entry["baseline"] = run
         results["codecs"][codec] = entry  # type: ignore[index]
     if long is not None:
