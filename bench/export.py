@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                         help="also time an earlier excap (DIR holds its `excap` package) on the same episodes")
+    parser.add_argument("--baseline-codecs", default="libsvtav1", help="codecs the baseline is timed with")
     args = parser.parse_args()
     pair = record(args.cache / "pair", 30.0, [1, 2])
     long = None if args.skip_long else record(args.cache / f"long-{args.long_minutes:g}min",
@@ -230,7 +231,7 @@ def main() -> None:
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
             run["cpu_ratio_to_floor"] = round(float(run["cpu_s"]) / floor_cpu_s, 2)  # type: ignore[arg-type]
             entry[f"export_workers_{workers}"] = run
-        if args.baseline is not None:
+        if args.baseline is not None and codec in args.baseline_codecs.split(","):
             run = run_export(pair, codec, 1, args.baseline)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
             run["cpu_ratio_to_floor"] = round(float(run["cpu_s"]) / floor_cpu_s, 2)  # type: ignore[arg-type]
