@@ -22,8 +22,8 @@ from excap.datasets.export.episode_part import EpisodeTask, export_episode_part,
 from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 from excap.datasets.frames import episode_layout
 from excap.episode.reader import EpisodeReader
-from tests.datasets.test_export_lerobot import bad_copies
 from tests.support.fuzzing import fuzz_settings, tried
+from tests.support.hostile_episodes import operator_of, unexportable_copies
 
 CODEC = "libx264"  # fast; the byte-level checks hold for any codec
 
@@ -118,7 +118,8 @@ def test_append_refuses_other_settings_and_episodes_no_longer_selected(recorded_
 
 
 def test_bad_episodes_are_skipped_with_workers(episode_dir: Path, serial_export: Path, tmp_path: Path) -> None:
-    reasons = bad_copies(episode_dir)  # a dead camera, broken and other-size frames, another camera setup
+    source = next(p for p in sorted(episode_dir.glob("*.h5")) if operator_of(p) == "operator-anna-17")
+    reasons = unexportable_copies(source, episode_dir)  # a dead camera, broken and odd-sized frames, another setup
     out = tmp_path / "skipping"
     heard: list[str] = []
     result = export_lerobot(episode_dir, options(out, workers=2, on_skip=lambda s: heard.append(s.episode_id)))
