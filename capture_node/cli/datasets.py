@@ -96,7 +96,13 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--operators", type=Path, default=None, metavar="OPERATORS.yaml",
                         help="operator registry (default: DIR/.excap/operators.yaml)")
     parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
-    parser.add_argument("--vcodec", default=None, help="(lerobot) video codec (default: libsvtav1, else libx264)")
+    parser.add_argument("--vcodec", default=None, help="(lerobot) video codec: libsvtav1 (default; smallest, LeRobot's "
+                        "default) or libx264 (fastest); see docs/exports.md")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="(lerobot) episodes exported at once, each in its own process (default: %(default)s)")
+    parser.add_argument("--append", action="store_true",
+                        help="(lerobot) add the selected episodes that OUT's export does not hold yet, keeping its "
+                        "data and video files (same settings needed)")
     parser.add_argument("--image-size", type=_image_size, default=None, metavar="WxH",
                         help="(robomimic) resize camera images")
     parser.add_argument("--valid-ratio", type=float, default=None, metavar="R",
@@ -181,11 +187,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         if args.image_size is not None or args.valid_ratio is not None:
             raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
+        if args.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, not {args.workers}")
         result = export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog))
+            on_skip=_say_skipped, catalog=args.catalog, workers=args.workers, append=args.append))
     else:
+        for flag, used in (("--workers", args.workers != 1), ("--append", args.append)):
+            if used:
+                raise ConfigError(f"{flag} applies to --format lerobot only")
         from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
 
         result = export_robomimic(args.directory, RobomimicExportOptions(
@@ -195,6 +206,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
+    resumed += f" ({result.appended_episodes} added)" if result.appended_episodes else ""
     skipped = f"; skipped {len(result.skipped)}: " + ", ".join(s.episode_id for s in result.skipped) \
         if result.skipped else ""
     print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}{skipped}"

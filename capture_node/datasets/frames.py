@@ -83,12 +83,14 @@ def layout_text(layout: Layout) -> str:
 
 
 def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = None,
-                  on_skip: Callable[[SkippedEpisode], None] | None = None) -> tuple[Layout, dict[int, SkippedEpisode]]:
+                  on_skip: Callable[[SkippedEpisode], None] | None = None,
+                  chosen: Layout | None = None) -> tuple[Layout, dict[int, SkippedEpisode]]:
     """The layout most of the episodes share, and the episodes skipped (by their position in `paths`): those
     that cannot be read, and those of another machine setup (other cameras, camera sizes, state signals or
     commands). Ties go to the layout seen first. `on_skip` is called for each skipped episode (e.g. to raise in
-    a strict export)."""
-    if not paths:
+    a strict export). With `chosen` (episodes added to an export), that layout is kept and episodes of any other
+    are skipped."""
+    if not paths and chosen is None:
         raise ExcapError("no episodes to export")
     ids = list(episode_ids) if episode_ids is not None else [p.stem for p in paths]
     layouts: dict[int, Layout] = {}
@@ -98,18 +100,20 @@ def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = Non
             layouts[index] = episode_layout(path)
         except EpisodeError as exc:
             skipped[index] = skipped_episode(episode_id, path, exc)
-    if not layouts:
+    if not layouts and chosen is None:
         reasons = [s.line() for s in skipped.values()]
         more = "; ..." if len(reasons) > 3 else ""
         raise ExcapError("no episode can be exported: " + "; ".join(reasons[:3]) + more)
     counts = Counter(layouts.values())
-    chosen = max(counts, key=lambda layout: (counts[layout], -min(i for i, x in layouts.items() if x == layout)))
+    if chosen is None:
+        chosen = max(counts, key=lambda layout: (counts[layout], -min(i for i, x in layouts.items() if x == layout)))
     for index, layout in layouts.items():
         if layout != chosen:
             others = counts[chosen]
+            those = f"the {others} episode{'s' if others > 1 else ''}" if others else "the episodes"
             skipped[index] = SkippedEpisode(ids[index], paths[index].name,
-                                            f"another machine setup: {layout_text(layout)}, unlike the {others} "
-                                            f"episode{'s' if others > 1 else ''} exported with {layout_text(chosen)}")
+                                            f"another machine setup: {layout_text(layout)}, unlike {those} "
+                                            f"exported with {layout_text(chosen)}")
     ordered = {index: skipped[index] for index in sorted(skipped)}
     if on_skip is not None:
         for entry in ordered.values():

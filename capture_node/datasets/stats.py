@@ -56,3 +56,49 @@ def to_json(stats: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def from_json(stats: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in stats.items()}
+
+
+class ImageStatsAccumulator:
+    """`image_stats` of a stream of images, kept as one 256-bin histogram per channel: the memory does not grow
+    with the number of images, and min, max, quantiles (numpy's linear method) are exact; mean and std are
+    computed from the histogram."""
+
+    def __init__(self, channels: int = 3) -> None:
+        self.histograms = np.zeros((channels, 256), dtype=np.int64)
+        self.images = 0
+
+    def add(self, image: np.ndarray, channel_order: tuple[int, ...] = (0, 1, 2)) -> None:
+        """Count an (H, W, C) uint8 image; `channel_order` picks its channels in output order (e.g. (2, 1, 0) for
+        a BGR image whose statistics are reported as RGB)."""
+        import cv2
+
+        for out, channel in enumerate(channel_order):
+            counts = cv2.calcHist([image], [channel], None, [256], [0, 256])
+            self.histograms[out] += np.rint(counts).astype(np.int64).ravel()
+        self.images += 1
+
+    def stats(self) -> dict[str, np.ndarray]:
+        if not self.images:
+            raise ValueError("no images were added")
+        values = np.arange(256, dtype=np.float64) / 255.0
+        counts = self.histograms
+        total = counts.sum(axis=1)
+        used = counts > 0
+        mean = (counts * values).sum(axis=1) / total
+        std = np.sqrt((counts * (values[None, :] - mean[:, None]) ** 2).sum(axis=1) / total)
+        stats = {"min": np.array([values[np.flatnonzero(u)[0]] for u in used]),
+                 "max": np.array([values[np.flatnonzero(u)[-1]] for u in used]),
+                 "mean": mean, "std": std}
+        cumulative = np.cumsum(counts, axis=1)
+        for key, q in zip(QUANTILE_KEYS, QUANTILES, strict=True):
+            position = (total - 1) * q
+            below = np.floor(position).astype(np.int64)
+            fraction = position - below
+            low = np.array([values[np.searchsorted(c, b, side="right")] for c, b in zip(cumulative, below,
+                                                                                          strict=True)])
+            high = np.array([values[np.searchsorted(c, min(b + 1, t - 1), side="right")]
+                             for c, b, t in zip(cumulative, below, total, strict=True)])
+            stats[key] = low + fraction * (high - low)
+        shaped = {k: v.reshape(-1, 1, 1) for k, v in stats.items()}
+        shaped["count"] = np.array([self.images])
+        return shaped

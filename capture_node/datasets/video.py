@@ -35,13 +35,17 @@ def default_codec() -> str:
     return "mpeg4"
 
 
+SPEED_PRESETS = {"libsvtav1": "12", "libx264": "ultrafast", "libx265": "ultrafast"}  # each codec's fastest
+
+
 def codec_options(codec: str, gop: int = 2, crf: int = 30) -> dict[str, str]:
-    """Settings as LeRobot uses them: a keyframe every `gop` frames (fast random access), constant quality."""
+    """Settings as LeRobot uses them: a keyframe every `gop` frames (fast random access), constant quality, and
+    the codec's fastest preset (SVT-AV1's preset 12 is LeRobot's own; H.264/H.265 ultrafast)."""
     options = {"g": str(gop)}
     if codec in ("libsvtav1", "libx264", "libx265"):
         options["crf"] = str(crf)
-    if codec == "libsvtav1":
-        options["preset"] = "12"
+    if codec in SPEED_PRESETS:
+        options["preset"] = SPEED_PRESETS[codec]
     return options
 
 
@@ -61,10 +65,14 @@ class VideoWriter:
 
     Encoding failures raise ExcapError (one line naming the file, the codec and the frame size)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: int, codec: str, pix_fmt: str = "yuv420p") -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: int, codec: str, pix_fmt: str = "yuv420p",
+                 threads: int = 0) -> None:
         self.path = path
         self.fps = fps
         self.frames = 0
+        # BGR frames go to the encoder as I420 converted by OpenCV (BT.601, limited range, as FFmpeg's own
+        # conversion; about twice as fast): it needs even sizes
+        self._i420 = pix_fmt == "yuv420p" and width % 2 == 0 and height % 2 == 0
         self._encoding = lambda: _encoding(path, width, height, codec)
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._encoding():
@@ -75,10 +83,24 @@ class VideoWriter:
             self._stream.height = height
             self._stream.pix_fmt = pix_fmt
             self._stream.codec_context.time_base = Fraction(1, fps)
+            if threads:  # 0: FFmpeg's choice (as many as the machine has cores)
+                self._stream.codec_context.thread_count = threads
+
+    def write_bgr(self, bgr: np.ndarray) -> None:
+        """Write a BGR uint8 frame (as OpenCV decodes JPEG)."""
+        if self._i420:
+            import cv2
+
+            self._write(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), "yuv420p")
+        else:
+            self._write(bgr, "bgr24")
 
     def write(self, rgb: np.ndarray) -> None:
+        self._write(rgb, "rgb24")
+
+    def _write(self, image: np.ndarray, format: str) -> None:
         with self._encoding():
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=format)
             frame.pts = self.frames
             frame.time_base = Fraction(1, self.fps)
             for packet in self._stream.encode(frame):

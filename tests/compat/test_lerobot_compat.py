@@ -109,3 +109,33 @@ def test_lerobot_dataset_reads_a_wheel_loader_export(tmp_path_factory: pytest.Te
     np.testing.assert_allclose(item["action"].numpy(), data["action"][-1], rtol=1e-6)
     assert tuple(item["observation.images.front"].shape) == (3, 120, 160)
     assert item["task"] == "load-and-carry"
+
+
+def test_lerobot_reads_an_appended_h264_export(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    """An H.264 export made in two runs (the second with --append, so two data files), by two workers."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+
+    episodes, _ = exported
+    first = tmp_path / "first"  # the first episode alone (same file, same SHA-256), same registry and key
+    first.mkdir()
+    shutil.copytree(episodes / ".excap", first / ".excap", ignore=shutil.ignore_patterns("catalogue*"))
+    shutil.copy2(sorted(episodes.glob("*.h5"))[0], first)
+    out = tmp_path / "excap_h264"
+    export_lerobot(first, LeRobotExportOptions(out=out, fps=10, partner="compat", progress=False, vcodec="libx264"))
+    export_lerobot(episodes, LeRobotExportOptions(out=out, fps=10, partner="compat", progress=False,
+                                                  vcodec="libx264", workers=2, append=True))
+    assert len(list((out / "data").rglob("*.parquet"))) == 2
+    dataset = lerobot_dataset.LeRobotDataset("excap/h264", root=out, video_backend=VIDEO_BACKEND)
+    rows = [pq.read_table(p).to_pydict() for p in sorted((out / "data").rglob("*.parquet"))]
+    timestamps = [t for part in rows for t in part["timestamp"]]
+    assert dataset.num_episodes == 2 and len(dataset) == len(timestamps)
+    assert dataset.meta.info["features"]["observation.images.side"]["info"]["video.codec"] == "h264"
+    for index in (0, len(dataset) - 1):
+        item = dataset[index]
+        assert int(item["index"]) == index
+        assert float(item["timestamp"]) == pytest.approx(timestamps[index], abs=1e-6)
+        assert tuple(item["observation.images.side"].shape) == (3, 120, 160)

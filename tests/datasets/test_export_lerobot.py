@@ -116,15 +116,19 @@ def test_byte_identical_reexport(exported: Path, recorded_dir: Path, tmp_path: P
 
 
 def test_resume_after_a_real_kill(exported: Path, recorded_dir: Path, tmp_path: Path) -> None:
-    """`excap export` is killed (SIGKILL) while it encodes the second episode's video, then run again."""
+    """`excap export` is killed (SIGKILL) while it makes the second episode's part, then run again."""
     out = tmp_path / "resumed"
     command = excap_command("export", str(recorded_dir), "--format", "lerobot", "--out", str(out), "--fps", "10",
                             "--partner", "oem-test", "--no-progress")
-    second_video = out / "videos/observation.images.side/chunk-000/file-001.partial.mp4"
+    manifest_path = out / module.WORK_DIR / "manifest.json"
+
+    def first_part_done() -> bool:  # the manifest is replaced atomically: a read sees a whole one
+        return manifest_path.is_file() and "0" in json.loads(manifest_path.read_text()).get("done", {})
+
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for(lambda: second_video.exists() or process.poll() is not None, timeout=120, interval=0.002,
-                 message="the export to start on the second episode")
+        wait_for(lambda: first_part_done() or process.poll() is not None, timeout=120, interval=0.002,
+                 message="the export to finish the first episode")
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=30)

@@ -9,7 +9,9 @@ OUT/meta/episodes/chunk-000/file-000.parquet        one row per episode: length,
                                                     per-episode stats/<feature>/<stat>, excap/* provenance
 OUT/meta/stats.json                                 dataset statistics per feature
 OUT/meta/excap_export.json                          export report: counts only (no operator ids or names)
-OUT/data/chunk-000/file-000.parquet                 one row per frame, episodes in order
+OUT/data/chunk-CCC/file-FFF.parquet                 one row per frame, episodes in order; a file holds whole
+                                                    episodes, a new one starts past DATA_FILES_SIZE_IN_MB and
+                                                    with each --append
 OUT/videos/observation.images.<camera>/chunk-CCC/file-FFF.mp4   one file per episode (from_timestamp 0)
 ```
 
@@ -19,15 +21,31 @@ articulation, lift and bucket angles, pressures, ground speed, gear, payload, en
 machine-function commands in force at the step,
 timestamp the measured step time relative to the episode's first step (LeRobot looks video frames up at
 from_timestamp + timestamp, frame k of each video being shown at k / fps). The offset of the first step from the
-recording start is kept per episode in `excap/first_step_offset_s`.
+recording start is kept per episode in `excap/first_step_offset_s`. Task indices follow the order in which the
+tasks first appear in the exported episodes.
 
-Resuming: the export works in OUT/.excap-export/. `manifest.json` there records the plan (settings and the
-SHA-256 of every source episode, in order) and each finished episode (its frame table in parts/, its videos
-already at their final paths, its statistics). A rerun with the same plan skips finished episodes, redoes an
-interrupted one from scratch, and then assembles the metadata and data tables from the parts. A different plan
-in the same folder is refused; rerunning a finished export rewrites the same files. Tables are written with
-fixed row order and fixed pyarrow options and contain no wall-clock values, so the same input gives
-byte-identical parquet files.
+How it runs: each episode is one task, `export_episode_part` (excap.datasets.export.episode_part), which streams
+its frames and writes the episode's frame table and videos into OUT/.excap-export/parts/; `workers` local
+processes (or any `map_parts` executor, excap.datasets.export.executors) run the tasks. The assembly then gives
+the finished episodes their indices in plan order, moves their videos into place and writes data/ and meta/.
+The result does not depend on the number of workers.
+
+Resuming: `manifest.json` in OUT/.excap-export/ records the plan (settings and the SHA-256 of every source
+episode, in order), each finished part (its statistics and length) and the data files written. A rerun with the
+same plan skips finished episodes, redoes an interrupted one from scratch, and then assembles. A different plan
+in the same folder is refused; rerunning a finished export leaves data/ and videos/ as they are and rewrites
+meta/ with the same bytes. Tables are written with fixed
+row order and fixed pyarrow options and contain no wall-clock values, so the same input gives byte-identical
+parquet files.
+
+Appending (`append=True`, `excap export --append`): OUT holds an export made with the same settings (fps, codec,
+partner, face blurring, machine setup); the selected episodes it does not hold yet are added after the ones it
+has. Their frames go to new data files and their videos to new video files; the files already there are not
+rewritten, only meta/ is. Every episode already exported must still be selected (a withdrawn consent or changed
+filters mean a fresh export). The result equals a full export of the same episodes in the same order (old ones
+first): the same frame rows in the same order across data/ (read in file order), the same videos, meta/info.json,
+meta/stats.json, meta/tasks.parquet and meta/excap_export.json; meta/episodes differs only in the
+`data/chunk_index` and `data/file_index` columns, because the appended rows start a new data file.
 
 Bad episodes: an episode that cannot be read as one (a camera without frames, an undecodable frame, any other
 EpisodeError of the reader) or is of another machine setup than most of them (see frames.common_layout) is
@@ -41,7 +59,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,12 +71,25 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from excap.catalogue.index import EpisodeFilter, EpisodeRecord
-from excap.core.errors import ConfigError, EpisodeError, ExcapError
+from excap.core.errors import ConfigError, ExcapError
 from excap.datasets import stats as feature_stats
-from excap.datasets.faces import FaceBlurrer
-from excap.datasets.frames import FrameCounters, Layout, SkippedEpisode, common_layout, iter_frames, skipped_episode
+from excap.datasets.export.episode_part import (
+    PARQUET_OPTIONS,
+    EpisodePart,
+    EpisodeTask,
+    camera_key,
+    export_episode_part,
+    part_table_path,
+    part_video_path,
+    write_parquet,
+)
+from excap.datasets.export.executors import MapParts, process_pool
+from excap.datasets.frames import Layout, SkippedEpisode, common_layout
 from excap.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
-from excap.datasets.video import VideoWriter, codec_available, default_codec, video_info
+from excap.datasets.video import codec_available, default_codec, video_info
+
+__all__ = ["ExportResult", "LeRobotExportOptions", "LeRobotExporter", "camera_key", "export_lerobot",
+           "skip_handler", "write_parquet"]
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
@@ -68,9 +99,7 @@ DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 WORK_DIR = ".excap-export"
-IMAGE_STATS_SAMPLES = 100  # frames per episode and camera sampled for image statistics
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": True, "write_statistics": True,
-                                   "version": "2.6", "data_page_version": "1.0"}
+ROW_GROUP_ROWS = 65_536  # frames per parquet row group of the data files (at most; whole episodes)
 
 
 @dataclass
@@ -86,6 +115,10 @@ class LeRobotExportOptions:
     strict: bool = False  # a bad episode fails the export instead of being skipped
     on_skip: Callable[[SkippedEpisode], None] | None = None  # told about each skipped episode as it happens
     catalog: str | None = None  # the catalogue to select from (excap.catalogue.store; default: the folder's own)
+    workers: int = 1  # local processes making episode parts
+    append: bool = False  # add the selected episodes OUT does not hold yet to the export there
+    map_parts: MapParts | None = None  # runs the episode tasks (default: process_pool(workers))
+    codec_threads: int = 0  # threads per video encoder (0: the machine's cores over the cameras)
 
 
 @dataclass
@@ -98,6 +131,7 @@ class ExportResult:
     faces_blurred: int = 0
     report: dict[str, Any] = field(default_factory=dict)
     skipped: list[SkippedEpisode] = field(default_factory=list)
+    appended_episodes: int = 0
 
 
 def skip_handler(strict: bool, on_skip: Callable[[SkippedEpisode], None] | None) -> Callable[[SkippedEpisode], None]:
@@ -110,10 +144,6 @@ def skip_handler(strict: bool, on_skip: Callable[[SkippedEpisode], None] | None)
     return handle
 
 
-def camera_key(name: str) -> str:
-    return f"observation.images.{name}"
-
-
 def _atomic_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -121,16 +151,20 @@ def _atomic_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
-    """A parquet file written atomically with fixed options (same table, same bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp, **PARQUET_OPTIONS)
-    os.replace(tmp, path)
+def _location(file_number: int) -> tuple[int, int]:
+    """(chunk_index, file_index) of the n-th data or video file."""
+    return divmod(file_number, CHUNKS_SIZE)
 
 
-def _video_location(episode_index: int) -> tuple[int, int]:
-    return divmod(episode_index, CHUNKS_SIZE)
+def _plan_id(plan: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
+
+def codec_threads(cameras: int) -> int:
+    """Threads per encoder: the machine's cores shared among the cameras of an episode. It does not depend on the
+    number of workers, so that any number of workers writes the same video files (encoders' output can depend
+    on their thread count)."""
+    return max(1, (os.cpu_count() or 1) // max(1, cameras))
 
 
 class LeRobotExporter:
@@ -139,162 +173,160 @@ class LeRobotExporter:
         self.options = options
         self.out = Path(options.out)
         self.work = self.out / WORK_DIR
+        self.parts = self.work / "parts"
         self.codec = options.vcodec or default_codec()
         if not codec_available(self.codec):
             raise ConfigError(f"video codec {self.codec!r} is not available in PyAV's FFmpeg")
         if options.fps <= 0 or int(options.fps) != options.fps:
             raise ConfigError(f"--fps must be a positive whole number (LeRobot stores fps as int), not {options.fps}")
+        if options.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, not {options.workers}")
 
     def run(self) -> ExportResult:
         selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
                                        self.options.registry, self.options.catalog)
         skip = skip_handler(self.options.strict, self.options.on_skip)
-        layout, unfit = common_layout([e.path for e in selection.episodes],
-                                      [e.record.episode_id for e in selection.episodes], skip)
-        plan = self._plan(selection, layout)
-        manifest = self._open_manifest(plan)
-        manifest.setdefault("skipped", {})
-        blurrer = FaceBlurrer() if self.options.blur_faces else None
-        resumed = 0
-        episodes = list(enumerate(selection.episodes))
-        bar = tqdm(episodes, desc="export lerobot", unit="episode", disable=not self.options.progress)
-        for position, episode in bar:
-            key = str(position)
-            if key in manifest["skipped"]:
-                continue
-            if key in manifest["done"] and (self.work / "parts" / f"episode-{position:06d}.parquet").is_file():
-                resumed += 1
-                continue
-            index = sum(1 for k in manifest["done"] if int(k) < position)  # exported episodes get 0, 1, 2, ...
-            skipped = unfit.get(position)
-            if skipped is None:
-                try:
-                    manifest["done"][key] = self._export_episode(index, position, episode, layout, blurrer)
-                except EpisodeError as exc:
-                    skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
-                    skip(skipped)
-            if skipped is not None:
-                manifest["skipped"][key] = skipped.as_json()
-            _atomic_json(self.work / "manifest.json", manifest)
+        manifest, episodes, layout, appended = self._open(selection, skip)
+        for key, done in list(manifest["done"].items()):  # a part whose table is missing is made again, and
+            # one recorded by an excap without episode parts (no last timestamp)
+            if ("index" not in done and not part_table_path(self.parts, int(key)).is_file()) \
+                    or "last_timestamp_s" not in done:
+                del manifest["done"][key]
+        resumed = len(manifest["done"])
+        pending = [p for p in range(len(episodes)) if str(p) not in manifest["done"]
+                   and str(p) not in manifest["skipped"]]
+        self._make_parts(episodes, layout, pending, manifest, skip)
         if not manifest["done"]:
             raise ExcapError(f"{self.out}: every selected episode was skipped: "
                              + "; ".join(f"{v['file']}: {v['reason']}" for v in list(manifest["skipped"].values())[:3]))
-        report = self._assemble(selection, layout, manifest)
+        report = self._assemble(selection, episodes, layout, manifest)
         skipped_list = [SkippedEpisode(v["episode_id"], v["file"], v["reason"])
                         for _, v in sorted(manifest["skipped"].items(), key=lambda kv: int(kv[0]))]
         return ExportResult(self.out, len(manifest["done"]), report["exported_frames"], selection.excluded,
-                            resumed, int(report["faces_blurred"]), report, skipped_list)
+                            resumed, int(report["faces_blurred"]), report, skipped_list, appended)
 
     # -- plan and manifest ---------------------------------------------------------------------------------
-    def _plan(self, selection: ExportSelection, layout: Layout) -> dict[str, Any]:
+    def _settings(self, selection: ExportSelection, layout: Layout) -> dict[str, Any]:
         return {"format": "lerobot", "codebase_version": CODEBASE_VERSION, "fps": int(self.options.fps),
                 "partner_hash": hashlib.sha256(selection.partner.encode()).hexdigest()[:16],
                 "blur_faces": self.options.blur_faces, "vcodec": self.codec,
                 "layout": {"cameras": [list(c) for c in layout.cameras], "state": list(layout.state_names),
-                           "action": list(layout.action_names)},
-                "sources": [e.record.sha256 for e in selection.episodes]}
+                           "action": list(layout.action_names)}}
 
-    def _open_manifest(self, plan: dict[str, Any]) -> dict[str, Any]:
+    def _open(self, selection: ExportSelection, skip: Callable[[SkippedEpisode], None]
+              ) -> tuple[dict[str, Any], list[SelectedEpisode], Layout, int]:
+        """The manifest, the episodes in plan order, their layout and how many episodes this run appends."""
         path = self.work / "manifest.json"
-        plan_id = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
-        if path.is_file():
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-            if manifest.get("plan_id") != plan_id:
-                raise ExcapError(f"{self.out}: holds an export with other settings or episodes; "
-                                 "export into an empty folder (or remove this one)")
-            return manifest
-        if self.out.exists() and any(self.out.iterdir()):
+        manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if manifest is None and self.out.exists() and any(self.out.iterdir()):
             raise ExcapError(f"{self.out}: folder is not empty and holds no unfinished export")
-        manifest = {"plan_id": plan_id, "plan": plan, "done": {}}
+        if manifest is not None and self.options.append:
+            return self._open_append(manifest, selection, skip)
+        paths = [e.path for e in selection.episodes]
+        layout, unfit = common_layout(paths, [e.record.episode_id for e in selection.episodes], skip)
+        plan = {**self._settings(selection, layout), "sources": [e.record.sha256 for e in selection.episodes]}
+        if manifest is not None:
+            if manifest.get("plan_id") != _plan_id(plan):
+                raise ExcapError(f"{self.out}: holds an export with other settings or episodes; export into an "
+                                 "empty folder (or remove this one), or add episodes to it with --append")
+        else:
+            manifest = {"plan_id": _plan_id(plan), "plan": plan, "done": {}}
+        manifest.setdefault("skipped", {})
+        manifest.setdefault("data_files", [])
+        for position, skipped in unfit.items():
+            manifest["skipped"].setdefault(str(position), skipped.as_json())
         _atomic_json(path, manifest)
-        return manifest
+        return manifest, list(selection.episodes), layout, 0
 
-    # -- one episode -----------------------------------------------------------------------------------------
-    def _export_episode(self, index: int, position: int, episode: SelectedEpisode, layout: Layout,
-                        blurrer: FaceBlurrer | None) -> dict[str, Any]:
-        """Frames, videos and statistics of one episode as episode `index` (EpisodeError: it is skipped)."""
-        chunk, file = _video_location(index)
-        writers: dict[str, VideoWriter] = {}
-        tmp_paths: dict[str, Path] = {}
-        for name, height, width in layout.cameras:
-            final = self.out / VIDEO_PATH.format(video_key=camera_key(name), chunk_index=chunk, file_index=file)
-            tmp_paths[name] = final.with_name(final.stem + ".partial.mp4")
-            writers[name] = VideoWriter(tmp_paths[name], width, height, int(self.options.fps), self.codec)
-        counters = FrameCounters()
-        timestamps: list[float] = []
-        states: list[np.ndarray] = []
-        actions: list[np.ndarray] = []
-        samples: dict[str, list[np.ndarray]] = {name: [] for name in layout.camera_names}
+    def _open_append(self, manifest: dict[str, Any], selection: ExportSelection,
+                     skip: Callable[[SkippedEpisode], None]) -> tuple[dict[str, Any], list[SelectedEpisode], Layout,
+                                                                       int]:
+        plan = manifest["plan"]
+        saved = plan["layout"]
+        layout = Layout(tuple((str(n), int(h), int(w)) for n, h, w in saved["cameras"]), tuple(saved["state"]),
+                        tuple(saved["action"]))
+        settings = self._settings(selection, layout)
+        if any(plan.get(key) != value for key, value in settings.items()):
+            differing = sorted(key for key, value in settings.items() if plan.get(key) != value)
+            raise ExcapError(f"{self.out}: holds an export with other settings ({', '.join(differing)}); "
+                             "--append adds episodes to an export made with the same settings")
+        by_source: dict[str, list[SelectedEpisode]] = {}
+        for episode in selection.episodes:
+            by_source.setdefault(episode.record.sha256, []).append(episode)
+        kept: list[SelectedEpisode] = []
+        for number, sha in enumerate(plan["sources"]):
+            if not by_source.get(sha):
+                raise ExcapError(f"{self.out}: episode {number} of this export (SHA-256 {sha[:16]}...) is not "
+                                 "selected any more (changed filters, withdrawn consent, a changed or removed "
+                                 "file); export into an empty folder instead of appending")
+            kept.append(by_source[sha].pop(0))
+        chosen = {id(e) for e in kept}
+        added = [e for e in selection.episodes if id(e) not in chosen]
+        _, unfit = common_layout([e.path for e in added], [e.record.episode_id for e in added], skip, chosen=layout)
+        for offset, skipped in unfit.items():
+            manifest["skipped"][str(len(kept) + offset)] = skipped.as_json()
+        episodes = kept + added
+        plan = {**settings, "sources": [e.record.sha256 for e in episodes]}
+        manifest.update({"plan_id": _plan_id(plan), "plan": plan, "complete": False})
+        manifest.setdefault("data_files", [])
+        _atomic_json(self.work / "manifest.json", manifest)
+        return manifest, episodes, layout, len(added)
+
+    # -- episode parts -----------------------------------------------------------------------------------------
+    def _make_parts(self, episodes: list[SelectedEpisode], layout: Layout, pending: list[int],
+                    manifest: dict[str, Any], skip: Callable[[SkippedEpisode], None]) -> None:
+        threads = self.options.codec_threads or codec_threads(len(layout.cameras))
+        tasks = [EpisodeTask(episodes[p].path, p, episodes[p].record.episode_id, int(self.options.fps), layout,
+                             self.codec, self.parts, self.options.blur_faces, threads) for p in pending]
+        map_parts = self.options.map_parts or process_pool(self.options.workers)
+        results: Iterator[EpisodePart] = map_parts(export_episode_part, tasks)
+        bar = tqdm(results, total=len(tasks), desc="export lerobot", unit="episode",
+                   disable=not self.options.progress)
         try:
-            try:
-                for frame in iter_frames(episode.path, self.options.fps, layout, blurrer, counters):
-                    timestamps.append(frame.timestamp_s)
-                    states.append(frame.state)
-                    actions.append(frame.action)
-                    for name, image in frame.images.items():
-                        writers[name].write(image)
-                        samples[name].append(image)
-            finally:
-                for writer in writers.values():
-                    writer.close()
-            if not timestamps:
-                raise EpisodeError(f"{episode.path}: no aligned steps at {self.options.fps} Hz")
-        except EpisodeError:
-            for tmp in tmp_paths.values():
-                tmp.unlink(missing_ok=True)
-            raise
-        length = len(timestamps)
-        for tmp in tmp_paths.values():
-            os.replace(tmp, tmp.with_name(tmp.name.replace(".partial", "")))
-        table = pa.table({
-            "observation.state": pa.array(list(np.stack(states)), type=pa.list_(pa.float32(), len(layout.state_names))),
-            "action": pa.array(list(np.stack(actions)), type=pa.list_(pa.float32(), len(layout.action_names))),
-            "timestamp": pa.array(np.asarray(timestamps, dtype=np.float32)),
-            "frame_index": pa.array(np.arange(length, dtype=np.int64)),
-        })
-        write_parquet(table, self.work / "parts" / f"episode-{position:06d}.parquet")
-        ep_stats = {"observation.state": feature_stats.vector_stats(np.stack(states)),
-                    "action": feature_stats.vector_stats(np.stack(actions)),
-                    "timestamp": feature_stats.vector_stats(np.asarray(timestamps, dtype=np.float32)),
-                    "frame_index": feature_stats.vector_stats(np.arange(length))}
-        for name, images in samples.items():
-            step = max(1, len(images) // IMAGE_STATS_SAMPLES)
-            ep_stats[camera_key(name)] = feature_stats.image_stats(np.stack(images[::step]))
-        return {"index": index, "length": length, "faces_blurred": counters.faces_blurred,
-                "first_step_offset_s": counters.first_step_offset_s,
-                "stats": {k: feature_stats.to_json(v) for k, v in ep_stats.items()}}
+            for part in bar:
+                key = str(part.position)
+                if part.skipped is not None:
+                    skip(part.skipped)
+                    manifest["skipped"][key] = part.skipped.as_json()
+                else:
+                    manifest["done"][key] = part.as_json()
+                _atomic_json(self.work / "manifest.json", manifest)
+        finally:
+            bar.close()
 
     # -- dataset files ---------------------------------------------------------------------------------------
-    def _assemble(self, selection: ExportSelection, layout: Layout, manifest: dict[str, Any]) -> dict[str, Any]:
+    def _assemble(self, selection: ExportSelection, episodes: list[SelectedEpisode], layout: Layout,
+                  manifest: dict[str, Any]) -> dict[str, Any]:
         fps = int(self.options.fps)
-        exported = [(int(k), selection.episodes[int(k)]) for k in sorted(manifest["done"], key=int)]
-        tasks = sorted({e.record.task for _, e in exported})
+        positions = sorted(int(k) for k in manifest["done"])
+        tasks: list[str] = []
+        for position in positions:
+            if episodes[position].record.task not in tasks:
+                tasks.append(episodes[position].record.task)
         task_index = {task: i for i, task in enumerate(tasks)}
-        parts = []
+        self._place_videos(positions, layout, manifest)
+        written = {p for entry in manifest["data_files"] for p in entry["positions"]}
+        self._write_data(episodes, [p for p in positions if p not in written], positions, task_index, manifest)
+        data_file = {p: (entry["chunk_index"], entry["file_index"])
+                     for entry in manifest["data_files"] for p in entry["positions"]}
         rows: list[dict[str, Any]] = []
         all_stats: dict[str, list[dict[str, np.ndarray]]] = {}
         offset = 0
-        for position, episode in exported:
+        for index, position in enumerate(positions):
+            episode = episodes[position]
             done = manifest["done"][str(position)]
-            index = int(done["index"])
-            part = pq.read_table(self.work / "parts" / f"episode-{position:06d}.parquet")
-            length = part.num_rows
-            part = part.append_column("episode_index", pa.array(np.full(length, index, dtype=np.int64)))
-            part = part.append_column("index", pa.array(np.arange(offset, offset + length, dtype=np.int64)))
-            part = part.append_column("task_index", pa.array(np.full(length, task_index[episode.record.task],
-                                                                     dtype=np.int64)))
-            parts.append(part)
+            length = int(done["length"])
             ep_stats = {k: feature_stats.from_json(v) for k, v in done["stats"].items()}
             for key, number in (("episode_index", index), ("task_index", task_index[episode.record.task])):
                 ep_stats[key] = feature_stats.vector_stats(np.full(length, number))
             ep_stats["index"] = feature_stats.vector_stats(np.arange(offset, offset + length))
             for key, value in ep_stats.items():
                 all_stats.setdefault(key, []).append(value)
-            chunk, file = _video_location(index)
-            last_timestamp = float(part.column("timestamp")[length - 1].as_py())
+            chunk, file = _location(index)
+            data_chunk, data_index = data_file[position]
             row: dict[str, Any] = {
                 "episode_index": index, "tasks": [episode.record.task], "length": length,
-                "data/chunk_index": 0, "data/file_index": 0,
+                "data/chunk_index": data_chunk, "data/file_index": data_index,
                 "dataset_from_index": offset, "dataset_to_index": offset + length,
             }
             for name in layout.camera_names:
@@ -302,7 +334,7 @@ class LeRobotExporter:
                 row[f"videos/{key}/chunk_index"] = chunk
                 row[f"videos/{key}/file_index"] = file
                 row[f"videos/{key}/from_timestamp"] = 0.0
-                row[f"videos/{key}/to_timestamp"] = round(last_timestamp + 1.0 / fps, 6)
+                row[f"videos/{key}/to_timestamp"] = round(float(done["last_timestamp_s"]) + 1.0 / fps, 6)
             row["meta/episodes/chunk_index"] = 0
             row["meta/episodes/file_index"] = 0
             for key in sorted(ep_stats):
@@ -316,17 +348,15 @@ class LeRobotExporter:
             rows.append(row)
             offset += length
 
-        data = pa.concat_tables(parts)
-        write_parquet(data, self.out / DATA_PATH.format(chunk_index=0, file_index=0))
         write_parquet(pa.Table.from_pylist(rows), self.out / EPISODES_PATH)
         self._write_tasks(tasks)
         dataset_stats = {key: feature_stats.aggregate(values) for key, values in sorted(all_stats.items())}
         _atomic_json(self.out / "meta" / "stats.json",
                      {k: feature_stats.to_json(v) for k, v in dataset_stats.items()})
-        info = self._info(layout, [e.record for _, e in exported], len(tasks), offset)
+        info = self._info(layout, [episodes[p].record for p in positions], len(tasks), offset)
         _atomic_json(self.out / "meta" / "info.json", info)
         skipped = [v for _, v in sorted(manifest["skipped"].items(), key=lambda kv: int(kv[0]))]
-        report = {**selection.report(), "exported_episodes": len(exported), "skipped_episodes": skipped,
+        report = {**selection.report(), "exported_episodes": len(positions), "skipped_episodes": skipped,
                   "format": "lerobot", "codebase_version": CODEBASE_VERSION, "fps": fps,
                   "exported_frames": offset, "tasks": tasks, "blur_faces": self.options.blur_faces,
                   "faces_blurred": sum(int(d["faces_blurred"]) for d in manifest["done"].values()),
@@ -336,6 +366,52 @@ class LeRobotExporter:
         manifest["complete"] = True
         _atomic_json(self.work / "manifest.json", manifest)
         return report
+
+    def _place_videos(self, positions: list[int], layout: Layout, manifest: dict[str, Any]) -> None:
+        """Each finished part's videos moved to their final paths by episode index (a rename, once)."""
+        for index, position in enumerate(positions):
+            done = manifest["done"][str(position)]
+            if done.get("index") == index:
+                continue
+            chunk, file = _location(index)
+            for name in layout.camera_names:
+                final = self.out / VIDEO_PATH.format(video_key=camera_key(name), chunk_index=chunk, file_index=file)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                source = part_video_path(self.parts, position, name)
+                if source.is_file() or not final.is_file():  # else: moved by a run that stopped before saying so
+                    os.replace(source, final)
+            done["index"] = index
+        _atomic_json(self.work / "manifest.json", manifest)
+
+    def _write_data(self, episodes: list[SelectedEpisode], new: list[int], positions: list[int],
+                    task_index: dict[str, int], manifest: dict[str, Any]) -> None:
+        """The frame rows of episodes not in a data file yet, in new data files (whole episodes per file, a new
+        file past DATA_FILES_SIZE_IN_MB), streamed part by part in row groups of at most ROW_GROUP_ROWS."""
+        if not new:
+            return
+        offsets = dict(zip(positions, np.cumsum([0] + [int(manifest["done"][str(p)]["length"])
+                                                       for p in positions])[:-1].tolist(), strict=True))
+        indices = {p: i for i, p in enumerate(positions)}
+        file_number = len(manifest["data_files"])
+        writer: _DataFileWriter | None = None
+        for position in new:
+            if writer is not None and writer.full():
+                manifest["data_files"].append(writer.close())
+                file_number += 1
+                writer = None
+            if writer is None:
+                writer = _DataFileWriter(self.out, file_number)
+            part = pq.read_table(part_table_path(self.parts, position))
+            length = part.num_rows
+            offset = int(offsets[position])
+            part = part.append_column("episode_index", pa.array(np.full(length, indices[position], dtype=np.int64)))
+            part = part.append_column("index", pa.array(np.arange(offset, offset + length, dtype=np.int64)))
+            part = part.append_column("task_index", pa.array(np.full(
+                length, task_index[episodes[position].record.task], dtype=np.int64)))
+            writer.add(position, part)
+        if writer is not None:
+            manifest["data_files"].append(writer.close())
+        _atomic_json(self.work / "manifest.json", manifest)
 
     def _write_tasks(self, tasks: list[str]) -> None:
         frame = pd.DataFrame({"task_index": np.arange(len(tasks), dtype=np.int64)}, index=pd.Index(tasks, name="task"))
@@ -376,6 +452,45 @@ class LeRobotExporter:
             "video_path": VIDEO_PATH if layout.cameras else None,
             "features": features,
         }
+
+
+class _DataFileWriter:
+    """One data file, written under a temporary name and renamed when closed; row groups of whole episodes."""
+
+    def __init__(self, out: Path, file_number: int) -> None:
+        self.chunk, self.file = _location(file_number)
+        self.path = out / DATA_PATH.format(chunk_index=self.chunk, file_index=self.file)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.positions: list[int] = []
+        self.buffered: list[pa.Table] = []
+        self.rows = 0
+        self.writer: pq.ParquetWriter | None = None
+
+    def add(self, position: int, table: pa.Table) -> None:
+        if self.buffered and self.rows + table.num_rows > ROW_GROUP_ROWS:
+            self._flush()
+        self.positions.append(position)
+        self.buffered.append(table)
+        self.rows += table.num_rows
+
+    def full(self) -> bool:
+        return self.tmp.exists() and self.tmp.stat().st_size >= DATA_FILES_SIZE_IN_MB * 1024 * 1024
+
+    def _flush(self) -> None:
+        table = pa.concat_tables(self.buffered)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema, **PARQUET_OPTIONS)
+        self.writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.buffered, self.rows = [], 0
+
+    def close(self) -> dict[str, Any]:
+        if self.buffered:
+            self._flush()
+        assert self.writer is not None
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+        return {"chunk_index": self.chunk, "file_index": self.file, "positions": self.positions}
 
 
 def export_lerobot(directory: str | Path, options: LeRobotExportOptions) -> ExportResult:
