@@ -13,7 +13,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # the simulated wheel loader.
 pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices",
                   "tests.support.loader_episodes", "tests.support.postgres", "tests.support.seaweedfs",
-                  "tests.support.ray_cluster"]
+                  "tests.support.ray_cluster", "tests.support.fleet_folder"]
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,7 @@ def _text(value: Any) -> str:
 def check_episode(source: EpisodeSource, options: SyncOptions | None = None) -> EpisodeCheck:
     """The checks of one episode (downloaded first when it lives in an object store)."""
     with local_episode(source, options) as path:
-        problems = [p.replace(str(path), source.relative, 1) for p in validate_episode(path)]
+        problems = [p.replace(str(path), source.relative) for p in validate_episode(path)]
         check = EpisodeCheck(source.relative, valid=not problems, problems=problems)
         try:
             summary = summarize(path)
