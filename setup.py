@@ -14,7 +14,8 @@ EXTRAS = {
     "delivery": ["boto3>=1.35", "pyarrow>=15"],  # excap push / pull (S3); serve reads LeRobot episode tables
     "mf4": ["asammdf>=7.4"],  # excap can import / export of ASAM MDF4 (.mf4) logs
     "review": ["matplotlib>=3.8"],  # excap plot
-    "fleet": ["psycopg[binary]>=3.2"],  # a catalogue shared in PostgreSQL (--catalog postgresql://...)
+    # a catalogue shared in PostgreSQL (--catalog postgresql://...); exports and fleet reports on a Ray cluster
+    "fleet": ["psycopg[binary]>=3.2", "ray>=2.40"],
     "viewers": ["foxglove-sdk>=0.30", "mcap>=1.2", "mcap-ros2-support>=0.5"],  # convert to MCAP, --foxglove
 }
 

@@ -12,7 +12,8 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 # Shared fixtures: a recorded folder of episodes with its registry, a running simulated station, and recordings of
 # the simulated wheel loader.
 pytest_plugins = ["tests.support.recorded_folder", "tests.support.station", "tests.support.station_devices",
-                  "tests.support.loader_episodes", "tests.support.postgres", "tests.support.seaweedfs"]
+                  "tests.support.loader_episodes", "tests.support.postgres", "tests.support.seaweedfs",
+                  "tests.support.ray_cluster", "tests.support.fleet_folder"]
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,7 @@ COMMANDS = {
     "station-user": "excap.cli.station_user:cmd_station_user",
     "can": "excap.cli.can_logs:cmd_can",
     "convert": "excap.cli.convert:cmd_convert",
+    "fleet-report": "excap.cli.fleet_report:cmd_fleet_report",
 }
 """Command name -> "module:function" running it (the module is imported only when that command runs)."""
 
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     from excap.cli.annotate import add_annotate_parser
     from excap.cli.datasets import add_dataset_parsers
     from excap.cli.delivery import add_partner_parser, add_pull_parser, add_push_parser, add_serve_parser
+    from excap.cli.fleet_report import add_fleet_report_parser
     from excap.cli.label import add_label_parser
     from excap.cli.node import add_node_parser
     from excap.cli.replay import add_replay_parser
@@ -80,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     adders: list[Callable[[argparse._SubParsersAction], object]] = [
         add_record_parser, add_render_parser, add_plot_parser, add_joystick_parser, add_node_parser,
         add_replay_parser, add_dataset_parsers, add_partner_parser, add_serve_parser, add_push_parser,
-        add_pull_parser, add_upload_parser,
+        add_pull_parser, add_upload_parser, add_fleet_report_parser,
         add_operator_parser, add_annotate_parser, add_label_parser, add_ledger_parser,
         add_station_parser, add_station_user_parser, add_check_config_parser, add_bench_parser, add_inspect_parser,
         add_validate_parser, add_recover_parser, add_can_parser, add_convert_parser]

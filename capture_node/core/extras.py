@@ -20,7 +20,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "delivery": ("boto3", "botocore", "pyarrow"),
     "mf4": ("asammdf",),
     "review": ("matplotlib",),
-    "fleet": ("psycopg",),
+    "fleet": ("psycopg", "ray"),
     "viewers": ("foxglove", "mcap", "mcap_ros2"),
     "ros": ("rclpy",),
 }
