@@ -3,15 +3,15 @@
     python bench/soak.py [--hours 8] [--episode-minutes 10] [--interval 30] [--cameras 2] [--keep 3]
                          [--out DIR] [--log soak.jsonl]
 
-Records on the simulated station like a shift does: one episode after another (`--episode-minutes` each, every
-one a full record session: devices opened, episode started, stopped, finished), until `--hours` have passed.
-Every `--interval` seconds it appends one JSON line to `--log` (and stdout): elapsed time, RSS, CPU (share of one
-core since the last line), drops so far (finished episodes plus the running one), MB on disk (finished episodes kept and the running
-episode's journal), MB written in all (deleted episodes plus what is on disk), episodes finished. Only the last `--keep` finished episodes stay on disk (older ones are
-deleted, as a station's uplink retention would), so an 8-hour run fits on a laptop's disk. At the end it prints a
-summary (the last line): RSS at the start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid
-episodes (`excap validate`), mean CPU. `--hours 0.05` is a smoke run of three minutes.
-"""
+Records on the simulated station like a shift does: one episode after another (`--episode-minutes` each, every one
+a full record session: devices opened, episode started, stopped, finished), until `--hours` have passed. Every
+`--interval` seconds it appends one JSON line to `--log` (and stdout): elapsed time, RSS, CPU (share of one core
+since the last line), drops so far (finished episodes plus the running one), MB on disk (finished episodes kept
+and the running episode's journal), MB written in all (deleted episodes plus what is on disk), episodes finished.
+Only the last `--keep` finished episodes stay on disk (older ones are deleted, as a station's uplink retention
+would), so an 8-hour run fits on a laptop's disk. At the end it prints a summary (the last line): RSS at the
+start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid episodes (`excap validate`), mean CPU.
+`--hours 0.05` is a smoke run of three minutes."""
 
 import argparse
 import json
