@@ -17,7 +17,6 @@ recording's drops (dropped samples and `drop` events) and achieved rates, whethe
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ from excap.station.sim import SimSessionOptions, run_sim_session, simulated_stat
 
 DATASET = "load-v1"
 EPISODE_ID = "20260101T000000Z_sim-excavator-01_load01"
+TOKEN_ENV = "EXCAP_LOAD_TOKEN"
 
 
 @dataclass
@@ -117,7 +117,7 @@ def downloader(url: str, token: str, stop: threading.Event, result: Downloads) -
 
 def run_downloads(url: str, token: str, downloads: int, duration_s: float) -> dict[str, Any]:
     """`downloads` threads downloading for `duration_s` (each finishes the round it is in); run in a child
-    process."""
+    process (`client_process`)."""
     result = Downloads()
     stop = threading.Event()
     threads = [threading.Thread(target=downloader, args=(url, token, stop, result), daemon=True)
@@ -135,17 +135,40 @@ def run_downloads(url: str, token: str, downloads: int, duration_s: float) -> di
             "errors": result.errors + [f"{hung} download threads still running after 120 s"] * bool(hung)}
 
 
+def client_process(url: str, token: str, downloads: int, duration_s: float) -> dict[str, Any]:
+    """`run_downloads` in a process of its own (this script with `client`; the token in its environment)."""
+    done = subprocess.run([sys.executable, __file__, "client", url, str(downloads), str(duration_s)],
+                          capture_output=True, text=True, env={**os.environ, TOKEN_ENV: token},
+                          timeout=duration_s + 300)
+    if done.returncode != 0:
+        raise RuntimeError(f"the download client failed: {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+@dataclass
+class ServeProcess:
+    url: str
+    log: list[str] = field(default_factory=list)
+    """What the server wrote to stderr (its warnings and errors name why a request was refused)."""
+
+
 @contextmanager
-def excap_serve(root: Path) -> Iterator[str]:
-    """`excap serve ROOT` on an ephemeral loopback port; yields its URL."""
+def excap_serve(root: Path) -> Iterator[ServeProcess]:
+    """`excap serve ROOT` on an ephemeral loopback port."""
     process = subprocess.Popen([sys.executable, "-m", "excap", "serve", str(root), "--port", "0"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader: threading.Thread | None = None
     try:
         assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline()
         if not line.startswith("serving "):
             raise RuntimeError(f"excap serve did not start: {line}{process.stderr.read()}")
-        yield line.split(" on ")[1].split()[0]
+        served = ServeProcess(line.split(" on ")[1].split()[0])
+        stderr = process.stderr
+        reader = threading.Thread(target=lambda: served.log.extend(text.rstrip("\n") for text in stderr), daemon=True)
+        reader.start()
+        yield served
     finally:
         process.terminate()
         try:
@@ -153,6 +176,8 @@ def excap_serve(root: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if reader is not None:
+            reader.join(10)
 
 
 @contextmanager
@@ -208,14 +233,13 @@ def run_load(out: Path, downloads: int, cameras: int, duration_s: float, browser
     try:
         assert running.server is not None
         page = running.server.url
-        with excap_serve(root) as url, station_pages(page, browsers, out / "browsers") as drivers, \
-                multiprocessing.get_context("spawn").Pool(1) as pool:
+        with excap_serve(root) as served, station_pages(page, browsers, out / "browsers") as drivers:
             started = httpx.post(f"{page}/api/start", json={}, timeout=30)
             if started.status_code != 200 or not running.runtime.recording:
                 raise RuntimeError(f"the station did not start recording: {started.status_code} {started.text}")
             loads_before = page_updates(drivers)
             cpu0 = os.times()
-            result = pool.apply(run_downloads, (url, token, downloads, duration_s))
+            result = client_process(served.url, token, downloads, duration_s)
             cpu1 = os.times()
             loads_after = page_updates(drivers)
             stopped = httpx.post(f"{page}/api/stop", json={"outcome": "success"}, timeout=60)
@@ -228,7 +252,9 @@ def run_load(out: Path, downloads: int, cameras: int, duration_s: float, browser
         raise RuntimeError(f"expected one recorded episode, found {len(episodes)}")
     return {"downloads": downloads, "cameras": cameras, "resolution": f"{width}x{height}", "fps": fps,
             "browsers": browsers, "seconds": round(result["seconds"], 1), "download_errors": len(result["errors"]),
-            "errors": result["errors"][:10], "files_downloaded": result["files"],
+            "errors": result["errors"][:10],
+            "server_log": served.log[:20],
+            "files_downloaded": result["files"],
             "mb_downloaded": round(result["bytes"] / 1e6, 1),
             "download_mb_per_s": round(result["bytes"] / 1e6 / result["seconds"], 1),
             "page_preview_loads": [after - before for before, after in zip(loads_before, loads_after, strict=True)],
@@ -238,6 +264,10 @@ def run_load(out: Path, downloads: int, cameras: int, duration_s: float, browser
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["client"]:  # the download client's process (see client_process)
+        url, downloads, duration_s = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+        print(json.dumps(run_downloads(url, os.environ[TOKEN_ENV], downloads, duration_s)))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--downloads", type=int, default=20)
     parser.add_argument("--cameras", type=int, default=4)
