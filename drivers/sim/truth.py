@@ -98,7 +98,8 @@ class Matched:
     @property
     def errors_ms(self) -> np.ndarray:
         """Recorded minus true time, in milliseconds (positive: recorded later than produced)."""
-        return (self.recorded_ns - self.truth_ns) / 1e6
+        errors: np.ndarray = (self.recorded_ns - self.truth_ns) / 1e6
+        return errors
 
 
 def match_by_key(stamps: Sequence[TruthStamp], keys: Sequence[Hashable], recorded_ns: Sequence[int]) -> Matched:
