@@ -55,7 +55,8 @@ def test_key_made_by_many_threads_at_once_is_one_whole_key(tmp_path: Path) -> No
         keys: list[bytes] = []
         errors: list[Exception] = []
 
-        def make(path: Path = path, start: threading.Barrier = start) -> None:
+        def make(path: Path = path, start: threading.Barrier = start, keys: list[bytes] = keys,
+                 errors: list[Exception] = errors) -> None:
             start.wait()
             try:
                 keys.append(load_or_create_key(path))
