@@ -68,10 +68,11 @@ class Soak:
 
     def sample(self) -> dict[str, Any]:
         now, cpu = time.monotonic(), cpu_s()
-        cpu_percent = 100 * (cpu - self._cpu[1]) / max(now - self._cpu[0], 1e-9)
+        interval = now - self._cpu[0]
+        cpu_percent = round(100 * (cpu - self._cpu[1]) / interval, 1) if interval >= 1.0 else None
         self._cpu = (now, cpu)
         on_disk = disk_bytes(self.out)
-        line = {"t_s": round(now - self.t0, 1), "rss_mb": round(rss_mb(), 1), "cpu_percent": round(cpu_percent, 1),
+        line = {"t_s": round(now - self.t0, 1), "rss_mb": round(rss_mb(), 1), "cpu_percent": cpu_percent,
                 "drops": self.drops_finished + self.running_drops(), "disk_mb": round(on_disk / 1e6, 1),
                 "written_mb": round((self.written_finished + on_disk) / 1e6, 1),
                 "episodes": len(self.finished), "load_avg_1min": round(os.getloadavg()[0], 2)}
