@@ -47,7 +47,13 @@ def run(files: list[str], extra: list[str]) -> dict[str, Any]:
     outcome = {kind.rstrip("s") if kind.startswith("error") else kind: int(n) for n, kind in _OUTCOME.findall(last)}
     return {"files": files, "exit_status": done.returncode, "outcome": outcome, "seconds": round(seconds, 1),
             "load_avg_1min_end": round(os.getloadavg()[0], 2), "figures": figures,
-            **({"failures": done.stdout[-4000:]} if done.returncode != 0 else {})}
+            **({"failures": failures(done.stdout)} if done.returncode != 0 else {})}
+
+
+def failures(stdout: str) -> str:
+    """The start of pytest's FAILURES section (what failed and where), or the end of the output."""
+    begin = stdout.find("= FAILURES =")
+    return stdout[begin:begin + 6000] if begin >= 0 else stdout[-4000:]
 
 
 def main() -> None:
