@@ -33,3 +33,10 @@ def test_every_recorded_row_matches_its_truth(kind: str, tmp_path) -> None:
     report = timing.truth_report(matched)
     for name in ("can", "joystick", "camera"):
         assert math.isfinite(report[name]["p99_ms"]) and report[name]["matched"] == matched[name].recorded_ns.size
+
+
+def test_replay_interval_figures_of_can_and_a_field_for_ros() -> None:
+    replay = bench_script("timing_truth").replay_figures(2.0)
+    assert replay["can"]["intervals"] > 100 and replay["can"]["frames_received"] == replay["can"]["frames_sent"]
+    assert math.isfinite(replay["can"]["p99_ms"])
+    assert replay["ros2"]["p99_ms"] is None and replay["ros2"]["target_p99_ms"] == 2.0
