@@ -17,7 +17,7 @@ def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None
     out = tmp_path / "soak"
     run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--hours", str(10 / 3600),
                           "--episode-minutes", str(3 / 60), "--interval", "1", "--cameras", "1", "--width", "160",
-                          "--height", "120", "--fps", "15", "--keep", "2", "--out", str(out)],
+                          "--height", "120", "--fps", "15", "--keep", "1", "--out", str(out)],
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in (out / "soak.jsonl").read_text().splitlines()]
@@ -25,9 +25,9 @@ def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None
     assert summary["summary"] == "soak" and json.loads(run.stdout.splitlines()[-1]) == summary
     assert len(samples) >= 5 and all(s["rss_mb"] > 0 for s in samples)
     assert [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
-    assert summary["episodes"] >= 3 and summary["invalid_episodes"] == 0 and summary["drops"] == 0
+    assert summary["episodes"] >= 2 and summary["invalid_episodes"] == 0 and summary["drops"] == 0
     kept = sorted((out / "episodes").glob("*.h5"))
-    assert len(kept) == 2 and all(validate_episode(path) == [] for path in kept)
+    assert len(kept) == 1 and validate_episode(kept[0]) == []
     assert summary["written_mb"] > sum(path.stat().st_size for path in kept) / 1e6  # older episodes were deleted
     assert max(s["episodes"] for s in samples) == summary["episodes"]
 
