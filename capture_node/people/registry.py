@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -140,21 +141,28 @@ def load_registry(path: str | Path) -> OperatorRegistry:
 
 
 def load_or_create_key(path: str | Path) -> bytes:
-    """The pseudonym secret: read it, or create it once (32 random bytes, mode 0600, never overwritten)."""
+    """The pseudonym secret: read it, or create it once (32 random bytes, mode 0600, never overwritten). The key
+    is written to a private temporary file and linked into place whole, so a concurrent reader (the delivery
+    server answers requests on several threads) never sees it half written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) < 16:
-            raise ConfigError(f"{path}: pseudonym key is too short ({len(key)} bytes)") from None
-        return key
-    key = secrets.token_bytes(KEY_BYTES)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-        handle.flush()
-        os.fsync(handle.fileno())
+    if not path.exists():
+        key = secrets.token_bytes(KEY_BYTES)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temporary, path)
+            return key
+        except FileExistsError:
+            pass  # another thread or process made it first: read theirs
+        finally:
+            os.unlink(temporary)
+    key = path.read_bytes()
+    if len(key) < 16:
+        raise ConfigError(f"{path}: pseudonym key is too short ({len(key)} bytes)")
     return key
 
 

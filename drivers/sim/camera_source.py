@@ -13,6 +13,7 @@ from excap.core.clock import now_ns
 from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
 from excap.drivers.limits import CAMERA_FPS
+from excap.drivers.sim import truth
 from excap.drivers.sim.machines import sim_machine
 
 FrameCallback = Callable[[int, int, np.ndarray], None]
@@ -59,7 +60,11 @@ class SimulatedCamera:
         self.counters.dropped += missed
 
     def _frame(self, index: int) -> None:
-        t_ns = now_ns()
+        t_ns = now_ns()  # the exposure: the machine's state is read now
+        t_device_ns = int(index * self.period * 1e9)
+        stamps = truth.active()
+        if stamps is not None:
+            stamps.add(truth.CAMERA, self.name, t_ns, t_device_ns)
         image = self._renderer.render(self._state(), index, self.name)
-        self._on_frame(t_ns, int(index * self.period * 1e9), image)
+        self._on_frame(t_ns, t_device_ns, image)
         self.counters.count_sample(t_ns)

@@ -18,6 +18,7 @@ from excap.core.clock import now_ns
 from excap.core.periodic import Late, Periodic
 from excap.drivers.base import Health, ThreadGuard
 from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
+from excap.drivers.sim import truth
 from excap.drivers.sim.j1939_traffic import J1939TrafficGenerator
 from excap.drivers.sim.machines import sim_machine
 
@@ -113,7 +114,10 @@ class SimulatedMachine:
             values, enabled = (0.0,) * len(self.functions), False
         state = self.model.step((t - self._last_step_ns) / 1e9, values, enabled)
         self._last_step_ns = t
+        stamps = truth.active()
         for frame in self._traffic.due(t, state):
+            if stamps is not None:
+                stamps.add(truth.CAN, "machine", now_ns(), (frame.arbitration_id, bytes(frame.data)))
             try:
                 self.bus.send(frame)
                 self.frames_sent += 1

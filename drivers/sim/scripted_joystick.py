@@ -20,6 +20,7 @@ from excap.core.periodic import Late, Periodic
 from excap.drivers.base import Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
 from excap.drivers.limits import SIM_JOYSTICK_RATE_HZ
+from excap.drivers.sim import truth
 from excap.drivers.sim.machine import SimulatedMachine
 from excap.drivers.sim.operator import StickSample
 
@@ -79,9 +80,13 @@ class ScriptedJoystick:
         if self.stalls and self.stalled(time.monotonic() - self._opened):
             self.stalled_ticks += 1
             return
+        stamps = truth.active()
+        produced_ns = now_ns() if stamps is not None else 0  # the instant the sticks are read
         blocked = self.commands_blocked is not None and self.commands_blocked()
         sticks = self.operator.sample(self.machine.state, commands_blocked=blocked)
         t_ns = now_ns()
+        if stamps is not None:
+            stamps.add(truth.JOYSTICK, self.name, produced_ns, t_ns)
         self.on_sample(JoystickSample(self.name, t_ns, t_ns, sticks.axes, sticks.buttons))
         if sticks.phase != self.phase:
             self.phase = sticks.phase

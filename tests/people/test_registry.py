@@ -1,4 +1,5 @@
 import stat
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -44,3 +45,28 @@ def test_key_created_once_private_and_pseudonyms_stable(tmp_path: Path) -> None:
     assert first != pseudonym(key, "oem-a", "operator-cleo-31")
     assert first != pseudonym(b"\x00" * 32, "oem-a", "operator-anna-17")
     assert first.startswith("anon-") and len(first) == len("anon-") + 16
+
+
+def test_key_made_by_many_threads_at_once_is_one_whole_key(tmp_path: Path) -> None:
+    """The delivery server's first requests race to create the key: every one reads the same whole key."""
+    for attempt in range(20):
+        path = tmp_path / str(attempt) / "pseudonym.key"
+        start = threading.Barrier(12)
+        keys: list[bytes] = []
+        errors: list[Exception] = []
+
+        def make(path: Path = path, start: threading.Barrier = start, keys: list[bytes] = keys,
+                 errors: list[Exception] = errors) -> None:
+            start.wait()
+            try:
+                keys.append(load_or_create_key(path))
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=make) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and len(set(keys)) == 1 and len(keys[0]) == 32
+        assert [p.name for p in path.parent.iterdir()] == ["pseudonym.key"]  # no temporary file left

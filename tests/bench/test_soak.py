@@ -1,0 +1,38 @@
+"""bench/soak.py as a user runs it, compressed to seconds: rolling episodes, one JSON line per interval, only the
+last --keep episodes left on disk, a summary at the end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from excap.episode.validation import validate_episode
+from tests.support.paths import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None:
+    out = tmp_path / "soak"
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--hours", str(10 / 3600),
+                          "--episode-minutes", str(3 / 60), "--interval", "1", "--cameras", "1", "--width", "160",
+                          "--height", "120", "--fps", "15", "--keep", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in (out / "soak.jsonl").read_text().splitlines()]
+    samples, summary = lines[:-1], lines[-1]
+    assert summary["summary"] == "soak" and json.loads(run.stdout.splitlines()[-1]) == summary
+    assert len(samples) >= 5 and all(s["rss_mb"] > 0 for s in samples)
+    assert [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
+    assert summary["episodes"] >= 2 and summary["invalid_episodes"] == 0 and summary["drops"] == 0
+    kept = sorted((out / "episodes").glob("*.h5"))
+    assert len(kept) == 1 and validate_episode(kept[0]) == []
+    assert summary["written_mb"] > sum(path.stat().st_size for path in kept) / 1e6  # older episodes were deleted
+    assert max(s["episodes"] for s in samples) == summary["episodes"]
+
+
+def test_soak_refuses_a_wrong_duration(tmp_path) -> None:
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--hours", "0", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 2 and "--hours" in run.stderr.splitlines()[-1]
