@@ -27,6 +27,7 @@ from typing import Any
 
 from excap.core.clock import now_ns, utc_iso, utc_offset_ns
 from excap.core.errors import DiskFullError, EpisodeError
+from excap.core.memory import release_free_memory
 from excap.core.periodic import Late, Periodic, Poller
 from excap.episode.h5writer import EpisodeFileWriter
 from excap.episode.journal import JournalWriter
@@ -184,6 +185,7 @@ class Recorder:
                 self._fail(exc)
         if self._broken:
             self._keep_journal()
+        release_free_memory()  # the episode's buffers and caches are freed: do not keep them in the heap
         return self._finished  # type: ignore[return-value]
 
     def _finish(self, end_t_ns: int) -> None:
