@@ -9,6 +9,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
 import can
 import cantools
@@ -16,8 +17,8 @@ import cantools
 
 def dbc_frames(dbc_paths: list[Path], count: int = 2000, seed: int = 0) -> list[can.Message]:
     rng = random.Random(seed)
-    messages = [m for path in dbc_paths for m in cantools.database.load_file(str(path)).messages
-                if m.length <= 8]
+    databases = [cast(cantools.database.can.Database, cantools.database.load_file(str(path))) for path in dbc_paths]
+    messages = [m for database in databases for m in database.messages if m.length <= 8]
     frames = []
     for index in range(count):
         message = messages[index % len(messages)]

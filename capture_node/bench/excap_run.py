@@ -59,7 +59,7 @@ def run_excap(rings: list[str], seconds: float, fps: float, full_load: bool, out
         holder["runtime"] = runtime
         if full_load:
             frames = dbc_frames(config.profile.dbc_paths)
-            load.append(CanLoad(config.cans[0].channel, frames, CAN_TARGET_HZ - SIM_CAN_HZ).start())
+            load.append(CanLoad(str(config.cans[0].channel), frames, CAN_TARGET_HZ - SIM_CAN_HZ).start())
 
     def started(_recorder: Recorder) -> None:
         marks["cpu0"], marks["t0"] = cpu_s(), time.monotonic()

@@ -2,9 +2,9 @@
 
 Each stream is a shared-memory ring (`excap.drivers.camera.shm_ring`) written at its frame rate whether or not
 anyone reads it. The pictures are pre-rendered textured scenes (smooth shapes, edges and sensor-like noise that
-compress in JPEG like a camera picture), cycled as a slow pan, with a moving overlay drawn on every frame, so
-rendering costs the producer a copy and a rectangle per frame. The streams are staggered within a frame period,
-as unsynchronised cameras are.
+compress in JPEG like a camera picture), cycled as a slow pan (each stream shifted sideways by its own offset),
+with a moving overlay drawn on every frame, so rendering costs the producer a copy and a rectangle per frame. The
+streams are staggered within a frame period, as unsynchronised cameras are.
 """
 
 import multiprocessing
@@ -18,7 +18,7 @@ import numpy as np
 
 from excap.drivers.camera.shm_ring import RingFormat, RingWriter
 
-SCENES = 12
+SCENES = 30
 
 
 def scene_frames(width: int, height: int, count: int = SCENES, seed: int = 0) -> list[np.ndarray]:
@@ -81,7 +81,10 @@ def produce(streams: list[StreamSpec], ready: "multiprocessing.synchronize.Event
                 frame = written[i] + skipped[i]
                 image = writers[i].slot_image()
                 picture = scenes[(spec.width, spec.height)]
-                image[...] = picture[(frame // 3) % len(picture)]
+                shift = (i * 37) % spec.width  # every stream a different view (and different JPEG bytes)
+                source = picture[frame % len(picture)]
+                image[:, :spec.width - shift] = source[:, shift:]
+                image[:, spec.width - shift:] = source[:, :shift]
                 x = int((frame * 7) % max(1, spec.width - 80))
                 cv2.rectangle(image, (x, spec.height // 3), (x + 80, spec.height // 3 + 60), (40, 200, 240), -1)
                 writers[i].publish(time.monotonic_ns())

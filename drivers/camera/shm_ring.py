@@ -79,6 +79,7 @@ class RingWriter:
         self.name = name
         self.format = fmt
         self._shm = shared_memory.SharedMemory(name=name, create=True, size=fmt.total_bytes)
+        assert self._shm.buf is not None
         self._views = _Views(self._shm.buf, fmt)
         header = self._views.header
         header["width"], header["height"], header["channels"] = fmt.width, fmt.height, fmt.channels
