@@ -66,7 +66,7 @@ def search(size_name: str, start: int, limit: int, seconds: float, confirm_s: fl
             break
     if bad is None and good < limit:
         bad = limit + 1
-    while bad is not None and bad - good > 1 and good > 0:
+    while bad is not None and bad - good > 1:
         middle = (good + bad) // 2
         if attempt(middle):
             good = middle
