@@ -2,7 +2,8 @@
 
 The virtual bus only crosses threads, so the traffic is generated inside the recorder's process; the frames are
 built once (random payloads of the DBC's messages, J1939 source address 0x21) and sent in batches every 10 ms, so
-generating them costs little beside receiving, decoding and storing them.
+generating them costs little beside receiving, decoding and storing them. The generator's own bus is drained of
+the other buses' frames (python-can's virtual bus keeps every frame for every bus on the channel until it is read).
 """
 
 import random
@@ -53,6 +54,8 @@ class CanLoad:
             start = time.monotonic()
             count = len(self.frames)
             while not self._stop.wait(0.01):
+                while bus.recv(0) is not None:  # a virtual bus queues every frame on the channel until it is read
+                    pass
                 due = int((time.monotonic() - start) * self.rate_hz)
                 while self.sent < due:
                     bus.send(self.frames[self.sent % count])

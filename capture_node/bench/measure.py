@@ -17,12 +17,13 @@ def cpu_s() -> float:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak RSS (`VmHWM`: unlike `ru_maxrss`, not inherited from the parent across exec)."""
+    """This process's peak RSS in MB (10^6 bytes, as `rss_mb`; `VmHWM`: unlike `ru_maxrss`, not inherited from the
+    parent across exec)."""
     with open("/proc/self/status") as handle:
         for line in handle:
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                return int(line.split()[1]) * 1024 / 1e6
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
 def rss_mb() -> float:
