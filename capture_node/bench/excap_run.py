@@ -61,7 +61,8 @@ def run_excap(rings: list[str], seconds: float, fps: float, full_load: bool, out
             frames = dbc_frames(config.profile.dbc_paths)
             load.append(CanLoad(str(config.cans[0].channel), frames, CAN_TARGET_HZ - SIM_CAN_HZ).start())
 
-    def started(_recorder: Recorder) -> None:
+    def started(recorder: Recorder) -> None:
+        holder["recorder"] = recorder
         marks["cpu0"], marks["t0"] = cpu_s(), time.monotonic()
         holder["rss"] = RssSampler()
 
@@ -76,10 +77,15 @@ def run_excap(rings: list[str], seconds: float, fps: float, full_load: bool, out
         path = run_station_session(config, stop, on_started=started, on_open=opened, jpeg_quality=jpeg_quality,
                                    wait_devices_s=10.0)
         t_done = time.monotonic()
+        ended_early = "t_stop" not in marks  # the recorder stopped itself (a fault such as the disk reserve)
+        if ended_early:
+            marks["cpu1"], marks["t_stop"] = cpu_s(), t_done
         for generator in load:
             generator.stop()
         result = RecorderResult("excap" if full_load else "excap (cameras only)", len(rings),
                                 round(marks["t_stop"] - marks["t0"], 2))
+        if ended_early:
+            result.broke = f"recording ended after {result.seconds} s: {holder['recorder'].fault or 'stopped'}"
         result.peak_rss_mb = round(peak_rss_mb(), 1)
         result.rss_mb_over_time = holder["rss"].stop()
         result.stop_to_usable_s = round(t_done - marks["t_stop"], 3)
