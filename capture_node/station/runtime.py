@@ -35,6 +35,7 @@ from excap.core.clock import now_ns
 from excap.core.errors import EpisodeError
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
+from excap.drivers.camera.shm_camera import SharedMemoryCamera, is_shm_source
 from excap.drivers.can.decoder import FrameDecoder
 from excap.drivers.joystick.base import JoystickSample
 from excap.drivers.machine.command_link import CommandLink, CommandLinkConfig, LinkState
@@ -162,7 +163,7 @@ class StationRuntime:
         self.machine: SimulatedMachine | None = None
         self.link: CommandLink | None = None
         self.joystick_drivers: dict[str, Any] = {}
-        self.cameras: dict[str, OpenCvCamera | SimulatedCamera] = {}
+        self.cameras: dict[str, OpenCvCamera | SharedMemoryCamera | SimulatedCamera] = {}
         self.encoders: dict[str, JpegEncoder] = {}
         self.markers = 0
         self._subscriptions: tuple[Subscription, ...] = ()
@@ -341,7 +342,8 @@ class StationRuntime:
 
     def _open_camera(self, camera_config: CameraConfig) -> None:
         sink = DeferredFrames()
-        camera = OpenCvCamera(camera_config, sink, on_event=lambda kind, detail: self.switch.event(kind, **detail))
+        driver = SharedMemoryCamera if is_shm_source(camera_config.source) else OpenCvCamera
+        camera = driver(camera_config, sink, on_event=lambda kind, detail: self.switch.event(kind, **detail))
         self._watch(camera.guard)
         camera.open(wait_for_source=True)
         self.cameras[camera_config.name] = camera
