@@ -95,6 +95,7 @@ def paths() -> dict[str, Any]:
     result["can_path"] = in_process("can_path", 120, can_path, 20_000)
     result["command_latency_50hz"] = in_process("latency", 120, command_latency, 300)
     result["command_latency_200hz"] = in_process("latency", 120, command_latency, 300, 200.0)
+    result["command_latency_50hz_send_on_change"] = in_process("latency", 120, command_latency, 300, None, 0, True)
     result["startup"] = startup()
     return result
 

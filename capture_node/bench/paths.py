@@ -105,7 +105,8 @@ class _Machine(can.Listener):
                     raise TimeoutError("no command frame with the new stick position")
 
 
-def command_latency(moves: int = 200, rate_hz: float | None = None, seed: int = 0) -> dict[str, Any]:
+def command_latency(moves: int = 200, rate_hz: float | None = None, seed: int = 0,
+                    send_on_change: bool = False) -> dict[str, Any]:
     profile = load_profile(DEFAULT_PROFILE)
     assert profile.cab_joysticks is not None
     rate = rate_hz or profile.cab_joysticks.rate_hz
@@ -115,7 +116,8 @@ def command_latency(moves: int = 200, rate_hz: float | None = None, seed: int = 
     machine_bus = can.Bus(interface="virtual", channel=channel)
     side = _Machine(CabJoystickReceiver(profile.cab_joysticks, profile.functions))
     notifier = can.Notifier(machine_bus, [side], timeout=0.01)
-    link = CommandLink(CommandLinkConfig(rate_hz=rate, stale_timeout_s=0.1), mapper, profile.cab_joysticks,
+    link = CommandLink(CommandLinkConfig(rate_hz=rate, stale_timeout_s=0.1, send_on_change=send_on_change), mapper,
+                       profile.cab_joysticks,
                        send=station.send)
     enable = tuple(1 if b == profile.enable_button else 0 for b in profile.buttons)
     rng = random.Random(seed)
@@ -147,4 +149,5 @@ def command_latency(moves: int = 200, rate_hz: float | None = None, seed: int = 
         notifier.stop()
         station.shutdown()
         machine_bus.shutdown()
-    return {"moves": len(latencies), "command_rate_hz": rate, "latency_ms": _percentiles(latencies)}
+    return {"moves": len(latencies), "command_rate_hz": rate, "send_on_change": send_on_change,
+            "latency_ms": _percentiles(latencies)}

@@ -63,6 +63,7 @@ class CommandSettings:
     bus: str | None = None  # the CAN bus the cab-joystick frames are sent on; None: commands are not sent
     rate_hz: float | None = None  # default: the profile's cab_joysticks rate
     stale_timeout_s: float = 0.1
+    send_on_change: bool = False  # also send between periods as soon as the input changes
 
 
 @dataclass(kw_only=True)
@@ -325,7 +326,8 @@ class _Links:
             cameras=[CameraConfig.from_entry(entry) for entry in doc.cameras],
             command=CommandSettings(bus=command.bus,
                                     rate_hz=None if command.rate_hz is None else float(command.rate_hz),
-                                    stale_timeout_s=float(command.stale_timeout_ms) / 1000.0),
+                                    stale_timeout_s=float(command.stale_timeout_ms) / 1000.0,
+                                    send_on_change=command.send_on_change),
             ros=_ros_settings(doc.ros) if doc.ros is not None else None,
             optional_devices=frozenset(
                 [f"camera/{c.name}" for c in doc.cameras if not c.required]

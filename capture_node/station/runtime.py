@@ -242,7 +242,8 @@ class StationRuntime:
             command_capture = self.captures.get(config.command.bus) if config.command.bus else None
             rate = config.command.rate_hz or (profile.cab_joysticks.rate_hz if profile.cab_joysticks else 50.0)
             self.link = CommandLink(
-                CommandLinkConfig(rate_hz=rate, stale_timeout_s=config.command.stale_timeout_s), self.mapper,
+                CommandLinkConfig(rate_hz=rate, stale_timeout_s=config.command.stale_timeout_s,
+                                  send_on_change=config.command.send_on_change), self.mapper,
                 profile.cab_joysticks, send=command_capture.send if command_capture else None,
                 on_command=self._on_command,
                 on_event=lambda kind, t_ns, detail: self.switch.event(kind, t_ns=t_ns, **detail))

@@ -129,6 +129,8 @@ class CommandSection(ConfigModel):
     """Command frame rate (default: the profile's cab_joysticks.rate_hz)."""
     stale_timeout_ms: number(limits.STALE_TIMEOUT_MS) = 100
     """Operator input older than this neutralises the commands."""
+    send_on_change: Flag = False
+    """Also send the commands between periods as soon as the operator's input changes."""
 
 
 class PublishSection(ConfigModel):

@@ -10,7 +10,9 @@ Every period (`rate_hz`) the link decides what to send, from the latest operator
 Frames go out every period. Between periods the link also wakes when a fault appears (a loss
 is reported, an input is out of range, or the current input's timeout expires) and sends the
 neutral frames at once, so time to neutral is a scheduling delay, well inside one period
-(measured by `excap bench safety`).
+(measured by `excap bench safety`). With `send_on_change` the link also wakes when the operator's
+input changes and sends the new command at once (at most once per `min_change_gap_s`), so a
+stick movement reaches the machine in a scheduling delay instead of up to one period.
 
 The link's own thread never dies silently: if its loop raises (a bug, a `send` that raises
 something other than a bus error), the link sends neutral frames, reports a `fault` event naming
@@ -19,6 +21,7 @@ the command link and the error, and stays FAULTED (neutral, no more commands) un
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,7 +29,7 @@ from enum import StrEnum
 import can
 
 from excap.core.clock import now_ns
-from excap.core.errors import DriverError
+from excap.core.errors import ConfigError, DriverError
 from excap.core.periodic import Late, Periodic
 from excap.drivers.base import DeviceFault, ThreadGuard
 from excap.drivers.limits import COMMAND_RATE_HZ, STALE_TIMEOUT_S
@@ -52,6 +55,8 @@ class CommandLinkConfig:
 
     rate_hz: float = 50.0
     stale_timeout_s: float = 0.1
+    send_on_change: bool = False  # also send between periods as soon as the input changes
+    min_change_gap_s: float = 0.002  # between two such sends (bounds the extra bus load)
 
     def __post_init__(self) -> None:
         self.check()
@@ -59,6 +64,9 @@ class CommandLinkConfig:
     def check(self) -> None:
         self.rate_hz = COMMAND_RATE_HZ.check(self.rate_hz, "command rate_hz")
         self.stale_timeout_s = STALE_TIMEOUT_S.check(self.stale_timeout_s, "command stale_timeout_s")
+        if not (math.isfinite(self.min_change_gap_s) and 0.0 <= self.min_change_gap_s <= 1.0 / self.rate_hz):
+            raise ConfigError(f"command min_change_gap_s must be between 0 and one period, "
+                              f"not {self.min_change_gap_s}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,10 @@ class CommandLink:
         """Ticks sent on the period's cadence."""
         self.early_ticks = 0
         """Ticks sent between periods because a fault appeared (the early wake)."""
+        self.change_ticks = 0
+        """Ticks sent between periods because the input changed (`send_on_change`)."""
+        self._emitted_input: OperatorInput | None = None
+        self._last_emit_s = 0.0
         self.last_command: tuple[tuple[float, ...], bool] = (self._neutral(), False)
 
     @property
@@ -112,7 +124,8 @@ class CommandLink:
 
     def set_input(self, operator_input: OperatorInput) -> None:
         self._input = operator_input
-        if any(not math.isfinite(a) or abs(a) > 1.0 for a in operator_input.axes):
+        out_of_range = any(not math.isfinite(a) or abs(a) > 1.0 for a in operator_input.axes)
+        if out_of_range or (self.config.send_on_change and self._input_changed()):
             self._wake()
 
     def input_lost(self, reason: str, t_ns: int | None = None) -> None:
@@ -203,6 +216,7 @@ class CommandLink:
 
     def _emit(self, t_ns: int, values: Sequence[float], enabled: bool) -> None:
         self.last_command = (tuple(values), enabled)
+        self._emitted_input, self._last_emit_s = self._input, time.monotonic()
         if self._send is not None and self.layout is not None:
             for frame in self.layout.frames(self.mapper.profile.functions, values, enabled):
                 try:
@@ -217,7 +231,7 @@ class CommandLink:
     def start(self) -> None:
         self.config.check()  # a rate that would make the loop spin or die is refused here, in the caller
         self._worker = Periodic("command-link", 1.0 / self.config.rate_hz, self._periodic_tick, late=Late.SKIP,
-                                guard=self.guard, on_wake=self._early_tick, deadline=self._stale_deadline_s)
+                                guard=self.guard, on_wake=self._early_tick, deadline=self._wake_deadline_s)
         self._worker.start()
 
     def stop(self) -> None:
@@ -244,6 +258,16 @@ class CommandLink:
         self._send_neutral()
         self._event("fault", fault.t_ns, **fault.detail())
 
+    def _wake_deadline_s(self) -> float:
+        """Monotonic time (s) at which the link must wake between periods: the current input turns stale, or a
+        changed input's command is due (`send_on_change`, once the gap since the last send has passed)."""
+        return min(self._stale_deadline_s(), self._change_deadline_s())
+
+    def _change_deadline_s(self) -> float:
+        if not self.config.send_on_change or self.state == LinkState.FAULTED or not self._input_changed():
+            return math.inf
+        return self._last_emit_s + self.config.min_change_gap_s
+
     def _stale_deadline_s(self) -> float:
         """Monotonic time (s) at which the current input turns stale, if that matters now."""
         current = self._input
@@ -262,8 +286,18 @@ class CommandLink:
         self.periodic_ticks += 1
         self.tick()
 
+    def _input_changed(self) -> bool:
+        """The operator's sticks or buttons differ from those of the last command sent."""
+        current, sent = self._input, self._emitted_input
+        return current is not None and (sent is None or current.axes != sent.axes or current.buttons != sent.buttons)
+
     def _early_tick(self) -> None:
-        """Woken between periods: a fault appeared, so the neutral frames go out now, out of cadence."""
+        """Woken between periods: a fault appeared, so the neutral frames go out now, out of cadence; or (with
+        `send_on_change`) the input changed, so the new command goes out now."""
         if self._fault_pending():
             self.early_ticks += 1
+            self.tick()
+        elif (self.config.send_on_change and self.state != LinkState.FAULTED and self._input_changed()
+              and time.monotonic() - self._last_emit_s >= self.config.min_change_gap_s):
+            self.change_ticks += 1
             self.tick()

@@ -430,3 +430,44 @@ def test_out_of_range_input_from_another_thread_wakes_the_link_at_once_and_in_ra
         assert link.early_ticks >= 2 and link.wakeups >= link.periodic_ticks + link.early_ticks
     finally:
         link.stop()
+
+
+@pytest.mark.parametrize("send_on_change", [True, False])
+def test_a_stick_movement_goes_out_at_once_only_with_send_on_change(send_on_change):
+    """A slow link (5 Hz): with send_on_change the moved stick's command is sent by a change wake, before the next
+    period (asserted on which counter sent it, not on a clock); without it, by the next periodic tick."""
+    from excap.core.clock import now_ns
+
+    profile = load_profile()
+    sent: list[tuple[int, int, tuple[float, ...], bool]] = []  # (periodic ticks, change ticks, values, enabled)
+    moved = threading.Event()
+
+    def operator(t_ns: int, values: tuple[float, ...], enabled: bool) -> None:
+        sent.append((link.periodic_ticks, link.change_ticks, values, enabled))
+        link.set_input(OperatorInput(BOOM_UP if moved.is_set() else CENTRED, ENABLE, now_ns(), periodic=False))
+        if enabled and not moved.is_set():  # commanding: move the stick right after this periodic tick
+            moved.set()
+            link.set_input(OperatorInput(BOOM_UP, ENABLE, now_ns(), periodic=False))
+
+    link = CommandLink(CommandLinkConfig(rate_hz=5, stale_timeout_s=0.1, send_on_change=send_on_change),
+                       CommandMapper(profile, "iso"), profile.cab_joysticks, on_command=operator)
+    try:
+        link.set_input(OperatorInput(CENTRED, ENABLE, now_ns(), periodic=False))
+        link.start()
+        wait_for(lambda: any(boom(v) != 0.0 for _, _, v, _ in sent), timeout=10, message="the moved stick's command")
+    finally:
+        link.stop()
+    assert link.wakeups <= 3 * (link.periodic_ticks + link.change_ticks) + 5  # it never spins on a pending change
+    first_move = next(i for i, (_, _, v, _) in enumerate(sent) if boom(v) != 0.0)
+    before, after = sent[first_move - 1], sent[first_move]
+    if send_on_change:
+        assert (after[0], after[1]) == (before[0], before[1] + 1)  # a change wake, same period
+    else:
+        assert (after[0], after[1]) == (before[0] + 1, 0) and link.change_ticks == 0  # the next period
+
+
+def test_a_change_gap_longer_than_a_period_is_refused():
+    from excap.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_change_gap_s"):
+        CommandLinkConfig(rate_hz=50, send_on_change=True, min_change_gap_s=0.05)
