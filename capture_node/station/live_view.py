@@ -11,6 +11,7 @@ Channels (topic: schema, encoding):
 | `/excap/can/<channel>/<Message>` | JSON: the decoded signals of each CAN message (physical units), 10 Hz |
 | `/excap/events` | foxglove.Log: every event (start, stop, marker, drop, fault, ...), WARNING for faults and drops |
 | `/excap/health` | JSON: the station page's findings (`subject`, `level` 0..2, `text`), 1 Hz |
+| `/tf` | foxglove.FrameTransforms: the machine's link poses from its decoded joints (machine_poses), 10 Hz |
 
 Publishing never happens on a recording path. The station's callbacks (driver threads) only append to a bounded
 deque per channel (cameras keep the latest frame only, the others the latest `QUEUE_LENGTH` items) and wake the
@@ -29,12 +30,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import foxglove
-from foxglove.channels import CompressedImageChannel, LogChannel
-from foxglove.messages import CompressedImage, Log, LogLevel, Timestamp
+from foxglove.channels import CompressedImageChannel, FrameTransformsChannel, LogChannel
+from foxglove.messages import (
+    CompressedImage,
+    FrameTransform,
+    FrameTransforms,
+    Log,
+    LogLevel,
+    Quaternion,
+    Timestamp,
+    Vector3,
+)
 
 from excap.core.clock import now_ns, utc_offset_ns
 from excap.core.periodic import Worker
 from excap.drivers.joystick.base import JoystickSample
+from excap.schemas.machine_poses import joint_angles, machine_poses
 from excap.station.health import assess
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime
 from excap.station.status import StationMonitor
@@ -213,7 +224,9 @@ class LiveView:
                                                    log_time=t_ns)
 
     def _publish_signals(self) -> None:
-        for key, values in self.runtime.decoded().items():
+        decoded = self.runtime.decoded()
+        self._publish_poses(decoded)
+        for key, values in decoded.items():
             latest = max((v.t_ns for v in values.values()), default=0)
             if self._last_signals.get(key) == latest:
                 continue
@@ -221,6 +234,26 @@ class LiveView:
             topic = f"{PREFIX}/can/{key}"
             self._json(topic).log({name: _finite(float(v.value)) for name, v in values.items()}, log_time=latest)
             self.stats.published[topic] = self.stats.published.get(topic, 0) + 1
+
+    def _publish_poses(self, decoded: dict[str, Any]) -> None:
+        """The machine's link poses from the latest decoded joint signals (`Message.Signal`, any channel)."""
+        signals = {f"{key.rsplit('/', 1)[-1]}.{name}": value.value for key, values in decoded.items()
+                   for name, value in values.items()}
+        joints = joint_angles(self.runtime.profile.kind, signals)
+        if not joints:
+            return
+        latest = max(value.t_ns for values in decoded.values() for value in values.values())
+        stamp = _timestamp(latest + self._offset_ns)
+        transforms = [FrameTransform(timestamp=stamp, parent_frame_id=pose.parent, child_frame_id=pose.child,
+                                     translation=Vector3(x=pose.translation[0], y=pose.translation[1],
+                                                         z=pose.translation[2]),
+                                     rotation=Quaternion(x=float(pose.rotation[0]), y=float(pose.rotation[1]),
+                                                         z=float(pose.rotation[2]), w=float(pose.rotation[3])))
+                      for pose in machine_poses(self.runtime.profile.kind, joints)]
+        topic = "/tf"
+        channel = self._channel(topic, lambda t: FrameTransformsChannel(t, context=self._context))
+        channel.log(FrameTransforms(transforms=transforms), log_time=latest)
+        self.stats.published[topic] = self.stats.published.get(topic, 0) + 1
 
     def _publish_health(self) -> None:
         assert self.monitor is not None

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 _VIEW = re.compile(r"^foxglove live view: (ws://127\.0\.0\.1:\d+)$")
 CAMERAS = ["/excap/cameras/side", "/excap/cameras/top"]
 TOPICS = [*CAMERAS, "/excap/joy/operator", "/excap/commands", "/excap/can/can0/EEC1", "/excap/events",
-          "/excap/health"]
+          "/excap/health", "/tf"]
 
 
 def view_url(station: StationProcess) -> str:
@@ -68,6 +68,7 @@ def test_the_station_serves_its_live_streams_to_foxglove(tmp_path: Path) -> None
         assert client.channels["/excap/cameras/side"]["schemaName"] == "foxglove.CompressedImage"
         assert client.channels["/excap/events"]["schemaName"] == "foxglove.Log"
         assert client.channels["/excap/commands"]["encoding"] == "json"
+        assert client.channels["/tf"]["schemaName"] == "foxglove.FrameTransforms"
         client.subscribe(TOPICS)
         base = station.url()
         assert httpx.post(f"{base}/api/start", json={}, timeout=30).status_code == 200
@@ -83,6 +84,8 @@ def test_the_station_serves_its_live_streams_to_foxglove(tmp_path: Path) -> None
     joy = client.messages["/excap/joy/operator"][-1].json()
     assert joy["device"] == "operator" and joy["axes"] and "buttons" in joy
     assert "EngSpeed" in client.messages["/excap/can/can0/EEC1"][-1].json()
+    links = client.messages["/tf"][-1].payload  # protobuf: the excavator's chain, frame names as strings
+    assert all(name in links for name in (b"upper", b"boom", b"arm", b"bucket"))
     health = client.messages["/excap/health"][-1].json()
     assert {"control", "cameras/side"} <= {f["subject"] for f in health["findings"]}
     logs = [protobuf_fields(m.payload) for m in client.messages["/excap/events"]]
