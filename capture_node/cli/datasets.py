@@ -11,12 +11,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
 from excap.catalogue.remote import is_object_store, prefix_source
 from excap.catalogue.store import add_catalog_option, chosen_catalog, is_postgres
+from excap.cli.engine_options import add_engine_arguments, engine_options
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.extras import require_extra
 from excap.datasets.selection import DEFAULT_PARTNER
@@ -98,8 +100,6 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
     parser.add_argument("--vcodec", default=None, help="(lerobot) video codec: libsvtav1 (default; smallest, LeRobot's "
                         "default) or libx264 (fastest); see docs/exports.md")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="(lerobot) episodes exported at once, each in its own process (default: %(default)s)")
     parser.add_argument("--append", action="store_true",
                         help="(lerobot) add the selected episodes that OUT's export does not hold yet, keeping its "
                         "data and video files (same settings needed)")
@@ -117,6 +117,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                         help="(s3://) folder the selected episodes are copied to, verified by SHA-256 "
                         "(default: $XDG_CACHE_HOME/excap/objects/BUCKET/PREFIX)")
     _add_filters(parser)
+    add_engine_arguments(parser)
     return parser
 
 
@@ -187,14 +188,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         if args.image_size is not None or args.valid_ratio is not None:
             raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, not {args.workers}")
-        result = export_lerobot(args.directory, LeRobotExportOptions(
-            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog, workers=args.workers, append=args.append))
+        engine = engine_options(args)
+        with ExitStack() as stack:
+            map_parts = None
+            if engine.engine == "ray" or (engine.engine == "processes" and engine.workers > 1):
+                from excap.cluster.export_parts import parts_map
+                from excap.cluster.options import make_executor
+
+                executor = stack.enter_context(make_executor(engine, "export"))
+                map_parts = parts_map(executor, engine.retries)
+            result = export_lerobot(args.directory, LeRobotExportOptions(
+                out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+                vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
+                on_skip=_say_skipped, catalog=args.catalog, append=args.append, map_parts=map_parts))
     else:
-        for flag, used in (("--workers", args.workers != 1), ("--append", args.append)):
+        engine_flags = args.workers is not None or args.engine is not None or args.ray is not None
+        for flag, used in (("--workers/--engine/--ray", engine_flags), ("--append", args.append)):
             if used:
                 raise ConfigError(f"{flag} applies to --format lerobot only")
         from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
