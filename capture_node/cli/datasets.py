@@ -226,30 +226,32 @@ def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, 
 
         if args.image_size is not None or args.valid_ratio is not None:
             raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
-        engine = engine_options(args)
-        map_parts = None
-        if engine.engine == "ray" or (engine.engine == "processes" and (engine.workers > 1 or args.engine)):
-            from excap.cluster.export_parts import parts_map
-            from excap.cluster.options import make_executor
-
-            executor = stack.enter_context(make_executor(engine, "export"))
-            map_parts = parts_map(executor, engine.retries)
+        map_parts = _map_parts(args, stack)
         return export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
             on_skip=_say_skipped, catalog=args.catalog, append=args.append, map_parts=map_parts))
-    else:
-        engine_flags = args.workers is not None or args.engine is not None or args.ray is not None
-        for flag, used in (("--workers/--engine/--ray", engine_flags), ("--append", args.append)):
-            if used:
-                raise ConfigError(f"{flag} applies to --format lerobot only")
-        from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
+    if args.append:
+        raise ConfigError("--append applies to --format lerobot only")
+    from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
 
-        return export_robomimic(args.directory, RobomimicExportOptions(
-            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog,
-            **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
+    return export_robomimic(args.directory, RobomimicExportOptions(
+        out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+        image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
+        on_skip=_say_skipped, catalog=args.catalog, map_parts=_map_parts(args, stack),
+        **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
+
+
+def _map_parts(args: argparse.Namespace, stack: ExitStack) -> Any:
+    """The export's per-episode tasks on the engine the flags choose (its executor closed with `stack`); None
+    runs them in this process (no flags, or --workers 1 without --engine)."""
+    engine = engine_options(args)
+    if engine.engine == "serial" or (engine.engine == "processes" and engine.workers <= 1 and args.engine is None):
+        return None
+    from excap.cluster.export_parts import parts_map
+    from excap.cluster.options import make_executor
+
+    return parts_map(stack.enter_context(make_executor(engine, "export")), engine.retries)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"index": cmd_index, "list": cmd_list, "export": cmd_export}

@@ -1,8 +1,8 @@
-"""LeRobot exports on a real local Ray cluster (a head and two one-CPU worker nodes, tests/support/ray_cluster.py):
-the dataset equals the serial export byte for byte (parquet, meta JSON, videos), also when the worker process
-running a task is killed mid-task, and `excap export --ray ADDRESS` runs it, also from an s3:// prefix to an
-s3:// prefix (SeaweedFS). The serial export is the one
-tests/compat/test_lerobot_compat.py loads with LeRobot's reader, so byte identity carries that over."""
+"""Exports on a real local Ray cluster (a head and two one-CPU worker nodes, tests/support/ray_cluster.py): a
+LeRobot dataset equals the serial export byte for byte (parquet, meta JSON, videos), also when the worker process
+running a task is killed mid-task; `excap export --ray ADDRESS` runs it, also from an s3:// prefix to an s3://
+prefix (SeaweedFS); robomimic demo parts give the serial export's content (h5py level). The serial LeRobot export
+is what tests/compat/test_lerobot_compat.py loads with LeRobot's reader, so byte identity carries that over."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from excap.cluster.ray_engine import RayExecutor
 from excap.datasets.export import lerobot as module
 from excap.datasets.export.episode_part import PAUSE_ENV
 from excap.datasets.export.lerobot import ExportResult, LeRobotExportOptions, export_lerobot
+from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
+from tests.support.hdf5_contents import hdf5_contents
 from tests.support.ray_cluster import RayCluster, started_pids
 from tests.support.remote_episodes import put_folder
 from tests.support.report import record
@@ -140,3 +142,15 @@ def test_from_an_object_store_prefix_to_an_object_store_on_ray(ray_cluster: RayC
     assert {k: v for k, v in stored.items() if k != episodes} == {k: v for k, v in serial_files.items()
                                                                   if k != episodes}
     assert without_operators(stored[episodes]) == without_operators(serial_files[episodes])
+
+
+def test_robomimic_on_ray_has_the_serial_export_content(ray_cluster: RayCluster, recorded_dir: Path,
+                                                        tmp_path: Path) -> None:
+    def robomimic(out: Path, **kwargs: object) -> RobomimicExportOptions:
+        return RobomimicExportOptions(out=out, fps=10, partner="oem-test", progress=False, **kwargs)
+
+    serial = export_robomimic(recorded_dir, robomimic(tmp_path / "serial.hdf5"))
+    with RayExecutor(address=ray_cluster.address) as executor:
+        parted = export_robomimic(recorded_dir, robomimic(tmp_path / "ray.hdf5", map_parts=parts_map(executor, 2)))
+    assert (parted.episodes, parted.frames) == (serial.episodes, serial.frames)
+    assert hdf5_contents(tmp_path / "ray.hdf5") == hdf5_contents(tmp_path / "serial.hdf5")

@@ -73,8 +73,8 @@ def test_the_cli_runs_workers(serial_export: Path, recorded_dir: Path, tmp_path:
     assert refused.value.code == 2
     assert "--workers: must be positive, not 0" in capsys.readouterr().err
     assert main(["export", str(recorded_dir), "--format", "robomimic", "--out", str(tmp_path / "r.hdf5"),
-                 "--workers", "2", "--no-progress"]) == 2
-    assert "--workers/--engine/--ray applies to --format lerobot only" in capsys.readouterr().err
+                 "--append", "--no-progress"]) == 2
+    assert "--append applies to --format lerobot only" in capsys.readouterr().err
 
 
 def test_append_keeps_old_files_and_equals_a_full_export(serial_export: Path, recorded_dir: Path,
