@@ -10,8 +10,9 @@ For each codec:
 - floor: decoding the episodes' JPEG frames plus encoding the same frames with the export's codec settings,
   nothing else (frames preloaded into memory, one thread per camera; all cameras of all episodes at once, and
   one episode after the other: the faster of the two);
-- export: `excap export --format lerobot --fps 30 --vcodec CODEC --workers N` of `pair` as a child process, for
-  N = 1 and 2: wall and CPU time, throughput (episode seconds per second = real-time factor), ratios
+- export: `excap export --format lerobot --fps 30 --vcodec CODEC --engine E --workers N` of `pair` as a child
+  process, for the engine `processes` with N = 1 and 2 and a local Ray (`ray`, the fleet extra) with N = 2: wall
+  and CPU time, throughput (episode seconds per second = real-time factor), ratios
   export/floor of wall and of CPU time (the CPU ratio holds on a busy machine), peak RSS
   of the largest process (ru_maxrss: the export process or one of its workers, through a small launcher) and the
   highest sum over the process tree (sampled every 50 ms; pages shared after fork count once per process);
@@ -90,13 +91,17 @@ def tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_export(folder: Path, codec: str, workers: int, baseline: Path | None = None) -> dict[str, object]:
+ENGINE_RUNS = (("processes", 1), ("processes", 2), ("ray", 2))
+
+
+def run_export(folder: Path, codec: str, workers: int, baseline: Path | None = None,
+               engine: str = "processes") -> dict[str, object]:
     """One `excap export` in a child process: wall time, peak RSS (largest process and whole tree). `baseline`:
     a folder holding an `excap` package of an earlier version to run instead (one worker, no per-part times)."""
     out = Path(tempfile.mkdtemp(prefix="excap-bench-export-")) / "dataset"
     command = [sys.executable, "-m", "excap", "export", str(folder), "--format", "lerobot", "--out", str(out),
                "--fps", str(FPS), "--vcodec", codec, "--no-progress"]
-    command += [] if baseline else ["--workers", str(workers)]
+    command += [] if baseline else ["--engine", engine, "--workers", str(workers)]
     env = {**os.environ, "PYTHONPATH": str(baseline or REPO)}
     # a small launcher runs the export: its RUSAGE_CHILDREN peak is that of the export or one of its workers
     # (a process started straight from this one would inherit this process's peak through fork and exec)
@@ -135,8 +140,10 @@ def run_export(folder: Path, codec: str, workers: int, baseline: Path | None = N
     video_bytes = sum(p.stat().st_size for p in (out / "videos").rglob("*.mp4"))
     shutil.rmtree(out.parent, ignore_errors=True)
     episode_s = info["total_frames"] / info["fps"]
-    return {"workers": workers, "episodes": info["total_episodes"], "episode_s": round(episode_s, 2),
-            "wall_s": round(wall, 2), "realtime_factor": round(episode_s / wall, 2),
+    return {"engine": "baseline" if baseline else engine, "workers": workers, "episodes": info["total_episodes"],
+            "episode_s": round(episode_s, 2), "wall_s": round(wall, 2),
+            "episode_s_per_s": round(episode_s / wall, 2),  # = the real-time factor
+            "cpu_episode_s_per_cpu_s": round(episode_s / (usage.ru_utime + usage.ru_stime), 3),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "peak_rss_mb_largest_process": round(peak_kb / 1024, 1),
             "peak_rss_mb_process_tree": round(peak_tree / 1e6, 1),
@@ -241,12 +248,13 @@ def main() -> None:
     for codec in args.codecs.split(","):
         floor_s, floor_cpu_s = floor(cameras, codec)
         entry: dict[str, object] = {"floor": {"wall_s": round(floor_s, 2), "cpu_s": round(floor_cpu_s, 2),
-                                              "realtime_factor": round(episode_s / floor_s, 2)}}
-        for workers in (1, 2):
-            run = run_export(pair, codec, workers)
+                                              "episode_s_per_s": round(episode_s / floor_s, 2),
+                                              "cpu_episode_s_per_cpu_s": round(episode_s / floor_cpu_s, 3)}}
+        for engine, workers in ENGINE_RUNS:
+            run = run_export(pair, codec, workers, engine=engine)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]
             run["cpu_ratio_to_floor"] = round(float(run["cpu_s"]) / floor_cpu_s, 2)  # type: ignore[arg-type]
-            entry[f"export_workers_{workers}"] = run
+            entry[f"export_{engine}_{workers}"] = run
         if args.baseline is not None and codec in args.baseline_codecs.split(","):
             run = run_export(pair, codec, 1, args.baseline)
             run["ratio_to_floor"] = round(float(run["wall_s"]) / floor_s, 2)  # type: ignore[arg-type]

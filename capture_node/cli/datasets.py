@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, records_table, stderr_warning
 from excap.catalogue.remote import is_object_store, prefix_source
 from excap.catalogue.store import add_catalog_option, chosen_catalog, is_postgres
+from excap.cli.engine_options import add_engine_arguments, engine_options
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.extras import require_extra
 from excap.datasets.selection import DEFAULT_PARTNER
@@ -84,12 +87,18 @@ def _image_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _output(text: str) -> Path | str:
+    """--out: a local path, or an s3:// address kept as text."""
+    return text if text.startswith("s3://") else Path(text)
+
+
 def add_export_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = commands.add_parser("export", help="export consented episodes as a LeRobot v3.0 or robomimic dataset")
     parser.add_argument("directory", type=Path, metavar="DIR|s3://BUCKET/PREFIX")
     parser.add_argument("--format", choices=FORMATS, required=True)
-    parser.add_argument("--out", type=Path, required=True, metavar="OUT",
-                        help="dataset folder (lerobot), or .hdf5 file or folder (robomimic)")
+    parser.add_argument("--out", type=_output, required=True, metavar="OUT",
+                        help="dataset folder (lerobot), or .hdf5 file or folder (robomimic); or s3://BUCKET/PREFIX "
+                        "(the same, assembled in a temporary folder and uploaded with SHA-256 metadata)")
     parser.add_argument("--fps", type=int, default=10, help="step rate of the aligned frames (default: %(default)s)")
     parser.add_argument("--partner", default=DEFAULT_PARTNER,
                         help="partner id: operators get pseudonyms stable for this partner (default: %(default)s)")
@@ -98,8 +107,6 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
     parser.add_argument("--vcodec", default=None, help="(lerobot) video codec: libsvtav1 (default; smallest, LeRobot's "
                         "default) or libx264 (fastest); see docs/exports.md")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="(lerobot) episodes exported at once, each in its own process (default: %(default)s)")
     parser.add_argument("--append", action="store_true",
                         help="(lerobot) add the selected episodes that OUT's export does not hold yet, keeping its "
                         "data and video files (same settings needed)")
@@ -117,6 +124,7 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                         help="(s3://) folder the selected episodes are copied to, verified by SHA-256 "
                         "(default: $XDG_CACHE_HOME/excap/objects/BUCKET/PREFIX)")
     _add_filters(parser)
+    add_engine_arguments(parser)
     return parser
 
 
@@ -182,28 +190,25 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"{fetched.folder}: {len(fetched.fetched)} episodes fetched ({fetched.bytes / 1e6:.1f} MB), "
               f"{len(fetched.reused)} reused", file=sys.stderr)
         args.directory, args.catalog = fetched.folder, None
-    if args.format == "lerobot":
-        from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+    with ExitStack() as stack:
+        target = args.out if isinstance(args.out, str) else None
+        if target is not None:
+            require_extra("export", "delivery", "boto3", "botocore")
+            if args.append:
+                raise ConfigError("--append adds to an export in a folder: --out must be a folder for it")
+            staging = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="excap-export-")))
+            name = target.rstrip("/").rsplit("/", 1)[-1]
+            file_out = args.format == "robomimic" and Path(name).suffix in (".hdf5", ".h5")
+            args.out = staging / name if file_out else staging / "dataset"
+            upload_from, upload_to = (staging, target.rstrip("/").rsplit("/", 1)[0]) if file_out \
+                else (args.out, target)
+        result = _export(args, selection, progress, stack)
+        if target is not None:
+            from excap.cluster.export_parts import upload_dataset
 
-        if args.image_size is not None or args.valid_ratio is not None:
-            raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
-        if args.workers < 1:
-            raise ConfigError(f"--workers must be at least 1, not {args.workers}")
-        result = export_lerobot(args.directory, LeRobotExportOptions(
-            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog, workers=args.workers, append=args.append))
-    else:
-        for flag, used in (("--workers", args.workers != 1), ("--append", args.append)):
-            if used:
-                raise ConfigError(f"{flag} applies to --format lerobot only")
-        from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
-
-        result = export_robomimic(args.directory, RobomimicExportOptions(
-            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
-            image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog,
-            **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
+            stored = upload_dataset(upload_from, upload_to)
+            print(f"{target}: {len(stored)} files uploaded", file=sys.stderr)
+            result.out = target
     excluded = ", ".join(f"{k}={v}" for k, v in sorted(result.excluded.items())) or "none"
     resumed = f" ({result.resumed_episodes} done before)" if result.resumed_episodes else ""
     resumed += f" ({result.appended_episodes} added)" if result.appended_episodes else ""
@@ -212,6 +217,41 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"{result.out}: {result.episodes} episodes{resumed}, {result.frames} frames; left out: {excluded}{skipped}"
           + (f"; {result.faces_blurred} faces blurred" if args.blur_faces else ""))
     return 0
+
+
+def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, stack: ExitStack) -> Any:
+    """The export itself, into the local `args.out` (engines it starts stay open in `stack`)."""
+    if args.format == "lerobot":
+        from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
+
+        if args.image_size is not None or args.valid_ratio is not None:
+            raise ConfigError("--image-size and --valid-ratio apply to --format robomimic only")
+        map_parts = _map_parts(args, stack)
+        return export_lerobot(args.directory, LeRobotExportOptions(
+            out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+            vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
+            on_skip=_say_skipped, catalog=args.catalog, append=args.append, map_parts=map_parts))
+    if args.append:
+        raise ConfigError("--append applies to --format lerobot only")
+    from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
+
+    return export_robomimic(args.directory, RobomimicExportOptions(
+        out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
+        image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
+        on_skip=_say_skipped, catalog=args.catalog, map_parts=_map_parts(args, stack),
+        **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
+
+
+def _map_parts(args: argparse.Namespace, stack: ExitStack) -> Any:
+    """The export's per-episode tasks on the engine the flags choose (its executor closed with `stack`); None
+    runs them in this process (no flags, or --workers 1 without --engine)."""
+    engine = engine_options(args)
+    if engine.engine == "serial" or (engine.engine == "processes" and engine.workers <= 1 and args.engine is None):
+        return None
+    from excap.cluster.export_parts import parts_map
+    from excap.cluster.options import make_executor
+
+    return parts_map(stack.enter_context(make_executor(engine, "export")), engine.retries)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"index": cmd_index, "list": cmd_list, "export": cmd_export}

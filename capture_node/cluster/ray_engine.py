@@ -66,7 +66,8 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConfigError(f"--ray {address}: cannot join the cluster ({' '.join(str(exc).split())})") from exc
         else:
-            ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+            # "local": always a new Ray of its own (with no address Ray joins any cluster running on the machine)
+            ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
                      configure_logging=False)
         self.owns_ray = True

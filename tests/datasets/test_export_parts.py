@@ -67,9 +67,14 @@ def test_the_cli_runs_workers(serial_export: Path, recorded_dir: Path, tmp_path:
                  "--vcodec", CODEC, "--workers", "2", "--no-progress"]) == 0
     assert "2 episodes" in capsys.readouterr().out
     assert dataset_files(out) == dataset_files(serial_export)
-    assert main(["export", str(recorded_dir), "--format", "lerobot", "--out", str(tmp_path / "x"),
-                 "--workers", "0", "--no-progress"]) == 2
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["export", str(recorded_dir), "--format", "lerobot", "--out", str(tmp_path / "x"),
+              "--workers", "0", "--no-progress"])
+    assert refused.value.code == 2
+    assert "--workers: must be positive, not 0" in capsys.readouterr().err
+    assert main(["export", str(recorded_dir), "--format", "robomimic", "--out", str(tmp_path / "r.hdf5"),
+                 "--append", "--no-progress"]) == 2
+    assert "--append applies to --format lerobot only" in capsys.readouterr().err
 
 
 def test_append_keeps_old_files_and_equals_a_full_export(serial_export: Path, recorded_dir: Path,

@@ -36,6 +36,9 @@ from excap.datasets.frames import Layout, SkippedEpisode, skipped_episode
 from excap.episode.jpeg_frames import FrameError, decode_jpeg
 from excap.episode.reader import CameraStream, EpisodeReader
 
+PAUSE_ENV = "EXCAP_EXPORT_PAUSE_FOLDER"  # tests only: a folder where each task writes `started-POSITION-PID`
+# and then waits until the file `go` exists there (so a test can kill the worker running a task); unset normally
+PAUSE_TIMEOUT_S = 300.0
 IMAGE_STATS_SAMPLES = 100  # frames per episode and camera sampled for image statistics
 READ_BLOCK = 64  # steps whose JPEG frames a camera thread reads from the file at once
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy", "use_dictionary": True, "write_statistics": True,
@@ -75,6 +78,7 @@ class EpisodeTask:
     parts: Path  # OUT/.excap-export/parts
     blur_faces: bool = False
     codec_threads: int = 0  # per encoder; 0: FFmpeg's choice
+    pause_folder: str = ""  # tests only (PAUSE_ENV): announce the worker's pid here, wait for `go`
 
 
 @dataclass
@@ -103,6 +107,8 @@ class EpisodePart:
 def export_episode_part(task: EpisodeTask) -> EpisodePart:
     """Write the part of one episode; an episode that cannot be read as one is returned as skipped (its partial
     files removed). Other errors (e.g. a codec that cannot encode the frame size) are raised."""
+    if task.pause_folder:
+        _pause(Path(task.pause_folder), task.position)
     started = time.monotonic()
     try:
         part = _export(task)
@@ -113,6 +119,16 @@ def export_episode_part(task: EpisodeTask) -> EpisodePart:
                            seconds=time.monotonic() - started)
     part.seconds = time.monotonic() - started
     return part
+
+
+def _pause(folder: Path, position: int) -> None:
+    """Announce this worker's pid for the task at `position`, then wait until `folder/go` exists."""
+    (folder / f"started-{position}-{os.getpid()}").touch()
+    deadline = time.monotonic() + PAUSE_TIMEOUT_S
+    while not (folder / "go").exists():
+        if time.monotonic() > deadline:
+            raise EpisodeError(f"{folder / 'go'}: not created within {PAUSE_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
 
 
 @dataclass

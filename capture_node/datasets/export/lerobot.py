@@ -75,6 +75,7 @@ from excap.core.errors import ConfigError, ExcapError
 from excap.datasets import stats as feature_stats
 from excap.datasets.export.episode_part import (
     PARQUET_OPTIONS,
+    PAUSE_ENV,
     EpisodePart,
     EpisodeTask,
     camera_key,
@@ -277,7 +278,8 @@ class LeRobotExporter:
                     manifest: dict[str, Any], skip: Callable[[SkippedEpisode], None]) -> None:
         threads = self.options.codec_threads or codec_threads(len(layout.cameras))
         tasks = [EpisodeTask(episodes[p].path, p, episodes[p].record.episode_id, int(self.options.fps), layout,
-                             self.codec, self.parts, self.options.blur_faces, threads) for p in pending]
+                             self.codec, self.parts, self.options.blur_faces, threads,
+                             os.environ.get(PAUSE_ENV, "")) for p in pending]
         map_parts = self.options.map_parts or process_pool(self.options.workers)
         results: Iterator[EpisodePart] = map_parts(export_episode_part, tasks)
         bar = tqdm(results, total=len(tasks), desc="export lerobot", unit="episode",

@@ -40,6 +40,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ from tqdm import tqdm
 from excap.catalogue.index import EpisodeFilter
 from excap.catalogue.not_episodes import EXPORT_ATTRIBUTE  # the root attribute holding the report marks an export
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
+from excap.datasets.export.executors import MapParts
 from excap.datasets.export.lerobot import ExportResult, skip_handler
 from excap.datasets.faces import FaceBlurrer
 from excap.datasets.frames import (
@@ -85,6 +87,7 @@ class RobomimicExportOptions:
     strict: bool = False  # a bad episode fails the export instead of being skipped
     on_skip: Callable[[SkippedEpisode], None] | None = None
     catalog: str | None = None  # the catalogue to select from (excap.catalogue.store; default: the folder's own)
+    map_parts: MapParts | None = None  # runs one task per episode (demo parts); None: every demo written here
 
 
 def output_file(out: Path) -> Path:
@@ -139,19 +142,16 @@ class DemoWriter:
         self.actions.append(frame.action)
         self.timestamps.append(frame.timestamp_s)
 
-    def finish(self, has_state: bool) -> None:
+    def finish(self, has_state: bool, next_images: bool = True) -> None:
+        """The demo's other datasets; `next_images=False` leaves next_obs' images to `link_next_images` (a demo
+        part, copied into the export file at assembly: a virtual dataset names its source by path)."""
         count = self.count
         state = np.stack(self.states).astype(np.float32)
         self.obs.create_dataset("state", data=state)
         following = self.demo.create_group("next_obs")
         following.create_dataset("state", data=_next(state))
-        for camera, images in self.images.items():
-            source = h5py.VirtualSource(".", images.name, shape=images.shape)  # ".": this same file, wherever it is
-            layout = h5py.VirtualLayout(shape=images.shape, dtype=images.dtype)
-            if count > 1:
-                layout[:count - 1] = source[1:count]
-            layout[count - 1] = source[count - 1]
-            following.create_virtual_dataset(f"{camera}_image", layout)
+        if next_images:
+            link_next_images(self.demo, list(self.images))
         if has_state:
             self.demo.create_dataset("states", data=state)
         self.demo.create_dataset("actions", data=np.stack(self.actions).astype(np.float32))
@@ -161,6 +161,71 @@ class DemoWriter:
         self.demo.create_dataset("dones", data=dones)
         self.demo.create_dataset("timestamps", data=np.array(self.timestamps, dtype=np.float64))
         self.demo.attrs["num_samples"] = count
+
+
+def link_next_images(demo: h5py.Group, cameras: list[str]) -> None:
+    """next_obs/<camera>_image of `demo`: virtual datasets over obs/<camera>_image shifted by one step."""
+    following = demo["next_obs"]
+    for camera in cameras:
+        images = demo["obs"][f"{camera}_image"]
+        count = images.shape[0]
+        source = h5py.VirtualSource(".", images.name, shape=images.shape)  # ".": this same file, wherever it is
+        layout = h5py.VirtualLayout(shape=images.shape, dtype=images.dtype)
+        if count > 1:
+            layout[:count - 1] = source[1:count]
+        layout[count - 1] = source[count - 1]
+        following.create_virtual_dataset(f"{camera}_image", layout)
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """One episode of a robomimic export on the engine: written as the group `demo` of a small HDF5 file
+    `parts/demo-PPPPPP.hdf5` (PPPPPP: its position in the selection), copied into the export file at assembly."""
+
+    source: Path
+    position: int
+    episode_id: str
+    fps: float
+    layout: Layout
+    parts: Path
+    image_size: tuple[int, int] | None = None
+    blur_faces: bool = False
+
+
+@dataclass
+class DemoPart:
+    position: int
+    count: int = 0
+    faces_blurred: int = 0
+    skipped: SkippedEpisode | None = None
+
+
+def demo_part_path(parts: Path, position: int) -> Path:
+    return parts / f"demo-{position:06d}.hdf5"
+
+
+def export_demo_part(task: DemoTask) -> DemoPart:
+    """Write one episode's demo part; an episode that cannot be read as one is returned as skipped."""
+    path = demo_part_path(task.parts, task.position)
+    tmp = path.with_name(path.name + ".partial")
+    counters = FrameCounters()
+    blurrer = FaceBlurrer() if task.blur_faces else None
+    try:
+        with h5py.File(tmp, "w") as handle:
+            writer = DemoWriter(handle.create_group("demo"), task.image_size)
+            for frame in iter_frames(task.source, task.fps, task.layout, blurrer, counters):
+                writer.append(frame)
+            if not writer.count:
+                raise EpisodeError(f"{task.source}: no aligned steps at {task.fps} Hz")
+            writer.finish(has_state=bool(task.layout.state_names), next_images=False)
+    except EpisodeError as exc:
+        tmp.unlink(missing_ok=True)
+        return DemoPart(task.position, skipped=skipped_episode(task.episode_id, task.source, exc))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return DemoPart(task.position, writer.count, counters.faces_blurred)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
@@ -205,6 +270,8 @@ class RobomimicExporter:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        finally:
+            shutil.rmtree(self._parts_folder(), ignore_errors=True)
         os.replace(tmp, target)
         return ExportResult(target, exported, total, selection.excluded, 0, counters.faces_blurred, report,
                             list(self.skipped))
@@ -224,6 +291,36 @@ class RobomimicExporter:
         demo.attrs["excap_task"] = episode.record.task
         return writer.count
 
+    def _parts_folder(self) -> Path:
+        target = output_file(Path(self.options.out))
+        return target.with_name(f".{target.name}.parts")
+
+    def _parts(self, selection: ExportSelection, layout: Layout) -> dict[int, DemoPart]:
+        """Every episode's demo part, made by the tasks of `map_parts` (in any order, on any engine)."""
+        folder = self._parts_folder()
+        folder.mkdir(parents=True, exist_ok=True)
+        tasks = [DemoTask(episode.path, position, episode.record.episode_id, self.options.fps, layout, folder,
+                          self.options.image_size, self.options.blur_faces)
+                 for position, episode in enumerate(selection.episodes) if position not in self.unfit]
+        assert self.options.map_parts is not None
+        return {part.position: part for part in self.options.map_parts(export_demo_part, tasks)}
+
+    def _copy_demo(self, data: h5py.Group, name: str, part: DemoPart, episode: SelectedEpisode, layout: Layout,
+                   counters: FrameCounters) -> int:
+        """A demo part copied into `data/name` (next_obs' images linked again, in this file)."""
+        if part.skipped is not None:
+            raise EpisodeError(part.skipped.reason)
+        with h5py.File(demo_part_path(self._parts_folder(), part.position), "r") as source:
+            source.copy(source["demo"], data, name)
+        demo = data[name]
+        link_next_images(demo, list(layout.camera_names))
+        demo.attrs["excap_episode_id"] = episode.record.episode_id
+        demo.attrs["excap_operator"] = episode.operator_pseudonym
+        demo.attrs["excap_outcome"] = episode.record.outcome
+        demo.attrs["excap_task"] = episode.record.task
+        counters.faces_blurred += part.faces_blurred
+        return part.count
+
     def _write(self, handle: h5py.File, selection: ExportSelection, layout: Layout, blurrer: FaceBlurrer | None,
                counters: FrameCounters) -> tuple[int, int]:
         data = handle.create_group("data", track_order=True)
@@ -231,14 +328,19 @@ class RobomimicExporter:
         names: list[str] = []
         exported: list[SelectedEpisode] = []
         bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
+        parts = self._parts(selection, layout) if self.options.map_parts is not None else None
         for position, episode in enumerate(bar):
             if position in self.unfit:
                 continue
             name = f"demo_{len(names)}"
             try:
-                count = self._write_demo(data.create_group(name), episode, layout, blurrer, counters)
+                if parts is None:
+                    count = self._write_demo(data.create_group(name), episode, layout, blurrer, counters)
+                else:
+                    count = self._copy_demo(data, name, parts[position], episode, layout, counters)
             except EpisodeError as exc:
-                del data[name]
+                if name in data:
+                    del data[name]
                 skipped = skipped_episode(episode.record.episode_id, episode.path, exc)
                 self.skip(skipped)
                 self.skipped.append(skipped)
