@@ -29,8 +29,11 @@ from excap.delivery.access_log import ACCESS_LOG, AccessLog, AccessLogger, Acces
 from excap.delivery.auth import Authenticator
 from excap.delivery.exports import contained, dataset_dir, dataset_files, export_episode_ids
 from excap.delivery.file_response import NotFound, Sha256Cache, file_response
+from excap.delivery.page import add_partner_page
 from excap.delivery.partner_episodes import partner_episode, registry_of, scrubber_for
+from excap.delivery.partner_videos import partner_review_video, unavailable
 from excap.delivery.partners import Partner, PartnerStore
+from excap.delivery.signed_urls import signed_url, signing_key, video_path
 from excap.web.guard import AllowedHosts, ASGIApp, HostOriginGuard
 
 __all__ = ["DEFAULT_PORT", "EPISODE_FILTERS", "DeliveryService", "create_app", "partner_file_name"]
@@ -152,8 +155,35 @@ class DeliveryService:
             except (EpisodeError, OSError) as exc:
                 log.warning("episode not listed: %s", exc)
                 continue
-            episodes.append({**item.public, "sha256": sha256, "size": size})
+            public = {**item.public, "sha256": sha256, "size": size}
+            video = self._video(partner, copy, sha256)
+            if video is not None:
+                public["review_video"] = {"url": video_path(item.record.episode_id),
+                                          "sha256": self.hashes.of_path(video), "size": video.stat().st_size}
+            episodes.append(public)
         return episodes
+
+    def _video(self, partner: Partner, copy: Path, copy_sha256: str) -> Path | None:
+        """The partner's review video of its episode copy, None if it cannot be made (logged)."""
+        if unavailable() is not None:
+            return None
+        try:
+            return partner_review_video(self.root, partner.name, copy, copy_sha256)
+        except (ExcapError, OSError) as exc:
+            log.warning("no review video: %s", exc)
+            return None
+
+    def review_video(self, partner: Partner, episode_id: str) -> Path:
+        """The partner's review video of an episode it may see (404 with the reason when there is none)."""
+        reason = unavailable()
+        if reason is not None:
+            raise HTTPException(404, reason)
+        relative, _ = self.episode_file(partner, episode_id)
+        copy = partner_episode(self.root, partner.name, relative, self.hashes.of_fd)
+        video = self._video(partner, copy, self.hashes.of_path(copy))
+        if video is None:
+            raise HTTPException(404, "this episode has no review video (nothing to show, or it cannot be rendered)")
+        return video
 
     def episode_file(self, partner: Partner, episode_id: str) -> tuple[str, str]:
         """The episode's file (relative to the folder) and the name the partner sees."""
@@ -236,6 +266,19 @@ def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: Acces
         target = partner_episode(root, partner.name, relative, service.hashes.of_fd)  # redacted copy
         return file_response(request, target, service.hashes, filename=name)
 
-    guarded = HostOriginGuard(Authenticator(app, PartnerStore(root)), hosts or AllowedHosts.for_server(
+    @app.api_route("/v1/episodes/{episode_id}/review.mp4", methods=["GET", "HEAD"])
+    def review_video(request: Request, episode_id: str) -> Response:
+        target = service.review_video(partner_of(request), episode_id)
+        return file_response(request, target, service.hashes, media_type="video/mp4")
+
+    @app.get("/v1/episodes/{episode_id}/review-url")
+    def review_url(request: Request, episode_id: str) -> JSONResponse:
+        partner = partner_of(request)
+        service.episode_file(partner, episode_id)  # 404 unless the partner may see the episode
+        url, expires = signed_url(signing_key(root), partner.token_id, episode_id)
+        return JSONResponse({"url": url, "expires": expires}, headers={"Cache-Control": "no-store"})
+
+    add_partner_page(app)
+    guarded = HostOriginGuard(Authenticator(app, PartnerStore(root), root), hosts or AllowedHosts.for_server(
         "127.0.0.1", DEFAULT_PORT), name="excap serve")
     return AccessLogger(guarded, AccessLog(state_dir(root) / ACCESS_LOG, log_options))

@@ -1,0 +1,100 @@
+"""Review videos as a partner receives them: rendered from the partner's redacted episode copy, faces blurred.
+
+The video (`excap.review.render`: camera views above sticks, commands, signals and events) is drawn from the copy
+`excap.delivery.partner_episodes` makes, so its overlays show only what passed the redaction allow-list (the
+operator as the partner's pseudonym, no free text). Faces in camera frames are always blurred
+(`excap.datasets.faces`): partners have no face setting of their own. Written as H.264 (`excap.datasets.h264`).
+
+Videos are cached in DIR/.excap/partner-videos/<partner>/ under a name made of the episode's place and a key over
+the copy's SHA-256 (which already covers the partner, the recorded bytes, the registry and the redaction policy)
+and `VIDEO_VERSION`; older videos of the same episode are removed when a new one is made. Rendering needs the
+`exports` extra (PyAV with libx264, and a face detector); without it `unavailable()` says why in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+from excap.core.errors import EpisodeError, ExcapError
+from excap.core.state_dir import FILE_MODE, private_dir, private_file, state_dir
+
+VIDEO_DIR = "partner-videos"
+VIDEO_VERSION = "1"  # bump when what a partner video shows changes: cached videos are made again
+PARTNER_FPS = 10.0  # at most this many frames per second: a review video, not the recording
+NO_VIDEO = ("review videos need the exports extra (PyAV with libx264 and a face detector): "
+            "pip install 'excap[exports]'")
+
+log = logging.getLogger("excap.serve")
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def unavailable() -> str | None:
+    """None if partner review videos can be made here, else the one-line reason why not."""
+    try:
+        from excap.datasets.faces import FaceBlurrer
+        from excap.datasets.h264 import h264_available
+    except ImportError:
+        return NO_VIDEO
+    if not h264_available():
+        return NO_VIDEO
+    try:
+        FaceBlurrer()
+    except RuntimeError:
+        return NO_VIDEO
+    return None
+
+
+def _place(copy: Path) -> str:
+    return copy.name.split("-", 1)[0]  # the copy's name starts with the episode's place in the folder
+
+
+def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str) -> Path:
+    """The partner's review video of its episode copy `copy`, made if there is no current one.
+    ExcapError if it cannot be made here (see `unavailable`); EpisodeError if the episode has nothing to show."""
+    reason = unavailable()
+    if reason is not None:
+        raise ExcapError(reason)
+    from excap.datasets.faces import FaceBlurrer
+    from excap.datasets.h264 import H264Writer
+    from excap.review.render import render_review_video
+
+    folder = private_dir(private_dir(state_dir(Path(root)) / VIDEO_DIR) / partner)
+    place = _place(copy)
+    key = hashlib.sha256(f"{VIDEO_VERSION}\0{copy_sha256}".encode()).hexdigest()
+    target = folder / f"{place}-{key[:40]}.mp4"
+    with _lock:
+        if target.is_file():
+            return target
+        temporary = folder / f".{place}-{key[:40]}.part.mp4"
+        temporary.unlink(missing_ok=True)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
+        blurrer = FaceBlurrer()
+        try:
+            render_review_video(copy, temporary, fps=_fps(copy), progress=False, writer=H264Writer,
+                                frame_filter=lambda image: blurrer.blur(image)[0])
+            os.replace(private_file(temporary), target)
+        except (EpisodeError, ExcapError, OSError, ValueError, KeyError) as exc:
+            temporary.unlink(missing_ok=True)
+            raise EpisodeError(f"{copy.name}: no review video: {' '.join(str(exc).split())[:300]}") from exc
+        for older in folder.glob(f"{place}-*.mp4"):
+            if older != target:
+                older.unlink(missing_ok=True)
+        return target
+
+
+def _fps(copy: Path) -> float | None:
+    """PARTNER_FPS, or the first camera's own rate if that is lower (None: the renderer's choice)."""
+    from excap.episode.reader import opened
+    from excap.review.render import _camera_fps, review_layout
+
+    with opened(copy) as reader:
+        layout = review_layout(reader)
+        if not layout.cameras:
+            return None
+        return min(PARTNER_FPS, _camera_fps(reader.camera(layout.cameras[0])))
