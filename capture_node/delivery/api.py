@@ -12,6 +12,7 @@ recorded file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -31,7 +32,7 @@ from excap.delivery.exports import contained, dataset_dir, dataset_files, export
 from excap.delivery.file_response import NotFound, Sha256Cache, file_response
 from excap.delivery.page import add_partner_page
 from excap.delivery.partner_episodes import partner_episode, registry_of, scrubber_for
-from excap.delivery.partner_videos import partner_review_video, unavailable
+from excap.delivery.partner_videos import PENDING, VideoQueue, unavailable
 from excap.delivery.partners import Partner, PartnerStore
 from excap.delivery.signed_urls import signed_url, signing_key, video_path
 from excap.web.guard import AllowedHosts, ASGIApp, HostOriginGuard
@@ -41,6 +42,7 @@ __all__ = ["DEFAULT_PORT", "EPISODE_FILTERS", "DeliveryService", "create_app", "
 DEFAULT_PORT = 8750
 EPISODE_FILTERS = ("machine_kind", "machine_model", "site", "task", "operator_id", "outcome", "since", "until",
                    "min_duration", "max_duration", "valid")
+RETRY_AFTER_S = 5  # a review video being made: ask again after this long
 BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -72,6 +74,7 @@ class DeliveryService:
         self.root = Path(root)
         self.catalog = catalog  # the catalogue (excap.catalogue.store; default: the folder's own)
         self.hashes = Sha256Cache()
+        self.videos = VideoQueue(self.root)
         self._catalogue_lock = threading.Lock()
 
     def datasets(self, partner: Partner) -> list[dict[str, Any]]:
@@ -156,32 +159,29 @@ class DeliveryService:
                 log.warning("episode not listed: %s", exc)
                 continue
             public = {**item.public, "sha256": sha256, "size": size}
-            video = self._video(partner, copy, sha256)
-            if video is not None:
-                public["review_video"] = {"url": video_path(item.record.episode_id),
-                                          "sha256": self.hashes.of_path(video), "size": video.stat().st_size}
+            video = self.videos.video(partner.name, copy, sha256) if unavailable() is None else None
+            if isinstance(video, Path):
+                with contextlib.suppress(OSError):  # replaced meanwhile: listed again next time
+                    public["review_video"] = {"url": video_path(item.record.episode_id),
+                                              "sha256": self.hashes.of_path(video), "size": video.stat().st_size}
+            elif video == PENDING:
+                public["review_video_pending"] = True
             episodes.append(public)
         return episodes
 
-    def _video(self, partner: Partner, copy: Path, copy_sha256: str) -> Path | None:
-        """The partner's review video of its episode copy, None if it cannot be made (logged)."""
-        if unavailable() is not None:
-            return None
-        try:
-            return partner_review_video(self.root, partner.name, copy, copy_sha256)
-        except (ExcapError, OSError) as exc:
-            log.warning("no review video: %s", exc)
-            return None
-
     def review_video(self, partner: Partner, episode_id: str) -> Path:
-        """The partner's review video of an episode it may see (404 with the reason when there is none)."""
+        """The partner's review video of an episode it may see: 404 with the reason when there is none, 503 with
+        Retry-After while it is being made."""
         reason = unavailable()
         if reason is not None:
             raise HTTPException(404, reason)
         relative, _ = self.episode_file(partner, episode_id)
         copy = partner_episode(self.root, partner.name, relative, self.hashes.of_fd)
-        video = self._video(partner, copy, self.hashes.of_path(copy))
-        if video is None:
+        video = self.videos.video(partner.name, copy, self.hashes.of_path(copy))
+        if video == PENDING:
+            raise HTTPException(503, "the review video is being made; ask again shortly",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        if not isinstance(video, Path):
             raise HTTPException(404, "this episode has no review video (nothing to show, or it cannot be rendered)")
         return video
 

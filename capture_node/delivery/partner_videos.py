@@ -9,6 +9,9 @@ Videos are cached in DIR/.excap/partner-videos/<partner>/ under a name made of t
 the copy's SHA-256 (which already covers the partner, the recorded bytes, the registry and the redaction policy)
 and `VIDEO_VERSION`; older videos of the same episode are removed when a new one is made. Rendering needs the
 `exports` extra (PyAV with libx264, and a face detector); without it `unavailable()` says why in one line.
+
+Rendering takes a while (face detection runs on every camera frame), so `VideoQueue` renders on one background
+thread: a request for a video that is not made yet queues it and is answered at once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import threading
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,8 +59,15 @@ def _place(copy: Path) -> str:
     return copy.name.split("-", 1)[0]  # the copy's name starts with the episode's place in the folder
 
 
+def video_target(root: Path, partner: str, copy: Path, copy_sha256: str) -> Path:
+    """Where the partner's review video of its episode copy `copy` is (or will be) cached."""
+    folder = private_dir(private_dir(state_dir(Path(root)) / VIDEO_DIR) / partner)
+    key = hashlib.sha256(f"{VIDEO_VERSION}\0{copy_sha256}".encode()).hexdigest()
+    return folder / f"{_place(copy)}-{key[:40]}.mp4"
+
+
 def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str) -> Path:
-    """The partner's review video of its episode copy `copy`, made if there is no current one.
+    """The partner's review video of its episode copy `copy`, made now if there is no current one.
     ExcapError if it cannot be made here (see `unavailable`); EpisodeError if the episode has nothing to show."""
     reason = unavailable()
     if reason is not None:
@@ -64,14 +76,12 @@ def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str)
     from excap.datasets.h264 import H264Writer
     from excap.review.render import render_review_video
 
-    folder = private_dir(private_dir(state_dir(Path(root)) / VIDEO_DIR) / partner)
-    place = _place(copy)
-    key = hashlib.sha256(f"{VIDEO_VERSION}\0{copy_sha256}".encode()).hexdigest()
-    target = folder / f"{place}-{key[:40]}.mp4"
+    target = video_target(root, partner, copy, copy_sha256)
+    folder, place = target.parent, _place(copy)
     with _lock:
         if target.is_file():
             return target
-        temporary = folder / f".{place}-{key[:40]}.part.mp4"
+        temporary = folder / f".{target.stem}.part.mp4"
         temporary.unlink(missing_ok=True)
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
         blurrer = FaceBlurrer()
@@ -98,3 +108,53 @@ def _fps(copy: Path) -> float | None:
         if not layout.cameras:
             return None
         return min(PARTNER_FPS, _camera_fps(reader.camera(layout.cameras[0])))
+
+
+PENDING = "pending"
+FAILED = "failed"
+
+
+@dataclass
+class VideoQueue:
+    """Partner review videos rendered one at a time on a background (daemon) thread."""
+
+    root: Path
+    _queue: queue.Queue[tuple[str, Path, str]] = field(default_factory=queue.Queue)
+    _state: dict[Path, str] = field(default_factory=dict)  # target -> PENDING or FAILED
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _worker: threading.Thread | None = None
+
+    def video(self, partner: str, copy: Path, copy_sha256: str) -> Path | str:
+        """The finished video, else PENDING (queued now if it was not) or FAILED (see the server's log)."""
+        target = video_target(self.root, partner, copy, copy_sha256)
+        if target.is_file():
+            return target
+        with self._lock:
+            state = self._state.get(target)
+            if state is not None:
+                return state
+            self._state[target] = PENDING
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="excap-partner-videos", daemon=True)
+                self._worker.start()
+        self._queue.put((partner, copy, copy_sha256))
+        return PENDING
+
+    def _work(self) -> None:
+        while True:
+            partner, copy, copy_sha256 = self._queue.get()
+            target = video_target(self.root, partner, copy, copy_sha256)
+            try:
+                partner_review_video(self.root, partner, copy, copy_sha256)
+            except (ExcapError, OSError) as exc:
+                log.warning("no review video: %s", exc)
+                with self._lock:
+                    self._state[target] = FAILED
+                continue
+            except Exception:  # a bug must not stop the worker; logged with its traceback
+                log.exception("review video of %s failed", copy.name)
+                with self._lock:
+                    self._state[target] = FAILED
+                continue
+            with self._lock:
+                self._state.pop(target, None)

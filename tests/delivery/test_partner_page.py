@@ -40,6 +40,15 @@ class Site:
         return httpx.Client(base_url=self.url, headers=headers, timeout=120)
 
 
+def listed_with_videos(client: httpx.Client) -> list[dict]:
+    """The partner's listing once every episode's review video is made (they are rendered in the background)."""
+    def ready() -> list[dict] | None:
+        episodes = client.get("/v1/episodes").json()["episodes"]
+        return episodes if all("review_video" in e for e in episodes) else None
+
+    return wait_for(ready, timeout=180, interval=0.5, message="the review videos")  # type: ignore[return-value]
+
+
 @pytest.fixture(scope="module")
 def site(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("partnerpage") / "site"
@@ -61,7 +70,10 @@ def site(sim_episode: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def test_the_listing_names_the_review_video_it_serves(site: Site, tmp_path: Path) -> None:
     with site.client("acme") as client:
-        [episode] = client.get("/v1/episodes").json()["episodes"]
+        first = client.get("/v1/episodes").json()["episodes"]
+        assert [e.get("review_video_pending") for e in first] == [True]  # being made on the server's thread
+        [episode] = listed_with_videos(client)
+        assert "review_video_pending" not in episode
         video = episode["review_video"]
         assert video["url"] == f"/v1/episodes/{ACME_EPISODE}/review.mp4"
         whole = client.get(video["url"])
@@ -96,6 +108,7 @@ def test_another_partners_episode_is_not_served(site: Site) -> None:
 
 def test_signed_urls_work_until_they_expire_and_only_unaltered(site: Site) -> None:
     with site.client("acme") as client:
+        listed_with_videos(client)
         answer = client.get(f"/v1/episodes/{ACME_EPISODE}/review-url").json()
         assert abs(answer["expires"] - (time.time() + LIFETIME_S)) < 60
         expected = client.get(f"/v1/episodes/{ACME_EPISODE}/review.mp4").content
@@ -139,8 +152,10 @@ def test_a_revoked_partners_signed_url_stops_working(sim_episode: Path, tmp_path
     store.grant("acme", "set")
     with BackgroundServer(ServerOptions(root=root, port=0)) as server, \
             httpx.Client(base_url=server.url, timeout=120) as client:
-        url = client.get(f"/v1/episodes/{ACME_EPISODE}/review-url",
-                         headers={"Authorization": f"Bearer {token}"}).json()["url"]
+        client.headers["Authorization"] = f"Bearer {token}"
+        listed_with_videos(client)
+        url = client.get(f"/v1/episodes/{ACME_EPISODE}/review-url").json()["url"]
+        del client.headers["Authorization"]
         assert client.head(url).status_code == 200
         store.revoke("acme")
         assert client.head(url).status_code == 403

@@ -36,8 +36,9 @@
 
   function videoCell(row, episode) {
     const td = cell(row, "");
+    td.className = "video-cell";
     if (!episode.review_video) {
-      td.textContent = "not available";
+      td.textContent = episode.review_video_pending ? "being prepared ..." : "not available";
       return;
     }
     const video = document.createElement("video");
@@ -67,12 +68,34 @@
     }
   }
 
+  // videos still being made: list again every few seconds and put in those that are ready (others keep playing)
+  function refreshPending(episodes) {
+    if (!episodes.some((e) => e.review_video_pending)) return;
+    setTimeout(async () => {
+      try {
+        const listed = (await api("/v1/episodes")).episodes;
+        for (const episode of listed) {
+          const row = byId("episodes").querySelector(`tr[data-pending="1"][data-episode="${CSS.escape(episode.episode_id)}"]`);
+          if (!row || episode.review_video_pending) continue;
+          row.dataset.pending = "0";
+          row.querySelector("td.video-cell").remove();
+          videoCell(row, episode);
+        }
+        refreshPending(listed.filter((e) => byId("episodes").querySelector(
+          `tr[data-pending="1"][data-episode="${CSS.escape(e.episode_id)}"]`)));
+      } catch (error) {
+        say(error.message, true);
+      }
+    }, 3000);
+  }
+
   function showEpisodes(episodes) {
     const body = byId("episodes").querySelector("tbody");
     body.replaceChildren();
     for (const episode of episodes) {
       const row = document.createElement("tr");
       row.dataset.episode = episode.episode_id;
+      row.dataset.pending = episode.review_video_pending ? "1" : "0";
       cell(row, episode.episode_id);
       cell(row, `${episode.machine_kind} ${episode.machine_model}`);
       cell(row, episode.task);
@@ -82,6 +105,7 @@
       videoCell(row, episode);
       body.appendChild(row);
     }
+    refreshPending(episodes);
   }
 
   async function load() {
