@@ -70,11 +70,11 @@ class Listed:
 class DeliveryService:
     """What the endpoints need from the served folder, for one partner at a time."""
 
-    def __init__(self, root: Path, catalog: str | None = None) -> None:
+    def __init__(self, root: Path, catalog: str | None = None, videos: VideoQueue | None = None) -> None:
         self.root = Path(root)
         self.catalog = catalog  # the catalogue (excap.catalogue.store; default: the folder's own)
         self.hashes = Sha256Cache()
-        self.videos = VideoQueue(self.root)
+        self.videos = videos or VideoQueue(self.root)  # the server stops it (serve.py)
         self._catalogue_lock = threading.Lock()
 
     def datasets(self, partner: Partner) -> list[dict[str, Any]]:
@@ -221,12 +221,13 @@ def _problem(status: int, detail: str) -> JSONResponse:
 
 
 def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: AccessLogOptions | None = None,
-               catalog: str | None = None) -> ASGIApp:
+               catalog: str | None = None, videos: VideoQueue | None = None) -> ASGIApp:
     """The delivery API for folder `root`: Host and origin checks, authentication and access logging around it.
     `hosts`: the names the server answers to (default: loopback on DEFAULT_PORT); `catalog`: the catalogue to
-    select the folder's episodes from (default: the folder's own)."""
+    select the folder's episodes from (default: the folder's own); `videos`: where partner review videos are rendered
+    (default: a queue of its own, whose thread ends with the process)."""
     root = Path(root)
-    service = DeliveryService(root, catalog)
+    service = DeliveryService(root, catalog, videos)
     app = FastAPI(title="excap delivery", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(EpisodeError)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from excap.core.errors import EpisodeError, ExcapError
 from excap.core.state_dir import FILE_MODE, private_dir, private_file, state_dir
 
@@ -66,9 +68,15 @@ def video_target(root: Path, partner: str, copy: Path, copy_sha256: str) -> Path
     return folder / f"{_place(copy)}-{key[:40]}.mp4"
 
 
-def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str) -> Path:
+class Stopped(ExcapError):
+    """The server is stopping: the video being made is abandoned (made again when next asked for)."""
+
+
+def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str,
+                         stop: threading.Event | None = None) -> Path:
     """The partner's review video of its episode copy `copy`, made now if there is no current one.
-    ExcapError if it cannot be made here (see `unavailable`); EpisodeError if the episode has nothing to show."""
+    ExcapError if it cannot be made here (see `unavailable`); EpisodeError if the episode has nothing to show;
+    Stopped if `stop` is set meanwhile."""
     reason = unavailable()
     if reason is not None:
         raise ExcapError(reason)
@@ -85,10 +93,19 @@ def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str)
         temporary.unlink(missing_ok=True)
         os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE))
         blurrer = FaceBlurrer()
+
+        def blurred(image: np.ndarray) -> np.ndarray:
+            if stop is not None and stop.is_set():
+                raise Stopped(f"{copy.name}: the server is stopping")
+            return blurrer.blur(image)[0]
+
         try:
             render_review_video(copy, temporary, fps=_fps(copy), progress=False, writer=H264Writer,
-                                frame_filter=lambda image: blurrer.blur(image)[0])
+                                frame_filter=blurred)
             os.replace(private_file(temporary), target)
+        except Stopped:
+            temporary.unlink(missing_ok=True)
+            raise
         except (EpisodeError, ExcapError, OSError, ValueError, KeyError) as exc:
             temporary.unlink(missing_ok=True)
             raise EpisodeError(f"{copy.name}: no review video: {' '.join(str(exc).split())[:300]}") from exc
@@ -119,10 +136,11 @@ class VideoQueue:
     """Partner review videos rendered one at a time on a background (daemon) thread."""
 
     root: Path
-    _queue: queue.Queue[tuple[str, Path, str]] = field(default_factory=queue.Queue)
+    _queue: queue.Queue[tuple[str, Path, str] | None] = field(default_factory=queue.Queue)
     _state: dict[Path, str] = field(default_factory=dict)  # target -> PENDING or FAILED
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _worker: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def video(self, partner: str, copy: Path, copy_sha256: str) -> Path | str:
         """The finished video, else PENDING (queued now if it was not) or FAILED (see the server's log)."""
@@ -130,6 +148,8 @@ class VideoQueue:
         if target.is_file():
             return target
         with self._lock:
+            if self._stop.is_set():
+                return FAILED
             state = self._state.get(target)
             if state is not None:
                 return state
@@ -140,12 +160,24 @@ class VideoQueue:
         self._queue.put((partner, copy, copy_sha256))
         return PENDING
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """Abandons the video being made and waits (up to `timeout` s) for the thread to end."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout)
+
     def _work(self) -> None:
-        while True:
-            partner, copy, copy_sha256 = self._queue.get()
+        while not self._stop.is_set():
+            item = self._queue.get()
+            if item is None or self._stop.is_set():
+                return
+            partner, copy, copy_sha256 = item
             target = video_target(self.root, partner, copy, copy_sha256)
             try:
-                partner_review_video(self.root, partner, copy, copy_sha256)
+                partner_review_video(self.root, partner, copy, copy_sha256, self._stop)
+            except Stopped:
+                return
             except (ExcapError, OSError) as exc:
                 log.warning("no review video: %s", exc)
                 with self._lock:
