@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import av
 import h5py
 import httpx
 import pytest
@@ -90,6 +91,9 @@ def test_the_listing_names_the_review_video_it_serves(site: Site, tmp_path: Path
     saved.write_bytes(whole.content)
     atoms = top_level_atoms(saved)
     assert atoms.index("moov") < atoms.index("mdat")  # faststart: a browser can play before the whole file arrived
+    with av.open(str(saved)) as container:  # no text tag but FFmpeg's own
+        assert set(container.metadata) <= {"major_brand", "minor_version", "compatible_brands", "encoder"}
+        assert set(container.streams.video[0].metadata) <= {"language", "handler_name", "vendor_id", "encoder"}
     stream = video_stream(saved)
     assert stream["codec"] == "h264" and stream["pix_fmt"] == "yuv420p" and int(stream["frames"]) > 20
     cached = list((site.root / ".excap" / "partner-videos" / "acme").glob("*.mp4"))
