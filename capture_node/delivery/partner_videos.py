@@ -16,11 +16,13 @@ thread: a request for a video that is not made yet queues it and is answered at 
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import logging
 import os
 import queue
 import threading
+import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -131,7 +133,7 @@ PENDING = "pending"
 FAILED = "failed"
 
 
-@dataclass
+@dataclass(eq=False)
 class VideoQueue:
     """Partner review videos rendered one at a time on a background (daemon) thread."""
 
@@ -157,6 +159,7 @@ class VideoQueue:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="excap-partner-videos", daemon=True)
                 self._worker.start()
+                _running.add(self)
         self._queue.put((partner, copy, copy_sha256))
         return PENDING
 
@@ -190,3 +193,13 @@ class VideoQueue:
                 continue
             with self._lock:
                 self._state.pop(target, None)
+
+
+_running: weakref.WeakSet[VideoQueue] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At exit, a video being made is abandoned rather than cut off in the middle of writing its files."""
+    for videos in list(_running):
+        videos.stop(timeout=5.0)
