@@ -34,7 +34,7 @@ from excap.core.state_dir import FILE_MODE, private_dir, private_file, state_dir
 
 VIDEO_DIR = "partner-videos"
 VIDEO_VERSION = "1"  # bump when what a partner video shows changes: cached videos are made again
-PARTNER_FPS = 10.0  # at most this many frames per second: a review video, not the recording
+PARTNER_FPS = 10.0  # frames per second: a review video, not the recording (camera frames are blurred once each)
 NO_VIDEO = ("review videos need the exports extra (PyAV with libx264 and a face detector): "
             "pip install 'excap[exports]'")
 
@@ -102,7 +102,7 @@ def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str,
             return blurrer.blur(image)[0]
 
         try:
-            render_review_video(copy, temporary, fps=_fps(copy), progress=False, writer=H264Writer,
+            render_review_video(copy, temporary, fps=PARTNER_FPS, progress=False, writer=H264Writer,
                                 frame_filter=blurred)
             os.replace(private_file(temporary), target)
         except Stopped:
@@ -115,18 +115,6 @@ def partner_review_video(root: Path, partner: str, copy: Path, copy_sha256: str,
             if older != target:
                 older.unlink(missing_ok=True)
         return target
-
-
-def _fps(copy: Path) -> float | None:
-    """PARTNER_FPS, or the first camera's own rate if that is lower (None: the renderer's choice)."""
-    from excap.episode.reader import opened
-    from excap.review.render import _camera_fps, review_layout
-
-    with opened(copy) as reader:
-        layout = review_layout(reader)
-        if not layout.cameras:
-            return None
-        return min(PARTNER_FPS, _camera_fps(reader.camera(layout.cameras[0])))
 
 
 PENDING = "pending"
