@@ -64,7 +64,7 @@ setup(
     packages=packages(),
     package_dir=SOURCES,
     package_data={"excap.schemas": ["**/*.yaml", "**/*.dbc", "**/*.json", "**/*.md"],
-                  "excap.station.web": ["static/*"], "excap": ["py.typed"]},
+                  "excap.station.web": ["static/*"], "excap.delivery": ["static/*"], "excap": ["py.typed"]},
     include_package_data=True,
     data_files=share_files(),
     # What a station needs: recording, devices, the station page, inspect / validate / replay (see EXTRAS for the rest).

@@ -12,6 +12,7 @@ recorded file.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -29,8 +30,11 @@ from excap.delivery.access_log import ACCESS_LOG, AccessLog, AccessLogger, Acces
 from excap.delivery.auth import Authenticator
 from excap.delivery.exports import contained, dataset_dir, dataset_files, export_episode_ids
 from excap.delivery.file_response import NotFound, Sha256Cache, file_response
+from excap.delivery.page import add_partner_page
 from excap.delivery.partner_episodes import partner_episode, registry_of, scrubber_for
+from excap.delivery.partner_videos import PENDING, VideoQueue, unavailable
 from excap.delivery.partners import Partner, PartnerStore
+from excap.delivery.signed_urls import signed_url, signing_key, video_path
 from excap.web.guard import AllowedHosts, ASGIApp, HostOriginGuard
 
 __all__ = ["DEFAULT_PORT", "EPISODE_FILTERS", "DeliveryService", "create_app", "partner_file_name"]
@@ -38,6 +42,7 @@ __all__ = ["DEFAULT_PORT", "EPISODE_FILTERS", "DeliveryService", "create_app", "
 DEFAULT_PORT = 8750
 EPISODE_FILTERS = ("machine_kind", "machine_model", "site", "task", "operator_id", "outcome", "since", "until",
                    "min_duration", "max_duration", "valid")
+RETRY_AFTER_S = 5  # a review video being made: ask again after this long
 BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -65,10 +70,11 @@ class Listed:
 class DeliveryService:
     """What the endpoints need from the served folder, for one partner at a time."""
 
-    def __init__(self, root: Path, catalog: str | None = None) -> None:
+    def __init__(self, root: Path, catalog: str | None = None, videos: VideoQueue | None = None) -> None:
         self.root = Path(root)
         self.catalog = catalog  # the catalogue (excap.catalogue.store; default: the folder's own)
         self.hashes = Sha256Cache()
+        self.videos = videos or VideoQueue(self.root)  # the server stops it (serve.py)
         self._catalogue_lock = threading.Lock()
 
     def datasets(self, partner: Partner) -> list[dict[str, Any]]:
@@ -152,8 +158,32 @@ class DeliveryService:
             except (EpisodeError, OSError) as exc:
                 log.warning("episode not listed: %s", exc)
                 continue
-            episodes.append({**item.public, "sha256": sha256, "size": size})
+            public = {**item.public, "sha256": sha256, "size": size}
+            video = self.videos.video(partner.name, copy, sha256) if unavailable() is None else None
+            if isinstance(video, Path):
+                with contextlib.suppress(OSError):  # replaced meanwhile: listed again next time
+                    public["review_video"] = {"url": video_path(item.record.episode_id),
+                                              "sha256": self.hashes.of_path(video), "size": video.stat().st_size}
+            elif video == PENDING:
+                public["review_video_pending"] = True
+            episodes.append(public)
         return episodes
+
+    def review_video(self, partner: Partner, episode_id: str) -> Path:
+        """The partner's review video of an episode it may see: 404 with the reason when there is none, 503 with
+        Retry-After while it is being made."""
+        reason = unavailable()
+        if reason is not None:
+            raise HTTPException(404, reason)
+        relative, _ = self.episode_file(partner, episode_id)
+        copy = partner_episode(self.root, partner.name, relative, self.hashes.of_fd)
+        video = self.videos.video(partner.name, copy, self.hashes.of_path(copy))
+        if video == PENDING:
+            raise HTTPException(503, "the review video is being made; ask again shortly",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        if not isinstance(video, Path):
+            raise HTTPException(404, "this episode has no review video (nothing to show, or it cannot be rendered)")
+        return video
 
     def episode_file(self, partner: Partner, episode_id: str) -> tuple[str, str]:
         """The episode's file (relative to the folder) and the name the partner sees."""
@@ -191,12 +221,13 @@ def _problem(status: int, detail: str) -> JSONResponse:
 
 
 def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: AccessLogOptions | None = None,
-               catalog: str | None = None) -> ASGIApp:
+               catalog: str | None = None, videos: VideoQueue | None = None) -> ASGIApp:
     """The delivery API for folder `root`: Host and origin checks, authentication and access logging around it.
     `hosts`: the names the server answers to (default: loopback on DEFAULT_PORT); `catalog`: the catalogue to
-    select the folder's episodes from (default: the folder's own)."""
+    select the folder's episodes from (default: the folder's own); `videos`: where partner review videos are rendered
+    (default: a queue of its own, whose thread ends with the process)."""
     root = Path(root)
-    service = DeliveryService(root, catalog)
+    service = DeliveryService(root, catalog, videos)
     app = FastAPI(title="excap delivery", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.exception_handler(EpisodeError)
@@ -236,6 +267,19 @@ def create_app(root: Path, hosts: AllowedHosts | None = None, log_options: Acces
         target = partner_episode(root, partner.name, relative, service.hashes.of_fd)  # redacted copy
         return file_response(request, target, service.hashes, filename=name)
 
-    guarded = HostOriginGuard(Authenticator(app, PartnerStore(root)), hosts or AllowedHosts.for_server(
+    @app.api_route("/v1/episodes/{episode_id}/review.mp4", methods=["GET", "HEAD"])
+    def review_video(request: Request, episode_id: str) -> Response:
+        target = service.review_video(partner_of(request), episode_id)
+        return file_response(request, target, service.hashes, media_type="video/mp4")
+
+    @app.get("/v1/episodes/{episode_id}/review-url")
+    def review_url(request: Request, episode_id: str) -> JSONResponse:
+        partner = partner_of(request)
+        service.episode_file(partner, episode_id)  # 404 unless the partner may see the episode
+        url, expires = signed_url(signing_key(root), partner.token_id, episode_id)
+        return JSONResponse({"url": url, "expires": expires}, headers={"Cache-Control": "no-store"})
+
+    add_partner_page(app)
+    guarded = HostOriginGuard(Authenticator(app, PartnerStore(root), root), hosts or AllowedHosts.for_server(
         "127.0.0.1", DEFAULT_PORT), name="excap serve")
     return AccessLogger(guarded, AccessLog(state_dir(root) / ACCESS_LOG, log_options))

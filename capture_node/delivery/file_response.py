@@ -126,7 +126,8 @@ def _chunks(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
             yield block
 
 
-def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None) -> Response:
+def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: str | None = None,
+                  media_type: str = "application/octet-stream") -> Response:
     """The file with ETag = its SHA-256, single-range requests (206 / 416), If-Range, If-None-Match and HEAD.
     The checksum and the bytes sent come from the same open file; a file object closes itself when a response
     is abandoned before its body was read."""
@@ -160,10 +161,10 @@ def file_response(request: Request, path: Path, hashes: Sha256Cache, filename: s
                 headers["Content-Range"] = f"bytes {chosen.start}-{chosen.end}/{size}"
         headers["Content-Length"] = str(length)
         if request.method == "HEAD":
-            return Response(status_code=status, headers=headers, media_type="application/octet-stream")
+            return Response(status_code=status, headers=headers, media_type=media_type)
         streaming = True
         return StreamingResponse(_chunks(handle, start, length), status_code=status, headers=headers,
-                                 media_type="application/octet-stream")
+                                 media_type=media_type)
     finally:
         if not streaming:
             handle.close()

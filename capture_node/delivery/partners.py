@@ -166,6 +166,19 @@ class PartnerStore:
                                                (name,))]
         return Partner(name, token_id, created, None, grants)
 
+    def active_by_token_id(self, token_id: str) -> Partner | None:
+        """The active partner with this token id (for requests signed on its behalf), or None."""
+        if not self.path.exists():
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT name, created_at FROM partners WHERE token_id = ? AND revoked_at IS NULL",
+                             (token_id,)).fetchone()
+            if row is None:
+                return None
+            grants = [d for (d,) in db.execute("SELECT dataset FROM grants WHERE partner = ? ORDER BY dataset",
+                                               (row[0],))]
+        return Partner(row[0], token_id, row[1], None, grants)
+
     @staticmethod
     def _require_active(db: sqlite3.Connection, name: str) -> None:
         row = db.execute("SELECT revoked_at FROM partners WHERE name = ?", (name,)).fetchone()

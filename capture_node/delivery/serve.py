@@ -16,6 +16,7 @@ from pathlib import Path
 from excap.core.errors import ConfigError
 from excap.delivery.access_log import AccessLogOptions
 from excap.delivery.api import DEFAULT_PORT, create_app
+from excap.delivery.partner_videos import VideoQueue
 from excap.web.guard import AllowedHosts, ASGIApp
 from excap.web.server import HttpServer, ListenOptions
 
@@ -44,28 +45,33 @@ class ServerOptions:
         self.listen().check()
 
 
-def _server(options: ServerOptions) -> HttpServer:
+def _server(options: ServerOptions, videos: VideoQueue) -> HttpServer:
     options.check()
 
     def app_for(hosts: AllowedHosts) -> ASGIApp:
-        return create_app(options.root, hosts, options.access_log, options.catalog)
+        return create_app(options.root, hosts, options.access_log, options.catalog, videos)
 
     return HttpServer(options.listen(), app_for, "delivery")
 
 
 def serve(options: ServerOptions, on_listening: Callable[[str], None] | None = None) -> None:
     """Serves until interrupted (Ctrl-C / SIGTERM)."""
-    server = _server(options)
+    videos = VideoQueue(options.root)
+    server = _server(options, videos)
     if on_listening:
         on_listening(server.url)
-    server.run()
+    try:
+        server.run()
+    finally:
+        videos.stop()
 
 
 class BackgroundServer:
     """The API served by uvicorn on a thread (port 0: an ephemeral port), for tests and embedding."""
 
     def __init__(self, options: ServerOptions) -> None:
-        self._server = _server(options)
+        self._videos = VideoQueue(options.root)
+        self._server = _server(options, self._videos)
         self.url = self._server.url
 
     def start(self, timeout: float = 20.0) -> BackgroundServer:
@@ -75,6 +81,7 @@ class BackgroundServer:
 
     def stop(self) -> None:
         self._server.stop()
+        self._videos.stop()
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

@@ -262,9 +262,10 @@ class OpenCvWriter:
 
 def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: float | None = None,
                         cameras: Sequence[str] | None = None, progress: bool = True,
-                        note: Callable[[str], None] | None = None, writer: WriterFactory = OpenCvWriter) -> int:
+                        note: Callable[[str], None] | None = None, writer: WriterFactory = OpenCvWriter,
+                        frame_filter: Callable[[np.ndarray], np.ndarray] | None = None) -> int:
     """Write a review video of `episode` to `out` with `writer` (default OpenCV: .mp4 mp4v, .avi MJPG); returns the
-    number of frames.
+    number of frames. `frame_filter` (e.g. face blurring) gets every camera frame (BGR) once, before it is scaled.
 
     `note` receives a line when time without samples is left out or the video is cut at MAX_FRAMES."""
     out = Path(out)
@@ -296,7 +297,8 @@ def render_review_video(episode: str | Path | EpisodeReader, out: Path, fps: flo
                     i = int(indices[c][k])
                     entry = cache[c]
                     if entry is None or entry[0] != i:
-                        image = cv2.resize(stream.image(i), (layout.view_widths[c], layout.view_height),
+                        source = stream.image(i) if frame_filter is None else frame_filter(stream.image(i))
+                        image = cv2.resize(source, (layout.view_widths[c], layout.view_height),
                                            interpolation=cv2.INTER_LINEAR)
                         entry = cache[c] = (i, image)
                     canvas[views_top:panel_top, x:x + layout.view_widths[c]] = entry[1]

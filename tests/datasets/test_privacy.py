@@ -36,6 +36,7 @@ from excap.station.config import load_station_config
 from excap.station.episodes import label_by_id
 from tests.support.commands import excap_command
 from tests.support.loader_episodes import LoaderEpisodes
+from tests.support.mp4 import video_stream
 from tests.support.paths import REPO
 from tests.support.privacy import identities_in
 from tests.support.waiting import wait_for
@@ -172,6 +173,12 @@ class Received:
         return found
 
 
+def with_videos(response: httpx.Response) -> list[dict] | None:
+    """The listing once every episode's review video is made (they are rendered on the server's thread)."""
+    episodes = response.json()["episodes"]
+    return episodes if episodes and all("review_video" in e for e in episodes) else None
+
+
 @dataclass
 class PrivacySite:
     root: Path
@@ -222,6 +229,18 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
             for entry in manifest["files"]:
                 received.add(f"{dataset}/{entry['path']}", client.get(f"/v1/datasets/{dataset}/files/{entry['path']}"))
         listing = received.add("listing", client.get("/v1/episodes")).json()["episodes"]
+        listing = wait_for(lambda: with_videos(received.add("listing", client.get("/v1/episodes"))),
+                           timeout=300, interval=0.5, message="the partner review videos")
+        for item in listing:  # the review videos: bytes, ranges, the signed URL and what it serves
+            video = item["review_video"]
+            received.add(f"review video {item['episode_id']}", client.get(video["url"]))
+            received.add(f"review video tail {item['episode_id']}", client.get(video["url"],
+                                                                               headers={"Range": "bytes=-4096"}))
+            signed = received.add(f"review url {item['episode_id']}",
+                                  client.get(f"/v1/episodes/{item['episode_id']}/review-url")).json()["url"]
+            received.add(f"signed review video {item['episode_id']}", httpx.get(server.url + signed, timeout=60))
+        for page in ("/", "/partner", "/static/partner/partner.js", "/static/partner/partner.css"):
+            received.add(f"page {page}", httpx.get(server.url + page, timeout=60))
         for query in ({"operator_id": ANNA.operator_id}, {"task": SESSIONS[BERT][0]["task"]}, {"since": "2999-01-01"},
                       {"valid": "maybe"}):
             received.add(f"listing {query}", client.get("/v1/episodes", params=query))
@@ -233,9 +252,13 @@ def privacy_site(tmp_path_factory: pytest.TempPathFactory) -> PrivacySite:
         received.add("not exported", client.get(f"/v1/episodes/{refused}"))
         client.headers["Authorization"] = f"Bearer {robomimic_token}"
         robomimic_listing = received.add("robomimic-only listing", client.get("/v1/episodes")).json()["episodes"]
+        robomimic_listing = wait_for(lambda: with_videos(received.add("robomimic-only listing",
+                                                                      client.get("/v1/episodes"))),
+                                     timeout=300, interval=0.5, message="the partner review videos")
         for item in robomimic_listing:
             episode_id = item["episode_id"]
             received.add(f"robomimic-only episode {episode_id}", client.get(f"/v1/episodes/{episode_id}"))
+            received.add(f"robomimic-only review video {episode_id}", client.get(item["review_video"]["url"]))
     return PrivacySite(root, episodes, received, listing, robomimic_listing)
 
 
@@ -266,6 +289,25 @@ def test_nothing_a_partner_receives_names_a_person(privacy_site: PrivacySite) ->
     assert b" 400 " in parts["listing {'valid': 'maybe'}"][0]
     leaks = received.leaks(identities(*PEOPLE))
     assert leaks == {}, leaks
+
+
+def test_review_videos_reach_partners_as_listed_and_hold_no_identity(privacy_site: PrivacySite,
+                                                                     tmp_path: Path) -> None:
+    """The review videos (H.264, drawn from the redacted copy, faces blurred) are among what was searched above;
+    the listing names the bytes served, and the page's own files hold no data."""
+    received = privacy_site.received
+    for entry in privacy_site.listing:
+        body = received.body(f"review video {entry['episode_id']}")
+        assert body == received.body(f"signed review video {entry['episode_id']}")
+        assert hashlib.sha256(body).hexdigest() == entry["review_video"]["sha256"]
+        assert len(body) == entry["review_video"]["size"] > 10_000
+        video = tmp_path / f"{entry['episode_id']}.mp4"
+        video.write_bytes(body)
+        assert video_stream(video)["codec"] == "h264"
+        assert identities_in(body, [*identities(*PEOPLE), SIMULATOR_TRUTH]) == {}
+    page = received.body("page /")
+    assert b"<video" not in page and b"anon-" not in page and page == received.body("page /partner")
+    assert received.leaks(identities(*PEOPLE)) == {}
 
 
 SIMULATOR_TRUTH = "operator_phase"  # the scripted operator's work phase: the simulator's truth, not a recording

@@ -38,7 +38,8 @@ class Site:
         hosts = [f"127.0.0.1:{self.port}", f"localhost:{self.port}", f"[::1]:{self.port}"]
         paths = ["/v1/datasets", "/v1/datasets/set/manifest", "/v1/datasets/set/files/blob.bin",
                  "/v1/datasets/set/files/episodes.jsonl", "/v1/datasets/set/files/../../a.h5", "/v1/episodes",
-                 f"/v1/episodes/{EPISODE_ID}", "/v1/episodes/..%2fa.h5", "/docs", "/openapi.json", "/"]
+                 f"/v1/episodes/{EPISODE_ID}", "/v1/episodes/..%2fa.h5", "/docs", "/openapi.json", "/",
+                 f"/v1/episodes/{EPISODE_ID}/review-url", "/static/partner/partner.js"]
         return raw_requests(paths, [*EPISODE_FILTERS, "dataset"], ["operator_id"], hosts,
                             [f"http://127.0.0.1:{self.port}"], [self.token])
 
