@@ -23,17 +23,15 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import cv2
-import numpy as np
 
 from excap.core.clock import now_ns
 from excap.core.errors import DriverError
 from excap.core.periodic import Cadence, Late
 from excap.drivers.base import DriverCounters, Health, ThreadGuard, one_line
+from excap.drivers.camera.callbacks import CameraCallbacks, EventCallback, FrameCallback
 from excap.drivers.camera.config import CameraConfig, CameraInfo, SourceKind, source_kind
 from excap.drivers.reader import DeviceReader, Outage, SourceLost
 
@@ -42,16 +40,10 @@ __all__ = ["CameraConfig", "CameraInfo", "EventCallback", "FrameCallback", "Open
 
 log = logging.getLogger(__name__)
 
-FrameCallback = Callable[[int, int, np.ndarray], None]
-"""(t_ns, t_device_ns, BGR image) -> None"""
-
-EventCallback = Callable[[str, dict[str, Any]], None]
-"""(kind, detail) -> None; kinds: "camera_lost", "reconnect"."""
-
 _FILE_FPS_FALLBACK = 30.0
 
 
-class OpenCvCamera:
+class OpenCvCamera(CameraCallbacks):
     def __init__(self, config: CameraConfig, on_frame: FrameCallback, on_event: EventCallback | None = None) -> None:
         self.config = config
         self.name = config.name
@@ -80,10 +72,6 @@ class OpenCvCamera:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close()
-
-    @property
-    def source(self) -> str:
-        return str(self.config.source)
 
     @property
     def reconnect_attempts(self) -> int:
@@ -324,19 +312,3 @@ class OpenCvCamera:
             self.counters.dropped += 1
         return True
 
-    def _deliver(self, t_ns: int, t_device_ns: int, image: np.ndarray) -> None:
-        try:
-            self._on_frame(t_ns, t_device_ns, image)
-        except Exception:
-            self.callback_errors += 1
-            if self.callback_errors == 1:
-                log.exception("camera %s: frame callback failed (further failures only counted)", self.name)
-        self.counters.count_sample(t_ns)
-
-    def _emit(self, kind: str, **detail: Any) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(kind, {"camera": self.name, "source": self.source, **detail})
-        except Exception:
-            log.exception("camera %s: event callback failed for %s", self.name, kind)

@@ -10,14 +10,11 @@ reattached every `reconnect_interval_s` (`on_event("reconnect", ...)`).
 """
 
 import logging
-from collections.abc import Callable
-from typing import Any
-
-import numpy as np
 
 from excap.core.clock import now_ns
 from excap.core.errors import DriverError
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
+from excap.drivers.camera.callbacks import CameraCallbacks, EventCallback, FrameCallback
 from excap.drivers.camera.config import CameraConfig, CameraInfo
 from excap.drivers.camera.shm_ring import RingReader
 from excap.drivers.reader import DeviceReader, Outage, SourceLost
@@ -26,15 +23,12 @@ log = logging.getLogger(__name__)
 
 SHM_CAMERA_PREFIX = "shm:"
 
-FrameCallback = Callable[[int, int, np.ndarray], None]
-EventCallback = Callable[[str, dict[str, Any]], None]
-
 
 def is_shm_source(source: int | str) -> bool:
     return isinstance(source, str) and source.startswith(SHM_CAMERA_PREFIX)
 
 
-class SharedMemoryCamera:
+class SharedMemoryCamera(CameraCallbacks):
     def __init__(self, config: CameraConfig, on_frame: FrameCallback, on_event: EventCallback | None = None) -> None:
         if not is_shm_source(config.source):
             raise DriverError(f"camera {config.name}: not a shared-memory source: {config.source}")
@@ -52,10 +46,6 @@ class SharedMemoryCamera:
         self._state = Health.STOPPED
         self._last_frame_ns = 0
         self._ring_drops = 0
-
-    @property
-    def source(self) -> str:
-        return str(self.config.source)
 
     @property
     def health(self) -> Health:
@@ -139,21 +129,6 @@ class SharedMemoryCamera:
                 self.counters.dropped += ring.dropped - self._ring_drops
                 self._ring_drops = ring.dropped
 
-    def _deliver(self, t_ns: int, t_device_ns: int, image: np.ndarray) -> None:
-        try:
-            self._on_frame(t_ns, t_device_ns, image)
-        except Exception:
-            self.callback_errors += 1
-            if self.callback_errors == 1:
-                log.exception("camera %s: frame callback failed (further failures only counted)", self.name)
-        self.counters.count_sample(t_ns)
-
-    def _emit(self, kind: str, **detail: Any) -> None:
-        if self._on_event is not None:
-            try:
-                self._on_event(kind, {"camera": self.name, "source": self.source, **detail})
-            except Exception:
-                log.exception("camera %s: event callback failed for %s", self.name, kind)
 
 
 __all__ = ["SHM_CAMERA_PREFIX", "SharedMemoryCamera", "is_shm_source"]
