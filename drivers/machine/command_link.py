@@ -56,7 +56,7 @@ class CommandLinkConfig:
     rate_hz: float = 50.0
     stale_timeout_s: float = 0.1
     send_on_change: bool = False  # also send between periods as soon as the input changes
-    min_change_gap_s: float = 0.002  # between two such sends (bounds the extra bus load)
+    min_change_gap_s: float = 0.001  # between two such sends (bounds the extra bus load)
 
     def __post_init__(self) -> None:
         self.check()
