@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from excap.catalogue.index import Catalogue, EpisodeFilter, update_catalogue
@@ -19,25 +18,9 @@ from excap.cli.datasets import main
 from excap.datasets.selection import select_for_export
 from tests.support import report as measured
 from tests.support.commands import excap_command
-from tests.support.postgres import PostgresServer, free_port
-from tests.support.waiting import wait_for
+from tests.support.postgres import PostgresServer, catalogue_rows, free_port, restart_while_indexing
 
 COPIES = 20  # copies of each of the three recordings: 60 files take seconds to index
-
-
-def _rows(url: str) -> tuple[int, int]:
-    """(rows, distinct (source, path) keys) of the catalogue's episodes table."""
-    with psycopg.connect(url) as db:
-        row = db.execute("SELECT count(*), count(DISTINCT (source, path)) FROM excap_episodes").fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
-def _indexed(url: str) -> int:
-    try:
-        return _rows(url)[0]
-    except psycopg.errors.UndefinedTable:
-        return 0
 
 
 def _many_episodes(recorded_dir: Path, target: Path) -> Path:
@@ -109,7 +92,7 @@ def test_two_processes_indexing_at_once_leave_one_row_per_file(recorded_dir: Pat
         reports.append(json.loads(out))
     files = 3 * COPIES
     assert all(len(r["added"]) + len(r["updated"]) + r["unchanged"] == files for r in reports)
-    assert _rows(postgres_catalog) == (files, files)
+    assert catalogue_rows(postgres_catalog) == (files, files)
     assert not (folder / ".excap" / "catalogue.sqlite").exists()  # EXCAP_CATALOG chose PostgreSQL
     again = subprocess.run(excap_command("index", str(folder), "--json", "--catalog", postgres_catalog),
                            capture_output=True, text=True, timeout=300, check=False)
@@ -117,7 +100,7 @@ def test_two_processes_indexing_at_once_leave_one_row_per_file(recorded_dir: Pat
     rebuilt = subprocess.run(excap_command("index", str(folder), "--rebuild", "--json", "--catalog", postgres_catalog),
                              capture_output=True, text=True, timeout=300, check=False)
     assert rebuilt.returncode == 0 and len(json.loads(rebuilt.stdout)["added"]) == files
-    assert _rows(postgres_catalog) == (files, files)
+    assert catalogue_rows(postgres_catalog) == (files, files)
 
 
 def test_server_restart_in_the_middle_of_indexing(recorded_dir: Path, postgres_server: PostgresServer,
@@ -126,17 +109,7 @@ def test_server_restart_in_the_middle_of_indexing(recorded_dir: Path, postgres_s
     files = 3 * COPIES
     indexer = subprocess.Popen(excap_command("index", str(folder), "--catalog", postgres_catalog),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: _indexed(postgres_catalog) > 0 or indexer.poll() is not None, timeout=120,
-                 message="the first rows")
-        assert indexer.poll() is None, "indexing ended before the restart"
-        before = _indexed(postgres_catalog)
-        postgres_server.restart()
-        out, err = indexer.communicate(timeout=300)
-    finally:
-        if indexer.poll() is None:
-            indexer.kill()
-            indexer.wait()
+    before, out, err = restart_while_indexing(indexer, postgres_catalog, postgres_server)
     assert 0 < before < files
     measured.record("fleet catalogue", "server restart mid-index: rows before, indexer exit status",
                   f"{before}/{files}, {indexer.returncode}")
@@ -148,7 +121,7 @@ def test_server_restart_in_the_middle_of_indexing(recorded_dir: Path, postgres_s
     again = subprocess.run(excap_command("index", str(folder), "--json", "--catalog", postgres_catalog),
                            capture_output=True, text=True, timeout=300, check=False)
     assert again.returncode == 0 and again.stderr == ""
-    assert _rows(postgres_catalog) == (files, files)
+    assert catalogue_rows(postgres_catalog) == (files, files)
     report = json.loads(again.stdout)
     assert report["unchanged"] + len(report["added"]) == files and not report["updated"]
 

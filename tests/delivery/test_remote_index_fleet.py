@@ -15,11 +15,10 @@ from excap.catalogue.index import Catalogue
 from tests.support import report as measured
 from tests.support.commands import excap_command
 from tests.support.paths import REPO
-from tests.support.postgres import PostgresServer
+from tests.support.postgres import PostgresServer, catalogue_rows, restart_while_indexing
 from tests.support.remote_episodes import put_episode
 from tests.support.seaweedfs import SeaweedFS
 from tests.support.uplink import upload_env
-from tests.support.waiting import wait_for
 
 COPIES = 10  # of each of the three recordings: 30 objects
 
@@ -31,20 +30,6 @@ def _env(seaweedfs: SeaweedFS) -> dict[str, str]:
 def _index(seaweedfs: SeaweedFS, target: str, catalog: str, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(excap_command("index", target, "--catalog", catalog, "--json", *options), cwd=REPO,
                             env=_env(seaweedfs), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _rows(url: str) -> tuple[int, int]:
-    with psycopg.connect(url) as db:
-        row = db.execute("SELECT count(*), count(DISTINCT (source, path)) FROM excap_episodes").fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1])
-
-
-def _indexed(url: str) -> int:
-    try:
-        return _rows(url)[0]
-    except psycopg.errors.UndefinedTable:
-        return 0
 
 
 def _many(seaweedfs: SeaweedFS, bucket: str, recorded_dir: Path) -> str:
@@ -65,12 +50,12 @@ def test_two_stations_indexing_one_prefix_at_once(seaweedfs: SeaweedFS, s3_bucke
         assert writer.returncode == 0 and err == "", err
         report = json.loads(out)
         assert len(report["added"]) + len(report["updated"]) + report["unchanged"] == objects
-    assert _rows(postgres_catalog) == (objects, objects)
+    assert catalogue_rows(postgres_catalog) == (objects, objects)
     again = _index(seaweedfs, target, postgres_catalog)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0 and err == "" and json.loads(out)["unchanged"] == objects
     assert json.loads(out)["bytes_read"] == 0
-    assert _rows(postgres_catalog) == (objects, objects)
+    assert catalogue_rows(postgres_catalog) == (objects, objects)
 
 
 def test_catalogue_server_restart_while_indexing(seaweedfs: SeaweedFS, s3_bucket: str, recorded_dir: Path,
@@ -79,17 +64,7 @@ def test_catalogue_server_restart_while_indexing(seaweedfs: SeaweedFS, s3_bucket
     objects = 3 * COPIES
     postgres_server.restart()  # between runs: the next one connects afresh
     indexer = _index(seaweedfs, target, postgres_catalog)
-    try:
-        wait_for(lambda: _indexed(postgres_catalog) > 0 or indexer.poll() is not None, timeout=120,
-                 message="the first rows")
-        assert indexer.poll() is None, "indexing ended before the restart"
-        before = _indexed(postgres_catalog)
-        postgres_server.restart()
-        out, err = indexer.communicate(timeout=300)
-    finally:
-        if indexer.poll() is None:
-            indexer.kill()
-            indexer.wait()
+    before, out, err = restart_while_indexing(indexer, postgres_catalog, postgres_server)
     assert 0 < before < objects
     measured.record("remote index", "server restart mid-index: rows before, indexer exit status",
                     f"{before}/{objects}, {indexer.returncode}")
@@ -102,7 +77,7 @@ def test_catalogue_server_restart_while_indexing(seaweedfs: SeaweedFS, s3_bucket
     assert again.returncode == 0 and err == ""
     report = json.loads(out)
     assert report["unchanged"] + len(report["added"]) == objects and not report["updated"]
-    assert _rows(postgres_catalog) == (objects, objects)
+    assert catalogue_rows(postgres_catalog) == (objects, objects)
 
 
 def test_a_role_with_only_the_documented_rights(seaweedfs: SeaweedFS, s3_bucket: str, recorded_dir: Path,
@@ -133,7 +108,7 @@ def test_a_role_with_only_the_documented_rights(seaweedfs: SeaweedFS, s3_bucket:
     again = _index(seaweedfs, target, writer, "--rebuild")
     out, err = again.communicate(timeout=120)
     assert again.returncode == 0 and err == "", err
-    assert len(json.loads(out)["added"]) == 3 and _rows(postgres_catalog) == (3, 3)
+    assert len(json.loads(out)["added"]) == 3 and catalogue_rows(postgres_catalog) == (3, 3)
 
 
 def test_earlier_catalogues_are_migrated(seaweedfs: SeaweedFS, s3_bucket: str, episode_dir: Path,
@@ -173,7 +148,7 @@ def test_earlier_catalogues_are_migrated(seaweedfs: SeaweedFS, s3_bucket: str, e
     assert done.returncode == 0 and json.loads(done.stdout)["added"] == ["one.h5"], done.stderr
     with psycopg.connect(postgres_catalog) as db:
         assert db.execute("SELECT value FROM excap_catalogue_meta WHERE key = 'version'").fetchone() == ("2",)
-        assert _rows(postgres_catalog) == (4, 4)
+        assert catalogue_rows(postgres_catalog) == (4, 4)
 
 
 def test_without_a_catalogue_a_prefix_is_one_line(seaweedfs: SeaweedFS, s3_bucket: str) -> None:

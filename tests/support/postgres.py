@@ -160,3 +160,39 @@ def catalog(request: pytest.FixtureRequest) -> str | None:
         return None
     url: str = request.getfixturevalue("postgres_catalog")
     return url
+
+
+def catalogue_rows(url: str) -> tuple[int, int]:
+    """(rows, distinct (source, path) keys) of a PostgreSQL catalogue's episodes table."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT count(*), count(DISTINCT (source, path)) FROM excap_episodes").fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def indexed_rows(url: str) -> int:
+    """Rows in a PostgreSQL catalogue so far (0 before its tables exist)."""
+    import psycopg
+
+    try:
+        return catalogue_rows(url)[0]
+    except psycopg.errors.UndefinedTable:
+        return 0
+
+
+def restart_while_indexing(indexer: subprocess.Popen[str], url: str, server: PostgresServer) -> tuple[int, str, str]:
+    """Restart the catalogue server once `indexer` has written its first rows; (rows before the restart, the
+    indexer's stdout, its stderr). The indexer is killed if it has not ended by the time this returns."""
+    try:
+        wait_for(lambda: indexed_rows(url) > 0 or indexer.poll() is not None, timeout=120, message="the first rows")
+        assert indexer.poll() is None, "indexing ended before the restart"
+        before = indexed_rows(url)
+        server.restart()
+        out, err = indexer.communicate(timeout=300)
+    finally:
+        if indexer.poll() is None:
+            indexer.kill()
+            indexer.wait()
+    return before, out, err
