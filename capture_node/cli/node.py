@@ -1,6 +1,7 @@
 """`excap node`: run the ROS 2 node. Wired into `excap.cli.main` with `add_node_parser` / `cmd_node`."""
 
 import argparse
+import signal
 from pathlib import Path
 
 from excap.core.errors import ExcapError
@@ -74,6 +75,9 @@ def cmd_node(args: argparse.Namespace) -> int:
         from excap.station.config import load_station_config
 
         load_station_config(args.config)  # every mistake reported before ROS starts
+    # Started in the background by a shell, a node inherits SIGINT ignored; rclpy would handle it only once
+    # initialised. Ctrl-C is the node's stop at every moment: before ROS starts it ends the command (130).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from excap.ros.node import main
     except ImportError as exc:

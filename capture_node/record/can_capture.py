@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import can
 import numpy as np
 
-from excap.core.clock import now_ns
+from excap.core.clock import now_ns, utc_offset_ns
 from excap.core.errors import DriverError
 from excap.core.periodic import Cadence, Late
 from excap.drivers.base import DriverCounters, Health, ThreadGuard
@@ -44,6 +44,14 @@ CAN_ERR_CRTL_ACTIVE = 0x40
 RECV_TIMEOUT_S = 0.05
 #: Seconds between reads of `bus.state`.
 STATE_POLL_S = 0.2
+
+#: Interfaces whose frame timestamps are the host's wall clock taken at the wire: SocketCAN's kernel receive
+#: time, python-can's `virtual` bus's send time. For these the frame's `t_ns` is that stamp on the monotonic
+#: clock (a late wake of the reader thread does not delay it); for any other interface (slcan, vendor adapters
+#: with their own clocks) it is the time the reader got the frame.
+HOST_STAMPED_INTERFACES = frozenset({"socketcan", "virtual"})
+#: A host stamp further than this in the past (or in the future) is not trusted (the wall clock stepped).
+MAX_STAMP_AGE_NS = 1_000_000_000
 
 _STATE_EVENTS = {can.BusState.ERROR: "can_bus_off", can.BusState.PASSIVE: "can_error_passive"}
 
@@ -107,6 +115,9 @@ class CanCapture:
         self._send_lock = threading.Lock()
         self._frame_lock = threading.Lock()
         self.dm1 = Dm1Monitor()
+        self.host_stamped = interface in HOST_STAMPED_INTERFACES
+        self._utc_offset_ns = utc_offset_ns()
+        self._last_t_ns = 0
 
     @classmethod
     def from_config(cls, recorder: "EpisodeSink", config: CanBusConfig,
@@ -195,6 +206,7 @@ class CanCapture:
         if self._state_poll.until_due() <= 0:
             self._state_poll.take()
             self._poll_state(bus)
+            self._utc_offset_ns = utc_offset_ns()  # follows the wall clock being slewed
 
     def _reconnect_interval_s(self) -> float:
         return self.config.reconnect_interval_s if self.config is not None else 1.0
@@ -289,8 +301,21 @@ class CanCapture:
         with self._frame_lock:
             self._record_frame(msg)
 
+    def receive_time_ns(self, msg: can.Message) -> int:
+        """The frame's `t_ns`: its host receive stamp where the interface gives one (HOST_STAMPED_INTERFACES),
+        else now; never before the previous frame's, so the stream stays in time order."""
+        now = now_ns()
+        t_ns = now
+        if self.host_stamped and msg.timestamp:
+            stamped = int(msg.timestamp * 1e9) - self._utc_offset_ns
+            if 0 <= now - stamped <= MAX_STAMP_AGE_NS:
+                t_ns = stamped
+        t_ns = max(t_ns, self._last_t_ns)
+        self._last_t_ns = t_ns
+        return t_ns
+
     def _record_frame(self, msg: can.Message) -> None:
-        t_ns = now_ns()
+        t_ns = self.receive_time_ns(msg)
         if msg.is_error_frame:
             self.error_frames += 1
             self._on_error_frame(msg, t_ns)

@@ -15,6 +15,7 @@ parts that need no node are in excap.ros.config, convert, diagnostics and image_
 
 import json
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -125,13 +126,13 @@ class ExcapRecorderNode(Node):
             self._publish_state()
             if settings.auto_start:
                 self._start_episode()
-        except BaseException:
+            self.get_logger().info(f"ready: station={self.station.path} out_dir={self.out_dir}")
+        except BaseException:  # Ctrl-C while starting included: the devices and a started episode are closed
             if self.live_view is not None:
                 self.live_view.stop()
             self.monitor.stop()
             self.runtime.close(reason="exception", outcome="aborted")
             raise
-        self.get_logger().info(f"ready: station={self.station.path} out_dir={self.out_dir}")
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -461,11 +462,21 @@ def _decode_compressed(msg: CompressedImage) -> np.ndarray:
     return image
 
 
+def finalizing_ignores_signals() -> None:
+    """While the running episode is finalized, a further Ctrl-C / SIGTERM must not cut that short: Python would
+    raise KeyboardInterrupt in the middle of closing the file (and a pending one from the first Ctrl-C may still
+    be on its way). A node that must go at once can be killed: its journal is recovered at the next start."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the node until Ctrl-C / SIGTERM. `argv` excludes the program name (ROS args after --ros-args)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = sys.argv if argv is None else [sys.argv[0], *argv]
     rclpy.init(args=args)
+    context = rclpy.get_default_context()
     node = None
     try:
         node = ExcapRecorderNode()
@@ -477,7 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ExcapError as exc:
         print(f"excap: error: {exc}", file=sys.stderr)
         return 2
+    except Exception:
+        if context.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while the node was starting: rclpy refuses to build on it
     finally:
+        finalizing_ignores_signals()
         if node is not None:
             path = node.close()
             if path is not None:

@@ -49,8 +49,11 @@ def test_records_joy_and_image_topics_from_another_process(tmp_path: Path, clien
         started = client.call("start")
         assert started.endswith(".h5")
         wait_for(lambda: client.state().get("recording"), TIMEOUT, message="recording state")
+        # the counts include messages from before the episode: take them from diagnostics published after it started
+        seen = len(client.messages["/diagnostics"])
+        wait_for(lambda: len(client.messages["/diagnostics"]) > seen, TIMEOUT, message="diagnostics while recording")
         joy_before, camera_before = diag_samples(client, "excap: joystick/pad"), diag_samples(
-            client, "excap: cameras/peer_camera")  # counts include messages from before the episode
+            client, "excap: cameras/peer_camera")
         wait_for(lambda: diag_samples(client, "excap: joystick/pad") >= joy_before + 40
                  and diag_samples(client, "excap: cameras/peer_camera") >= camera_before + 40, TIMEOUT,
                  message="samples")

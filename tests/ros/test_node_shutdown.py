@@ -109,3 +109,22 @@ def test_recording_of_a_killed_node_is_recovered_when_the_node_starts(tmp_path: 
         assert len(f["control/t_ns"]) > 20 and len(f["can/can0/t_ns"]) > 100
     kinds = [kind for kind, _ in events(episode)]
     assert kinds[0] == "start" and "recovered" in kinds and "stop" not in kinds
+
+
+@pytest.mark.parametrize("delay_s", [0.5, 1.5, 3.0])
+def test_a_signal_at_any_moment_of_start_up_ends_the_node_cleanly(tmp_path: Path, delay_s: float) -> None:
+    """Ctrl-C while the node loads, opens its devices or starts its first episode (`--start`): it exits without
+    a traceback and leaves either nothing or a finished episode (never a journal to recover)."""
+    node = node_process(tmp_path, "--start")
+    try:
+        node.wait(delay_s)  # the node does not end by itself: this is the moment the signal arrives
+    except subprocess.TimeoutExpired:
+        node.send_signal(signal.SIGINT)
+    output, _ = node.communicate(timeout=TIMEOUT)
+    # 130: Ctrl-C before the node was up; -SIGINT: before Python itself was (while the process is started again
+    # with the ROS libraries on its path)
+    assert node.returncode in (0, 130, -signal.SIGINT), output
+    assert "Traceback" not in output, output
+    assert journals(tmp_path) == []  # an episode that started was finished, not left to recovery
+    for episode in tmp_path.glob("*.h5"):
+        assert validate_episode(episode) == [], episode

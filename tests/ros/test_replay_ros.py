@@ -49,6 +49,8 @@ class Subscriber:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.messages: dict[str, list[Any]] = {}
+        # clients before subscriptions: the replay matches their response readers first (see tests.support.ros_node)
+        self.clients = {name: self.node.create_client(Trigger, f"/excap_replay/{name}") for name in ("pause", "resume")}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -65,7 +67,7 @@ class Subscriber:
         self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
 
     def call(self, service: str) -> Any:
-        client = self.node.create_client(Trigger, service)
+        client = self.clients[service.rpartition("/")[2]]
         assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
         future = client.call_async(Trigger.Request())
         wait_for(future.done, TIMEOUT, message=f"{service} response")

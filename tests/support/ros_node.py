@@ -12,8 +12,10 @@ from typing import Any
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from excap.ros.node import SERVICES
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 
@@ -40,7 +42,13 @@ def finish(process: subprocess.Popen[str]) -> str:
 
 
 class Client:
-    """This test process as a ROS node: service calls, and the messages it has seen per topic."""
+    """This test process as a ROS node: service calls, and the messages it has seen per topic.
+
+    A DDS service drops its response when it has not yet matched the client's response reader (Fast DDS waits
+    100 ms for that, then logs "client will not receive response"); on a loaded machine a call made as soon as
+    `wait_for_service` returns can lose its answer. So the service clients are created first, the node's latched
+    state topic is subscribed after them, and a call waits until the node has delivered its state: discovery
+    announcements arrive in the order they were made, so by then the node has matched every response reader."""
 
     def __init__(self, node_name: str = "excap_recorder") -> None:
         self.context = rclpy.Context()
@@ -50,6 +58,8 @@ class Client:
         self.executor.add_node(self.node)
         self.messages: dict[str, list[Any]] = {}
         self.prefix = f"/{node_name}"
+        self.clients = {name: self.node.create_client(Trigger, f"{self.prefix}/{name}") for name in SERVICES}
+        self.subscribe(String, f"{self.prefix}/state", LATCHED)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -61,12 +71,15 @@ class Client:
                 return
 
     def subscribe(self, msg_type: type, topic: str, qos: QoSProfile = qos_profile_sensor_data) -> None:
+        if topic in self.messages:
+            return  # already subscribed (the node's state topic always is)
         self.messages[topic] = []
         self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
 
     def call(self, service: str, expect: bool = True) -> str:
-        client = self.node.create_client(Trigger, f"{self.prefix}/{service}")
+        client = self.clients[service]
         assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
+        wait_for(lambda: self.messages[f"{self.prefix}/state"], TIMEOUT, message="the node's state")
         future = client.call_async(Trigger.Request())
         wait_for(future.done, TIMEOUT, message=f"{service} response")
         response = future.result()
