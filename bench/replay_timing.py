@@ -7,7 +7,12 @@ virtual bus read by a receiver thread, with every other stream into an in-proces
 if rclpy is available, into ROS 2 topics read by a subscriber node in this process (reliable QoS), started
 only once every subscription is matched (`wait_subscriptions`, as `--wait-subscribers`).
 For each received sample the error is |replayed inter-sample interval - recorded interval / rate|,
-reported in milliseconds as p50 / p99 / max overall and per stream. The ROS figures add messages published /
+reported in milliseconds as p50 / p99 / max overall and per stream. The replayed time of a CAN frame is its
+time on the bus (the `virtual` bus stamps each frame as it is sent, as a SocketCAN interface stamps it in the
+kernel); of a ROS 2 message, its source timestamp (the middleware's stamp as the replay publishes it). Those
+are what the replay controls; the time the receiving thread or executor callback got it is reported beside
+(`at_receiver`, `at_callback`: the receiving side's own wake-up latency on a loaded machine adds to
+it). The ROS figures add messages published /
 received per topic (every one is expected) and /clock: the rate received over the middle of the replay (the
 nominal rate is 100 Hz times --rate) and its interval error p99.
 """
@@ -87,7 +92,7 @@ def bench_can(episode: Path, rate: float) -> dict[str, Any]:
         while not done.is_set():
             msg = receiver.recv(0.1)
             if msg is not None:
-                received.append((time.monotonic_ns(), msg))
+                received.append((time.monotonic_ns(), msg))  # msg.timestamp: its time on the bus (sent)
 
     thread = threading.Thread(target=receive, daemon=True)
     thread.start()
@@ -106,9 +111,11 @@ def bench_can(episode: Path, rate: float) -> dict[str, Any]:
     (path, (t_rec, ids)), = recorded.items()
     order_ok = [m.arbitration_id for _, m in frames] == ids
     pairs = dict(probe.pairs)
-    pairs[path] = (t_rec[:len(frames)], [t for t, _ in frames])
+    pairs[path] = (t_rec[:len(frames)], [round(m.timestamp * 1e9) for _, m in frames])
+    at_receiver = figures(interval_errors_ms(t_rec[:len(frames)], [t for t, _ in frames], rate))
     return {"frames_sent": sink.report.frames, "frames_received": len(frames), "ids_in_order": order_ok,
-            "late_samples": stats.late, "resyncs": stats.resyncs, **report(pairs, rate)}
+            "late_samples": stats.late, "resyncs": stats.resyncs, **report(pairs, rate),
+            "can_at_receiver": at_receiver}
 
 
 def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
@@ -132,7 +139,7 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
     node = rclpy.create_node("replay_bench", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    arrivals: dict[str, list[tuple[int, int]]] = {}
+    arrivals: dict[str, list[tuple[int, int, int, int]]] = {}  # recorded t_ns, published, received, callback
     clocks: list[tuple[int, int]] = []
 
     def spin() -> None:
@@ -151,8 +158,9 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
                 continue
             topic = sink._topics[path]
             arrivals[path] = []
-            node.create_subscription(sink._types[path], topic, lambda m, a=arrivals[path]: a.append(
-                (stamp_to_ns(m.header.stamp) - offset, time.monotonic_ns())), RELIABLE)
+            node.create_subscription(sink._types[path], topic, lambda m, info, a=arrivals[path]: a.append(
+                (stamp_to_ns(m.header.stamp) - offset, info["source_timestamp"], info["received_timestamp"],
+                 time.monotonic_ns())), RELIABLE)
         node.create_subscription(Clock, "/clock", lambda m: clocks.append((stamp_to_ns(m.clock),
                                                                            time.monotonic_ns())),
                                  qos_profile_sensor_data)
@@ -163,11 +171,14 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
     time.sleep(0.5)
     node.destroy_node()
     rclpy.try_shutdown(context=context)
-    pairs = {path: ([t for t, _ in a], [r for _, r in a]) for path, a in arrivals.items()}
+    pairs = {path: ([a[0] for a in got], [a[1] for a in got]) for path, got in arrivals.items()}
     received = sum(len(a) for a in arrivals.values())
     lost = {path: published.get(path, 0) - len(a) for path, a in arrivals.items() if published.get(path, 0) != len(a)}
+    at_receiver = {path: ([a[0] for a in got], [a[2] for a in got]) for path, got in arrivals.items()}
+    at_callback = {path: ([a[0] for a in got], [a[3] for a in got]) for path, got in arrivals.items()}
     return {"published": sum(published[p] for p in arrivals if p in published), "received": received,
-            "lost_per_topic": lost, "clock": clock_figures(clocks, rate), **report(pairs, rate)}
+            "lost_per_topic": lost, "clock": clock_figures(clocks, rate), **report(pairs, rate),
+            "at_receiver": report(at_receiver, rate)["overall"], "at_callback": report(at_callback, rate)["overall"]}
 
 
 def clock_figures(clocks: list[tuple[int, int]], rate: float) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class ActionResult:
     marker: int = 0
     code: str = ""  # why a refused action was refused, for programs: e.g. devices_not_ready
     devices: tuple[dict[str, str], ...] = ()  # devices_not_ready: {device, reason} of each
+    message_seq: int = 0  # the number of the station message that says this result (status `messages`)
 
 
 class StationController:
@@ -153,7 +154,7 @@ class StationController:
             self._seq += 1
             level = "info" if result.ok else ("error" if result.action == "start" else "warn")
             self.messages.append(Message(self._seq, time.time(), level, result.action, source, result.message))
-        return result
+            return replace(result, message_seq=self._seq)
 
     def note(self, text: str, level: str = "info", source: str = "station") -> None:
         """A message that is not the outcome of an action (e.g. a binding armed)."""

@@ -129,7 +129,10 @@ def simulated_station(options: SimSessionOptions) -> StationConfig:
         joysticks=[operator],
         axis_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.axes)},
         button_inputs={name: InputSource(SIM_JOYSTICK, i) for i, name in enumerate(profile.buttons)},
-        cans=[CanBusConfig(name=SIM_BUS, interface="virtual", channel=f"excap-sim-{uuid.uuid4().hex[:12]}")],
+        # the station's own command frames come back from the bus in wire order with the bus's stamp, as on a
+        # SocketCAN interface with loopback: recorded by the reader with the machine's frames, in time order
+        cans=[CanBusConfig(name=SIM_BUS, interface="virtual", channel=f"excap-sim-{uuid.uuid4().hex[:12]}",
+                           receive_own_messages=True)],
         cameras=cameras,
         command=CommandSettings(bus=SIM_BUS, rate_hz=profile.cab_joysticks.rate_hz,
                                 stale_timeout_s=options.stale_timeout_s))

@@ -16,7 +16,7 @@ import h5py
 import pytest
 import yaml
 
-from excap.core.clock import now_ns
+from excap.core.clock import now_ns, utc_offset_ns
 from excap.drivers.base import Health
 from excap.drivers.joystick.serial_peer import SerialPeer, SerialPeerConfig
 from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
@@ -116,9 +116,12 @@ class MachineSide(can.Listener):
         self.receiver = receiver
         self.views: list[tuple[int, tuple[float, ...], bool]] = []
         self.lock = threading.Lock()
+        self.utc_offset_ns = utc_offset_ns()
 
     def on_message_received(self, msg: can.Message) -> None:
-        t_ns = now_ns()
+        # when the frame was on the bus (the virtual bus stamps it as sent): a frame sent before a failure but
+        # delivered to this listener after it is not taken for one sent after
+        t_ns = round(msg.timestamp * 1e9) - self.utc_offset_ns
         if self.receiver.feed(msg, t_ns):
             values, enabled, _ = self.receiver.command()
             with self.lock:

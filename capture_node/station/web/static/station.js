@@ -496,6 +496,9 @@ async function action(path, body) {
     const result = await api("POST", path, body);
     const text = result.data.message || result.data.detail || `${path}: HTTP ${result.status}`;
     showMessage(text, result.ok ? "info" : "error");
+    // the station keeps this message too: a status that arrives later must not show it again over a newer one
+    const shown = Number(result.data.message_seq || 0);
+    if (shown > Number($("message").dataset.seq || 0)) $("message").dataset.seq = String(shown);
     if (path === "/api/start") await loadSession();
     document.dispatchEvent(new CustomEvent("excap-action", {detail: {path: path, result: result}}));
     return result;
