@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from excap.drivers.sim.wheel_loader import (
+from excap.drivers.sim.wheel_loader_geometry import (
     WheelLoaderGeometry,
     WheelLoaderState,
     Yard,

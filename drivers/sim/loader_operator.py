@@ -20,7 +20,7 @@ import numpy as np
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.machine.profiles import ButtonBinding
 from excap.drivers.sim.operator import StickSample
-from excap.drivers.sim.wheel_loader import (
+from excap.drivers.sim.wheel_loader_geometry import (
     WheelLoaderGeometry,
     WheelLoaderState,
     Yard,

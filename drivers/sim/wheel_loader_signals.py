@@ -7,7 +7,7 @@ import numpy as np
 
 from excap.drivers.sim.engine_signals import engine_message_values
 from excap.drivers.sim.j1939_traffic import SignalValues
-from excap.drivers.sim.wheel_loader import WheelLoaderGeometry, WheelLoaderState
+from excap.drivers.sim.wheel_loader_geometry import WheelLoaderGeometry, WheelLoaderState
 
 _GEOMETRY = WheelLoaderGeometry()
 _TRAVEL_DIRECTION = {0: 0, 1: 1, -1: 2}  # LoaderTravel.TravelDirection: neutral, forward, reverse

@@ -15,11 +15,9 @@ from excap.drivers.sim.j1939_traffic import J1939TrafficGenerator
 from excap.drivers.sim.loader_cameras import LoaderViewRenderer
 from excap.drivers.sim.loader_operator import PHASES, LoaderOperator
 from excap.drivers.sim.machines import sim_machine
-from excap.drivers.sim.wheel_loader import (
-    PAYLOAD_ERROR_BOUND_KG,
-    WEIGH_WINDOW,
+from excap.drivers.sim.wheel_loader import PAYLOAD_ERROR_BOUND_KG, WEIGH_WINDOW, WheelLoaderModel
+from excap.drivers.sim.wheel_loader_geometry import (
     WheelLoaderGeometry,
-    WheelLoaderModel,
     WheelLoaderState,
     Yard,
     bucket_angle_for,
