@@ -37,7 +37,8 @@ def cmd_can(args: argparse.Namespace) -> int:
     log = args.out if args.can_command == "export" else args.log
     if ".mf4" in (suffix.lower() for suffix in log.suffixes):
         require_extra(f"can {args.can_command}", "mf4", "asammdf")  # python-can reads and writes MF4 with it
-    from excap.convert.can_logs import export_can_log, import_can_log_report
+    from excap.convert.can_log_export import export_can_log
+    from excap.convert.can_logs import import_can_log_report
 
     if args.out.exists():
         raise ExcapError(f"{args.out}: already exists, not overwriting")

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 from excap.core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
-    from excap.convert.can_logs import ImportReport, export_can_log, import_can_log, import_can_log_report
+    from excap.convert.can_log_export import export_can_log
+    from excap.convert.can_logs import ImportReport, import_can_log, import_can_log_report
 
 __all__ = ["ImportReport", "export_can_log", "import_can_log", "import_can_log_report"]
 
 __getattr__, __dir__ = lazy_exports(__name__, __all__, {
-    "excap.convert.can_logs": ["ImportReport", "export_can_log", "import_can_log", "import_can_log_report"],
+    "excap.convert.can_logs": ["ImportReport", "import_can_log", "import_can_log_report"],
+    "excap.convert.can_log_export": ["export_can_log"],
 })

@@ -7,7 +7,8 @@ from pathlib import Path
 import can
 import pytest
 
-from excap.convert.can_logs import export_can_log, import_can_log
+from excap.convert.can_log_export import export_can_log
+from excap.convert.can_logs import import_can_log
 from excap.core.errors import ExcapError
 from excap.episode.validation import validate_episode
 from tests.support.commands import excap_command

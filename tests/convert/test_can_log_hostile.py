@@ -11,8 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
+from excap.convert.can_log_export import export_can_log
 from excap.convert.can_log_reading import MAX_LINE_CHARS
-from excap.convert.can_logs import export_can_log, import_can_log_report
+from excap.convert.can_logs import import_can_log_report
 from excap.core.errors import ConfigError, ExcapError
 from excap.episode.can_frames import invalid_rows
 from excap.episode.validation import validate_episode

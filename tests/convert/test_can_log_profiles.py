@@ -9,7 +9,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from excap.convert.can_logs import export_can_log, import_can_log, import_profile
+from excap.convert.can_log_export import export_can_log
+from excap.convert.can_logs import import_can_log, import_profile
 from excap.core.errors import ConfigError
 from excap.episode.reader import EpisodeReader
 from excap.episode.validation import validate_episode

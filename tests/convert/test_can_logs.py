@@ -10,7 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from excap.convert.can_logs import export_can_log, import_can_log, import_can_log_report
+from excap.convert.can_log_export import export_can_log
+from excap.convert.can_logs import import_can_log, import_can_log_report
 from excap.core.errors import ExcapError
 from excap.drivers.can.j1939 import J1939Id
 from excap.episode.validation import validate_episode
