@@ -75,8 +75,8 @@ def cmd_node(args: argparse.Namespace) -> int:
         from excap.station.config import load_station_config
 
         load_station_config(args.config)  # every mistake reported before ROS starts
-    # Started in the background by a shell, a node inherits SIGINT ignored; rclpy would handle it only once
-    # initialised. Ctrl-C is the node's stop at every moment: before ROS starts it ends the command (130).
+    # Started in the background by a shell, a node inherits SIGINT ignored. Ctrl-C is the node's stop at every
+    # moment: before ROS starts it ends the command (130), then excap.ros.node.StopRequest takes it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from excap.ros.node import main

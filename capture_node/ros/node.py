@@ -9,8 +9,8 @@ start, start_anyway, stop, discard, mark, mark_success, mark_failure. A start wa
 start_anyway starts regardless and records a `start_override` event (as the station page does). State on ~/state
 (JSON, latched), health on /diagnostics at 1 Hz. See docs/ros2.md.
 
-Over 400 lines on purpose: one rclpy Node (parameters, publishers, topic recording, services, shutdown); its
-parts that need no node are in excap.ros.config, convert, diagnostics and image_encoder.
+One rclpy Node (parameters, publishers, services, shutdown); the topics it records are excap.ros.topic_recording's,
+its parts that need no node are in excap.ros.config, convert, diagnostics and image_encoder.
 """
 
 import json
@@ -28,8 +28,6 @@ from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
 
 prepare_ros_environment()
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup  # noqa: E402
@@ -37,34 +35,27 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # 
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CompressedImage, Image, JointState, Joy  # noqa: E402
+from rclpy.signals import SignalHandlerOptions  # noqa: E402
+from sensor_msgs.msg import CompressedImage, JointState, Joy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from excap.core.clock import now_ns  # noqa: E402
 from excap.core.errors import ExcapError  # noqa: E402
 from excap.core.extras import missing_extra  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
 from excap.drivers.sim.machines import sim_machine  # noqa: E402
-from excap.episode.streams import camera_spec, joystick_spec  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
-from excap.record.switch import EpisodeResult, TeeStream  # noqa: E402
+from excap.record.switch import EpisodeResult  # noqa: E402
 from excap.ros import topics  # noqa: E402
 from excap.ros.config import NodeSettings, node_station, station_defaults  # noqa: E402
 from excap.ros.convert import (  # noqa: E402
-    commands_from_joint_state,
-    image_to_bgr,
-    is_jpeg,
     joints_from_signals,
     joints_of_state,
-    joy_row,
-    stamp_to_ns,
 )
 from excap.ros.diagnostics import node_thresholds, station_diagnostics  # noqa: E402
-from excap.ros.image_encoder import MessageJpegEncoder  # noqa: E402
+from excap.ros.topic_recording import RecordedTopics  # noqa: E402
 from excap.schemas.machine_kinds import MACHINE_KINDS  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
-from excap.station.ros_topics import parse_topic_entry  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
 from excap.station.status import StationMonitor  # noqa: E402
 
@@ -101,7 +92,6 @@ class ExcapRecorderNode(Node):
         self._lock = threading.Lock()
         self._closing = False
         self._warned: set[str] = set()
-        self._encoders: dict[str, MessageJpegEncoder] = {}
         self._data_group = ReentrantCallbackGroup()
         self._control_group = MutuallyExclusiveCallbackGroup()
 
@@ -113,7 +103,8 @@ class ExcapRecorderNode(Node):
                                 callback_group=self._control_group)
         self.create_subscription(String, "~/marker", self._on_marker, RELIABLE, callback_group=self._control_group)
         self._create_device_publishers()
-        self._subscribe_topics()
+        self.recorded_topics = RecordedTopics(self, self._warn_once)
+        self.recorded_topics.subscribe()
         if settings.publish_diagnostics:
             self.create_timer(settings.diagnostics_period_s, self._publish_diagnostics,
                               callback_group=self._data_group)
@@ -160,40 +151,6 @@ class ExcapRecorderNode(Node):
             command=self._publish_command if self.commands_pub is not None else None,
             frame=self._publish_frame if self.camera_pubs else None)
 
-    def _subscribe_topics(self) -> None:
-        s = self.settings
-        taken: dict[str, str] = {f"joystick/{j.name}": f"station joystick {j.name}" for j in self.station.joysticks}
-        taken |= {f"cameras/{c.name}": f"station camera {c.name}" for c in self.station.cameras}
-
-        def claim(kind: str, entry: str, image: bool = False) -> tuple[str, str]:
-            try:
-                name, topic = parse_topic_entry(entry, image=image)
-            except ValueError as exc:
-                raise ExcapError(f"parameter {kind}: {exc}") from exc
-            path = f"{'cameras' if image else 'joystick'}/{name}"
-            if path in taken:
-                raise ExcapError(f"parameter {kind}: {topic} and {taken[path]} both record to /{path}")
-            taken[path] = topic
-            return name, topic
-
-        # One mutually exclusive group per topic: a topic's messages are taken (and time-stamped) in order.
-        for entry in s.joy_topics:
-            name, topic = claim("joy_topics", entry)
-            self.create_subscription(Joy, topic, lambda msg, n=name, t=topic: self._on_joy(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
-        for entry in s.image_topics:
-            name, topic = claim("image_topics", entry, image=True)
-            self.create_subscription(Image, topic, lambda msg, n=name, t=topic: self._on_image(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
-        for entry in s.compressed_image_topics:
-            name, topic = claim("compressed_image_topics", entry, image=True)
-            self.create_subscription(CompressedImage, topic,
-                                     lambda msg, n=name, t=topic: self._on_compressed(n, t, msg),
-                                     qos_profile_sensor_data, callback_group=MutuallyExclusiveCallbackGroup())
-        if s.command_topic:
-            self.create_subscription(JointState, s.command_topic, self._on_command, qos_profile_sensor_data,
-                                     callback_group=MutuallyExclusiveCallbackGroup())
-
     def _start_live_view(self) -> None:
         """The station's live streams to Foxglove (`foxglove_port` >= 0), off the recording path."""
         port = self.settings.foxglove_port
@@ -215,64 +172,6 @@ class ExcapRecorderNode(Node):
         if key not in self._warned:
             self._warned.add(key)
             self.get_logger().warning(text)
-
-    def _on_joy(self, name: str, topic: str, msg: Joy) -> None:
-        row = joy_row(now_ns(), msg)
-        spec = joystick_spec(name, [f"axis{i}" for i in range(len(row[2]))],
-                             [f"button{i}" for i in range(len(row[3]))], backend="ros2", device_name=topic)
-        try:
-            tee = self.switch.stream(spec)
-        except ExcapError:
-            self._warn_once(f"joy:{name}", f"{topic}: axes/buttons count changed; such messages are not recorded")
-            self._stream_for(f"joystick/{name}").reject()
-            return
-        tee.put(row)
-
-    def _stream_for(self, path: str) -> TeeStream:
-        return next(t for t in self.switch.streams() if t.spec.path == path)
-
-    def _camera_stream(self, name: str, topic: str, width: int, height: int) -> TeeStream:
-        spec = camera_spec(name, width, height, 0.0, source=f"ros2:{topic}")
-        for tee in self.switch.streams():
-            if tee.spec.path == spec.path:
-                return tee
-        return self.switch.stream(spec)
-
-    def _encoder(self, name: str, tee: TeeStream, to_image: Any) -> MessageJpegEncoder:
-        with self._lock:
-            encoder = self._encoders.get(name)
-            if encoder is None:
-                encoder = MessageJpegEncoder(self.switch, tee, to_image, self.settings.jpeg_quality)
-                encoder.start()
-                self._encoders[name] = encoder
-            return encoder
-
-    def _on_image(self, name: str, topic: str, msg: Image) -> None:
-        t_ns = now_ns()
-        tee = self._camera_stream(name, topic, int(msg.width), int(msg.height))
-        self._encoder(name, tee, image_to_bgr).submit(t_ns, stamp_to_ns(msg.header.stamp), msg)
-
-    def _on_compressed(self, name: str, topic: str, msg: CompressedImage) -> None:
-        t_ns = now_ns()
-        t_device_ns = stamp_to_ns(msg.header.stamp)
-        path = f"cameras/{name}"
-        tee = next((t for t in self.switch.streams() if t.spec.path == path), None)
-        if tee is None:
-            image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_UNCHANGED)
-            if image is None:
-                self._warn_once(f"img:{name}", f"{topic}: cannot decode format {msg.format!r}")
-                return
-            tee = self._camera_stream(name, topic, image.shape[1], image.shape[0])
-        if is_jpeg(msg.format):
-            tee.put((t_ns, t_device_ns, bytes(msg.data)))
-        else:
-            self._encoder(name, tee, _decode_compressed).submit(t_ns, t_device_ns, msg)
-
-    def _on_command(self, msg: JointState) -> None:
-        values, unknown = commands_from_joint_state(self.profile.functions, msg.name, msg.position)
-        if unknown:
-            self._warn_once("cmd", f"{self.settings.command_topic}: not machine functions: {', '.join(unknown)}")
-        self.control.put((now_ns(), values, True))
 
     def _on_marker(self, msg: String) -> None:
         try:
@@ -450,50 +349,53 @@ class ExcapRecorderNode(Node):
             self.live_view.stop()
         self._subscription.cancel()
         self.monitor.stop()
-        for encoder in self._encoders.values():
-            encoder.stop()
+        self.recorded_topics.stop()
         return self.runtime.close()
 
 
-def _decode_compressed(msg: CompressedImage) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot decode {msg.format!r} image")
-    return image
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM as a request to stop, from the moment `main` starts: the handler only sets a flag,
+    which the spin loop reads every SPIN_TIMEOUT_S. So a signal while the node loads, opens its devices or starts
+    an episode is never lost (rclpy's own handlers, installed during rclpy.init, miss a signal that arrives while
+    they are being installed), and a further one cannot interrupt the finalizing of the episode."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+
+    def install(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.requested.set()
 
 
-def finalizing_ignores_signals() -> None:
-    """While the running episode is finalized, a further Ctrl-C / SIGTERM must not cut that short: Python would
-    raise KeyboardInterrupt in the middle of closing the file (and a pending one from the first Ctrl-C may still
-    be on its way). A node that must go at once can be killed: its journal is recovered at the next start."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, signal.SIG_IGN)
+#: How often the spin loop looks at the stop request (seconds): the longest a stop waits to begin.
+SPIN_TIMEOUT_S = 0.1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the node until Ctrl-C / SIGTERM. `argv` excludes the program name (ROS args after --ros-args)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = sys.argv if argv is None else [sys.argv[0], *argv]
-    rclpy.init(args=args)
+    stop = StopRequest().install()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     context = rclpy.get_default_context()
     node = None
     try:
         node = ExcapRecorderNode()
         executor = MultiThreadedExecutor(num_threads=4)
         executor.add_node(node)
-        executor.spin()
+        while not stop.requested.is_set() and context.ok():
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ExcapError as exc:
         print(f"excap: error: {exc}", file=sys.stderr)
         return 2
-    except Exception:
-        if context.ok():
-            raise
-        # SIGINT/SIGTERM shut the context down while the node was starting: rclpy refuses to build on it
     finally:
-        finalizing_ignores_signals()
         if node is not None:
             path = node.close()
             if path is not None:

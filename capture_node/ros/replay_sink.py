@@ -58,6 +58,7 @@ NODE_NAME = "excap_replay"
 STAMP_MODES = ("utc", "monotonic")
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 ACK_TIMEOUT_S = 2.0  # reliable messages still unacknowledged at the end get this long before the node goes
 WAIT_POLL_S = 0.02
 JOINT_PERIOD_NS = round(topics.JOINT_STATE_PERIOD_S * 1e9)
@@ -109,6 +110,7 @@ class RosSink:
         self._clock_thread: Periodic | None = None
         self._joint_pub: Any = None
         self._diagnostics_pub: Any = None
+        self._state_pub: Any = None
         self._joints: tuple[JointSignal, ...] = ()
         self._joint_messages: set[str] = set()
         self._signals: dict[str, dict[str, float]] = {}
@@ -199,6 +201,9 @@ class RosSink:
             self._clock_pub = self.node.create_publisher(Clock, topics.CLOCK, qos_profile_sensor_data)
         self.node.create_service(Trigger, "~/pause", self._srv_pause)
         self.node.create_service(Trigger, "~/resume", self._srv_resume)
+        self._state_pub = self.node.create_publisher(String, "~/state", STATE_QOS)
+        scheduler = getattr(self.controller, "scheduler", None)
+        self._publish_state(paused=bool(getattr(scheduler, "paused", False)))
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="replay-ros", daemon=True)
@@ -293,10 +298,16 @@ class RosSink:
         self._diagnostics_pub.publish(msg)
 
     def pause(self) -> None:
-        pass
+        self._publish_state(paused=True)
 
     def resume(self) -> None:
-        pass
+        self._publish_state(paused=False)
+
+    def _publish_state(self, paused: bool) -> None:
+        """~/state (latched JSON): whether the replay is paused; a controller sees it before calling a service."""
+        if self._state_pub is None or self.context is None or not self.context.ok():
+            return
+        self._state_pub.publish(String(data=json.dumps({"paused": paused})))
 
     def _control(self, response: Trigger.Response, action: str) -> Trigger.Response:
         if self.controller is None:

@@ -25,7 +25,7 @@ require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, JointState, Joy
 from std_msgs.msg import String
@@ -36,6 +36,7 @@ from excap.ros.convert import stamp_to_ns
 pytestmark = pytest.mark.slow
 TIMEOUT = 25.0
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+STATE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 END_S = 2.5
 TOPICS = {"/excap/joy/operator": Joy, "/excap/commands": JointState, "/excap/cameras/side/compressed":
           CompressedImage, "/excap/can/can0/decoded/EEC1": JointState, "/excap/events": String, "/clock": Clock}
@@ -49,8 +50,11 @@ class Subscriber:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.messages: dict[str, list[Any]] = {}
-        # clients before subscriptions: the replay matches their response readers first (see tests.support.ros_node)
+        # clients before the replay's latched state: once the replay has delivered its state it has matched their
+        # response readers, announced before (see tests.support.ros_node)
         self.clients = {name: self.node.create_client(Trigger, f"/excap_replay/{name}") for name in ("pause", "resume")}
+        self.states: list[Any] = []
+        self.node.create_subscription(String, "/excap_replay/state", self.states.append, STATE)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -69,6 +73,7 @@ class Subscriber:
     def call(self, service: str) -> Any:
         client = self.clients[service.rpartition("/")[2]]
         assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
+        wait_for(lambda: self.states, TIMEOUT, message="the replay's state")
         future = client.call_async(Trigger.Request())
         wait_for(future.done, TIMEOUT, message=f"{service} response")
         return future.result()
@@ -112,12 +117,15 @@ def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, 
     try:
         wait_for(lambda: all(subscriber.node.count_publishers(t) for t in TOPICS), TIMEOUT,
                  message="replay publishers")
+        wait_for(lambda: subscriber.states, TIMEOUT, message="the replay's state")
+        assert json.loads(subscriber.states[0].data) == {"paused": True}  # started with --paused
         response = subscriber.call("/excap_replay/resume")
         assert response.success and response.message == "resumed"
         assert not subscriber.call("/excap_replay/resume").success
         wait_for(lambda: subscriber.messages["/excap/commands"], TIMEOUT, message="first commands")
         paused = subscriber.call("/excap_replay/pause")
         assert paused.success and paused.message == "paused"
+        wait_for(lambda: json.loads(subscriber.states[-1].data) == {"paused": True}, TIMEOUT, message="paused state")
         assert subscriber.call("/excap_replay/resume").success
         output = finish(process)
     finally:
