@@ -29,6 +29,7 @@ from excap.core.clock import now_ns, utc_iso, utc_offset_ns
 from excap.core.errors import DiskFullError, EpisodeError
 from excap.core.memory import release_free_memory
 from excap.core.periodic import Late, Periodic, Poller
+from excap.core.step_timer import StepTimer
 from excap.episode.h5writer import EpisodeFileWriter
 from excap.episode.journal import JournalWriter
 from excap.episode.metadata import OUTCOMES, EpisodeMetadata, EpisodePaths
@@ -88,6 +89,9 @@ class Recorder:
         self._metadata_lock = threading.Lock()
         self.start_t_ns = 0
         self.clock_offset_ns = 0
+        #: Seconds of each step of stopping, from the stop request to the finished episode (the station adds the
+        #: steps it takes before the recorder's own: stopping the devices, flushing the encoders).
+        self.stop_steps = StepTimer()
         self.events = self.add_stream(events_spec())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -172,10 +176,14 @@ class Recorder:
         end_t_ns = now_ns()
         self.event("stop", reason=reason)
         self._phase("stopping")
-        self._journal_worker.stop()
-        self._write(self._drain_to_journal)  # the rows queued since the last drain
-        self._h5_worker.stop()
-        self._write(self._write_pending_to_h5)
+        steps = self.stop_steps
+        with steps.step("journal_writer"):
+            self._journal_worker.stop()
+            self._write(self._drain_to_journal)  # the rows queued since the last drain
+        with steps.step("hdf5_writer"):
+            self._h5_worker.stop()
+        with steps.step("last_rows"):
+            self._write(self._write_pending_to_h5)
         self._phase("writers_done")
         assert self._journal is not None and self._h5 is not None
         if not self._broken:
@@ -185,7 +193,8 @@ class Recorder:
                 self._fail(exc)
         if self._broken:
             self._keep_journal()
-        release_free_memory()  # the episode's buffers and caches are freed: do not keep them in the heap
+        with steps.step("release_memory"):
+            release_free_memory()  # the episode's buffers and caches are freed: do not keep them in the heap
         return self._finished  # type: ignore[return-value]
 
     def _finish(self, end_t_ns: int) -> None:
@@ -195,17 +204,22 @@ class Recorder:
             "duration_s": (end_t_ns - self.start_t_ns) / 1e9,
             "end_t_ns": end_t_ns,
         }
-        for path, handle in self._handles.items():
-            self._h5.ensure_stream(handle.spec)
-            self._h5.set_attrs({"dropped": handle.queue.dropped}, path)
-        self._h5.set_attrs(final_attrs)
-        self._h5.close()
+        steps = self.stop_steps
+        with steps.step("final_attributes"):
+            for path, handle in self._handles.items():
+                self._h5.ensure_stream(handle.spec)
+                self._h5.set_attrs({"dropped": handle.queue.dropped}, path)
+            self._h5.set_attrs(final_attrs)
+        with steps.step("hdf5_close"):
+            self._h5.close()
         self._phase("h5_closed")
-        publish_atomically(self.paths.partial, self.paths.final)
+        with steps.step("fsync_rename"):
+            publish_atomically(self.paths.partial, self.paths.final)
         self._finished = self.paths.final
         self._phase("published")
-        self.paths.journal.unlink()  # while still holding its lock
-        _close_quietly(self._journal)  # every row is in the published episode now
+        with steps.step("journal_removal"):
+            self.paths.journal.unlink()  # while still holding its lock
+            _close_quietly(self._journal)  # every row is in the published episode now
         self._phase("journal_removed")
 
     def _keep_journal(self) -> None:

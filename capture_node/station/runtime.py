@@ -33,6 +33,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import EpisodeError
+from excap.core.step_timer import StepTimer
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
 from excap.drivers.camera.shm_camera import SharedMemoryCamera, is_shm_source
@@ -217,7 +218,8 @@ class StationRuntime:
 
         Returns the finished episode's path, if one was running.
         """
-        self._stop_devices()
+        recorder = self.switch.recorder
+        self._stop_devices(recorder.stop_steps if recorder is not None else None)
         self._open = False
         if self.switch.recording:
             return self.switch.stop(reason=reason, outcome=outcome).path
@@ -299,15 +301,19 @@ class StationRuntime:
         guards = [*self._guards, *([self.link.guard] if self.link is not None else [])]
         return [guard.fault for guard in guards if guard.fault is not None]
 
-    def _stop_devices(self) -> None:
+    def _stop_devices(self, timer: StepTimer | None = None) -> None:
+        """Stop every device, the last started first; `timer` times each kind of device (`devices/<kind>`)."""
+        timer = timer or StepTimer()
         while self._running:
             item = self._running.pop()
-            try:
-                (item.stop if hasattr(item, "stop") else item.close)()
-            except Exception:
-                log.exception("stopping %s failed", type(item).__name__)
-        while self._buses:
-            self._buses.pop().shutdown()
+            with timer.step(f"devices/{type(item).__name__}"):
+                try:
+                    (item.stop if hasattr(item, "stop") else item.close)()
+                except Exception:
+                    log.exception("stopping %s failed", type(item).__name__)
+        with timer.step("devices/buses"):
+            while self._buses:
+                self._buses.pop().shutdown()
 
     # -- devices ----------------------------------------------------------------------------------
 
