@@ -11,7 +11,10 @@ Parts (each can be skipped with `--skip`):
 - `search`: for 640x480 and 1280x720, excap with the full load at growing stream counts for `--search-seconds` each
   (doubling from `--start`, then halving the interval between the last count without drops and the first with);
   the largest count without a drop is then run for `--confirm-seconds`.
-- `long`: excap with 4 cameras (640x480) for `--long-seconds`: RSS over time and stop to finished episode.
+- `long`: excap with 4 cameras (640x480) for `--long-seconds`: RSS over time and stop to finished episode, with the
+  seconds of each step of the stop in `extra.stop_steps_s` (`Recorder.stop_steps`: the devices by kind, the encoders'
+  flush, the writers, the last rows' journal fsync, HDF5 append and fsync, the final attributes, the close, the fsync
+  and rename, the journal's removal; `other`: the rest).
 - `paths`: the CAN path per frame, the joystick-to-CAN command latency (at the profile's 50 Hz and at 200 Hz) and
   `excap --help` over a bare interpreter (`bench/startup.py`).
 

@@ -89,6 +89,7 @@ def run_excap(rings: list[str], seconds: float, fps: float, full_load: bool, out
         result.peak_rss_mb = round(peak_rss_mb(), 1)
         result.rss_mb_over_time = holder["rss"].stop()
         result.stop_to_usable_s = round(t_done - marks["t_stop"], 3)
+        result.extra["stop_steps_s"] = stop_breakdown(holder["recorder"], t_done - marks["t_stop"])
         result.file_mb = round(path.stat().st_size / 1e6, 1)
         _read_episode(path, result, holder["runtime"])
         result.finish(marks["cpu1"] - marks["cpu0"])
@@ -97,6 +98,14 @@ def run_excap(rings: list[str], seconds: float, fps: float, full_load: bool, out
         return result.as_dict()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def stop_breakdown(recorder: Recorder, stop_to_finished_s: float) -> dict[str, float]:
+    """Stop request to finished episode by step (`Recorder.stop_steps`, in order); `other`: the rest (the session
+    noticing the request, the steps between the timed ones)."""
+    steps = {name: round(seconds, 4) for name, seconds in recorder.stop_steps.seconds.items()}
+    steps["other"] = round(stop_to_finished_s - recorder.stop_steps.total_s, 4)
+    return steps
 
 
 def _read_episode(path: Path, result: RecorderResult, runtime: StationRuntime) -> None:

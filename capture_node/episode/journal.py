@@ -20,6 +20,7 @@ This module holds the layout (records, batch payloads) and the writer; reading, 
 damage, is `excap.episode.journal_reader`.
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -141,6 +142,7 @@ class JournalWriter:
         except FileExistsError as exc:
             raise JournalError(f"{path}: journal already exists") from exc
         self._file: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._removed = False
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file.write(FILE_MAGIC)
 
@@ -183,6 +185,22 @@ class JournalWriter:
             self.checkpoint()
             self._next_checkpoint = now + self._checkpoint_interval_s
 
+    def remove(self) -> None:
+        """Delete the journal once its rows are safe elsewhere (the episode is published), keeping it open.
+
+        Only the name goes: closing the last descriptor of a deleted file frees its disk space, which takes about a
+        quarter of a second per GB (a 10-minute episode's journal holds ~5 GB), so that is left to `release()`,
+        which the caller may run on another thread. The lock stays until then.
+        """
+        self.path.unlink()
+        self._removed = True
+
+    def release(self) -> None:
+        """Close a removed journal (its contents no longer matter); the kernel frees its disk space now. Safe from
+        another thread than the writer's once the writer is done."""
+        with contextlib.suppress(OSError, ValueError):
+            self._file.close()
+
     def flush(self, durable: bool = True) -> None:
         """Hand everything to the OS (survives kill -9); with `durable`, also to the disk."""
         self._file.flush()
@@ -195,7 +213,7 @@ class JournalWriter:
 
     def close(self) -> None:
         """Flush and close; the file is closed (and its lock released) even if the flush fails."""
-        if self._file.closed:
+        if self._file.closed or self._removed:
             return
         try:
             self.flush()

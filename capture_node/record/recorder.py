@@ -4,8 +4,10 @@ Drivers call `StreamHandle.put(row)` from their own threads; it never blocks. A 
 drains every queue every `journal_interval_s` (on a fixed schedule) and appends the rows to the
 journal, handed to the OS at once; an HDF5 thread, every `h5_interval_s`, syncs the journal to disk
 and appends the rows to the HDF5 file.
-Stopping writes the last rows and the final attributes, then renames the finished file into
-place, so a stop takes well under a second whatever the episode's length.
+Stopping writes the last rows and the final attributes, syncs the file, renames it into place and
+deletes the journal's name; the journal's disk space (slow to free: ~0.25 s per GB) and the heap's
+free memory are given back afterwards on a background thread (`cleanup`), so a stop takes well under
+a second whatever the episode's length.
 
 Disk space is watched at every journal write: when the free space of the episode folder falls to
 `disk_reserve_bytes`, the recorder stops recording rows (events still go in, with a `fault` event
@@ -29,6 +31,7 @@ from excap.core.clock import now_ns, utc_iso, utc_offset_ns
 from excap.core.errors import DiskFullError, EpisodeError
 from excap.core.memory import release_free_memory
 from excap.core.periodic import Late, Periodic, Poller
+from excap.core.step_timer import StepTimer
 from excap.episode.h5writer import EpisodeFileWriter
 from excap.episode.journal import JournalWriter
 from excap.episode.metadata import OUTCOMES, EpisodeMetadata, EpisodePaths
@@ -88,6 +91,11 @@ class Recorder:
         self._metadata_lock = threading.Lock()
         self.start_t_ns = 0
         self.clock_offset_ns = 0
+        #: Seconds of each step of stopping, from the stop request to the finished episode (the station adds the
+        #: steps it takes before the recorder's own: stopping the devices, flushing the encoders).
+        self.stop_steps = StepTimer()
+        #: After a finished stop: the thread that frees the deleted journal's disk space and the episode's memory.
+        self.cleanup: threading.Thread | None = None
         self.events = self.add_stream(events_spec())
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -172,10 +180,13 @@ class Recorder:
         end_t_ns = now_ns()
         self.event("stop", reason=reason)
         self._phase("stopping")
-        self._journal_worker.stop()
-        self._write(self._drain_to_journal)  # the rows queued since the last drain
-        self._h5_worker.stop()
-        self._write(self._write_pending_to_h5)
+        steps = self.stop_steps
+        with steps.step("journal_writer"):
+            self._journal_worker.stop()
+            self._write(self._drain_to_journal)  # the rows queued since the last drain
+        with steps.step("hdf5_writer"):
+            self._h5_worker.stop()
+        self._write(lambda: self._write_pending_to_h5(steps, "last_rows/"))
         self._phase("writers_done")
         assert self._journal is not None and self._h5 is not None
         if not self._broken:
@@ -185,7 +196,8 @@ class Recorder:
                 self._fail(exc)
         if self._broken:
             self._keep_journal()
-        release_free_memory()  # the episode's buffers and caches are freed: do not keep them in the heap
+        self.cleanup = threading.Thread(target=self._clean_up, name="excap-episode-cleanup", daemon=True)
+        self.cleanup.start()
         return self._finished  # type: ignore[return-value]
 
     def _finish(self, end_t_ns: int) -> None:
@@ -195,18 +207,30 @@ class Recorder:
             "duration_s": (end_t_ns - self.start_t_ns) / 1e9,
             "end_t_ns": end_t_ns,
         }
-        for path, handle in self._handles.items():
-            self._h5.ensure_stream(handle.spec)
-            self._h5.set_attrs({"dropped": handle.queue.dropped}, path)
-        self._h5.set_attrs(final_attrs)
-        self._h5.close()
+        steps = self.stop_steps
+        with steps.step("final_attributes"):
+            for path, handle in self._handles.items():
+                self._h5.ensure_stream(handle.spec)
+                self._h5.set_attrs({"dropped": handle.queue.dropped}, path)
+            self._h5.set_attrs(final_attrs)
+        with steps.step("hdf5_close"):
+            self._h5.close()
         self._phase("h5_closed")
-        publish_atomically(self.paths.partial, self.paths.final)
+        with steps.step("fsync_rename"):
+            publish_atomically(self.paths.partial, self.paths.final)
         self._finished = self.paths.final
         self._phase("published")
-        self.paths.journal.unlink()  # while still holding its lock
-        _close_quietly(self._journal)  # every row is in the published episode now
+        with steps.step("journal_removal"):
+            self._journal.remove()  # every row is in the published episode now; its disk space goes in `cleanup`
         self._phase("journal_removed")
+
+    def _clean_up(self) -> None:
+        """After the episode is finished, off the stop's path: free the deleted journal's disk space (slow for a
+        long episode) and give the heap's free memory back (the episode's buffers and caches are freed: do not keep
+        them in the heap)."""
+        assert self._journal is not None
+        self._journal.release()
+        release_free_memory()
 
     def _keep_journal(self) -> None:
         """After a failed write: keep the journal (the trusted copy) for `excap recover`, and say so.
@@ -363,23 +387,28 @@ class Recorder:
                 self._pending.setdefault(handle.spec.path, _Pending(handle.spec)).batches.append(batch)
                 self._pending_bytes += batch_bytes(batch)
 
-    def _write_pending_to_h5(self) -> None:
+    def _write_pending_to_h5(self, steps: StepTimer | None = None, prefix: str = "") -> None:
+        """Sync the journal, append what it holds to the HDF5 file and sync that; `steps` times the three."""
         assert self._h5 is not None and self._journal is not None
-        self._journal.sync()
+        steps = steps or StepTimer()
+        with steps.step(f"{prefix}journal_fsync"):
+            self._journal.sync()
         with self._pending_lock:
             work = [(p.spec, p.batches) for p in self._pending.values() if p.batches]
             for pending in self._pending.values():
                 pending.batches = []
-        for spec, batches in work:
-            if self._broken:
-                return
-            handle = self._handles.get(spec.path)
-            expected = handle.rate_hz * CHUNK_SECONDS if handle is not None else 0.0
-            batch = concat_batches(spec, batches)
-            self._h5.append(spec, batch, expected_rows=expected)
-            with self._pending_lock:
-                self._pending_bytes -= batch_bytes(batch)
-        self._h5.flush(durable=True)
+        with steps.step(f"{prefix}hdf5_append"):
+            for spec, batches in work:
+                if self._broken:
+                    return
+                handle = self._handles.get(spec.path)
+                expected = handle.rate_hz * CHUNK_SECONDS if handle is not None else 0.0
+                batch = concat_batches(spec, batches)
+                self._h5.append(spec, batch, expected_rows=expected)
+                with self._pending_lock:
+                    self._pending_bytes -= batch_bytes(batch)
+        with steps.step(f"{prefix}hdf5_fsync"):
+            self._h5.flush(durable=True)
 
 
 def _close_quietly(*files: EpisodeFileWriter | JournalWriter | None) -> None:

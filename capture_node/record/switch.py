@@ -256,14 +256,16 @@ class EpisodeSwitch:
                     if tee._target is not None:
                         tee._target = (tee._target[0], recorder, self._cut)
             try:
-                for flush in self.flush:  # without `_lock`: a driver finishing its row may register a stream
-                    flush()
+                with recorder.stop_steps.step("flush"):
+                    for flush in self.flush:  # without `_lock`: a driver finishing its row may register a stream
+                        flush()
             finally:
                 with self._lock:
                     self._detach()
                 try:
-                    for hook in self.on_stop:
-                        hook(recorder)
+                    with recorder.stop_steps.step("stop_hooks"):
+                        for hook in self.on_stop:
+                            hook(recorder)
                 finally:
                     path = recorder.stop(outcome=outcome, reason=reason)
             result = EpisodeResult(path, recorder.metadata.episode_id, recorder.metadata.outcome, fault=recorder.fault)

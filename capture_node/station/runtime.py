@@ -33,6 +33,7 @@ import can
 
 from excap.core.clock import now_ns
 from excap.core.errors import EpisodeError
+from excap.core.step_timer import StepTimer
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.camera.opencv_camera import CameraConfig, OpenCvCamera
 from excap.drivers.camera.shm_camera import SharedMemoryCamera, is_shm_source
@@ -217,7 +218,8 @@ class StationRuntime:
 
         Returns the finished episode's path, if one was running.
         """
-        self._stop_devices()
+        recorder = self.switch.recorder
+        self._stop_devices(recorder.stop_steps if recorder is not None else None)
         self._open = False
         if self.switch.recording:
             return self.switch.stop(reason=reason, outcome=outcome).path
@@ -299,15 +301,30 @@ class StationRuntime:
         guards = [*self._guards, *([self.link.guard] if self.link is not None else [])]
         return [guard.fault for guard in guards if guard.fault is not None]
 
-    def _stop_devices(self) -> None:
+    def _stop_devices(self, timer: StepTimer | None = None) -> None:
+        """Stop every device, the last started first; `timer` times each kind of device (`devices/<kind>`).
+
+        The cameras started one after the other stop together (each waits for the frame it is reading), then
+        their encoders together (each encodes what its camera delivered): a camera always before its encoder.
+        """
+        timer = timer or StepTimer()
         while self._running:
-            item = self._running.pop()
-            try:
-                (item.stop if hasattr(item, "stop") else item.close)()
-            except Exception:
-                log.exception("stopping %s failed", type(item).__name__)
-        while self._buses:
-            self._buses.pop().shutdown()
+            run = [self._running.pop()]  # one device, or the cameras and encoders started in a row
+            while self._is_camera_or_encoder(run[0]) and self._running and self._is_camera_or_encoder(
+                    self._running[-1]):
+                run.append(self._running.pop())
+            sources = [item for item in run if not isinstance(item, JpegEncoder)]
+            encoders = [item for item in run if isinstance(item, JpegEncoder)]
+            for together in (sources, encoders):
+                if together:
+                    with timer.step(f"devices/{type(together[0]).__name__}"):
+                        _stop_together(together)
+        with timer.step("devices/buses"):
+            while self._buses:
+                self._buses.pop().shutdown()
+
+    def _is_camera_or_encoder(self, item: object) -> bool:
+        return isinstance(item, JpegEncoder) or any(item is camera for camera in self.cameras.values())
 
     # -- devices ----------------------------------------------------------------------------------
 
@@ -551,3 +568,21 @@ class StationRuntime:
         for driver in self.joystick_drivers.values():
             if isinstance(driver, ScriptedJoystick) and driver.phase:
                 recorder.event("operator_phase", device=driver.name, phase=driver.phase)
+
+
+def _stop_device(item: Any) -> None:
+    try:
+        (item.stop if hasattr(item, "stop") else item.close)()
+    except Exception:
+        log.exception("stopping %s failed", type(item).__name__)
+
+
+def _stop_together(items: list[Any]) -> None:
+    """Stop `items` at the same time, each on its own thread (the last on this one); returns when all stopped."""
+    threads = [threading.Thread(target=_stop_device, args=(item,), name=f"excap-stop-{type(item).__name__}")
+               for item in items[:-1]]
+    for thread in threads:
+        thread.start()
+    _stop_device(items[-1])
+    for thread in threads:
+        thread.join()

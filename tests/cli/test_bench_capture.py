@@ -1,8 +1,11 @@
 """`excap bench capture`: a short run of the real recorder on frames produced by another process prints the JSON
-a station owner reads (frames, losses, CPU per frame, peak RSS, stop-to-file time, load, CAN and joystick rates)."""
+a station owner reads (frames, losses, CPU per frame, peak RSS, stop-to-file time and its steps, load, CAN and
+joystick rates)."""
 
 import json
 import subprocess
+
+import pytest
 
 from tests.support.commands import excap_command
 from tests.support.paths import REPO
@@ -22,6 +25,9 @@ def test_bench_capture_prints_the_measured_run():
     assert run["cpu_ms_per_frame"] > 0 and run["cpu_s"] > 0
     assert 50 < run["peak_rss_mb"] < 2000
     assert 0 < run["stop_to_usable_s"] < 10
+    steps = run["extra"]["stop_steps_s"]  # stop to finished episode by step, the rest in `other`
+    assert steps["journal_removal"] >= 0 and "last_rows/hdf5_fsync" in steps and "devices/SharedMemoryCamera" in steps
+    assert sum(steps.values()) == pytest.approx(run["stop_to_usable_s"], abs=0.01)
     assert len(run["load_average_at_start"]) == 3
     assert set(run["extra"]["excap_drop_counters"]) == {"recorder_queue", "encoder_events", "camera_ring"}
     rates = run["extra"]["rates_hz"]

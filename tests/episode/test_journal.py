@@ -1,5 +1,6 @@
 import json
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from excap.episode.journal import (
 )
 from excap.episode.journal_reader import Damage, read_journal, scan_journal
 from excap.episode.streams import camera_spec, control_spec, events_spec, rows_to_batch
+from tests.support.descriptors import descriptors_to
 from tests.support.journals import record_spans
 
 
@@ -358,3 +360,19 @@ def test_two_row_batches_cut_short_are_refused():
     events = events_spec()
     with pytest.raises(JournalError, match=r"'events' is shorter than its 2 rows"):
         decode_batch(batch_payload(0, 2, struct.pack("<qq", 1, 2) + bytes(5)), {0: events})
+
+
+def test_a_removed_journal_loses_its_name_at_once_and_its_space_on_release(tmp_path):
+    path = tmp_path / "a.journal"
+    writer = write_sample_journal(path)
+    writer.flush()
+    writer.remove()
+    assert not path.exists()
+    assert len(descriptors_to(path)) == 1  # still open (and locked) until released
+    released = threading.Thread(target=writer.release)
+    released.start()
+    released.join(timeout=20)
+    assert descriptors_to(path) == []  # the deleted file's disk space is freed
+    writer.close()  # nothing left to close: no error, no stray write
+    assert not path.exists()
+    JournalWriter(path).close()  # the name is free for a new journal

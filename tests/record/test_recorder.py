@@ -10,6 +10,7 @@ from excap.core.errors import EpisodeError
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec, can_spec, control_spec
 from excap.record.recorder import Recorder, RecorderConfig
+from tests.support.descriptors import descriptors_to
 from tests.support.waiting import wait_for
 
 
@@ -142,3 +143,29 @@ def test_the_disk_reserve_is_taken_from_the_environment_and_checked(monkeypatch)
         monkeypatch.setenv(RESERVE_ENV, bad)
         with pytest.raises(ConfigError, match=RESERVE_ENV):
             reserve_bytes()
+
+
+STOP_STEPS = ["journal_writer", "hdf5_writer", "last_rows/journal_fsync", "last_rows/hdf5_append",
+              "last_rows/hdf5_fsync", "final_attributes", "hdf5_close", "fsync_rename", "journal_removal"]
+
+
+def test_stop_times_each_step_and_frees_the_journal_after_publishing(tmp_path):
+    recorder = Recorder(RecorderConfig(tmp_path, journal_interval_s=0.05, h5_interval_s=0.05), metadata())
+    recorder.start()
+    camera = recorder.add_stream(camera_spec("side", 2, 2, 30, "test"))
+    sent = [(now_ns(), i, b"\xff\xd8" * 500) for i in range(50)]
+    for row in sent:
+        assert camera.put(row)
+    wait_for(lambda: recorder.paths.journal.stat().st_size > 50 * 1000, message="frames in the journal")
+    assert len(descriptors_to(recorder.paths.journal)) == 1
+    final = recorder.stop()
+    assert list(recorder.stop_steps.seconds) == STOP_STEPS
+    assert all(seconds >= 0 for seconds in recorder.stop_steps.seconds.values())
+    assert not recorder.paths.journal.exists() and final.exists()
+    cleanup = recorder.cleanup
+    assert cleanup is not None
+    cleanup.join(timeout=20)
+    assert not cleanup.is_alive()
+    assert descriptors_to(recorder.paths.journal) == []
+    with h5py.File(final, "r") as f:
+        assert f["cameras/side/t_device_ns"][()].tolist() == [row[1] for row in sent]
