@@ -1,6 +1,6 @@
 """All chosen streams of an episode as one sequence of samples in t_ns order.
 
-Each stream is read in blocks of rows (a few hundred at a time, never whole columns), and the
+Each stream is read in blocks of rows (a few hundred at a time, 16 camera frames, never whole columns), and the
 streams are merged with a heap keyed on (t_ns, stream order, row), so memory does not grow with
 the episode's length. A window [start_ns, end_ns] is found by binary search on the t_ns datasets.
 Events may carry a t_ns slightly earlier than the previous event's; they are merged as they come.
@@ -20,6 +20,9 @@ from excap.core.errors import EpisodeError
 from excap.episode.reader import EpisodeReader, Stream, StreamInfo
 
 BLOCK_ROWS = 256
+#: Rows per read of a stream with byte cells (JPEG frames): a read holds the interpreter for its whole length
+#: (h5py), so 256 frames of 640x480 (about 10 MB, 15-50 ms) would hold back every sample due meanwhile.
+BYTES_BLOCK_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ class StreamRows:
                  block_rows: int = BLOCK_ROWS) -> None:
         self.stream = stream
         self.info: StreamInfo = stream.info
-        self.block_rows = block_rows
+        has_bytes = any(stream.cell_kind(name) == "bytes" for name in self.info.columns)
+        self.block_rows = min(block_rows, BYTES_BLOCK_ROWS) if has_bytes else block_rows
         self.start_ns = start_ns
         self.end_ns = end_ns
         self.ordered = self.info.kind != "events"
