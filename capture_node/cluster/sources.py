@@ -2,7 +2,8 @@
 to it, and where a task's outputs go (a folder or an `s3://` prefix).
 
 A task on any machine opens a source with `local_episode`: a folder's file as it is, an object downloaded to a
-temporary file of the worker (its `x-amz-meta-sha256` checked when the object has one), removed afterwards. S3
+temporary file of the worker (checked against the SHA-256 the source names, else the object's
+`x-amz-meta-sha256` when it has one), removed afterwards. S3
 access uses excap.delivery.s3sync's client and options: credentials, region and profile from the standard AWS
 chain of the machine the task runs on, the endpoint from `SyncOptions.endpoint_url` (resolved once on the
 machine that starts the work, also from `AWS_ENDPOINT_URL`, and passed to every task).

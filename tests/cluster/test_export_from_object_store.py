@@ -15,6 +15,7 @@ from excap.cli.datasets import main
 from excap.datasets.export import lerobot as module
 from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
+from excap.datasets.frames import episode_layout, layout_from_metadata
 from excap.episode.reader import EpisodeReader
 from tests.support.hdf5_contents import hdf5_contents
 from tests.support.ray_cluster import RayCluster
@@ -139,3 +140,10 @@ def test_robomimic_from_the_store_equals_the_local_export(recorded_dir: Path, fl
                  "--workers", "2"]) == 0
     assert local.episodes == 2
     assert hdf5_contents(tmp_path / "remote.hdf5") == hdf5_contents(tmp_path / "local.hdf5")
+
+
+def test_the_layout_from_metadata_is_the_episode_layout(recorded_dir: Path) -> None:
+    """What planning reads over ranged reads (here: a local file object) gives each episode's full layout."""
+    for path in sorted(recorded_dir.glob("*.h5")):
+        with path.open("rb") as source:
+            assert layout_from_metadata(path, source) == episode_layout(path)
