@@ -147,3 +147,12 @@ def test_the_layout_from_metadata_is_the_episode_layout(recorded_dir: Path) -> N
     for path in sorted(recorded_dir.glob("*.h5")):
         with path.open("rb") as source:
             assert layout_from_metadata(path, source) == episode_layout(path)
+
+
+def test_a_prefix_without_operators_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "s3://fleet/episodes", "--format", "lerobot", "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "excap: error: s3://fleet/episodes: an object-store prefix has no .excap folder: name the operator registry "
+        "with --operators FILE\n")
+    assert not (tmp_path / "out").exists()
