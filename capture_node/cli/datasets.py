@@ -25,6 +25,7 @@ from excap.core.extras import require_extra
 from excap.datasets.selection import DEFAULT_PARTNER
 
 if TYPE_CHECKING:
+    from excap.datasets.export.fetched import FetchedEpisodes
     from excap.datasets.frames import SkippedEpisode
 
 FORMATS = ("lerobot", "robomimic")
@@ -103,7 +104,8 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
     parser.add_argument("--partner", default=DEFAULT_PARTNER,
                         help="partner id: operators get pseudonyms stable for this partner (default: %(default)s)")
     parser.add_argument("--operators", type=Path, default=None, metavar="OPERATORS.yaml",
-                        help="operator registry (default: DIR/.excap/operators.yaml)")
+                        help="operator registry (default: DIR/.excap/operators.yaml; needed for s3:// without "
+                        "--cache, the pseudonym secret is then the one in the registry's folder)")
     parser.add_argument("--blur-faces", action="store_true", help="blur people's faces in camera frames")
     parser.add_argument("--vcodec", default=None, help="(lerobot) video codec: libsvtav1 (default; smallest, LeRobot's "
                         "default) or libx264 (fastest); see docs/exports.md")
@@ -121,8 +123,9 @@ def add_export_parser(commands: argparse._SubParsersAction) -> argparse.Argument
                         "(default: skip it, say so, go on)")
     add_catalog_option(parser)
     parser.add_argument("--cache", type=Path, default=None, metavar="DIR",
-                        help="(s3://) folder the selected episodes are copied to, verified by SHA-256 "
-                        "(default: $XDG_CACHE_HOME/excap/objects/BUCKET/PREFIX)")
+                        help="(s3://) copy the selected episodes into this folder first, verified by SHA-256 "
+                        "and reused by later exports (needs --catalog); default: no copy on this machine, each "
+                        "episode task downloads its own episode on its worker (see docs/exports.md)")
     _add_filters(parser)
     add_engine_arguments(parser)
     return parser
@@ -182,14 +185,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     require_extra("export", "exports", "pyarrow", "pandas", "av", *(["skimage"] if args.blur_faces else []))
     selection = filter_from_args(args)
     progress = not args.no_progress and sys.stderr.isatty()
-    if is_object_store(args.directory):  # the selected episodes copied to a local cache, then exported from there
+    fetched: FetchedEpisodes | None = None
+    if is_object_store(args.directory) and args.cache is None:  # planned from metadata, each task fetches its own
+        require_extra("export", "delivery", "boto3", "botocore")
+        from excap.cluster.remote_export import remote_episodes
+
+        fetched, reads = remote_episodes(prefix_source(args.directory), selection.check(), args.partner,
+                                         args.operators, args.catalog)
+        for path, problem in reads.unreadable:
+            print(f"excap: warning: {path}: skipped, {problem}", file=sys.stderr)
+        print(reads.line(prefix_source(args.directory)), file=sys.stderr)
+    elif is_object_store(args.directory):  # --cache: the selected episodes copied there, then exported from there
         require_extra("export", "delivery", "boto3", "botocore")
         from excap.delivery.remote_fetch import fetch_selection
 
-        fetched = fetch_selection(prefix_source(args.directory), selection.check(), args.catalog, args.cache)
-        print(f"{fetched.folder}: {len(fetched.fetched)} episodes fetched ({fetched.bytes / 1e6:.1f} MB), "
-              f"{len(fetched.reused)} reused", file=sys.stderr)
-        args.directory, args.catalog = fetched.folder, None
+        cached = fetch_selection(prefix_source(args.directory), selection.check(), args.catalog, args.cache)
+        print(f"{cached.folder}: {len(cached.fetched)} episodes fetched ({cached.bytes / 1e6:.1f} MB), "
+              f"{len(cached.reused)} reused", file=sys.stderr)
+        args.directory, args.catalog = cached.folder, None
     with ExitStack() as stack:
         target = args.out if isinstance(args.out, str) else None
         if target is not None:
@@ -202,7 +215,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.out = staging / name if file_out else staging / "dataset"
             upload_from, upload_to = (staging, target.rstrip("/").rsplit("/", 1)[0]) if file_out \
                 else (args.out, target)
-        result = _export(args, selection, progress, stack)
+        result = _export(args, selection, progress, stack, fetched)
         if target is not None:
             from excap.cluster.export_parts import upload_dataset
 
@@ -219,8 +232,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, stack: ExitStack) -> Any:
-    """The export itself, into the local `args.out` (engines it starts stay open in `stack`)."""
+def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, stack: ExitStack,
+            fetched: FetchedEpisodes | None) -> Any:
+    """The export itself, into the local `args.out` (engines it starts stay open in `stack`); `fetched`: the
+    episodes of an object-store prefix, fetched by their tasks."""
     if args.format == "lerobot":
         from excap.datasets.export.lerobot import LeRobotExportOptions, export_lerobot
 
@@ -230,7 +245,7 @@ def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, 
         return export_lerobot(args.directory, LeRobotExportOptions(
             out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
             vcodec=args.vcodec, registry=args.operators, progress=progress, strict=args.strict,
-            on_skip=_say_skipped, catalog=args.catalog, append=args.append, map_parts=map_parts))
+            on_skip=_say_skipped, catalog=args.catalog, append=args.append, map_parts=map_parts, fetched=fetched))
     if args.append:
         raise ConfigError("--append applies to --format lerobot only")
     from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
@@ -238,7 +253,7 @@ def _export(args: argparse.Namespace, selection: EpisodeFilter, progress: bool, 
     return export_robomimic(args.directory, RobomimicExportOptions(
         out=args.out, fps=args.fps, partner=args.partner, selection=selection, blur_faces=args.blur_faces,
         image_size=args.image_size, registry=args.operators, progress=progress, strict=args.strict,
-        on_skip=_say_skipped, catalog=args.catalog, map_parts=_map_parts(args, stack),
+        on_skip=_say_skipped, catalog=args.catalog, map_parts=_map_parts(args, stack), fetched=fetched,
         **({} if args.valid_ratio is None else {"valid_ratio": args.valid_ratio})))
 
 

@@ -2,7 +2,8 @@
 to it, and where a task's outputs go (a folder or an `s3://` prefix).
 
 A task on any machine opens a source with `local_episode`: a folder's file as it is, an object downloaded to a
-temporary file of the worker (its `x-amz-meta-sha256` checked when the object has one), removed afterwards. S3
+temporary file of the worker (checked against the SHA-256 the source names, else the object's
+`x-amz-meta-sha256` when it has one), removed afterwards. S3
 access uses excap.delivery.s3sync's client and options: credentials, region and profile from the standard AWS
 chain of the machine the task runs on, the endpoint from `SyncOptions.endpoint_url` (resolved once on the
 machine that starts the work, also from `AWS_ENDPOINT_URL`, and passed to every task).
@@ -39,6 +40,7 @@ class EpisodeSource:
     location: str  # a local path, or s3://BUCKET/KEY
     relative: str  # POSIX path under the folder or prefix the episodes were listed from
     size: int = 0
+    sha256: str = ""  # the content expected (e.g. the catalogued digest); empty: the object's sha256 metadata
 
     @property
     def remote(self) -> bool:
@@ -87,7 +89,8 @@ def list_episodes(target: str, options: SyncOptions | None = None) -> list[Episo
 
 @contextmanager
 def local_episode(source: EpisodeSource, options: SyncOptions | None = None) -> Iterator[Path]:
-    """A local file with the episode's content for the duration of the block (a download is removed after)."""
+    """A local file with the episode's content for the duration of the block (a download is removed after). A
+    download is checked against `source.sha256`, else the object's sha256 metadata (SyncError if it differs)."""
     if not source.remote:
         yield Path(source.location)
         return
@@ -98,9 +101,10 @@ def local_episode(source: EpisodeSource, options: SyncOptions | None = None) -> 
             s3 = client(options or SyncOptions(progress=False))
             head = s3.head_object(Bucket=location.bucket, Key=location.prefix)
             s3.download_file(location.bucket, location.prefix, str(path))
-        expected = head.get("Metadata", {}).get(SHA_KEY, "")
+        expected = source.sha256 or head.get("Metadata", {}).get(SHA_KEY, "")
         if expected and file_sha256(path) != expected:
-            raise SyncError(f"{source.location}: downloaded content differs from its {SHA_KEY} metadata")
+            what = "the SHA-256 it was selected with" if source.sha256 else f"its {SHA_KEY} metadata"
+            raise SyncError(f"{source.location}: downloaded content differs from {what}")
         yield path
 
 

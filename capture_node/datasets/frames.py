@@ -11,12 +11,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
 
 from excap.core.errors import EpisodeError, ExcapError
 from excap.datasets.faces import FaceBlurrer
+from excap.episode.jpeg_frames import FrameError, decode_jpeg
 from excap.episode.reader import EpisodeReader
 
 
@@ -56,10 +58,11 @@ def skipped_episode(episode_id: str, path: Path, error: EpisodeError) -> Skipped
     return SkippedEpisode(episode_id, path.name, " ".join(reason.split()))
 
 
-def episode_layout(path: Path) -> Layout:
+def episode_layout(path: Path, source: BinaryIO | None = None) -> Layout:
     """The cameras (size of their frames), state signals and commands of one episode; EpisodeError if a camera
-    has no frames (a dead device), or its first and last frames cannot be decoded or differ in size."""
-    with EpisodeReader(path) as reader:
+    has no frames (a dead device), or its first and last frames cannot be decoded or differ in size. It reads
+    the episode's metadata and two frames per camera (`source`: from this file object, see EpisodeReader)."""
+    with EpisodeReader(path, source) as reader:
         cameras = []
         for camera_path in reader.paths("camera"):
             stream = reader.camera(camera_path)
@@ -75,6 +78,54 @@ def episode_layout(path: Path) -> Layout:
         return Layout(tuple(cameras), tuple(reader.state_signals()), tuple(reader.command_names))
 
 
+def layout_from_metadata(path: Path, source: BinaryIO) -> Layout:
+    """`episode_layout` read from a file object (e.g. ranged reads of an object in a store, excap.objectstore)
+    with only what the layout needs: the root attribute machine_kind, the link names and column names of the
+    camera, decoded CAN and control groups, the command names and the first and last frame of each camera (no
+    sample data otherwise, and no structure check: the task that exports the episode opens it with
+    EpisodeReader, which checks it). `path` names the episode in errors."""
+    import h5py
+
+    from excap.episode.reader import plain, reading
+    from excap.episode.steps import default_state_signals
+
+    with reading(path, "the layout"), h5py.File(source, "r") as handle:
+        cameras = []
+        group = handle.get("cameras")
+        for name in sorted(group) if isinstance(group, h5py.Group) else []:
+            stream = group[name]
+            if not isinstance(stream, h5py.Group) or "t_ns" not in stream or "frames" not in stream:
+                continue
+            frames = stream["frames"]
+            count = min(len(frames), len(stream["t_ns"]))
+            if not count:
+                raise EpisodeError(f"{path}: camera {name!r} has no frames")
+            sizes = []
+            for row in (0, count - 1):
+                try:
+                    sizes.append(decode_jpeg(np.asarray(frames[row], dtype=np.uint8).tobytes()).shape[:2])
+                except FrameError as exc:
+                    raise EpisodeError(f"{path}: /cameras/{name} frame {row}: {exc}") from exc
+            (height, width), last = sizes
+            if last != (height, width):
+                raise EpisodeError(f"{path}: camera {name!r}: the first frame is {width}x{height}, the last "
+                                   f"{last[1]}x{last[0]}")
+            cameras.append((name, int(height), int(width)))
+        columns: dict[str, set[str]] = {}  # decoded CAN message -> its signals (first channel that has it)
+        for channel in sorted(handle.get("can", {})):
+            decoded = handle["can"][channel].get("decoded")
+            for message in sorted(decoded) if isinstance(decoded, h5py.Group) else []:
+                if isinstance(decoded[message], h5py.Group) and "t_ns" in decoded[message]:
+                    columns.setdefault(message, set(decoded[message]) - {"t_ns", "source_address"})
+        kind = str(plain(handle.attrs.get("machine_kind", "")))
+        state = [name for name in default_state_signals(kind)
+                 if name.partition(".")[2] in columns.get(name.partition(".")[0], set())]
+        if "control" not in handle or "commands" not in handle["control"]:
+            raise EpisodeError(f"{path}: no stream 'control'")
+        commands = [str(n) for n in plain(handle["control"]["commands"].attrs.get("names", []))]
+        return Layout(tuple(cameras), tuple(state), tuple(commands))
+
+
 def layout_text(layout: Layout) -> str:
     cameras = ", ".join(f"{name} {width}x{height}" for name, height, width in layout.cameras[:4])
     cameras += ", ..." if len(layout.cameras) > 4 else ""
@@ -84,12 +135,13 @@ def layout_text(layout: Layout) -> str:
 
 def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = None,
                   on_skip: Callable[[SkippedEpisode], None] | None = None,
-                  chosen: Layout | None = None) -> tuple[Layout, dict[int, SkippedEpisode]]:
+                  chosen: Layout | None = None, layout_of: Callable[[Path], Layout] = episode_layout
+                  ) -> tuple[Layout, dict[int, SkippedEpisode]]:
     """The layout most of the episodes share, and the episodes skipped (by their position in `paths`): those
     that cannot be read, and those of another machine setup (other cameras, camera sizes, state signals or
     commands). Ties go to the layout seen first. `on_skip` is called for each skipped episode (e.g. to raise in
     a strict export). With `chosen` (episodes added to an export), that layout is kept and episodes of any other
-    are skipped."""
+    are skipped. `layout_of(path)` reads one episode's layout (default: `episode_layout` of the local file)."""
     if not paths and chosen is None:
         raise ExcapError("no episodes to export")
     ids = list(episode_ids) if episode_ids is not None else [p.stem for p in paths]
@@ -97,7 +149,7 @@ def common_layout(paths: Sequence[Path], episode_ids: Sequence[str] | None = Non
     skipped: dict[int, SkippedEpisode] = {}
     for index, (path, episode_id) in enumerate(zip(paths, ids, strict=True)):
         try:
-            layouts[index] = episode_layout(path)
+            layouts[index] = layout_of(path)
         except EpisodeError as exc:
             skipped[index] = skipped_episode(episode_id, path, exc)
     if not layouts and chosen is None:

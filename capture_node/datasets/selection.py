@@ -8,6 +8,7 @@ Files that cannot be read are skipped with one warning line each.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ from typing import Any
 from excap.catalogue.index import EpisodeFilter, EpisodeRecord, Warn, select_episodes, stderr_warning
 from excap.core.errors import ExcapError
 from excap.core.state_dir import private_file, state_dir
-from excap.people.registry import key_path, load_or_create_key, load_registry, pseudonym, registry_path
+from excap.people.registry import (
+    OperatorRegistry,
+    key_path,
+    load_or_create_key,
+    load_registry,
+    pseudonym,
+    registry_path,
+)
 
 DEFAULT_PARTNER = "default"
 
@@ -46,15 +54,24 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
     Left out (and counted): invalid files, operators without consent, operators not in the registry; files that
     cannot be read are skipped (and passed to `warn`). `catalog` is the catalogue to select from (default: the folder's
     own, see excap.catalogue.store); only this folder's episodes are selected from a shared one."""
-    from excap.datasets.redaction import Identities, Scrubber
-
     directory = Path(directory)
     registry = load_registry(private_file(registry_path(directory, registry_file)))
     state_dir(directory)
-    secret = load_or_create_key(private_file(key_path(directory)))
+    return shared_records(select_episodes(directory, selection, warn=warn, catalog=catalog), partner, registry,
+                          key_path(directory), lambda record: directory / record.path)
+
+
+def shared_records(records: Iterable[EpisodeRecord], partner: str, registry: OperatorRegistry, key_file: Path,
+                   path_of: Callable[[EpisodeRecord], Path]) -> ExportSelection:
+    """The records (already matching the filters) an export may contain, as `select_for_export` chooses them:
+    consent from `registry`, pseudonyms keyed by the secret in `key_file` (made when missing), each episode's path
+    `path_of(record)`."""
+    from excap.datasets.redaction import Identities, Scrubber
+
+    secret = load_or_create_key(private_file(key_file))
     scrub = Scrubber(Identities.of_registry(registry), lambda operator: pseudonym(secret, partner, operator))
     result = ExportSelection(partner, [])
-    for record in select_episodes(directory, selection, warn=warn, catalog=catalog):
+    for record in records:
         reason = None
         if not record.valid:
             reason = "invalid"
@@ -66,7 +83,7 @@ def select_for_export(directory: str | Path, selection: EpisodeFilter | None, pa
             result.excluded[reason] = result.excluded.get(reason, 0) + 1
             continue
         shared = scrub.record(record)
-        result.episodes.append(SelectedEpisode(shared, directory / record.path, shared.operator_id))
+        result.episodes.append(SelectedEpisode(shared, path_of(record), shared.operator_id))
     return result
 
 

@@ -1,4 +1,6 @@
-"""Local copies of catalogued object-store episodes, for exports: `excap export s3://BUCKET/PREFIX --catalog ...`.
+"""Local copies of catalogued object-store episodes, for exports:
+`excap export s3://BUCKET/PREFIX --catalog ... --cache DIR` (without --cache each export task fetches its own
+episode instead, excap.cluster.remote_export).
 
 The episodes of the prefix that the catalogue selects (valid ones, matching the export's filters) are copied into
 a cache folder that mirrors the prefix (`--cache`, default `$XDG_CACHE_HOME/excap/objects/BUCKET/PREFIX`), each

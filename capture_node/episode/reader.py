@@ -25,6 +25,7 @@ most one sample period of that stream, or the length of a gap where the stream h
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import h5py
 import numpy as np
@@ -267,15 +268,22 @@ class EpisodeReader:
     Opening checks the file's structure (excap.episode.structure) and refuses, with one EpisodeError
     line naming the file, anything readers could not read safely."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, source: BinaryIO | None = None) -> None:
+        """`source`: read the episode from this seekable binary file object instead (e.g. ranged reads of an
+        object, excap.objectstore.ranged); `path` then only names it in messages."""
         self.path = Path(path)
-        if not self.path.is_file():
+        if source is None and not self.path.is_file():
             raise EpisodeError(f"{self.path}: no such file")
         with reading(self.path, "the file"):
-            size = self.path.stat().st_size
-            if not h5py.is_hdf5(self.path):
-                raise EpisodeError(f"{self.path}: not an HDF5 file")
-            self._file = h5py.File(self.path, "r")
+            if source is None:
+                size = self.path.stat().st_size
+                if not h5py.is_hdf5(self.path):
+                    raise EpisodeError(f"{self.path}: not an HDF5 file")
+                self._file = h5py.File(self.path, "r")
+            else:
+                size = source.seek(0, io.SEEK_END)
+                source.seek(0)
+                self._file = h5py.File(source, "r")
         try:
             structure = check_structure(self._file, size)
             if structure.problems:

@@ -7,10 +7,12 @@ module docstring of excap.datasets.export.lerobot for the format).
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.support.ray_cluster import RayCluster
 from tests.support.requirements import require_lerobot
 
 lerobot_dataset = require_lerobot()
@@ -139,3 +141,38 @@ def test_lerobot_reads_an_appended_h264_export(exported: tuple[Path, Path], tmp_
         assert int(item["index"]) == index
         assert float(item["timestamp"]) == pytest.approx(timestamps[index], abs=1e-6)
         assert tuple(item["observation.images.side"].shape) == (3, 120, 160)
+
+
+def test_lerobot_reads_an_export_made_on_a_ray_cluster(exported: tuple[Path, Path], ray_cluster: RayCluster,
+                                                       tmp_path: Path) -> None:
+    """The two episodes exported by Ray tasks on a local cluster (a head and two one-CPU worker nodes,
+    tests/support/ray_cluster.py): LeRobot reads it, its rows are the ones written, and it equals the serial
+    export of the same episodes with the same codec."""
+    import pyarrow.parquet as pq
+
+    from excap.cluster.export_parts import parts_map
+    from excap.cluster.ray_engine import RayExecutor
+    from excap.datasets.export.lerobot import WORK_DIR, LeRobotExportOptions, export_lerobot
+
+    episodes, _ = exported
+
+    def export(out: Path, **kwargs: Any) -> dict[str, bytes]:
+        export_lerobot(episodes, LeRobotExportOptions(out=out, fps=10, partner="compat", progress=False,
+                                                      vcodec="libx264", **kwargs))
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+                if p.is_file() and WORK_DIR not in p.parts}
+
+    out = tmp_path / "excap_ray"
+    with RayExecutor(address=ray_cluster.address) as executor:
+        on_ray = export(out, map_parts=parts_map(executor, retries=2))
+    assert on_ray == export(tmp_path / "excap_serial")
+    dataset = lerobot_dataset.LeRobotDataset("excap/ray", root=out, video_backend=VIDEO_BACKEND)
+    data = pq.read_table(out / "data" / "chunk-000" / "file-000.parquet").to_pydict()
+    assert dataset.num_episodes == 2 and len(dataset) == len(data["index"]) > 0
+    assert sorted(dataset.meta.video_keys) == ["observation.images.side", "observation.images.top"]
+    for index in (0, len(dataset) - 1):
+        item = dataset[index]
+        assert int(item["index"]) == index and int(item["episode_index"]) == data["episode_index"][index]
+        np.testing.assert_allclose(item["action"].numpy(), data["action"][index], rtol=1e-6)
+        for key in dataset.meta.video_keys:
+            assert tuple(item[key].shape) == (3, 120, 160)

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from excap.core.errors import EpisodeError
 from excap.datasets import stats as feature_stats
 from excap.datasets.alignment import align
+from excap.datasets.export.fetched import Fetch, on_local_copy
 from excap.datasets.frames import Layout, SkippedEpisode, skipped_episode
 from excap.episode.jpeg_frames import FrameError, decode_jpeg
 from excap.episode.reader import CameraStream, EpisodeReader
@@ -79,6 +80,8 @@ class EpisodeTask:
     blur_faces: bool = False
     codec_threads: int = 0  # per encoder; 0: FFmpeg's choice
     pause_folder: str = ""  # tests only (PAUSE_ENV): announce the worker's pid here, wait for `go`
+    fetch: Fetch | None = None  # the episode lives elsewhere (an object store): `source` is its path there and
+    # the task exports a local copy made by `fetch` (excap.datasets.export.fetched), removed afterwards
 
 
 @dataclass
@@ -106,7 +109,11 @@ class EpisodePart:
 
 def export_episode_part(task: EpisodeTask) -> EpisodePart:
     """Write the part of one episode; an episode that cannot be read as one is returned as skipped (its partial
-    files removed). Other errors (e.g. a codec that cannot encode the frame size) are raised."""
+    files removed); so is one that cannot be fetched. Other errors (e.g. a codec that cannot encode the frame
+    size) are raised."""
+    if task.fetch is not None:
+        return on_local_copy(task, export_episode_part,
+                             lambda skipped: EpisodePart(task.position, skipped=skipped))
     if task.pause_folder:
         _pause(Path(task.pause_folder), task.position)
     started = time.monotonic()

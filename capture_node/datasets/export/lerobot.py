@@ -85,7 +85,8 @@ from excap.datasets.export.episode_part import (
     write_parquet,
 )
 from excap.datasets.export.executors import MapParts, process_pool
-from excap.datasets.frames import Layout, SkippedEpisode, common_layout
+from excap.datasets.export.fetched import FetchedEpisodes
+from excap.datasets.frames import Layout, SkippedEpisode, common_layout, episode_layout
 from excap.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
 from excap.datasets.video import codec_available, default_codec, video_info
 
@@ -120,6 +121,8 @@ class LeRobotExportOptions:
     append: bool = False  # add the selected episodes OUT does not hold yet to the export there
     map_parts: MapParts | None = None  # runs the episode tasks (default: process_pool(workers))
     codec_threads: int = 0  # threads per video encoder (0: the machine's cores over the cameras)
+    fetched: FetchedEpisodes | None = None  # episodes chosen elsewhere (an object store), each copied by its
+    # task on the worker that runs it (excap.datasets.export.fetched); then the directory is not read
 
 
 @dataclass
@@ -184,8 +187,9 @@ class LeRobotExporter:
             raise ConfigError(f"--workers must be at least 1, not {options.workers}")
 
     def run(self) -> ExportResult:
-        selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
-                                       self.options.registry, self.options.catalog)
+        fetched = self.options.fetched
+        selection = fetched.selection if fetched is not None else episodes_to_export(
+            self.directory, self.options.selection, self.options.partner, self.options.registry, self.options.catalog)
         skip = skip_handler(self.options.strict, self.options.on_skip)
         manifest, episodes, layout, appended = self._open(selection, skip)
         for key, done in list(manifest["done"].items()):  # a part whose table is missing is made again, and
@@ -224,7 +228,8 @@ class LeRobotExporter:
         if manifest is not None and self.options.append:
             return self._open_append(manifest, selection, skip)
         paths = [e.path for e in selection.episodes]
-        layout, unfit = common_layout(paths, [e.record.episode_id for e in selection.episodes], skip)
+        layout, unfit = common_layout(paths, [e.record.episode_id for e in selection.episodes], skip,
+                                      layout_of=self._layout_of)
         plan = {**self._settings(selection, layout), "sources": [e.record.sha256 for e in selection.episodes]}
         if manifest is not None:
             if manifest.get("plan_id") != _plan_id(plan):
@@ -263,7 +268,8 @@ class LeRobotExporter:
             kept.append(by_source[sha].pop(0))
         chosen = {id(e) for e in kept}
         added = [e for e in selection.episodes if id(e) not in chosen]
-        _, unfit = common_layout([e.path for e in added], [e.record.episode_id for e in added], skip, chosen=layout)
+        _, unfit = common_layout([e.path for e in added], [e.record.episode_id for e in added], skip, chosen=layout,
+                                 layout_of=self._layout_of)
         for offset, skipped in unfit.items():
             manifest["skipped"][str(len(kept) + offset)] = skipped.as_json()
         episodes = kept + added
@@ -273,13 +279,19 @@ class LeRobotExporter:
         _atomic_json(self.work / "manifest.json", manifest)
         return manifest, episodes, layout, len(added)
 
+    @property
+    def _layout_of(self) -> Callable[[Path], Layout]:
+        return self.options.fetched.layout_of if self.options.fetched is not None else episode_layout
+
     # -- episode parts -----------------------------------------------------------------------------------------
     def _make_parts(self, episodes: list[SelectedEpisode], layout: Layout, pending: list[int],
                     manifest: dict[str, Any], skip: Callable[[SkippedEpisode], None]) -> None:
         threads = self.options.codec_threads or codec_threads(len(layout.cameras))
         tasks = [EpisodeTask(episodes[p].path, p, episodes[p].record.episode_id, int(self.options.fps), layout,
                              self.codec, self.parts, self.options.blur_faces, threads,
-                             os.environ.get(PAUSE_ENV, "")) for p in pending]
+                             os.environ.get(PAUSE_ENV, ""),
+                             self.options.fetched.fetch_of(episodes[p]) if self.options.fetched else None)
+                 for p in pending]
         map_parts = self.options.map_parts or process_pool(self.options.workers)
         results: Iterator[EpisodePart] = map_parts(export_episode_part, tasks)
         bar = tqdm(results, total=len(tasks), desc="export lerobot", unit="episode",

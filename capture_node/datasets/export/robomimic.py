@@ -53,7 +53,8 @@ from tqdm import tqdm
 from excap.catalogue.index import EpisodeFilter
 from excap.catalogue.not_episodes import EXPORT_ATTRIBUTE  # the root attribute holding the report marks an export
 from excap.core.errors import ConfigError, EpisodeError, ExcapError
-from excap.datasets.export.executors import MapParts
+from excap.datasets.export.executors import MapParts, serial
+from excap.datasets.export.fetched import Fetch, FetchedEpisodes, on_local_copy
 from excap.datasets.export.lerobot import ExportResult, skip_handler
 from excap.datasets.faces import FaceBlurrer
 from excap.datasets.frames import (
@@ -62,6 +63,7 @@ from excap.datasets.frames import (
     Layout,
     SkippedEpisode,
     common_layout,
+    episode_layout,
     iter_frames,
     skipped_episode,
 )
@@ -88,6 +90,8 @@ class RobomimicExportOptions:
     on_skip: Callable[[SkippedEpisode], None] | None = None
     catalog: str | None = None  # the catalogue to select from (excap.catalogue.store; default: the folder's own)
     map_parts: MapParts | None = None  # runs one task per episode (demo parts); None: every demo written here
+    fetched: FetchedEpisodes | None = None  # episodes chosen elsewhere (an object store), copied by their tasks;
+    # then the directory is not read and the demo parts run in this process unless `map_parts` is given
 
 
 def output_file(out: Path) -> Path:
@@ -190,6 +194,7 @@ class DemoTask:
     parts: Path
     image_size: tuple[int, int] | None = None
     blur_faces: bool = False
+    fetch: Fetch | None = None  # the episode lives elsewhere: exported from a local copy (see EpisodeTask)
 
 
 @dataclass
@@ -205,7 +210,9 @@ def demo_part_path(parts: Path, position: int) -> Path:
 
 
 def export_demo_part(task: DemoTask) -> DemoPart:
-    """Write one episode's demo part; an episode that cannot be read as one is returned as skipped."""
+    """Write one episode's demo part; an episode that cannot be read as one (or fetched) is returned as skipped."""
+    if task.fetch is not None:
+        return on_local_copy(task, export_demo_part, lambda skipped: DemoPart(task.position, skipped=skipped))
     path = demo_part_path(task.parts, task.position)
     tmp = path.with_name(path.name + ".partial")
     counters = FrameCounters()
@@ -245,12 +252,15 @@ class RobomimicExporter:
         self.skip = skip_handler(options.strict, options.on_skip)
         self.skipped: list[SkippedEpisode] = []
         self.unfit: set[int] = set()  # positions in the selection skipped before writing
+        self.map_parts = options.map_parts or (serial if options.fetched is not None else None)
 
     def run(self) -> ExportResult:
-        selection = episodes_to_export(self.directory, self.options.selection, self.options.partner,
-                                       self.options.registry, self.options.catalog)
+        fetched = self.options.fetched
+        selection = fetched.selection if fetched is not None else episodes_to_export(
+            self.directory, self.options.selection, self.options.partner, self.options.registry, self.options.catalog)
         layout, unfit = common_layout([e.path for e in selection.episodes],
-                                      [e.record.episode_id for e in selection.episodes], self.skip)
+                                      [e.record.episode_id for e in selection.episodes], self.skip,
+                                      layout_of=fetched.layout_of if fetched is not None else episode_layout)
         self.unfit = set(unfit)
         self.skipped = list(unfit.values())
         target = output_file(Path(self.options.out))
@@ -299,11 +309,13 @@ class RobomimicExporter:
         """Every episode's demo part, made by the tasks of `map_parts` (in any order, on any engine)."""
         folder = self._parts_folder()
         folder.mkdir(parents=True, exist_ok=True)
+        fetched = self.options.fetched
         tasks = [DemoTask(episode.path, position, episode.record.episode_id, self.options.fps, layout, folder,
-                          self.options.image_size, self.options.blur_faces)
+                          self.options.image_size, self.options.blur_faces,
+                          fetched.fetch_of(episode) if fetched is not None else None)
                  for position, episode in enumerate(selection.episodes) if position not in self.unfit]
-        assert self.options.map_parts is not None
-        return {part.position: part for part in self.options.map_parts(export_demo_part, tasks)}
+        assert self.map_parts is not None
+        return {part.position: part for part in self.map_parts(export_demo_part, tasks)}
 
     def _copy_demo(self, data: h5py.Group, name: str, part: DemoPart, episode: SelectedEpisode, layout: Layout,
                    counters: FrameCounters) -> int:
@@ -328,7 +340,7 @@ class RobomimicExporter:
         names: list[str] = []
         exported: list[SelectedEpisode] = []
         bar = tqdm(selection.episodes, desc="export robomimic", unit="episode", disable=not self.options.progress)
-        parts = self._parts(selection, layout) if self.options.map_parts is not None else None
+        parts = self._parts(selection, layout) if self.map_parts is not None else None
         for position, episode in enumerate(bar):
             if position in self.unfit:
                 continue
