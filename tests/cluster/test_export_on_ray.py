@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -26,11 +23,10 @@ from excap.datasets.export.episode_part import PAUSE_ENV
 from excap.datasets.export.lerobot import ExportResult, LeRobotExportOptions, export_lerobot
 from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
 from tests.support.hdf5_contents import hdf5_contents
-from tests.support.ray_cluster import RayCluster, started_pids
+from tests.support.ray_cluster import RayCluster, kill_the_first_run, started_pids
 from tests.support.remote_episodes import put_folder
 from tests.support.report import record
 from tests.support.seaweedfs import SeaweedFS
-from tests.support.waiting import wait_for
 
 CODEC = "libx264"
 
@@ -85,16 +81,7 @@ def test_a_worker_killed_mid_export_costs_only_its_task(ray_cluster: RayCluster,
         except BaseException as exc:  # reported by the assertions below
             errors.append(exc)
 
-    runner = threading.Thread(target=run)
-    runner.start()
-    try:
-        (victim,) = wait_for(lambda: started_pids(pause, 0), timeout=60, message="episode task 0 on a worker")
-        os.kill(victim, signal.SIGKILL)
-        killed_at = time.monotonic()
-    finally:
-        (pause / "go").touch()
-        runner.join(timeout=240)
-    assert not runner.is_alive()
+    victim, killed_at = kill_the_first_run(run, pause, join_timeout=240)
     assert errors == [] and len(results) == 1 and results[0].episodes == 2
     runs = started_pids(pause, 0)
     assert victim in runs and len(runs) == 2  # the killed run and the one a new worker made

@@ -4,9 +4,6 @@ one-line errors of an address that does not answer and of a missing fleet extra.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -17,10 +14,17 @@ from excap.cluster.options import EngineOptions, make_executor
 from excap.cluster.ray_engine import RayExecutor, probe
 from excap.core.errors import ConfigError
 from tests.support.imports import run_without
-from tests.support.ray_cluster import Blocking, RayCluster, blocking_square, fail_on, square, started_pids
+from tests.support.ray_cluster import (
+    Blocking,
+    RayCluster,
+    blocking_square,
+    fail_on,
+    kill_the_first_run,
+    square,
+    started_pids,
+)
 from tests.support.report import record
 from tests.support.seaweedfs import free_ports
-from tests.support.waiting import wait_for
 
 
 def test_map_on_the_cluster_agrees_with_serial(ray_cluster: RayCluster) -> None:
@@ -42,16 +46,7 @@ def test_a_killed_worker_costs_only_its_task(ray_cluster: RayCluster, tmp_path: 
         with RayExecutor(address=ray_cluster.address) as executor:
             outcomes.extend(executor.map_tasks(blocking_square, tasks, retries=2))
 
-    runner = threading.Thread(target=run)
-    runner.start()
-    try:
-        (victim,) = wait_for(lambda: started_pids(tmp_path, 0), timeout=60, message="task 0 running on a worker")
-        os.kill(victim, signal.SIGKILL)
-        killed_at = time.monotonic()
-    finally:
-        (tmp_path / "go").touch()
-        runner.join(timeout=180)
-    assert not runner.is_alive()
+    victim, killed_at = kill_the_first_run(run, tmp_path, join_timeout=180)
     assert [o.error for o in outcomes] == [""] * 4
     assert [o.result[0] for o in outcomes if o.result] == [0, 1, 4, 9]
     assert outcomes[0].result is not None and outcomes[0].result[1] != victim  # run again by a new worker

@@ -13,7 +13,10 @@ find the pid of a worker running a task and kill it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,20 @@ def blocking_square(task: Blocking) -> tuple[int, int]:
 
 def started_pids(folder: Path, value: int) -> list[int]:
     return [int(path.name.rsplit("-", 1)[1]) for path in folder.glob(f"started-{value}-*")]
+
+
+def kill_the_first_run(job: Callable[[], None], gate: Path, join_timeout: float) -> tuple[int, float]:
+    """Run `job` on a thread; once task 0 runs on a worker (its `started-0-PID` file in `gate`), SIGKILL that
+    worker, then let every task go on (`gate/go`) and wait for the job. Returns (the killed pid, the monotonic time
+    of the kill); fails the test if the job is still running after `join_timeout` seconds."""
+    runner = threading.Thread(target=job)
+    runner.start()
+    try:
+        (victim,) = wait_for(lambda: started_pids(gate, 0), timeout=60, message="task 0 running on a worker")
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        (gate / "go").touch()
+        runner.join(timeout=join_timeout)
+    assert not runner.is_alive(), f"the job did not end within {join_timeout} s of the kill"
+    return victim, killed_at
