@@ -114,12 +114,13 @@ def test_monitor_on_a_terminal_redraws_with_bars(channel, sender):
     out = Tty()
     thread, stop = run_monitor(joystick_factory(j1939_spec(channel)), out)
     try:
-        wait_for(lambda: f"+0.250 {axis_bar(0.25)}" in out.getvalue(), message="the x bar")
+        # redrawn in place: the bar shown, and at least one more frame drawn over the first
+        wait_for(lambda: f"+0.250 {axis_bar(0.25)}" in out.getvalue() and out.getvalue().count("\x1b[H") >= 2,
+                 message="the x bar, redrawn")
     finally:
         stop.set()
         thread.join()
     text = out.getvalue()
-    assert text.count("\x1b[H") >= 2  # redrawn in place
     assert f"-0.500 {axis_bar(-0.5)}" in text
     assert axis_bar(0.25) == "[" + "-" * 15 + "|####" + "-" * 11 + "]"
     assert "pressed: 1, 3, 12" in text

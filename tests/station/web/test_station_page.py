@@ -271,14 +271,16 @@ def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browse
                  message="alerts for the silent console")
         assert "red" in attribute(browser, "banner", "class") and browser.find_element("id", "banner").is_displayed()
         assert text(browser, "link-state") == "NEUTRALISED" and "stale" in text(browser, "link-fault")
-        alerts = browser.find_elements("css selector", "#warnings li")
-        words = [a.text for a in alerts]
+        # one snapshot of the list (the page redraws it with every status: elements found before may be gone)
+        alerts = script(browser, "return [...document.querySelectorAll('#warnings li')].map(li => [li.innerText, "
+                                 "li.className])")
+        words = [shown for shown, _ in alerts]
         neutralised = next(w for w in words if w.startswith("Commands neutralised"))
         assert "Release enable, centre the sticks" in neutralised and "since " in neutralised
         console = next(w for w in words if w.startswith("Joystick console: no data for"))
         assert "Check the joystick cable" in console
         assert not any("answering late" in w for w in words)  # the device's lateness is the stream's alert
-        levels = [a.get_attribute("class") for a in alerts]
+        levels = [level for _, level in alerts]
         assert levels == sorted(levels, key=lambda c: c != "red")  # loudest first
         assert attribute(browser, "warnings", "innerHTML").count('data-sound="true"') >= 2
         wait_for(lambda: script(browser, "return document.body.dataset.alarm") == "alert", message="alert sound on")
