@@ -24,7 +24,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 PROBE_TIMEOUT_S = 3.0
-LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # results are small records: a local Ray needs little shared memory
+LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # results wait here until read (an export part: one episode's
+# files, released once written by the driver); Ray spills what does not fit to disk
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
