@@ -74,6 +74,7 @@ def in_order(outcomes: Iterable[TaskOutcome[T, R]], count: int) -> Iterator[Task
 
 class Executor(Protocol):
     name: str
+    shares_filesystem: bool  # the workers see this machine's files (False: a cluster of other machines)
 
     def map_tasks(self, fn: Callable[[T], R], tasks: Sequence[T], *, retries: int = DEFAULT_RETRIES,
                   ordered: bool = True) -> Iterator[TaskOutcome[T, R]]: ...
@@ -102,6 +103,7 @@ class SerialExecutor(_Closing):
     """Every task in this process, one after the other (the reference the others must agree with)."""
 
     name = "serial"
+    shares_filesystem = True
 
     def map_tasks(self, fn: Callable[[T], R], tasks: Sequence[T], *, retries: int = DEFAULT_RETRIES,
                   ordered: bool = True) -> Iterator[TaskOutcome[T, R]]:
@@ -115,6 +117,7 @@ class ProcessExecutor(_Closing):
     started again and every unfinished task is submitted again, each such restart counting as one retry of it."""
 
     name = "processes"
+    shares_filesystem = True
 
     def __init__(self, workers: int) -> None:
         if workers < 1:

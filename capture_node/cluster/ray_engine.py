@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,7 +24,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 PROBE_TIMEOUT_S = 3.0
-LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # results are small records: a local Ray needs little shared memory
+LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # results wait here until read (an export part: one episode's
+# files, released once written by the driver); Ray spills what does not fit to disk
 
 
 def _host_port(address: str) -> tuple[str, int] | None:
@@ -49,6 +51,7 @@ def probe(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
 
 class RayExecutor:
     name = "ray"
+    shares_filesystem = False  # the nodes of a cluster are other machines
 
     def __init__(self, address: str = "", workers: int = 0, command: str = "--engine ray") -> None:
         require_extra(command, "fleet", "ray")
@@ -80,16 +83,22 @@ class RayExecutor:
         tasks = list(tasks)
         function = ray.put(fn)
         refs = [remote.remote(function, task) for task in tasks]
+        # a result is released once handed over (no reference left to it), so the object store holds only the
+        # results not yet read
         if ordered:
-            for index, ref in enumerate(refs):
+            pending = deque(enumerate(refs))
+            refs = []
+            while pending:
+                index, ref = pending.popleft()
                 yield self._outcome(index, tasks[index], ref)
             return
         position = {ref: index for index, ref in enumerate(refs)}
-        waiting = list(refs)
+        waiting, refs = refs, []
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
             for ref in ready:
-                yield self._outcome(position[ref], tasks[position[ref]], ref)
+                index = position.pop(ref)
+                yield self._outcome(index, tasks[index], ref)
 
     @staticmethod
     def _outcome(index: int, task: Any, ref: Any) -> TaskOutcome[Any, Any]:

@@ -2,7 +2,9 @@
 LeRobot dataset equals the serial export byte for byte (parquet, meta JSON, videos), also when the worker process
 running a task is killed mid-task; `excap export --ray ADDRESS` runs it, also from an s3:// prefix to an s3://
 prefix (SeaweedFS); robomimic demo parts give the serial export's content (h5py level). The serial LeRobot export
-is what tests/compat/test_lerobot_compat.py loads with LeRobot's reader, so byte identity carries that over."""
+is what tests/compat/test_lerobot_compat.py loads with LeRobot's reader, so byte identity carries that over.
+Both exports also work when the workers cannot see the driver's output folder (tests/support/mount_namespace.py):
+the parts reach the driver only through Ray."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from excap.datasets.export.episode_part import PAUSE_ENV
 from excap.datasets.export.lerobot import ExportResult, LeRobotExportOptions, export_lerobot
 from excap.datasets.export.robomimic import RobomimicExportOptions, export_robomimic
 from tests.support.hdf5_contents import hdf5_contents
+from tests.support.mount_namespace import with_driver_only_folder
 from tests.support.ray_cluster import RayCluster, kill_the_first_run, started_pids
 from tests.support.remote_episodes import put_folder
 from tests.support.report import record
@@ -141,3 +144,33 @@ def test_robomimic_on_ray_has_the_serial_export_content(ray_cluster: RayCluster,
         parted = export_robomimic(recorded_dir, robomimic(tmp_path / "ray.hdf5", map_parts=parts_map(executor, 2)))
     assert (parted.episodes, parted.frames) == (serial.episodes, serial.frames)
     assert hdf5_contents(tmp_path / "ray.hdf5") == hdf5_contents(tmp_path / "serial.hdf5")
+
+
+def test_workers_need_no_shared_filesystem(ray_cluster: RayCluster, recorded_dir: Path, tmp_path: Path,
+                                          serial_files: dict[str, bytes]) -> None:
+    def export(driver: Path) -> tuple[ExportResult, dict[str, bytes]]:
+        with RayExecutor(address=ray_cluster.address) as executor:
+            result = export_lerobot(recorded_dir, options(driver / "ray", map_parts=parts_map(executor, retries=0)))
+        return result, dataset_files(driver / "ray")
+
+    result, files = with_driver_only_folder(tmp_path / "driver", export)
+    assert result.episodes == 2
+    assert files == serial_files
+    assert not [p for p in (tmp_path / "driver").rglob("*") if p.is_file()]  # the workers' view: nothing written
+
+
+def test_robomimic_workers_need_no_shared_filesystem(ray_cluster: RayCluster, recorded_dir: Path,
+                                                     tmp_path: Path) -> None:
+    def robomimic(out: Path, **kwargs: object) -> RobomimicExportOptions:
+        return RobomimicExportOptions(out=out, fps=10, partner="oem-test", progress=False, **kwargs)
+
+    def export(driver: Path) -> tuple[ExportResult, object]:
+        with RayExecutor(address=ray_cluster.address) as executor:
+            parted = export_robomimic(recorded_dir, robomimic(driver / "ray.hdf5", map_parts=parts_map(executor, 0)))
+        return parted, hdf5_contents(driver / "ray.hdf5")
+
+    serial = export_robomimic(recorded_dir, robomimic(tmp_path / "serial.hdf5"))
+    parted, contents = with_driver_only_folder(tmp_path / "driver", export)
+    assert (parted.episodes, parted.frames) == (serial.episodes, serial.frames)
+    assert contents == hdf5_contents(tmp_path / "serial.hdf5")
+    assert not [p for p in (tmp_path / "driver").rglob("*") if p.is_file()]
