@@ -65,7 +65,8 @@ class StreamRows:
                  block_rows: int = BLOCK_ROWS) -> None:
         self.stream = stream
         self.info: StreamInfo = stream.info
-        has_bytes = any(stream.cell_kind(name) == "bytes" for name in self.info.columns)
+        self.kinds = {name: stream.cell_kind(name) for name in self.info.columns}
+        has_bytes = "bytes" in self.kinds.values()
         self.block_rows = min(block_rows, BYTES_BLOCK_ROWS) if has_bytes else block_rows
         self.start_ns = start_ns
         self.end_ns = end_ns
@@ -75,7 +76,7 @@ class StreamRows:
 
     def __iter__(self) -> Iterator[Sample]:
         columns = self.info.columns
-        kinds = {name: self.stream.cell_kind(name) for name in columns}
+        kinds = self.kinds
         previous: int | None = None
         for begin in range(self.first, self.stop, self.block_rows):
             end = min(begin + self.block_rows, self.stop)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from excap.drivers.sim.angles import wrap_angle
 from excap.schemas.machine_kinds import JointSignal
 
 
@@ -92,10 +93,6 @@ def joints_of_state(state: Any, joints: Sequence[StateJoint]) -> tuple[list[str]
     return [joint.name for joint in joints], [p for p, _ in values], [v for _, v in values]
 
 
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2 * math.pi) - math.pi
-
-
 def joints_from_signals(signals: Mapping[str, Mapping[str, float]],
                         joints: Sequence[JointSignal]) -> tuple[list[str], list[float]]:
     """Joint angles (rad) from decoded J1939 messages (`Message` -> signal -> value, degrees), as the machine
@@ -118,7 +115,7 @@ def joints_from_signals(signals: Mapping[str, Mapping[str, float]],
             if reference is None:
                 continue
             names.append(joint.name)
-            positions.append(_wrap(math.radians(angle - reference)))
+            positions.append(wrap_angle(math.radians(angle - reference)))
         else:
             names.append(joint.name)
             positions.append(math.radians(angle))

@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from excap.drivers.sim.angles import wrap_angle
+
 FUNCTIONS = ("boom", "arm", "bucket", "swing", "travel_left", "travel_right")
 
 
@@ -125,7 +127,7 @@ class ExcavatorModel:
         speed_factor = flow_share * min(1.0, s.engine_rpm / 1800.0)
 
         _, tip_z = bucket_tip(s, g)
-        in_soil = tip_z < self.GROUND_Z and abs(_wrap(s.swing)) < self.DIG_SECTOR
+        in_soil = tip_z < self.GROUND_Z and abs(wrap_angle(s.swing)) < self.DIG_SECTOR
         soil_drag = 0.5 if in_soil else 1.0
         load = 1.0 + 0.6 * s.bucket_fill
 
@@ -153,7 +155,7 @@ class ExcavatorModel:
         fill = s.bucket_fill
         if in_soil:
             fill += (max(0.0, -bucket_rate) * 0.6 + max(0.0, -arm_rate) * 0.9) * dt
-        tip_direction = _wrap(s.bucket_absolute)  # tip pointing forward: mouth faces down, load slides out
+        tip_direction = wrap_angle(s.bucket_absolute)  # tip pointing forward: mouth faces down, load slides out
         mouth_down = -0.9 < tip_direction < 1.2
         dumped = s.dumped_loads
         if mouth_down and fill > 0.0 and not in_soil:
@@ -209,10 +211,3 @@ def _limit(value: float, rate: float, limits: JointLimits) -> tuple[float, float
     return value, rate
 
 
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2 * math.pi) - math.pi
-
-
-def wrap_angle(angle: float) -> float:
-    """Angle in [-pi, pi)."""
-    return _wrap(angle)

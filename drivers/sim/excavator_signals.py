@@ -5,8 +5,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from excap.drivers.sim.angles import wrap_angle
 from excap.drivers.sim.engine_signals import engine_message_values
-from excap.drivers.sim.excavator import ExcavatorState, wrap_angle
+from excap.drivers.sim.excavator import ExcavatorState
 from excap.drivers.sim.j1939_traffic import SignalValues
 
 

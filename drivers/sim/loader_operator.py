@@ -19,6 +19,7 @@ import numpy as np
 
 from excap.drivers.machine.mapping import CommandMapper
 from excap.drivers.machine.profiles import ButtonBinding
+from excap.drivers.sim.angles import wrap_angle
 from excap.drivers.sim.operator import StickSample
 from excap.drivers.sim.wheel_loader_geometry import (
     WheelLoaderGeometry,
@@ -29,7 +30,6 @@ from excap.drivers.sim.wheel_loader_geometry import (
     front_axle,
     lift_angle_for,
     to_yard,
-    wrap_angle,
 )
 
 PHASES = ("idle", "load", "haul_loaded", "dump", "return_empty")

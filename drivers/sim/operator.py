@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from excap.drivers.machine.mapping import CommandMapper
-from excap.drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, bucket_tip, wrap_angle
+from excap.drivers.sim.angles import wrap_angle
+from excap.drivers.sim.excavator import ExcavatorGeometry, ExcavatorState, bucket_tip
 
 PHASES = ("ready", "return", "dig", "swing_loaded", "dump", "travel")
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from excap.drivers.sim.angles import wrap_angle
 from excap.drivers.sim.wheel_loader_geometry import (
     FUNCTIONS,
     WheelLoaderGeometry,
@@ -75,10 +76,6 @@ def ground_speed(speed: float, net_force: float, resistance: float, mass: float,
     if new_speed * speed < 0 and abs(net_force) <= resistance:
         return 0.0, acceleration
     return new_speed, acceleration
-
-
-def _wrap(angle: float) -> float:
-    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
 def _approach(value: float, target: float, dt: float, tau: float) -> float:
@@ -257,7 +254,7 @@ class WheelLoaderModel:
             lift_cylinder=lift_cylinder, tilt_cylinder=tilt_cylinder, lift_velocity=lift_velocity,
             tilt_velocity=tilt_velocity, lift=lift, lift_rate=lift_rate, lift_accel=lift_accel,
             bucket_angle=bucket_angle, bucket_rate=bucket_rollback_rate, wheel_rate=speed / g.wheel_radius,
-            wheel_angle=_wrap(s.wheel_angle + speed / g.wheel_radius * dt), lift_head_pressure=lift_head,
+            wheel_angle=wrap_angle(s.wheel_angle + speed / g.wheel_radius * dt), lift_head_pressure=lift_head,
             lift_rod_pressure=lift_rod,
             tilt_head_pressure=tilt_head, tilt_rod_pressure=tilt_rod, engine_rpm=rpm, engine_load=engine_load,
             fuel_rate=fuel_rate, fuel_level=max(0.0, s.fuel_level - fuel_rate * dt / 3600.0 / 3.0),

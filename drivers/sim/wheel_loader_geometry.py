@@ -218,8 +218,3 @@ def to_yard(state: WheelLoaderState, g: WheelLoaderGeometry, ahead: float) -> tu
     fx, fy = front_axle(state, g)
     heading = state.front_heading
     return fx + ahead * math.cos(heading), fy + ahead * math.sin(heading)
-
-
-def wrap_angle(angle: float) -> float:
-    """Angle in [-pi, pi)."""
-    return (angle + math.pi) % (2 * math.pi) - math.pi
