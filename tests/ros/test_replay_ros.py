@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,72 +22,36 @@ from tests.support.waiting import wait_for
 
 require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
-import rclpy
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CompressedImage, JointState, Joy
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from excap.ros.convert import stamp_to_ns
+from tests.support.ros_node import Client
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 25.0
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-STATE = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 END_S = 2.5
 TOPICS = {"/excap/joy/operator": Joy, "/excap/commands": JointState, "/excap/cameras/side/compressed":
           CompressedImage, "/excap/can/can0/decoded/EEC1": JointState, "/excap/events": String, "/clock": Clock}
 
 
-class Subscriber:
-    def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("excap_replay_test", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.messages: dict[str, list[Any]] = {}
-        # clients before the replay's latched state: once the replay has delivered its state it has matched their
-        # response readers, announced before (see tests.support.ros_node)
-        self.clients = {name: self.node.create_client(Trigger, f"/excap_replay/{name}") for name in ("pause", "resume")}
-        self.states: list[Any] = []
-        self.node.create_subscription(String, "/excap_replay/state", self.states.append, STATE)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+def states(client: Client) -> list[Any]:
+    return client.messages["/excap_replay/state"]
 
-    def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # shutting down
-                return
 
-    def subscribe(self, msg_type: type, topic: str) -> None:
-        self.messages[topic] = []
-        qos = qos_profile_sensor_data if topic == "/clock" else RELIABLE  # /clock is best effort, as in ROS
-        self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
-
-    def call(self, service: str) -> Any:
-        client = self.clients[service.rpartition("/")[2]]
-        assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
-        wait_for(lambda: self.states, TIMEOUT, message="the replay's state")
-        future = client.call_async(Trigger.Request())
-        wait_for(future.done, TIMEOUT, message=f"{service} response")
-        return future.result()
-
-    def close(self) -> None:
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(5)
+def subscribe(client: Client, msg_type: type, topic: str) -> None:
+    # /clock is best effort, as in ROS; the rest reliable
+    client.subscribe(msg_type, topic, qos_profile_sensor_data if topic == "/clock" else RELIABLE)
 
 
 @pytest.fixture
-def subscriber() -> Iterator[Subscriber]:
-    s = Subscriber()
-    yield s
-    s.close()
+def subscriber() -> Iterator[Client]:
+    c = Client("excap_replay", services=("pause", "resume"), client_name="excap_replay_test")
+    yield c
+    c.close()
 
 
 def spawn_replay(*args: str) -> subprocess.Popen[str]:
@@ -110,23 +73,23 @@ def by_stamp(messages: list[Any], offset: int) -> dict[int, Any]:
     return {stamp_to_ns(m.header.stamp) - offset: m for m in messages}
 
 
-def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, subscriber: Subscriber) -> None:
+def test_replay_republishes_the_episode_with_recorded_stamps(sim_episode: Path, subscriber: Client) -> None:
     for topic, msg_type in TOPICS.items():
-        subscriber.subscribe(msg_type, topic)
+        subscribe(subscriber, msg_type, topic)
     process = spawn_replay(str(sim_episode), "--ros", "--ros-reliable", "--clock", "--paused", "--end", str(END_S))
     try:
         wait_for(lambda: all(subscriber.node.count_publishers(t) for t in TOPICS), TIMEOUT,
                  message="replay publishers")
-        wait_for(lambda: subscriber.states, TIMEOUT, message="the replay's state")
-        assert json.loads(subscriber.states[0].data) == {"paused": True}  # started with --paused
-        response = subscriber.call("/excap_replay/resume")
+        wait_for(lambda: states(subscriber), TIMEOUT, message="the replay's state")
+        assert json.loads(states(subscriber)[0].data) == {"paused": True}  # started with --paused
+        response = subscriber.request("resume")
         assert response.success and response.message == "resumed"
-        assert not subscriber.call("/excap_replay/resume").success
+        assert not subscriber.request("resume").success
         wait_for(lambda: subscriber.messages["/excap/commands"], TIMEOUT, message="first commands")
-        paused = subscriber.call("/excap_replay/pause")
+        paused = subscriber.request("pause")
         assert paused.success and paused.message == "paused"
-        wait_for(lambda: json.loads(subscriber.states[-1].data) == {"paused": True}, TIMEOUT, message="paused state")
-        assert subscriber.call("/excap_replay/resume").success
+        wait_for(lambda: json.loads(states(subscriber)[-1].data) == {"paused": True}, TIMEOUT, message="paused state")
+        assert subscriber.request("resume").success
         output = finish(process)
     finally:
         if process.poll() is None:

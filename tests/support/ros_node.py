@@ -50,15 +50,16 @@ class Client:
     state topic is subscribed after them, and a call waits until the node has delivered its state: discovery
     announcements arrive in the order they were made, so by then the node has matched every response reader."""
 
-    def __init__(self, node_name: str = "excap_recorder") -> None:
+    def __init__(self, node_name: str = "excap_recorder", services: tuple[str, ...] = SERVICES,
+                 client_name: str = "excap_test_client") -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.node = rclpy.create_node("excap_test_client", context=self.context)
+        self.node = rclpy.create_node(client_name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.messages: dict[str, list[Any]] = {}
         self.prefix = f"/{node_name}"
-        self.clients = {name: self.node.create_client(Trigger, f"{self.prefix}/{name}") for name in SERVICES}
+        self.clients = {name: self.node.create_client(Trigger, f"{self.prefix}/{name}") for name in services}
         self.subscribe(String, f"{self.prefix}/state", LATCHED)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -77,14 +78,18 @@ class Client:
         self.node.create_subscription(msg_type, topic, self.messages[topic].append, qos)
 
     def call(self, service: str, expect: bool = True) -> str:
+        response = self.request(service)
+        assert response.success is expect, response.message
+        return response.message
+
+    def request(self, service: str) -> Any:
+        """The node's Trigger response, once the node has delivered its state (see the class)."""
         client = self.clients[service]
         assert client.wait_for_service(timeout_sec=TIMEOUT), f"service {service} not available"
         wait_for(lambda: self.messages[f"{self.prefix}/state"], TIMEOUT, message="the node's state")
         future = client.call_async(Trigger.Request())
         wait_for(future.done, TIMEOUT, message=f"{service} response")
-        response = future.result()
-        assert response.success is expect, response.message
-        return response.message
+        return future.result()
 
     def state(self) -> dict[str, Any]:
         states = self.messages[f"{self.prefix}/state"]
