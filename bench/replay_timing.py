@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import threading
@@ -76,6 +77,9 @@ class Probe:
     def resume(self) -> None: ...
     def close(self) -> None: ...
 
+    def prepare(self, sample: Sample) -> Sample:
+        return sample
+
     def emit(self, sample: Sample) -> None:
         recorded, replayed = self.pairs.setdefault(sample.path, ([], []))
         recorded.append(sample.t_ns)
@@ -125,57 +129,37 @@ def bench_ros(episode: Path, rate: float) -> dict[str, Any]:
 
     if not rclpy_available():
         return {"skipped": "rclpy not importable"}
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import qos_profile_sensor_data
-    from rosgraph_msgs.msg import Clock
-
-    from excap.ros.convert import stamp_to_ns
-    from excap.ros.replay_sink import RELIABLE, RosSink
+    from excap.ros.replay_sink import RosSink
 
     sink = RosSink(prefix="/bench", reliable=True, clock=True)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("replay_bench", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    arrivals: dict[str, list[tuple[int, int, int, int]]] = {}  # recorded t_ns, published, received, callback
-    clocks: list[tuple[int, int]] = []
-
-    def spin() -> None:
-        while context.ok():
-            try:
-                executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                return
-
-    with EpisodeReader(episode) as reader:
+    with tempfile.TemporaryDirectory(prefix="excap-replay-bench-ros-") as folder, EpisodeReader(episode) as reader:
         offset = int(reader.metadata["clock_offset_ns"])
         replay = Replay(reader, [sink], ReplayOptions(rate=rate))
         sink.controller = replay
-        for path in replay.paths:
-            if path == "events":
-                continue
-            topic = sink._topics[path]
-            arrivals[path] = []
-            node.create_subscription(sink._types[path], topic, lambda m, info, a=arrivals[path]: a.append(
-                (stamp_to_ns(m.header.stamp) - offset, info["source_timestamp"], info["received_timestamp"],
-                 time.monotonic_ns())), RELIABLE)
-        node.create_subscription(Clock, "/clock", lambda m: clocks.append((stamp_to_ns(m.clock),
-                                                                           time.monotonic_ns())),
-                                 qos_profile_sensor_data)
-        sink.wait_subscriptions = len(arrivals) + 1
-        threading.Thread(target=spin, daemon=True).start()
-        replay.run()
-        published = dict(sink.published)
-    time.sleep(0.5)
-    node.destroy_node()
-    rclpy.try_shutdown(context=context)
-    pairs = {path: ([a[0] for a in got], [a[1] for a in got]) for path, got in arrivals.items()}
+        watched = [path for path in replay.paths if path != "events"]  # events carry no header stamp
+        specs = [f"{path}={sink._topics[path]}={sink._types[path].__module__.split('.')[0]}/msg/"
+                 f"{sink._types[path].__name__}" for path in watched]
+        out = Path(folder) / "arrivals.json"
+        receiver = subprocess.Popen([sys.executable, str(Path(__file__).with_name("ros_receiver.py")), str(out),
+                                     *specs], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+            sink.wait_subscriptions = len(watched) + 1  # and /clock
+            sink.wait_timeout_s = 60.0
+            replay.run()
+            published = dict(sink.published)
+        finally:
+            assert receiver.stdin is not None
+            receiver.stdin.close()
+            receiver.wait(60)
+        got = json.loads(out.read_text())
+    clocks = [tuple(c) for c in got.pop("/clock")]
+    arrivals = {path: [(a[0] - offset, a[1], a[2], a[3]) for a in rows] for path, rows in got.items()}
+    pairs = {path: ([a[0] for a in rows], [a[1] for a in rows]) for path, rows in arrivals.items()}
     received = sum(len(a) for a in arrivals.values())
     lost = {path: published.get(path, 0) - len(a) for path, a in arrivals.items() if published.get(path, 0) != len(a)}
-    at_receiver = {path: ([a[0] for a in got], [a[2] for a in got]) for path, got in arrivals.items()}
-    at_callback = {path: ([a[0] for a in got], [a[3] for a in got]) for path, got in arrivals.items()}
+    at_receiver = {path: ([a[0] for a in rows], [a[2] for a in rows]) for path, rows in arrivals.items()}
+    at_callback = {path: ([a[0] for a in rows], [a[3] for a in rows]) for path, rows in arrivals.items()}
     return {"published": sum(published[p] for p in arrivals if p in published), "received": received,
             "lost_per_topic": lost, "clock": clock_figures(clocks, rate), **report(pairs, rate),
             "at_receiver": report(at_receiver, rate)["overall"], "at_callback": report(at_callback, rate)["overall"]}

@@ -148,7 +148,8 @@ class CanSink:
         if self.transmit and self.bus is None:
             self.bus = self.bus_factory(self.target)
 
-    def frames_for(self, sample: Sample) -> list[can.Message]:
+    def frames_for(self, sample: Sample) -> list[can.Message] | None:
+        """The frames a sample becomes; None for a recorded row that is not a valid CAN frame (never sent)."""
         if sample.kind == "control":
             if self._layout is None:
                 return []
@@ -160,8 +161,7 @@ class CanSink:
         fd = self._fd.get(sample.path, False)
         dlc = int(row["dlc"])
         if frame_problem(int(row["id"]), bool(row["extended"]), dlc, dlc, fd) is not None:
-            self.report.invalid += 1  # never sent: excap validate lists such rows
-            return []
+            return None  # excap validate lists such rows
         if self.mode == "commands" and not is_command_frame(int(row["id"]), bool(row["extended"])):
             return []
         return [frame_from_row(row, fd)]
@@ -184,10 +184,17 @@ class CanSink:
                 if self.report.errors == 1:
                     print(f"excap: warning: CAN send failed: {exc}", file=sys.stderr)
 
-    def emit(self, sample: Sample) -> None:
-        self._last_t_ns = sample.t_ns
-        for msg in self.frames_for(sample):
-            self._send(msg, sample.t_ns)
+    def prepare(self, sample: Sample) -> tuple[int, list[can.Message] | None]:
+        return sample.t_ns, self.frames_for(sample)
+
+    def emit(self, prepared: tuple[int, list[can.Message] | None]) -> None:
+        t_ns, frames = prepared
+        self._last_t_ns = t_ns
+        if frames is None:
+            self.report.invalid += 1
+            return
+        for msg in frames:
+            self._send(msg, t_ns)
 
     def neutralise(self) -> None:
         """Send neutral command frames for every joystick whose commands were replayed."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from excap.core.errors import ConfigError
 from excap.episode.reader import EpisodeReader
@@ -14,9 +15,13 @@ from excap.replay.timeline import Sample, Timeline, select_paths
 
 
 class Sink(Protocol):
+    """Where samples go. `prepare` runs ahead of a sample's due time (convert, build); `emit` gets its result
+    at the due time and only sends it."""
+
     def paths(self, reader: EpisodeReader) -> list[str]: ...
     def open(self) -> None: ...
-    def emit(self, sample: Sample) -> None: ...
+    def prepare(self, sample: Sample) -> Any: ...
+    def emit(self, prepared: Any) -> None: ...
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def close(self) -> None: ...
@@ -82,9 +87,13 @@ class Replay:
         for sink in self.sinks:
             sink.resume()
 
-    def _emit(self, sample: Sample) -> None:
-        for sink in self._routes.get(sample.path, ()):
-            sink.emit(sample)
+    def _prepare(self, sample: Sample) -> list[tuple[Sink, Any]]:
+        return [(sink, sink.prepare(sample)) for sink in self._routes.get(sample.path, ())]
+
+    @staticmethod
+    def _emit(prepared: list[tuple[Sink, Any]]) -> None:
+        for sink, item in prepared:
+            sink.emit(item)
 
     def pause(self) -> bool:
         return self.scheduler.pause()
@@ -109,8 +118,13 @@ class Replay:
             for sink in self.sinks:
                 sink.open()
                 opened.append(sink)
-            return self.scheduler.run(self.timeline, self._emit, origin_ns=self.start_ns)
+            # Everything loaded so far (ROS libraries, the file's metadata) lives as long as the replay: left out of
+            # the garbage collector's full passes, which otherwise stop the replay for tens of milliseconds.
+            gc.freeze()
+            return self.scheduler.run(self.timeline, self._emit, origin_ns=self.start_ns,
+                                      prepare=self._prepare)
         finally:
+            gc.unfreeze()
             for sink in reversed(opened):
                 sink.close()
 

@@ -7,6 +7,9 @@ falls more than `resync_after_s` behind (a stalled process) restarts its timing 
 sample instead of rushing to catch up. A stretch of recorded time without samples longer than
 `max_gap_s` (a recording paused for a while, or a timestamp far in the future) is shortened to
 `max_gap_s`, counted in the statistics and reported through `on_gap`, so a replay never waits for it.
+
+While it waits for a sample, the scheduler reads and prepares the samples after it (`Lookahead`) as long as the
+next one is not due within `PREPARE_MARGIN_S`, so that at the due time only `emit` is left.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from excap.replay.lookahead import Lookahead
 
 if TYPE_CHECKING:
     from excap.replay.timeline import Sample
 
 LATE_S = 0.002
 MAX_GAP_S = 10.0  # recorded seconds without samples that a replay waits through; longer gaps are shortened
+#: Read and prepare samples ahead only while the next one is due later than this (a block read of a stream's rows
+#: takes up to about a millisecond).
+PREPARE_MARGIN_S = 0.0015
 
 
 @dataclass
@@ -151,8 +159,9 @@ class Scheduler:
         if self.on_gap is not None:
             self.on_gap(t_ns, gap_ns / 1e9)
 
-    def _wait_until_due(self, t_ns: int) -> float | None:
-        """Sleep until `t_ns` is due (staying asleep while paused); its due time, or None once stopped."""
+    def _wait_until_due(self, t_ns: int, ahead: Lookahead | None = None) -> float | None:
+        """Wait until `t_ns` is due (asleep while paused, filling `ahead` while there is time); its due time, or
+        None once stopped."""
         announced_pause = False
         while True:
             self._wake.clear()
@@ -175,12 +184,16 @@ class Scheduler:
             delay = due - self.clock()
             if delay <= 0:
                 return due
+            if ahead is not None and delay > PREPARE_MARGIN_S and not ahead.full:
+                ahead.fill_one()
+                continue
             self._wake.wait(delay)
 
-    def run(self, samples: Iterable[Sample], emit: Callable[[Sample], None],
-            origin_ns: int | None = None) -> ReplayStats:
+    def run(self, samples: Iterable[Sample], emit: Callable[[Any], None], origin_ns: int | None = None,
+            prepare: Callable[[Sample], Any] | None = None) -> ReplayStats:
         """Emit every sample when due (again and again with `loop`) until done or `stop()`.
 
+        `emit` gets what `prepare` made of the sample ahead of its due time (the sample itself by default).
         `origin_ns` is the recorded time replayed at the start (default: the first sample's)."""
         stats = self.stats
         while not self._stopped:
@@ -188,7 +201,12 @@ class Scheduler:
             emitted_this_pass = 0
             origin = origin_ns
             previous = origin
-            for sample in samples:
+            ahead = Lookahead(samples, prepare or _unchanged)
+            while not self._stopped:
+                head = ahead.head()
+                if head is None:
+                    break
+                sample, prepared = head
                 if origin is None:
                     origin = previous = sample.t_ns
                 if emitted_this_pass == 0:
@@ -200,9 +218,10 @@ class Scheduler:
                 if previous is not None and sample.t_ns - previous > self.max_gap_ns:
                     self._shorten_gap(sample.t_ns, sample.t_ns - previous)
                 previous = max(previous, sample.t_ns) if previous is not None else sample.t_ns
-                due = self._wait_until_due(sample.t_ns)
+                due = self._wait_until_due(sample.t_ns, ahead)
                 if due is None:
                     break
+                ahead.pop()
                 late = self.clock() - due
                 if late > self.resync_after_s:
                     with self._lock:
@@ -211,10 +230,14 @@ class Scheduler:
                 elif late > LATE_S:
                     stats.late += 1
                 stats.max_late_s = max(stats.max_late_s, late)
-                emit(sample)
+                emit(prepared)
                 emitted_this_pass += 1
                 stats.emitted[sample.path] = stats.emitted.get(sample.path, 0) + 1
             if not self.loop or emitted_this_pass == 0:
                 break
         stats.stopped = self._stopped
         return stats
+
+
+def _unchanged(sample: Sample) -> Sample:
+    return sample

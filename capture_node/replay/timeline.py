@@ -44,6 +44,16 @@ def _plain_cell(kind: str, value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def plain_cells(kind: str, values: np.ndarray) -> list[Any]:
+    """A block of one column as plain cells: numbers as Python numbers, text as str, JPEG frames as bytes,
+    vectors (axes, commands) as numpy rows; converted once per block, not once per cell."""
+    if kind == "value" and values.ndim == 1:
+        return values.tolist()
+    if kind == "value":
+        return list(values)
+    return [_plain_cell(kind, value) for value in values]
+
+
 def first_index_at_or_after(stream: Stream, t: int) -> int:
     """Binary search on a stream's t_ns in the file, reading O(log N) single values."""
     low, high = 0, len(stream)
@@ -80,9 +90,10 @@ class StreamRows:
         previous: int | None = None
         for begin in range(self.first, self.stop, self.block_rows):
             end = min(begin + self.block_rows, self.stop)
-            block = {name: self.stream.block(name, begin, end) for name in columns}
-            times = block["t_ns"].tolist()
-            for offset, t in enumerate(times):
+            block = [plain_cells(kinds[name], self.stream.block(name, begin, end)) for name in columns]
+            rows = [dict(zip(columns, cells, strict=True)) for cells in zip(*block, strict=True)]
+            for offset, row in enumerate(rows):
+                t = row["t_ns"]
                 if self.ordered and previous is not None and t < previous:
                     raise EpisodeError(f"{self.stream.file}: /{self.info.path}/t_ns goes backwards at row "
                                        f"{begin + offset}")
@@ -91,7 +102,6 @@ class StreamRows:
                     continue
                 if self.end_ns is not None and t > self.end_ns:
                     continue
-                row = {name: _plain_cell(kinds[name], values[offset]) for name, values in block.items()}
                 yield Sample(int(t), self.info.path, self.info.kind, begin + offset, row)
 
 

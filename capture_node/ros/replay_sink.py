@@ -62,6 +62,7 @@ STATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durabili
 ACK_TIMEOUT_S = 2.0  # reliable messages still unacknowledged at the end get this long before the node goes
 WAIT_POLL_S = 0.02
 JOINT_PERIOD_NS = round(topics.JOINT_STATE_PERIOD_S * 1e9)
+JOINT_STATES = "joint_states"  # the key of the machine's joint messages among a sample's prepared messages
 
 
 def topic_for(path: str, prefix: str = topics.DEFAULT_PREFIX) -> str | None:
@@ -249,27 +250,37 @@ class RosSink:
             except Exception:  # the context is shutting down
                 return
 
-    def emit(self, sample: Sample) -> None:
-        publisher = self._publishers.get(sample.path)
-        if publisher is None or not self.context.ok():
-            return
-        publisher.publish(self._build[sample.path](sample))
-        self.published[sample.path] = self.published.get(sample.path, 0) + 1
+    def prepare(self, sample: Sample) -> list[tuple[str, Any]]:
+        """The messages a sample becomes, built ahead of its due time: (stream path or JOINT_STATES, message)."""
+        build = self._build.get(sample.path)
+        if build is None:
+            return []
+        messages = [(sample.path, build(sample))]
         joint = self._joint_paths.get(sample.path)
         if joint is not None:
-            self._update_joints(sample, *joint)
+            joints = self._joint_message(sample, *joint)
+            if joints is not None:
+                messages.append((JOINT_STATES, joints))
+        return messages
 
-    def _update_joints(self, sample: Sample, message: str, signals: list[str]) -> None:
+    def emit(self, prepared: list[tuple[str, Any]]) -> None:
+        if self.context is None or not self.context.ok():
+            return
+        for key, msg in prepared:
+            publisher = self._joint_pub if key == JOINT_STATES else self._publishers[key]
+            publisher.publish(msg)
+            self.published[key] = self.published.get(key, 0) + 1
+
+    def _joint_message(self, sample: Sample, message: str, signals: list[str]) -> JointState | None:
         """The machine's joints from the latest decoded messages, at most every 20 ms of recorded time."""
         self._signals[message] = {name: float(sample.row[name]) for name in signals}
         if self._last_joint_ns is not None and sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
-            return
+            return None
         names, positions = joints_from_signals(self._signals, self._joints)
         if not names:
-            return
+            return None
         self._last_joint_ns = sample.t_ns
-        self._joint_pub.publish(self._header(JointState(name=names, position=positions), sample, ""))
-        self.published["joint_states"] = self.published.get("joint_states", 0) + 1
+        return self._header(JointState(name=names, position=positions), sample, "")
 
     def _publish_clock(self, scheduler: Any) -> None:
         t_ns = scheduler.recorded_now_ns()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from excap.cli.replay import add_replay_parser, cmd_replay
-from excap.core.errors import ConfigError
+from excap.core.errors import ConfigError, EpisodeError
 from excap.drivers.machine.cab_joysticks import CabJoystickReceiver
 from excap.drivers.machine.profiles import load_profile
 from excap.episode.reader import EpisodeReader
@@ -51,6 +51,9 @@ class Probe:
 
     def pause(self) -> None:
         self.pauses += 1
+
+    def prepare(self, sample: Sample) -> Sample:
+        return sample
 
     def emit(self, sample: Sample) -> None:
         self.samples.append((time.monotonic(), sample))
@@ -214,6 +217,35 @@ def test_scheduler_stop_and_loop() -> None:
     assert time.monotonic() - began >= 0.09  # two passes of 40 ms and 10 ms into the third
     with pytest.raises(ValueError):
         Scheduler(rate=0)
+
+
+def test_scheduler_prepares_samples_ahead_of_their_due_time() -> None:
+    samples = [Sample(t * 20_000_000, "s", "control", t, {}) for t in range(6)]
+    prepared_at: dict[int, float] = {}
+    emitted: list[tuple[float, tuple[str, int]]] = []
+
+    def prepare(sample: Sample) -> tuple[str, int]:
+        prepared_at[sample.index] = time.monotonic()
+        return ("prepared", sample.index)
+
+    stats = Scheduler(rate=1.0).run(samples, lambda item: emitted.append((time.monotonic(), item)), prepare=prepare)
+    assert stats.total == 6 and [item for _, item in emitted] == [("prepared", k) for k in range(6)]
+    # from the second on (the first is due at once), each sample after the one being waited for was made during
+    # that wait, not at its own due time
+    for k in range(2, 6):
+        assert prepared_at[k] < emitted[k - 1][0]
+
+
+def test_a_sample_that_cannot_be_read_stops_the_replay_in_its_turn() -> None:
+    def samples() -> Iterator[Sample]:
+        for t in range(3):
+            yield Sample(t * 20_000_000, "s", "control", t, {})
+        raise EpisodeError("damaged row 3")
+
+    emitted: list[int] = []
+    with pytest.raises(EpisodeError, match="damaged row 3"):
+        Scheduler(rate=1.0).run(samples(), lambda sample: emitted.append(sample.index))
+    assert emitted == [0, 1, 2]  # every sample before the damaged one was still emitted, on time
 
 
 # -- CAN --------------------------------------------------------------------------------------
