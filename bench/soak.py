@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,8 +27,6 @@ from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from excap.episode.summary import summarize
-from excap.episode.validation import validate_episode
 from excap.record.recorder import Recorder
 from excap.station.sim import SimSessionOptions, run_sim_session
 
@@ -40,6 +39,23 @@ def rss_mb() -> float:
 def cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+CHECK = """
+import json, sys
+from excap.episode.summary import summarize
+from excap.episode.validation import validate_episode
+path = sys.argv[1]
+print(json.dumps({"drop_events": summarize(path).drop_events, "problems": len(validate_episode(path))}))
+"""
+
+
+def check_episode(path: Path) -> dict[str, int]:
+    """Drops and validation problems of a finished episode, read in a child process (as a station's uplink or an
+    engineer would), so that reading a 2 GB file does not count in the recording process's memory."""
+    done = subprocess.run([sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, check=True)
+    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def disk_bytes(folder: Path) -> int:
@@ -112,9 +128,9 @@ class Soak:
                                     stale_timeout_s=0.5)
         path = run_sim_session(options, on_started=started)
         self.recorder = None
-        summary = summarize(path)
-        self.drops_finished += summary.drop_events
-        self.invalid += validate_episode(path) != []
+        checked = check_episode(path)
+        self.drops_finished += checked["drop_events"]
+        self.invalid += checked["problems"] > 0
         self.finished.append(path)
         for old in self.finished[:-self.args.keep]:
             if old.exists():

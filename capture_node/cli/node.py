@@ -1,11 +1,11 @@
 """`excap node`: run the ROS 2 node. Wired into `excap.cli.main` with `add_node_parser` / `cmd_node`."""
 
 import argparse
-import signal
 from pathlib import Path
 
 from excap.core.errors import ExcapError
 from excap.core.extras import missing_extra
+from excap.core.stop_request import StopRequest
 
 
 def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
@@ -59,6 +59,9 @@ def node_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_node(args: argparse.Namespace) -> int:
+    # Ctrl-C and SIGTERM are the node's stop at every moment, also while the station's and the ROS libraries load
+    # (a KeyboardInterrupt raised inside a library's import can be swallowed by it): installed before those load.
+    stop = StopRequest().install()
     if args.config is None and not args.sim and not any("station_config" in a or "topics" in a for a in args.ros_args):
         raise ExcapError("node needs --sim and/or --config STATION.yaml (or topic parameters after --ros-args)")
     if args.config is not None and args.sim:
@@ -75,11 +78,10 @@ def cmd_node(args: argparse.Namespace) -> int:
         from excap.station.config import load_station_config
 
         load_station_config(args.config)  # every mistake reported before ROS starts
-    # Started in the background by a shell, a node inherits SIGINT ignored. Ctrl-C is the node's stop at every
-    # moment: before ROS starts it ends the command (130), then excap.ros.node.StopRequest takes it.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from excap.ros.node import main
     except ImportError as exc:
         raise missing_extra("node", "ros") from exc
-    return main(argv)
+    if stop.requested.is_set():
+        return 130
+    return main(argv, stop)

@@ -4,7 +4,6 @@ live status line on a terminal, until a duration passed or Ctrl-C / SIGTERM."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from excap.cli.arguments import non_negative, positive
 from excap.core.periodic import Poller
+from excap.core.stop_request import StopRequest
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -88,22 +88,14 @@ class StatusLine(Poller):
         return True
 
 
-def install_stop_signals(stop: threading.Event) -> None:
-    """SIGINT and SIGTERM set `stop` (and name the signal in `stop.signal`) instead of raising."""
-    def handler(signum: int, _frame: object) -> None:
-        stop.set()
-        stop.signal = signal.Signals(signum).name  # type: ignore[attr-defined]
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
 def cmd_record(args: argparse.Namespace) -> int:
+    # Ctrl-C and SIGTERM end the recording (finalized) from the first moment, also while the libraries below load.
+    stop = StopRequest().install().requested
     from excap.drivers.machine.profiles import DEFAULT_PROFILE
     from excap.episode.summary import summarize, summary_text
     from excap.record.recovery import report_recovery
     from excap.station.config import load_station_config
-    from excap.station.session import run_station_session
+    from excap.station.session import StoppedBeforeStart, run_station_session
     from excap.station.sim import SIM_POLICY, SimSessionOptions, run_sim_session
 
     config = load_station_config(args.config) if args.config else None
@@ -115,8 +107,6 @@ def cmd_record(args: argparse.Namespace) -> int:
         print(IGNORED_CERTIFICATION, file=sys.stderr)
     out_dir = config.out_dir if config is not None else (args.out or DEFAULT_OUT)
     report_recovery(out_dir)
-    stop = threading.Event()
-    install_stop_signals(stop)
     show_status = not args.quiet and sys.stderr.isatty()
     recorders: list[Recorder] = []
     runtimes: list[StationRuntime] = []
@@ -129,20 +119,24 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     overrides = {"operator": args.operator, "site": args.site, "task": args.task, "notes": args.notes}
     gate = {"wait_devices_s": args.wait_devices, "start_anyway": args.start_anyway}
-    if config is not None:
-        path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
-                                   overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed,
-                                   on_open=runtimes.append, **gate)
-    else:
-        options = SimSessionOptions(
-            out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
-            width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
-            profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "",
-            operator_id=args.operator or "sim-operator", site=args.site or "simulated-site",
-            task=args.task, notes=args.notes or "",
-            certification_policy=args.certification_policy or SIM_POLICY,
-        )
-        path = run_sim_session(options, stop, on_started=started, on_open=runtimes.append, **gate)
+    try:
+        if config is not None:
+            path = run_station_session(config, stop, duration_s=args.duration, on_started=started,
+                                       overrides={k: v for k, v in overrides.items() if v is not None}, seed=args.seed,
+                                       on_open=runtimes.append, **gate)
+        else:
+            options = SimSessionOptions(
+                out_dir=out_dir, duration_s=args.duration, pattern=args.pattern, cameras=args.cameras,
+                width=args.width, height=args.height, fps=args.fps, jpeg_quality=args.jpeg_quality, seed=args.seed,
+                profile=args.profile or DEFAULT_PROFILE, machine_id=args.machine_id or "",
+                operator_id=args.operator or "sim-operator", site=args.site or "simulated-site",
+                task=args.task, notes=args.notes or "",
+                certification_policy=args.certification_policy or SIM_POLICY,
+            )
+            path = run_sim_session(options, stop, on_started=started, on_open=runtimes.append, **gate)
+    except StoppedBeforeStart as exc:  # Ctrl-C while the devices opened: nothing recorded
+        print(f"excap: {exc}", file=sys.stderr)
+        return 130
     stop.set()
     print(path)
     print(summary_text(summarize(path)), file=sys.stderr)

@@ -10,14 +10,13 @@ otherwise whenever no browser has asked for the status for a few seconds.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from excap.core.errors import ConfigError
 from excap.core.extras import require_extra
+from excap.core.stop_request import StopRequest
 
 if TYPE_CHECKING:
     from excap.station.web.auth import RemoteAccess
@@ -100,6 +99,9 @@ def remote_access(args: argparse.Namespace, out_dir: Path) -> RemoteAccess | Non
 
 
 def cmd_station(args: argparse.Namespace) -> int:
+    # Ctrl-C and SIGTERM stop the station (a running episode finalized) from the first moment, also while the
+    # libraries below load.
+    stop = StopRequest().install().requested
     from excap.record.recovery import report_recovery
     from excap.station.app import RunningStation, StatusLine
     from excap.station.config import load_station_config
@@ -125,13 +127,6 @@ def cmd_station(args: argparse.Namespace) -> int:
         raise ConfigError("--disk-warn-gb must not be negative and --stale-after must be positive")
     check_foxglove(args.foxglove, "station --foxglove")
     report_recovery(config.out_dir)
-    stop = threading.Event()
-
-    def handler(_signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
     thresholds = StatusThresholds(stale_after_s=args.stale_after, disk_warn_bytes=args.disk_warn_gb * 1e9)
     running = RunningStation.start(config, thresholds, seed=args.seed, host=args.host, port=args.port,
                                    allow_remote=args.allow_remote, remote=remote)

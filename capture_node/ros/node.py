@@ -15,7 +15,6 @@ its parts that need no node are in excap.ros.config, convert, diagnostics and im
 
 import json
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 
 from excap.core.errors import ExcapError  # noqa: E402
 from excap.core.extras import missing_extra  # noqa: E402
+from excap.core.stop_request import StopRequest  # noqa: E402
 from excap.drivers.joystick.base import JoystickSample  # noqa: E402
 from excap.drivers.sim.machines import sim_machine  # noqa: E402
 from excap.record.recovery import recover_directory  # noqa: E402
@@ -353,34 +353,16 @@ class ExcapRecorderNode(Node):
         return self.runtime.close()
 
 
-class StopRequest:
-    """Ctrl-C (SIGINT) and SIGTERM as a request to stop, from the moment `main` starts: the handler only sets a flag,
-    which the spin loop reads every SPIN_TIMEOUT_S. So a signal while the node loads, opens its devices or starts
-    an episode is never lost (rclpy's own handlers, installed during rclpy.init, miss a signal that arrives while
-    they are being installed), and a further one cannot interrupt the finalizing of the episode."""
-
-    def __init__(self) -> None:
-        self.requested = threading.Event()
-
-    def install(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, _signum: int, _frame: object) -> None:
-        self.requested.set()
-
-
 #: How often the spin loop looks at the stop request (seconds): the longest a stop waits to begin.
 SPIN_TIMEOUT_S = 0.1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the node until Ctrl-C / SIGTERM. `argv` excludes the program name (ROS args after --ros-args)."""
+def main(argv: Sequence[str] | None = None, stop: StopRequest | None = None) -> int:
+    """Run the node until Ctrl-C / SIGTERM (or `stop`, installed already). `argv` excludes the program name (ROS
+    args after --ros-args)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = sys.argv if argv is None else [sys.argv[0], *argv]
-    stop = StopRequest().install()
+    stop = stop or StopRequest().install()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     context = rclpy.get_default_context()
     node = None

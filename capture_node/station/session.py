@@ -11,19 +11,28 @@ The operator's certification is checked first (`excap.station.certification`): a
 operator raises CertificationRefused before any device is opened. Then the session waits up to
 `wait_devices_s` for the required devices to deliver data (`excap.station.readiness`); those still not
 ready raise DevicesNotReady (nothing recorded) unless `start_anyway`, which records a `start_override`
-event naming them.
+event naming them. A stop requested before the episode starts (Ctrl-C while the devices open) raises
+StoppedBeforeStart: nothing is recorded.
 """
 
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from excap.core.errors import ExcapError
 from excap.core.periodic import wait_until
 from excap.record.recorder import Recorder
 from excap.station.certification import CertificationRefused, check_station_operator, session_operator, start_certified
 from excap.station.config import StationConfig
 from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
 from excap.station.runtime import StationRuntime
+
+
+class StoppedBeforeStart(ExcapError):
+    """The session was asked to stop before its episode started; nothing was recorded."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped before the episode started: nothing recorded")
 
 
 def run_station_session(config: StationConfig, stop: threading.Event | None = None,
@@ -44,6 +53,8 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
         if on_open is not None:
             on_open(runtime)
         missing = wait_ready(runtime, wait_devices_s, stop)
+        if stop.is_set():
+            raise StoppedBeforeStart
         if missing and not start_anyway:
             raise DevicesNotReady(missing)
         recorder, _check = start_certified(runtime, overrides, check)

@@ -12,17 +12,18 @@ from excap.episode.journal_reader import read_journal
 from excap.episode.validation import validate_episode
 from tests.support.commands import excap_command
 from tests.support.crash_recorder import LOSS_BOUND_S
+from tests.support.interrupted_import import interrupting_import_of
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def start_recorder(out_dir, *extra):
+def start_recorder(out_dir, *extra, env=None):
     return subprocess.Popen(
         excap_command("record", "--sim", "--out", str(out_dir), "--cameras", "1", "--width", "320",
                       "--height", "240", "--quiet", *extra),
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def journal_rows(out_dir, stream):
@@ -46,6 +47,18 @@ def test_signal_finalizes_the_episode(tmp_path, signum):
         assert not f.attrs["recovered"]
         assert f["joystick/operator/t_ns"].shape[0] > 100
     assert not list((tmp_path / ".recording").glob("*"))
+
+
+def test_a_signal_while_the_libraries_load_still_stops_the_recording(tmp_path):
+    """Ctrl-C at the moment the recording session's modules start to import, inside a library that swallows the
+    KeyboardInterrupt (as some do around optional imports): the command still stops, before recording anything."""
+    marker = tmp_path / "interrupted"
+    process = start_recorder(tmp_path / "out", env=interrupting_import_of("excap.station.session", marker))
+    _, stderr = process.communicate(timeout=60)  # without the stop request it would record until killed
+    assert marker.read_text() == "excap.station.session"
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "excap: stopped before the episode started: nothing recorded"
+    assert not list((tmp_path / "out").glob("*.h5")) and not list((tmp_path / "out").glob(".recording/*"))
 
 
 def test_kill_9_loses_at_most_the_journal_interval_and_is_recovered(tmp_path):

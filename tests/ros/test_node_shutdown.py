@@ -18,6 +18,7 @@ require_ros()  # before rclpy is imported: skips the module, or fails it in CI
 
 from std_msgs.msg import String
 
+from tests.support.interrupted_import import interrupting_import_of
 from tests.support.ros_node import LATCHED, TIMEOUT, Client, finish, spawn
 
 pytestmark = pytest.mark.slow
@@ -132,3 +133,19 @@ def test_a_signal_while_the_node_starts_its_first_episode_ends_it_cleanly(tmp_pa
     assert journals(tmp_path) == []  # the episode that started was finished, not left to recovery
     (episode,) = tmp_path.glob("*.h5")
     assert str(episode) in output.splitlines() and validate_episode(episode) == []
+
+
+def test_a_signal_while_the_ros_libraries_load_stops_the_node(tmp_path: Path) -> None:
+    """Ctrl-C at the moment rclpy starts to import, inside a library that swallows the KeyboardInterrupt (as some
+    do around optional imports): the node still stops, before it starts anything, instead of running on."""
+    marker = tmp_path / "interrupted"
+    node = spawn(*SIM_NODE[:4], "--out", str(tmp_path / "episodes"), "--start", *SIM_NODE[4:],
+                 env=interrupting_import_of("rclpy", marker))
+    try:
+        output, _ = node.communicate(timeout=TIMEOUT)
+    finally:
+        finish(node)
+    assert marker.read_text() == "rclpy"  # the signal was sent while rclpy loaded
+    assert node.returncode == 130, output
+    assert "Traceback" not in output, output
+    assert not list(tmp_path.glob("episodes/**/*.h5")) and not list(tmp_path.glob("episodes/.recording/*"))

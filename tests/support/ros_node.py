@@ -23,9 +23,11 @@ TIMEOUT = 25.0
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def spawn(*args: str) -> subprocess.Popen[str]:
-    """`python ARGS` from the repository, stdout and stderr together."""
-    env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python ARGS` from the repository (in `env`, default this process's), stdout and stderr together."""
+    own_paths = [] if env is None else [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ if env is None else env, PYTHONPATH=os.pathsep.join([str(REPO), *own_paths]),
+               PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
