@@ -12,7 +12,6 @@ tasks (which download their own episode on their worker) are not run.
 
 import argparse
 import json
-import os
 import platform
 import sys
 import tempfile
@@ -23,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.remote_episodes import put_folder  # noqa: E402
-from tests.support.seaweedfs import SeaweedFS, credentials_env  # noqa: E402  (the tests' server set-up)
+from tests.support.seaweedfs import bench_store  # noqa: E402  (the tests' server set-up)
 
 REGISTRY = "operators:\n  - {operator_id: operator-bench, display_name: Bench Person, consent_to_share: true}\n"
 
@@ -40,9 +39,7 @@ def main() -> None:
     from excap.station.sim import SimSessionOptions, run_sim_session
 
     work = Path(tempfile.mkdtemp(prefix="excap-bench-plan-"))
-    server = SeaweedFS(work / "seaweedfs").start()
-    try:
-        os.environ.update({**credentials_env(), "AWS_ENDPOINT_URL": server.endpoint})
+    with bench_store(work) as (_server, s3):
         episodes = work / "episodes"
         for seed in (1, 2):
             run_sim_session(SimSessionOptions(out_dir=episodes, duration_s=args.duration, cameras=args.cameras,
@@ -50,8 +47,6 @@ def main() -> None:
                                               operator_id="operator-bench"))
         (episodes / ".excap").mkdir()
         (episodes / ".excap" / "operators.yaml").write_text(REGISTRY, encoding="utf-8")
-        s3 = server.client()
-        s3.create_bucket(Bucket="bench")
         put_folder(s3, "bench", "fleet", episodes)
         start = time.perf_counter()
         fetched, reads = remote_episodes("s3://bench/fleet", None, "bench", episodes / ".excap" / "operators.yaml")
@@ -68,8 +63,6 @@ def main() -> None:
             "driver_kb_per_episode": round(reads.bytes / count / 1e3, 1),
             "driver_share": round(reads.bytes / reads.episode_bytes, 5),
             "requests_per_episode": round(reads.requests / count, 1), "plan_seconds": round(seconds, 2)}, indent=2))
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

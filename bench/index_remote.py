@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.remote_episodes import put_episode  # noqa: E402
-from tests.support.seaweedfs import SeaweedFS, credentials_env  # noqa: E402  (the tests' server set-up)
+from tests.support.seaweedfs import bench_store  # noqa: E402  (the tests' server set-up)
 
 
 def record_episode(folder: Path, duration: float) -> Path:
@@ -44,14 +44,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="excap-bench-index-"))
-    server = SeaweedFS(work / "seaweedfs").start()
-    try:
-        os.environ.update(credentials_env())
-        env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint}
+    with bench_store(work) as (_server, s3):
         source = record_episode(work / "recorded", args.duration)
         size = source.stat().st_size
-        s3 = server.client()
-        s3.create_bucket(Bucket="bench")
         for index in range(args.episodes):
             put_episode(s3, "bench", f"fleet/episode-{index:03d}.h5", source)
         index_s, download_s, report = [], [], {}
@@ -59,8 +54,7 @@ def main() -> None:
             catalog = work / f"catalogue-{round_}.sqlite"
             start = time.perf_counter()
             done = subprocess.run([sys.executable, "-m", "excap", "index", "s3://bench/fleet", "--catalog",
-                                   str(catalog), "--json"], capture_output=True, text=True, check=True, cwd=REPO,
-                                  env=env)
+                                   str(catalog), "--json"], capture_output=True, text=True, check=True, cwd=REPO)
             index_s.append(time.perf_counter() - start)
             report = json.loads(done.stdout)
             assert len(report["added"]) == args.episodes, done.stderr
@@ -86,8 +80,6 @@ def main() -> None:
             "machine": {"nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
                         "python": platform.python_version()},
         }, indent=2))
-    finally:
-        server.stop()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.seaweedfs import SeaweedFS, credentials_env  # noqa: E402  (the tests' server set-up)
+from tests.support.seaweedfs import bench_store  # noqa: E402  (the tests' server set-up)
 from tests.support.uplink import padded_episode  # noqa: E402
 
 
@@ -43,40 +43,37 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="excap-bench-upload-"))
-    server = SeaweedFS(work / "seaweedfs").start()
     try:
-        os.environ.update(credentials_env())
-        source = record_episode(work / "recorded")
-        folder = work / "station"
-        for index in range(args.episodes):
-            padded_episode(source, folder / f"episode-{index:02d}.h5", args.mib, seed=index)
-        files = sorted(folder.glob("*.h5"))
-        total = sum(p.stat().st_size for p in files)
-        s3 = server.client()
-        s3.create_bucket(Bucket="bench")
-        excap_s, boto3_s = [], []
-        for round_ in range(args.rounds):
-            shutil.rmtree(folder / ".excap", ignore_errors=True)
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "excap", "upload", str(folder), f"s3://bench/excap-{round_}",
-                            "--once", "--endpoint-url", server.endpoint, "--part-size-mb", str(args.part_size_mb)],
-                           check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            excap_s.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            for path in files:
-                s3.upload_file(str(path), "bench", f"boto3-{round_}/{path.name}")
-            boto3_s.append(time.perf_counter() - start)
-        excap_mbs = total / 1e6 / statistics.median(excap_s)
-        boto3_mbs = total / 1e6 / statistics.median(boto3_s)
-        print(json.dumps({
-            "bytes": total, "files": len(files), "part_size_mb": args.part_size_mb, "rounds": args.rounds,
-            "excap_upload_s": [round(s, 2) for s in excap_s], "boto3_upload_file_s": [round(s, 2) for s in boto3_s],
-            "excap_upload_MBps": round(excap_mbs, 1), "boto3_upload_file_MBps": round(boto3_mbs, 1),
-            "ratio_excap_over_boto3": round(excap_mbs / boto3_mbs, 2),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        }, indent=2))
+        with bench_store(work) as (server, s3):
+            source = record_episode(work / "recorded")
+            folder = work / "station"
+            for index in range(args.episodes):
+                padded_episode(source, folder / f"episode-{index:02d}.h5", args.mib, seed=index)
+            files = sorted(folder.glob("*.h5"))
+            total = sum(p.stat().st_size for p in files)
+            excap_s, boto3_s = [], []
+            for round_ in range(args.rounds):
+                shutil.rmtree(folder / ".excap", ignore_errors=True)
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "excap", "upload", str(folder), f"s3://bench/excap-{round_}",
+                                "--once", "--endpoint-url", server.endpoint, "--part-size-mb", str(args.part_size_mb)],
+                               check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                excap_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                for path in files:
+                    s3.upload_file(str(path), "bench", f"boto3-{round_}/{path.name}")
+                boto3_s.append(time.perf_counter() - start)
+            excap_mbs = total / 1e6 / statistics.median(excap_s)
+            boto3_mbs = total / 1e6 / statistics.median(boto3_s)
+            print(json.dumps({
+                "bytes": total, "files": len(files), "part_size_mb": args.part_size_mb, "rounds": args.rounds,
+                "excap_upload_s": [round(s, 2) for s in excap_s], "boto3_upload_file_s": [round(s, 2) for s in boto3_s],
+                "excap_upload_MBps": round(excap_mbs, 1), "boto3_upload_file_MBps": round(boto3_mbs, 1),
+                "ratio_excap_over_boto3": round(excap_mbs / boto3_mbs, 2),
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()},
+            }, indent=2))
     finally:
-        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

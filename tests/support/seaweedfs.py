@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -71,6 +72,20 @@ def credentials_env() -> dict[str, str]:
     return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION,
             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true"}
+
+
+@contextmanager
+def bench_store(work: Path, bucket: str = "bench") -> Iterator[tuple[SeaweedFS, Any]]:
+    """For a benchmark: a SeaweedFS server of its own under `work`, its credentials (and endpoint) in os.environ for
+    the commands it runs, and a client with `bucket` created; the server stops at the end."""
+    server = SeaweedFS(work / "seaweedfs").start()
+    try:
+        os.environ.update({**credentials_env(), "AWS_ENDPOINT_URL": server.endpoint})
+        s3 = server.client()
+        s3.create_bucket(Bucket=bucket)
+        yield server, s3
+    finally:
+        server.stop()
 
 
 @dataclass
