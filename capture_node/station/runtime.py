@@ -17,7 +17,8 @@ its health turns `failed`, and a joystick feeding the command path neutralises t
 `fault` and a `fault_cleared` event (`excap.station.device_watch`).
 
 Over 400 lines on purpose: one class whose device opening, live state, subscribers and episode switching share
-the same device handles; the pieces with a job of their own are elsewhere (devices, inputs, health, switch).
+the same device handles; the pieces with a job of their own are elsewhere (devices, inputs, health, switch, and
+the records consumers see in `excap.station.live_state`, re-exported here).
 """
 
 import functools
@@ -25,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,81 +55,24 @@ from excap.station.device_watch import DeviceWatch
 from excap.station.devices import DeferredFrames, HealthSupervisor, open_joystick, watch_faults
 from excap.station.inputs import StationInputs
 from excap.station.joystick_types import JoystickContext
+from excap.station.live_state import (
+    CameraFrame,
+    CommandListener,
+    CommandState,
+    EventListener,
+    FrameListener,
+    JoystickListener,
+    SignalValue,
+    StreamState,
+    Subscription,
+)
 
 log = logging.getLogger(__name__)
 
 SIM_CAMERA_DEFAULTS = (640, 480, 30.0)  # width, height, fps of a `sim:<view>` camera that sets none
 
-
-@dataclass(frozen=True)
-class CommandState:
-    """The command link's latest output: what was sent, whether enabled, and the link's state."""
-
-    t_ns: int
-    values: tuple[float, ...]
-    enabled: bool
-    link_state: str  # disabled | active | neutralised
-    fault: str = ""
-
-
-@dataclass(frozen=True)
-class CameraFrame:
-    camera: str
-    t_ns: int
-    t_device_ns: int
-    jpeg: bytes
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """One stream's live counters (whether or not an episode records it)."""
-
-    path: str
-    rate_hz: float
-    samples: int
-    dropped: int
-    staleness_s: float | None
-    recording: bool
-
-
-@dataclass(frozen=True)
-class SignalValue:
-    t_ns: int
-    value: float
-    unit: str
-
-
-JoystickListener = Callable[[JoystickSample], None]
-CommandListener = Callable[[CommandState], None]
-FrameListener = Callable[[CameraFrame], None]
-EventListener = Callable[[str, int, dict[str, Any]], None]
-
-
-@dataclass(eq=False)
-class Subscription:
-    """Callbacks of one consumer; `cancel()` ends them. A callback that raises is logged, never propagated."""
-
-    joystick: JoystickListener | None = None
-    command: CommandListener | None = None
-    frame: FrameListener | None = None
-    event: EventListener | None = None
-    _cancel: Callable[["Subscription"], None] | None = field(default=None, repr=False)
-    _errors: int = field(default=0, repr=False)
-
-    def cancel(self) -> None:
-        if self._cancel is not None:
-            self._cancel(self)
-            self._cancel = None
-
-    def _call(self, callback: Callable[..., None] | None, *args: Any) -> None:
-        if callback is None:
-            return
-        try:
-            callback(*args)
-        except Exception:
-            self._errors += 1
-            if self._errors == 1:
-                log.exception("station runtime subscriber failed (further failures only counted)")
+__all__ = ["SIM_CAMERA_DEFAULTS", "CameraFrame", "CommandListener", "CommandState", "EventListener", "FrameListener",
+           "JoystickListener", "SignalValue", "StationRuntime", "StreamState", "Subscription", "episode_metadata"]
 
 
 def episode_metadata(config: StationConfig, mapper: CommandMapper, overrides: dict[str, str]) -> EpisodeMetadata:
