@@ -70,11 +70,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from excap.catalogue.index import EpisodeFilter, EpisodeRecord
+from excap.catalogue.index import EpisodeFilter
 from excap.core.errors import ConfigError, ExcapError
 from excap.datasets import stats as feature_stats
 from excap.datasets.export.episode_part import (
-    PARQUET_OPTIONS,
     PAUSE_ENV,
     EpisodePart,
     EpisodeTask,
@@ -86,22 +85,23 @@ from excap.datasets.export.episode_part import (
 )
 from excap.datasets.export.executors import MapParts, process_pool
 from excap.datasets.export.fetched import FetchedEpisodes
+from excap.datasets.export.lerobot_files import (
+    CODEBASE_VERSION,
+    EPISODES_PATH,
+    VIDEO_PATH,
+    DataFileWriter,
+    file_location,
+    info_json,
+    write_json,
+)
 from excap.datasets.frames import Layout, SkippedEpisode, common_layout, episode_layout
 from excap.datasets.selection import DEFAULT_PARTNER, ExportSelection, SelectedEpisode, episodes_to_export
-from excap.datasets.video import codec_available, default_codec, video_info
+from excap.datasets.video import codec_available, default_codec
 
 __all__ = ["ExportResult", "LeRobotExportOptions", "LeRobotExporter", "camera_key", "export_lerobot",
            "skip_handler", "write_parquet"]
 
-CODEBASE_VERSION = "v3.0"
-CHUNKS_SIZE = 1000
-DATA_FILES_SIZE_IN_MB = 100
-VIDEO_FILES_SIZE_IN_MB = 200
-DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
 WORK_DIR = ".excap-export"
-ROW_GROUP_ROWS = 65_536  # frames per parquet row group of the data files (at most; whole episodes)
 
 
 @dataclass
@@ -146,18 +146,6 @@ def skip_handler(strict: bool, on_skip: Callable[[SkippedEpisode], None] | None)
         if on_skip is not None:
             on_skip(skipped)
     return handle
-
-
-def _atomic_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _location(file_number: int) -> tuple[int, int]:
-    """(chunk_index, file_index) of the n-th data or video file."""
-    return divmod(file_number, CHUNKS_SIZE)
 
 
 def _plan_id(plan: dict[str, Any]) -> str:
@@ -241,7 +229,7 @@ class LeRobotExporter:
         manifest.setdefault("data_files", [])
         for position, skipped in unfit.items():
             manifest["skipped"].setdefault(str(position), skipped.as_json())
-        _atomic_json(path, manifest)
+        write_json(path, manifest)
         return manifest, list(selection.episodes), layout, 0
 
     def _open_append(self, manifest: dict[str, Any], selection: ExportSelection,
@@ -276,7 +264,7 @@ class LeRobotExporter:
         plan = {**settings, "sources": [e.record.sha256 for e in episodes]}
         manifest.update({"plan_id": _plan_id(plan), "plan": plan, "complete": False})
         manifest.setdefault("data_files", [])
-        _atomic_json(self.work / "manifest.json", manifest)
+        write_json(self.work / "manifest.json", manifest)
         return manifest, episodes, layout, len(added)
 
     @property
@@ -304,7 +292,7 @@ class LeRobotExporter:
                     manifest["skipped"][key] = part.skipped.as_json()
                 else:
                     manifest["done"][key] = part.as_json()
-                _atomic_json(self.work / "manifest.json", manifest)
+                write_json(self.work / "manifest.json", manifest)
         finally:
             bar.close()
 
@@ -336,7 +324,7 @@ class LeRobotExporter:
             ep_stats["index"] = feature_stats.vector_stats(np.arange(offset, offset + length))
             for key, value in ep_stats.items():
                 all_stats.setdefault(key, []).append(value)
-            chunk, file = _location(index)
+            chunk, file = file_location(index)
             data_chunk, data_index = data_file[position]
             row: dict[str, Any] = {
                 "episode_index": index, "tasks": [episode.record.task], "length": length,
@@ -365,10 +353,11 @@ class LeRobotExporter:
         write_parquet(pa.Table.from_pylist(rows), self.out / EPISODES_PATH)
         self._write_tasks(tasks)
         dataset_stats = {key: feature_stats.aggregate(values) for key, values in sorted(all_stats.items())}
-        _atomic_json(self.out / "meta" / "stats.json",
+        write_json(self.out / "meta" / "stats.json",
                      {k: feature_stats.to_json(v) for k, v in dataset_stats.items()})
-        info = self._info(layout, [episodes[p].record for p in positions], len(tasks), offset)
-        _atomic_json(self.out / "meta" / "info.json", info)
+        info = info_json(self.out, layout, [episodes[p].record for p in positions], len(tasks), offset,
+                         int(self.options.fps))
+        write_json(self.out / "meta" / "info.json", info)
         skipped = [v for _, v in sorted(manifest["skipped"].items(), key=lambda kv: int(kv[0]))]
         report = {**selection.report(), "exported_episodes": len(positions), "skipped_episodes": skipped,
                   "format": "lerobot", "codebase_version": CODEBASE_VERSION, "fps": fps,
@@ -376,9 +365,9 @@ class LeRobotExporter:
                   "faces_blurred": sum(int(d["faces_blurred"]) for d in manifest["done"].values()),
                   "vcodec": self.codec}
         report.pop("partner", None)
-        _atomic_json(self.out / "meta" / "excap_export.json", report)
+        write_json(self.out / "meta" / "excap_export.json", report)
         manifest["complete"] = True
-        _atomic_json(self.work / "manifest.json", manifest)
+        write_json(self.work / "manifest.json", manifest)
         return report
 
     def _place_videos(self, positions: list[int], layout: Layout, manifest: dict[str, Any]) -> None:
@@ -387,7 +376,7 @@ class LeRobotExporter:
             done = manifest["done"][str(position)]
             if done.get("index") == index:
                 continue
-            chunk, file = _location(index)
+            chunk, file = file_location(index)
             for name in layout.camera_names:
                 final = self.out / VIDEO_PATH.format(video_key=camera_key(name), chunk_index=chunk, file_index=file)
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -395,7 +384,7 @@ class LeRobotExporter:
                 if source.is_file() or not final.is_file():  # else: moved by a run that stopped before saying so
                     os.replace(source, final)
             done["index"] = index
-        _atomic_json(self.work / "manifest.json", manifest)
+        write_json(self.work / "manifest.json", manifest)
 
     def _write_data(self, episodes: list[SelectedEpisode], new: list[int], positions: list[int],
                     task_index: dict[str, int], manifest: dict[str, Any]) -> None:
@@ -407,14 +396,14 @@ class LeRobotExporter:
                                                        for p in positions])[:-1].tolist(), strict=True))
         indices = {p: i for i, p in enumerate(positions)}
         file_number = len(manifest["data_files"])
-        writer: _DataFileWriter | None = None
+        writer: DataFileWriter | None = None
         for position in new:
             if writer is not None and writer.full():
                 manifest["data_files"].append(writer.close())
                 file_number += 1
                 writer = None
             if writer is None:
-                writer = _DataFileWriter(self.out, file_number)
+                writer = DataFileWriter(self.out, file_number)
             part = pq.read_table(part_table_path(self.parts, position))
             length = part.num_rows
             offset = int(offsets[position])
@@ -425,87 +414,12 @@ class LeRobotExporter:
             writer.add(position, part)
         if writer is not None:
             manifest["data_files"].append(writer.close())
-        _atomic_json(self.work / "manifest.json", manifest)
+        write_json(self.work / "manifest.json", manifest)
 
     def _write_tasks(self, tasks: list[str]) -> None:
         frame = pd.DataFrame({"task_index": np.arange(len(tasks), dtype=np.int64)}, index=pd.Index(tasks, name="task"))
         table = pa.Table.from_pandas(frame, preserve_index=True)
         write_parquet(table, self.out / "meta" / "tasks.parquet")
-
-    def _info(self, layout: Layout, records: list[EpisodeRecord], total_tasks: int,
-              total_frames: int) -> dict[str, Any]:
-        features: dict[str, Any] = {
-            "observation.state": {"dtype": "float32", "shape": [len(layout.state_names)],
-                                  "names": list(layout.state_names)},
-            "action": {"dtype": "float32", "shape": [len(layout.action_names)], "names": list(layout.action_names)},
-        }
-        for name, height, width in layout.cameras:
-            key = camera_key(name)
-            first = self.out / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
-            features[key] = {"dtype": "video", "shape": [height, width, 3], "names": ["height", "width", "channels"],
-                             "info": video_info(first)}
-        for name in ("timestamp",):
-            features[name] = {"dtype": "float32", "shape": [1], "names": None}
-        for name in ("frame_index", "episode_index", "index", "task_index"):
-            features[name] = {"dtype": "int64", "shape": [1], "names": None}
-        kinds = sorted({r.machine_kind for r in records})
-        models = sorted({r.machine_model for r in records})
-        total = len(records)
-        return {
-            "codebase_version": CODEBASE_VERSION,
-            "robot_type": models[0] if len(models) == 1 else "/".join(kinds),
-            "total_episodes": total,
-            "total_frames": total_frames,
-            "total_tasks": total_tasks,
-            "chunks_size": CHUNKS_SIZE,
-            "data_files_size_in_mb": DATA_FILES_SIZE_IN_MB,
-            "video_files_size_in_mb": VIDEO_FILES_SIZE_IN_MB,
-            "fps": int(self.options.fps),
-            "splits": {"train": f"0:{total}"},
-            "data_path": DATA_PATH,
-            "video_path": VIDEO_PATH if layout.cameras else None,
-            "features": features,
-        }
-
-
-class _DataFileWriter:
-    """One data file, written under a temporary name and renamed when closed; row groups of whole episodes."""
-
-    def __init__(self, out: Path, file_number: int) -> None:
-        self.chunk, self.file = _location(file_number)
-        self.path = out / DATA_PATH.format(chunk_index=self.chunk, file_index=self.file)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
-        self.positions: list[int] = []
-        self.buffered: list[pa.Table] = []
-        self.rows = 0
-        self.writer: pq.ParquetWriter | None = None
-
-    def add(self, position: int, table: pa.Table) -> None:
-        if self.buffered and self.rows + table.num_rows > ROW_GROUP_ROWS:
-            self._flush()
-        self.positions.append(position)
-        self.buffered.append(table)
-        self.rows += table.num_rows
-
-    def full(self) -> bool:
-        return self.tmp.exists() and self.tmp.stat().st_size >= DATA_FILES_SIZE_IN_MB * 1024 * 1024
-
-    def _flush(self) -> None:
-        table = pa.concat_tables(self.buffered)
-        if self.writer is None:
-            self.writer = pq.ParquetWriter(self.tmp, table.schema, **PARQUET_OPTIONS)
-        self.writer.write_table(table, row_group_size=max(1, table.num_rows))
-        self.buffered, self.rows = [], 0
-
-    def close(self) -> dict[str, Any]:
-        if self.buffered:
-            self._flush()
-        assert self.writer is not None
-        self.writer.close()
-        os.replace(self.tmp, self.path)
-        return {"chunk_index": self.chunk, "file_index": self.file, "positions": self.positions}
-
 
 def export_lerobot(directory: str | Path, options: LeRobotExportOptions) -> ExportResult:
     return LeRobotExporter(Path(directory), options).run()
