@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from excap.cluster.engine import Executor
 from excap.cluster.sources import OutputTarget
+from excap.core.scratch import scratch_folder
 from excap.datasets.export.executors import MapParts
 from excap.datasets.export.lerobot import WORK_DIR
 
@@ -55,13 +55,13 @@ class PartFiles(Generic[Result]):
 @dataclass(frozen=True)
 class ShippedPart(Generic[Task, Result]):
     """`fn` run on a worker with its parts folder replaced by a temporary folder of the worker's machine; the
-    files written there come back with the result (the folder is removed)."""
+    files written there come back with the result (the folder is removed, or by the next task on that machine
+    if the worker is killed: excap.core.scratch)."""
 
     fn: Callable[[Task], Result]
 
     def __call__(self, task: Task) -> PartFiles[Result]:
-        with tempfile.TemporaryDirectory(prefix="excap-part-") as folder:
-            local = Path(folder)
+        with scratch_folder("excap-part-") as local:
             result = self.fn(dataclasses.replace(task, parts=local))  # type: ignore[type-var]
             files = {path.relative_to(local).as_posix(): path.read_bytes()
                      for path in sorted(local.rglob("*")) if path.is_file()}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from excap.core.digests import file_sha256
 from excap.core.errors import ConfigError
 from excap.core.s3_location import S3Location
+from excap.core.scratch import scratch_folder
 from excap.delivery.s3sync import (
     EPISODE_SUFFIX,
     EXPORTS_DIR,
@@ -89,14 +89,15 @@ def list_episodes(target: str, options: SyncOptions | None = None) -> list[Episo
 
 @contextmanager
 def local_episode(source: EpisodeSource, options: SyncOptions | None = None) -> Iterator[Path]:
-    """A local file with the episode's content for the duration of the block (a download is removed after). A
+    """A local file with the episode's content for the duration of the block (a download is removed after, or by a
+    later download on that machine if the process is killed: excap.core.scratch). A
     download is checked against `source.sha256`, else the object's sha256 metadata (SyncError if it differs)."""
     if not source.remote:
         yield Path(source.location)
         return
     location = S3Location.parse(source.location)
-    with tempfile.TemporaryDirectory(prefix="excap-episode-") as folder:
-        path = Path(folder) / PurePosixPath(location.prefix).name
+    with scratch_folder("excap-episode-") as folder:
+        path = folder / PurePosixPath(location.prefix).name
         with _s3_errors(source.location):
             s3 = client(options or SyncOptions(progress=False))
             head = s3.head_object(Bucket=location.bucket, Key=location.prefix)
