@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 #: Samples held prepared at most (a few hundred ms of a busy episode; camera frames are held as bytes).
 DEPTH = 512
+#: Seconds of replay held prepared at most: with many cameras and little else, 512 samples would hold hundreds of
+#: frames (and their messages) in memory.
+HORIZON_S = 0.25
 
 
 class Lookahead:
@@ -36,6 +39,11 @@ class Lookahead:
     def full(self) -> bool:
         """True once nothing more can be prepared now (the buffer is full, or the samples have run out)."""
         return self._samples is None or len(self._ready) >= self._depth
+
+    @property
+    def last_t_ns(self) -> int | None:
+        """The recorded time of the last sample prepared (None when none is held)."""
+        return self._ready[-1][0].t_ns if self._ready else None
 
     def fill_one(self) -> None:
         """Read and prepare the next sample, if there is room and one is left."""

@@ -8,8 +8,9 @@ sample instead of rushing to catch up. A stretch of recorded time without sample
 `max_gap_s` (a recording paused for a while, or a timestamp far in the future) is shortened to
 `max_gap_s`, counted in the statistics and reported through `on_gap`, so a replay never waits for it.
 
-While it waits for a sample, the scheduler reads and prepares the samples after it (`Lookahead`) as long as the
-next one is not due within `PREPARE_MARGIN_S`, so that at the due time only `emit` is left.
+While it waits for a sample, the scheduler reads and prepares the samples after it (`Lookahead`, at most
+`HORIZON_S` of replay ahead) as long as the next one is not due within `PREPARE_MARGIN_S`, so that at the due
+time only `emit` is left.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from excap.replay.lookahead import Lookahead
+from excap.replay.lookahead import HORIZON_S, Lookahead
 
 if TYPE_CHECKING:
     from excap.replay.timeline import Sample
@@ -184,10 +185,19 @@ class Scheduler:
             delay = due - self.clock()
             if delay <= 0:
                 return due
-            if ahead is not None and delay > PREPARE_MARGIN_S and not ahead.full:
+            if ahead is not None and delay > PREPARE_MARGIN_S and self._worth_preparing(ahead):
                 ahead.fill_one()
                 continue
             self._wake.wait(delay)
+
+    def _worth_preparing(self, ahead: Lookahead) -> bool:
+        """Room in `ahead`, and what it holds is due within its horizon (never prepared far ahead)."""
+        last = ahead.last_t_ns
+        if ahead.full or last is None:
+            return not ahead.full
+        with self._lock:
+            due = self.due(last)
+        return due - self.clock() < HORIZON_S
 
     def run(self, samples: Iterable[Sample], emit: Callable[[Any], None], origin_ns: int | None = None,
             prepare: Callable[[Sample], Any] | None = None) -> ReplayStats:

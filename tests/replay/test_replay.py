@@ -3,6 +3,7 @@ python-can virtual buses compared frame by frame with the recording."""
 
 import io
 import json
+import math
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ from excap.drivers.machine.profiles import load_profile
 from excap.episode.reader import EpisodeReader
 from excap.replay import Replay, ReplayOptions, Sample, Scheduler, Timeline
 from excap.replay.can_sink import CanSink, is_command_frame, parse_can_target
+from excap.replay.lookahead import HORIZON_S
 
 # Timing tolerances for a loaded 2-core CI machine (errors of replayed inter-sample intervals).
 MEDIAN_MS = 2.0
@@ -234,6 +236,22 @@ def test_scheduler_prepares_samples_ahead_of_their_due_time() -> None:
     # that wait, not at its own due time
     for k in range(2, 6):
         assert prepared_at[k] < emitted[k - 1][0]
+
+
+def test_scheduler_prepares_no_further_ahead_than_its_horizon() -> None:
+    period_ns = 50_000_000
+    samples = [Sample(t * period_ns, "s", "camera", t, {}) for t in range(12)]
+    prepared_at: dict[int, float] = {}
+    emitted_at: list[float] = []
+
+    def prepare(sample: Sample) -> int:
+        prepared_at[sample.index] = time.monotonic()
+        return sample.index
+
+    Scheduler(rate=1.0).run(samples, lambda _k: emitted_at.append(time.monotonic()), prepare=prepare)
+    ahead = math.ceil(HORIZON_S / (period_ns / 1e9)) + 1  # samples within the horizon, and the one being waited for
+    for k in range(ahead, 12):
+        assert prepared_at[k] >= emitted_at[k - ahead]  # not made before its turn came near
 
 
 def test_a_sample_that_cannot_be_read_stops_the_replay_in_its_turn() -> None:
