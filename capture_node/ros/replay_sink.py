@@ -41,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # n
 from rclpy.duration import Duration  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
+from rclpy.serialization import serialize_message  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, JointState, Joy  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
@@ -250,20 +251,21 @@ class RosSink:
             except Exception:  # the context is shutting down
                 return
 
-    def prepare(self, sample: Sample) -> list[tuple[str, Any]]:
-        """The messages a sample becomes, built ahead of its due time: (stream path or JOINT_STATES, message)."""
+    def prepare(self, sample: Sample) -> list[tuple[str, bytes]]:
+        """The messages a sample becomes, built and serialized (CDR) ahead of its due time: (stream path or
+        JOINT_STATES, message); at the due time they are published as they are."""
         build = self._build.get(sample.path)
         if build is None:
             return []
-        messages = [(sample.path, build(sample))]
+        messages = [(sample.path, serialize_message(build(sample)))]
         joint = self._joint_paths.get(sample.path)
         if joint is not None:
             joints = self._joint_message(sample, *joint)
             if joints is not None:
-                messages.append((JOINT_STATES, joints))
+                messages.append((JOINT_STATES, serialize_message(joints)))
         return messages
 
-    def emit(self, prepared: list[tuple[str, Any]]) -> None:
+    def emit(self, prepared: list[tuple[str, bytes]]) -> None:
         if self.context is None or not self.context.ok():
             return
         for key, msg in prepared:
