@@ -11,7 +11,9 @@ and the running episode's journal), MB written in all (deleted episodes plus wha
 Only the last `--keep` finished episodes stay on disk (older ones are deleted, as a station's uplink retention
 would), so an 8-hour run fits on a laptop's disk. At the end it prints a summary (the last line): RSS at the
 start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid episodes (`excap validate`), mean CPU.
-`--hours 0.05` is a smoke run of three minutes."""
+`--hours 0.05` is a smoke run of three minutes. Each finished episode is summarised and validated in a child
+process, as a station's uplink or an engineer reads it, so that reading a 2 GB file does not count in the
+recording process's memory."""
 
 import argparse
 import json

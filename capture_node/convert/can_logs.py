@@ -35,7 +35,7 @@ from excap.episode.streams import (
     rows_to_batch,
 )
 from excap.episode.structure import EPISODE_ID
-from excap.record.recorder import publish_atomically
+from excap.record.publish import publish_atomically
 
 DEFAULT_METADATA: dict[str, str] = {  # the machine kind comes from the import's profile (see import_profile)
     "machine_model": "unknown",

@@ -42,7 +42,7 @@ from excap.episode.streams import (
     joystick_spec,
     rows_to_batch,
 )
-from excap.record.recorder import publish_atomically
+from excap.record.publish import publish_atomically
 
 FLUSH_ROWS = 1024
 CAMERA_FLUSH_ROWS = 32

@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from excap.record.can_capture import CanCapture
     from excap.record.disk_space import free_bytes, reserve_bytes
     from excap.record.jpeg import JpegEncoder
+    from excap.record.publish import publish_atomically
     from excap.record.queues import DropCountingQueue, StreamStatus
-    from excap.record.recorder import Recorder, RecorderConfig, publish_atomically
+    from excap.record.recorder import Recorder, RecorderConfig
     from excap.record.recovery import RecoveryResult, RecoveryStatus, recover_directory, recover_journal
     from excap.record.switch import EpisodeResult, EpisodeSwitch
 
@@ -24,7 +25,8 @@ __all__ = ["CanCapture", "DropCountingQueue", "EpisodeResult", "EpisodeSwitch", 
            "recover_directory", "recover_journal", "reserve_bytes"]
 
 __getattr__, __dir__ = lazy_exports(__name__, __all__, {
-    "excap.record.recorder": ["Recorder", "RecorderConfig", "publish_atomically"],
+    "excap.record.recorder": ["Recorder", "RecorderConfig"],
+    "excap.record.publish": ["publish_atomically"],
     "excap.record.queues": ["DropCountingQueue", "StreamStatus"],
     "excap.record.switch": ["EpisodeResult", "EpisodeSwitch"],
     "excap.record.recovery": ["RecoveryResult", "RecoveryStatus", "recover_directory", "recover_journal"],

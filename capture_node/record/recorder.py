@@ -20,7 +20,6 @@ line (EpisodeError).
 import contextlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from excap.episode.journal import JournalWriter
 from excap.episode.metadata import OUTCOMES, EpisodeMetadata, EpisodePaths
 from excap.episode.streams import Batch, StreamSpec, batch_bytes, concat_batches, events_spec, rows_to_batch
 from excap.record.disk_space import describe, free_bytes, reserve_bytes
+from excap.record.publish import publish_atomically
 from excap.record.queues import StreamHandle, StreamStatus
 
 __all__ = ["PHASES", "Recorder", "RecorderConfig", "StreamHandle", "StreamStatus", "publish_atomically"]
@@ -417,20 +417,3 @@ def _close_quietly(*files: EpisodeFileWriter | JournalWriter | None) -> None:
         if file is not None:
             with contextlib.suppress(OSError, RuntimeError, ValueError):
                 file.close()
-
-
-def publish_atomically(temporary: Path, final: Path) -> None:
-    """Make a finished file durable, then move it to its final name in one step."""
-    fd = os.open(temporary, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if final.exists():
-        raise EpisodeError(f"{final}: episode already exists")
-    os.replace(temporary, final)
-    dir_fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

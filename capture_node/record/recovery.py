@@ -48,7 +48,7 @@ from excap.episode.streams import (
 from excap.episode.validation import validate_episode
 from excap.record.disk_space import MB, describe, free_bytes
 from excap.record.partial_file import partial_root_attrs
-from excap.record.recorder import publish_atomically
+from excap.record.publish import publish_atomically
 
 log = logging.getLogger(__name__)
 
