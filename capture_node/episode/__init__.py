@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from excap.episode.journal_reader import JournalScan, read_journal, scan_journal
     from excap.episode.metadata import EpisodeMetadata, EpisodePaths, new_episode_id
     from excap.episode.quality import file_warnings
-    from excap.episode.reader import CameraStream, EpisodeReader, Event, Stream, StreamInfo, opened
+    from excap.episode.reader import EpisodeReader, Event, opened
     from excap.episode.schema import load_episode_schema
     from excap.episode.steps import Step, iter_steps
+    from excap.episode.stream_reader import CameraStream, Stream, StreamInfo
     from excap.episode.streams import Column, StreamSpec
     from excap.episode.summary import EpisodeSummary, summarize
     from excap.episode.validation import validate_episode
@@ -38,7 +39,8 @@ __getattr__, __dir__ = lazy_exports(__name__, __all__, {
     "excap.episode.h5writer": ["EpisodeFileWriter"],
     "excap.episode.journal": ["JournalWriter"],
     "excap.episode.journal_reader": ["JournalScan", "read_journal", "scan_journal"],
-    "excap.episode.reader": ["CameraStream", "EpisodeReader", "Event", "Stream", "StreamInfo", "opened"],
+    "excap.episode.reader": ["EpisodeReader", "Event", "opened"],
+    "excap.episode.stream_reader": ["CameraStream", "Stream", "StreamInfo"],
     "excap.episode.steps": ["Step", "iter_steps"],
     "excap.episode.summary": ["EpisodeSummary", "summarize"],
     "excap.episode.validation": ["validate_episode"],
