@@ -11,9 +11,10 @@ and the running episode's journal), MB written in all (deleted episodes plus wha
 Only the last `--keep` finished episodes stay on disk (older ones are deleted, as a station's uplink retention
 would), so an 8-hour run fits on a laptop's disk. At the end it prints a summary (the last line): RSS at the
 start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid episodes (`excap validate`), mean CPU.
-`--hours 0.05` is a smoke run of three minutes. Each finished episode is summarised and validated in a child
-process, as a station's uplink or an engineer reads it, so that reading a 2 GB file does not count in the
-recording process's memory."""
+`--hours 0.05` is a smoke run of three minutes. `--report LOG` reads a soak's JSON lines (finished or still
+running) and prints one row per episode (RSS range, drops, disk, CPU) and the RSS growth per episode, as JSON.
+Each finished episode is summarised and validated in a child process, as a station's uplink or an engineer reads
+it, so that reading a 2 GB file does not count in the recording process's memory."""
 
 import argparse
 import json
@@ -151,6 +152,35 @@ class Soak:
                 "episode_minutes": self.args.episode_minutes, "cpus": os.cpu_count()}
 
 
+def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """A soak's JSON lines per episode: the samples taken while episode n recorded (n - 1 finished before)."""
+    samples = [line for line in lines if "t_s" in line]
+    summary = next((line for line in lines if line.get("summary") == "soak"), None)
+    if not samples:
+        return {"samples": 0, "summary": summary}
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for sample in samples:
+        groups.setdefault(int(sample["episodes"]), []).append(sample)
+    rows = []
+    for finished, group in sorted(groups.items()):
+        cpu = [s["cpu_percent"] for s in group if s["cpu_percent"] is not None]
+        rows.append({"episode": finished + 1, "from_min": round(group[0]["t_s"] / 60, 1),
+                     "to_min": round(group[-1]["t_s"] / 60, 1),
+                     "rss_mb_min": min(s["rss_mb"] for s in group), "rss_mb_max": max(s["rss_mb"] for s in group),
+                     "drops": group[-1]["drops"], "disk_mb_max": max(s["disk_mb"] for s in group),
+                     "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                     "load_avg_max": max(s["load_avg_1min"] for s in group)})
+    recorded = [row for row in rows if row["to_min"] > row["from_min"]]  # not the line after the last stop
+    growth = ((recorded[-1]["rss_mb_max"] - recorded[0]["rss_mb_max"]) / (len(recorded) - 1)
+              if len(recorded) > 1 else None)
+    return {"hours": round(samples[-1]["t_s"] / 3600, 3), "samples": len(samples), "finished": summary is not None,
+            "episodes_finished": samples[-1]["episodes"], "drops": samples[-1]["drops"],
+            "rss_mb_start": samples[0]["rss_mb"], "rss_mb_peak": max(s["rss_mb"] for s in samples),
+            "rss_mb_growth_per_episode": None if growth is None else round(growth, 1),
+            "disk_mb_max": max(s["disk_mb"] for s in samples), "written_mb": samples[-1]["written_mb"],
+            "per_episode": rows, "summary": summary}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hours", type=float, default=8.0)
@@ -163,7 +193,13 @@ def main() -> None:
     parser.add_argument("--keep", type=int, default=3, help="finished episodes kept on disk")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--log", type=Path, default=None, help="JSON lines file (default: OUT/soak.jsonl)")
+    parser.add_argument("--report", type=Path, default=None, metavar="LOG",
+                        help="print the per-episode report of a soak's JSON lines and exit")
     args = parser.parse_args()
+    if args.report is not None:
+        lines = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+        print(json.dumps(report(lines), indent=2))
+        return
     if args.hours <= 0 or args.episode_minutes <= 0 or args.interval <= 0 or args.keep < 1:
         parser.error("--hours, --episode-minutes and --interval must be positive, --keep at least 1")
     out = args.out or Path(tempfile.mkdtemp(prefix="excap-soak-"))

@@ -30,6 +30,15 @@ def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None
     assert len(kept) == 1 and validate_episode(kept[0]) == []
     assert summary["written_mb"] > sum(path.stat().st_size for path in kept) / 1e6  # older episodes were deleted
     assert max(s["episodes"] for s in samples) == summary["episodes"]
+    shown = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--report", str(out / "soak.jsonl")],
+                           capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["finished"] and report["summary"] == summary and report["drops"] == 0
+    assert report["episodes_finished"] == summary["episodes"] and report["samples"] == len(samples)
+    rows = report["per_episode"]
+    assert [row["episode"] for row in rows] == list(range(1, len(rows) + 1)) and len(rows) >= summary["episodes"]
+    assert all(row["rss_mb_min"] <= row["rss_mb_max"] for row in rows)
 
 
 def test_soak_refuses_a_wrong_duration(tmp_path) -> None:
