@@ -47,7 +47,7 @@ class Lookahead:
 
     def fill_one(self) -> None:
         """Read and prepare the next sample, if there is room and one is left."""
-        if self.full or self._samples is None:
+        if self._samples is None or len(self._ready) >= self._depth:
             return
         try:
             sample = next(self._samples, None)

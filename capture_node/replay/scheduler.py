@@ -192,9 +192,11 @@ class Scheduler:
 
     def _worth_preparing(self, ahead: Lookahead) -> bool:
         """Room in `ahead`, and what it holds is due within its horizon (never prepared far ahead)."""
+        if ahead.full:
+            return False
         last = ahead.last_t_ns
-        if ahead.full or last is None:
-            return not ahead.full
+        if last is None:
+            return True
         with self._lock:
             due = self.due(last)
         return due - self.clock() < HORIZON_S
