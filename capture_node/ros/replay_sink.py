@@ -274,9 +274,10 @@ class RosSink:
             self.published[key] = self.published.get(key, 0) + 1
 
     def _joint_message(self, sample: Sample, message: str, signals: list[str]) -> JointState | None:
-        """The machine's joints from the latest decoded messages, at most every 20 ms of recorded time."""
+        """The machine's joints from the latest decoded messages, at most every 20 ms of recorded time (a replay
+        that starts again from the beginning, `--loop`, starts the period again)."""
         self._signals[message] = {name: float(sample.row[name]) for name in signals}
-        if self._last_joint_ns is not None and sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
+        if self._last_joint_ns is not None and 0 <= sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
             return None
         names, positions = joints_from_signals(self._signals, self._joints)
         if not names:
