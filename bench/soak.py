@@ -1,10 +1,12 @@
 """Soak: hours of rolling simulated episodes, sampling memory, drops, disk use and CPU; JSON lines + a summary.
 
     python bench/soak.py [--hours 8] [--episode-minutes 10] [--interval 30] [--cameras 2] [--keep 3]
-                         [--out DIR] [--log soak.jsonl]
+                         [--station] [--out DIR] [--log soak.jsonl]
 
 Records on the simulated station like a shift does: one episode after another (`--episode-minutes` each, every one
-a full record session: devices opened, episode started, stopped, finished), until `--hours` have passed. Every
+a full record session: devices opened, episode started, stopped, finished), until `--hours` have passed. With
+`--station` the devices stay open for the whole run and each episode is started and stopped on them, as
+`excap station` does between an operator's episodes. Every
 `--interval` seconds it appends one JSON line to `--log` (and stdout): elapsed time, RSS, CPU (share of one core
 since the last line), drops so far (finished episodes plus the running one), MB on disk (finished episodes kept
 and the running episode's journal), MB written in all (deleted episodes plus what is on disk), episodes finished.
@@ -25,13 +27,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from excap.record.recorder import Recorder
-from excap.station.sim import SimSessionOptions, run_sim_session
+from excap.station.certification import check_station_operator, session_operator, start_certified
+from excap.station.readiness import wait_ready
+from excap.station.runtime import StationRuntime
+from excap.station.sim import SimSessionOptions, run_sim_session, simulated_station
 
 
 def rss_mb() -> float:
@@ -65,12 +71,35 @@ def disk_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+class OpenStation:
+    """The simulated station's devices, open for the whole soak; episodes started and stopped on them."""
+
+    def __init__(self, options: SimSessionOptions) -> None:
+        self.config = simulated_station(options)
+        self.check = check_station_operator(self.config, session_operator(self.config, None))
+        self.runtime = StationRuntime(self.config).open()
+        missing = wait_ready(self.runtime, 10.0, threading.Event())
+        if missing:
+            self.runtime.close(reason="exception", outcome="aborted")
+            raise SystemExit(f"soak: the simulated station's devices did not deliver: {', '.join(missing)}")
+
+    def episode(self, length_s: float, started: Callable[[Recorder], None]) -> Path:
+        recorder, _check = start_certified(self.runtime, None, self.check)
+        started(recorder)
+        threading.Event().wait(length_s)
+        return self.runtime.stop_episode()
+
+    def close(self) -> None:
+        self.runtime.close(reason="end")
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace, out: Path, log: TextIO) -> None:
         self.args = args
         self.out = out
         self.log = log
         self.recorder: Recorder | None = None
+        self.station: OpenStation | None = None
         self.finished: list[Path] = []
         self.drops_finished = 0
         self.invalid = 0
@@ -114,22 +143,31 @@ class Soak:
         thread = threading.Thread(target=sampler, daemon=True)
         thread.start()
         try:
+            if self.args.station:
+                self.station = OpenStation(self.options(None))
             while time.monotonic() < end:
                 length = min(self.args.episode_minutes * 60, max(end - time.monotonic(), 1.0))
                 self.episode(length)
         finally:
+            if self.station is not None:
+                self.station.close()
             done.set()
             thread.join()
         return self.summary(self.sample())
+
+    def options(self, length_s: float | None) -> SimSessionOptions:
+        return SimSessionOptions(out_dir=self.out, duration_s=length_s, cameras=self.args.cameras,
+                                 width=self.args.width, height=self.args.height, fps=self.args.fps,
+                                 stale_timeout_s=0.5)
 
     def episode(self, length_s: float) -> None:
         def started(recorder: Recorder) -> None:
             self.recorder = recorder
 
-        options = SimSessionOptions(out_dir=self.out, duration_s=length_s, cameras=self.args.cameras,
-                                    width=self.args.width, height=self.args.height, fps=self.args.fps,
-                                    stale_timeout_s=0.5)
-        path = run_sim_session(options, on_started=started)
+        if self.station is not None:
+            path = self.station.episode(length_s, started)
+        else:
+            path = run_sim_session(self.options(length_s), on_started=started)
         self.recorder = None
         checked = check_episode(path)
         self.drops_finished += checked["drop_events"]
@@ -149,7 +187,8 @@ class Soak:
                 "cpu_percent_mean": round(100 * cpu_s() / max(last["t_s"], 1e-9), 1),
                 "disk_mb_max": max(line["disk_mb"] for line in self.lines), "written_mb": last["written_mb"],
                 "cameras": self.args.cameras, "resolution": f"{self.args.width}x{self.args.height}",
-                "episode_minutes": self.args.episode_minutes, "cpus": os.cpu_count()}
+                "episode_minutes": self.args.episode_minutes, "devices": "open" if self.args.station else "per episode",
+                "cpus": os.cpu_count()}
 
 
 def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,6 +230,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=float, default=30.0)
     parser.add_argument("--keep", type=int, default=3, help="finished episodes kept on disk")
+    parser.add_argument("--station", action="store_true",
+                        help="keep the devices open for the whole run (as excap station does)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--log", type=Path, default=None, help="JSON lines file (default: OUT/soak.jsonl)")
     parser.add_argument("--report", type=Path, default=None, metavar="LOG",

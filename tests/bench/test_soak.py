@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import h5py
 import pytest
 
 from excap.episode.validation import validate_episode
@@ -45,3 +46,20 @@ def test_soak_refuses_a_wrong_duration(tmp_path) -> None:
     run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--hours", "0", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 2 and "--hours" in run.stderr.splitlines()[-1]
+
+
+def test_soak_with_the_devices_open_records_every_episode_on_them(tmp_path) -> None:
+    out = tmp_path / "soak"
+    run = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--station", "--hours", str(8 / 3600),
+                          "--episode-minutes", str(3 / 60), "--interval", "1", "--cameras", "1", "--width", "160",
+                          "--height", "120", "--fps", "15", "--keep", "2", "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout.splitlines()[-1])
+    assert summary["devices"] == "open" and summary["episodes"] >= 2
+    assert summary["invalid_episodes"] == 0 and summary["drops"] == 0
+    kept = sorted((out / "episodes").glob("*.h5"))
+    assert len(kept) == 2 and all(validate_episode(path) == [] for path in kept)
+    # one station: the episodes follow each other on the same devices, each with its own id
+    with h5py.File(kept[0], "r") as first, h5py.File(kept[1], "r") as second:
+        assert first.attrs["episode_id"] != second.attrs["episode_id"]
