@@ -59,11 +59,19 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def run_excap_streams(rings: list[str], seconds: float, fps: float, full_load: bool,
-                      out_dir: Path | None) -> dict[str, Any]:
+def _run_excap(*args: Any) -> dict[str, Any]:
+    """excap's run in its process, with python-can loaded as `excap record` loads it (excap.drivers.can.lean_import)."""
+    from excap.drivers.can.lean_import import import_can_without_mf4
+
+    import_can_without_mf4()
     from excap.bench.excap_run import run_excap
 
-    return in_process("excap" if full_load else "excap (cameras only)", seconds, run_excap, rings, seconds, fps,
+    return run_excap(*args)
+
+
+def run_excap_streams(rings: list[str], seconds: float, fps: float, full_load: bool,
+                      out_dir: Path | None) -> dict[str, Any]:
+    return in_process("excap" if full_load else "excap (cameras only)", seconds, _run_excap, rings, seconds, fps,
                       full_load, out_dir)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from excap.core.errors import ExcapError
 from excap.core.extras import missing_extra
 from excap.core.stop_request import StopRequest
+from excap.drivers.can.lean_import import import_can_without_mf4
 
 
 def add_node_parser(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> argparse.ArgumentParser:
@@ -62,6 +63,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM are the node's stop at every moment, also while the station's and the ROS libraries load
     # (a KeyboardInterrupt raised inside a library's import can be swallowed by it): installed before those load.
     stop = StopRequest().install()
+    import_can_without_mf4()
     if args.config is None and not args.sim and not any("station_config" in a or "topics" in a for a in args.ros_args):
         raise ExcapError("node needs --sim and/or --config STATION.yaml (or topic parameters after --ros-args)")
     if args.config is not None and args.sim:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from excap.cli.arguments import non_negative, positive
 from excap.core.periodic import Poller
 from excap.core.stop_request import StopRequest
+from excap.drivers.can.lean_import import import_can_without_mf4
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -91,6 +92,7 @@ class StatusLine(Poller):
 def cmd_record(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM end the recording (finalized) from the first moment, also while the libraries below load.
     stop = StopRequest().install().requested
+    import_can_without_mf4()
     from excap.drivers.machine.profiles import DEFAULT_PROFILE
     from excap.episode.summary import summarize, summary_text
     from excap.record.recovery import report_recovery

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from excap.core.errors import ConfigError
 from excap.core.extras import require_extra
 from excap.core.stop_request import StopRequest
+from excap.drivers.can.lean_import import import_can_without_mf4
 
 if TYPE_CHECKING:
     from excap.station.web.auth import RemoteAccess
@@ -102,6 +103,7 @@ def cmd_station(args: argparse.Namespace) -> int:
     # Ctrl-C and SIGTERM stop the station (a running episode finalized) from the first moment, also while the
     # libraries below load.
     stop = StopRequest().install().requested
+    import_can_without_mf4()
     from excap.record.recovery import report_recovery
     from excap.station.app import RunningStation, StatusLine
     from excap.station.config import load_station_config

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from excap.drivers.can.lean_import import import_can_without_mf4
 from excap.ros.env import prepare_ros_environment
-from excap.station.certification import start_certified
-from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
 
+import_can_without_mf4()  # before the station's modules import python-can
 prepare_ros_environment()
 
 import rclpy  # noqa: E402
@@ -55,7 +55,9 @@ from excap.ros.convert import (  # noqa: E402
 from excap.ros.diagnostics import node_thresholds, station_diagnostics  # noqa: E402
 from excap.ros.topic_recording import RecordedTopics  # noqa: E402
 from excap.schemas.machine_kinds import MACHINE_KINDS  # noqa: E402
+from excap.station.certification import start_certified  # noqa: E402
 from excap.station.config import load_station_config  # noqa: E402
+from excap.station.readiness import DevicesNotReady, override_detail, wait_ready  # noqa: E402
 from excap.station.runtime import CameraFrame, CommandState, StationRuntime  # noqa: E402
 from excap.station.status import StationMonitor  # noqa: E402
 
