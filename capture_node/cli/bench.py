@@ -2,18 +2,23 @@
 
 `safety`: how fast the command path goes neutral when operator input fails. `capture`: camera streams produced by
 another process recorded by excap (with 2,000 CAN frames/s and a 200 Hz joystick), CPU per frame, drops, peak RSS
-and stop-to-file time, and with `--compare` the same for the floor, ALOHA-, LeRobot- and MCAP-style recorders."""
+and stop-to-file time, and with `--compare` the same for the floor, ALOHA-, LeRobot- and MCAP-style recorders.
+`soak`: hours of episodes one after another (the simulated station, or a station config's devices: a burn-in),
+memory, drops, disk use and CPU over time as JSON lines; `--report LOG` summarises one per episode."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from excap.cli.arguments import positive
 from excap.core.errors import ConfigError, MissingExtraError
-from excap.drivers.limits import CAMERA_FPS, CAMERA_SIZE, DURATION_S, Limits
+from excap.drivers.limits import CAMERA_FPS, CAMERA_SIZE, DURATION_S, SIM_CAMERAS, Limits
 
 
 def camera_size(text: str) -> tuple[int, int]:
@@ -27,6 +32,10 @@ def camera_size(text: str) -> tuple[int, int]:
 
 STREAMS = Limits(1, 64, integer=True)
 RAM_CAP_MB = Limits(16, 1_000_000)
+SOAK_HOURS = Limits(0, 7 * 24, low_exclusive=True)
+EPISODE_MINUTES = Limits(0, 24 * 60, low_exclusive=True)
+SAMPLE_INTERVAL_S = Limits(0.1, 3600)
+KEEP_EPISODES = Limits(1, 10_000, integer=True)
 
 
 def within(limits: Limits) -> Callable[[str], Any]:
@@ -72,10 +81,68 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
                          help="also the floor (JPEG + HDF5 append), ALOHA-, LeRobot- and MCAP-style recorders")
     capture.add_argument("--ram-cap-mb", type=within(RAM_CAP_MB), default=2048.0,
                          help="--compare: stop the ALOHA-style run at this much RAM (default: %(default)s)")
+    add_soak_parser(bench_kinds)
     return bench
 
 
+def add_soak_parser(bench_kinds: argparse._SubParsersAction) -> None:
+    soak = bench_kinds.add_parser(
+        "soak", help="hours of episodes one after another: RSS, drops, disk use and CPU over time (JSON lines)")
+    soak.add_argument("--hours", type=within(SOAK_HOURS), default=8.0, help="length of the run (default: %(default)s)")
+    soak.add_argument("--episode-minutes", type=within(EPISODE_MINUTES), default=10.0,
+                      help="length of each episode (default: %(default)s)")
+    soak.add_argument("--interval", type=within(SAMPLE_INTERVAL_S), default=30.0, metavar="S",
+                      help="seconds between samples (default: %(default)s)")
+    soak.add_argument("--cameras", type=within(SIM_CAMERAS), default=2,
+                      help="simulated cameras (default: %(default)s)")
+    soak.add_argument("--size", type=camera_size, default=(640, 480), metavar="WxH",
+                      help="simulated cameras' frame size (default: 640x480)")
+    soak.add_argument("--fps", type=within(CAMERA_FPS), default=30.0,
+                      help="simulated cameras' frame rate (default: %(default)s)")
+    soak.add_argument("--keep", type=within(KEEP_EPISODES), default=3,
+                      help="finished episodes kept on disk, older ones deleted (default: %(default)s)")
+    devices = soak.add_mutually_exclusive_group()
+    devices.add_argument("--station", action="store_true",
+                         help="keep the simulated station's devices open for the whole run (as excap station does)")
+    devices.add_argument("--config", type=Path, metavar="STATION.yaml",
+                         help="a station config's devices, open for the whole run (a burn-in)")
+    soak.add_argument("--out", type=Path, default=None, metavar="DIR",
+                      help="episodes in DIR/episodes, the log in DIR/soak.jsonl (default: a new temporary folder)")
+    soak.add_argument("--log", type=Path, default=None, help="the JSON lines file (default: DIR/soak.jsonl)")
+    soak.add_argument("--report", type=Path, default=None, metavar="LOG",
+                      help="print the per-episode report of a soak's JSON lines (finished or running) and exit")
+
+
+def cmd_soak(args: argparse.Namespace) -> int:
+    from excap.core.stop_request import StopRequest
+
+    stop = StopRequest().install().requested  # Ctrl-C / SIGTERM: the running episode is finished, then the summary
+    from excap.bench.soak import SoakSettings, read_log, report, run_soak
+
+    if args.report is not None:
+        if not args.report.is_file():
+            raise ConfigError(f"{args.report}: no such soak log")
+        print(json.dumps(report(read_log(args.report)), indent=2))
+        return 0
+    from excap.drivers.can.lean_import import import_can_without_mf4
+
+    import_can_without_mf4()
+    if args.config is not None:
+        from excap.station.config import load_station_config
+
+        load_station_config(args.config)  # every mistake reported before anything opens
+    width, height = args.size
+    settings = SoakSettings(hours=args.hours, episode_minutes=args.episode_minutes, interval_s=args.interval,
+                            cameras=args.cameras, width=width, height=height, fps=args.fps, keep=args.keep,
+                            devices_open=args.station, config=args.config)
+    out = args.out or Path(tempfile.mkdtemp(prefix="excap-soak-"))
+    summary = run_soak(settings, out, args.log, echo=sys.stdout, stop=stop)
+    return 130 if stop.is_set() else (0 if summary["drops"] == 0 and summary["invalid_episodes"] == 0 else 1)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench == "soak":
+        return cmd_soak(args)
     if args.bench == "capture":
         from excap.bench.capture import run_capture_bench
 

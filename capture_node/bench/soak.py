@@ -1,0 +1,284 @@
+"""`excap bench soak`: hours of episodes one after another, sampling memory, drops, disk use and CPU (JSON lines).
+
+Records like a shift does: one episode after another (`episode_minutes` each) until `hours` have passed. By
+default each episode is a whole session of the simulated station (devices opened, episode started, stopped,
+finished, devices closed, all in one process); with `devices_open` (`--station`) the devices stay open for the
+whole run and the episodes are started and stopped on them, as `excap station` does through an operator's shift;
+with a station config (`--config`) the station's own devices, open all along: a burn-in of a station before it
+goes to a machine. Every `interval_s` one JSON line goes to the log (and stdout): elapsed time, RSS, CPU (share of
+one core since the last line), drops so far (finished episodes plus the running one), MB on disk (finished
+episodes kept and the running episode's journal), MB written in all, episodes finished, load average. Only the
+last `keep` finished episodes stay on disk (older ones are deleted, as a station's uplink retention would), so an
+8-hour run fits on a laptop's disk; the soak deletes only episodes it recorded. At the end a summary line: RSS at
+the start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid episodes, mean CPU.
+
+Each finished episode is summarised and validated in a child process, as a station's uplink or an engineer reads
+it, so that reading a 2 GB file does not count in the recording process's memory. `report(lines)` turns a soak's
+JSON lines (finished or still running) into one row per episode and the RSS growth per episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from excap.bench.measure import cpu_s, rss_mb
+
+if TYPE_CHECKING:
+    from excap.record.recorder import Recorder
+    from excap.station.config import StationConfig
+    from excap.station.sim import SimSessionOptions
+
+READY_WAIT_S = 10.0
+
+CHECK = """
+import json, sys
+from excap.episode.summary import summarize
+from excap.episode.validation import validate_episode
+path = sys.argv[1]
+print(json.dumps({"drop_events": summarize(path).drop_events, "problems": len(validate_episode(path))}))
+"""
+
+
+@dataclass
+class SoakSettings:
+    hours: float = 8.0
+    episode_minutes: float = 10.0
+    interval_s: float = 30.0
+    cameras: int = 2
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    keep: int = 3
+    """Finished episodes kept on disk."""
+    devices_open: bool = False
+    """The devices stay open for the whole run (always so with `config`)."""
+    config: Path | None = None
+    """A station config: its devices instead of the simulated station's."""
+
+    @property
+    def mode(self) -> str:
+        if self.config is not None:
+            return f"station config {self.config}"
+        return "open" if self.devices_open else "per episode"
+
+
+def check_episode(path: Path) -> dict[str, int]:
+    """Drops and validation problems of a finished episode, read in a child process."""
+    done = subprocess.run([sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, check=True)
+    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class OpenStation:
+    """A station's devices, open for the whole soak; episodes started and stopped on them."""
+
+    def __init__(self, config: StationConfig) -> None:
+        from excap.station.certification import CertificationRefused, check_station_operator, session_operator
+        from excap.station.readiness import DevicesNotReady, wait_ready
+        from excap.station.runtime import StationRuntime
+
+        self.check = check_station_operator(config, session_operator(config, None))
+        if not self.check.allowed:
+            raise CertificationRefused(self.check)
+        self.runtime = StationRuntime(config).open()
+        missing = wait_ready(self.runtime, READY_WAIT_S, threading.Event())
+        if missing:
+            self.runtime.close(reason="exception", outcome="aborted")
+            raise DevicesNotReady(missing)
+
+    def episode(self, length_s: float, started: Callable[[Recorder], None], stop: threading.Event) -> Path:
+        from excap.station.certification import start_certified
+
+        recorder, _check = start_certified(self.runtime, None, self.check)
+        started(recorder)
+        stop.wait(length_s)
+        return self.runtime.stop_episode()
+
+    def close(self) -> None:
+        self.runtime.close(reason="end")
+
+
+class Soak:
+    def __init__(self, settings: SoakSettings, out: Path, log: TextIO, echo: TextIO | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.out = out
+        self.log = log
+        self.echo = echo
+        self.recorder: Recorder | None = None
+        self.station: OpenStation | None = None
+        self.finished: list[Path] = []
+        self.drops_finished = 0
+        self.invalid = 0
+        self.written_finished = 0
+        self.lines: list[dict[str, Any]] = []
+        self.t0 = time.monotonic()
+        self._cpu = (self.t0, cpu_s())
+
+    def running_drops(self) -> int:
+        recorder = self.recorder
+        if recorder is None:
+            return 0
+        return sum(status.dropped for status in recorder.status())
+
+    def sample(self) -> dict[str, Any]:
+        now, cpu = time.monotonic(), cpu_s()
+        interval = now - self._cpu[0]
+        cpu_percent = round(100 * (cpu - self._cpu[1]) / interval, 1) if interval >= 1.0 else None
+        self._cpu = (now, cpu)
+        on_disk = disk_bytes(self.out)
+        line = {"t_s": round(now - self.t0, 1), "rss_mb": round(rss_mb(), 1), "cpu_percent": cpu_percent,
+                "drops": self.drops_finished + self.running_drops(), "disk_mb": round(on_disk / 1e6, 1),
+                "written_mb": round((self.written_finished + on_disk) / 1e6, 1),
+                "episodes": len(self.finished), "load_avg_1min": round(os.getloadavg()[0], 2)}
+        self.lines.append(line)
+        self.write(line)
+        return line
+
+    def write(self, line: dict[str, Any]) -> None:
+        text = json.dumps(line)
+        if self.echo is not None:
+            print(text, file=self.echo, flush=True)
+        self.log.write(text + "\n")
+        self.log.flush()
+
+    def run(self) -> dict[str, Any]:
+        end = self.t0 + self.settings.hours * 3600
+        done = threading.Event()
+
+        def sampler() -> None:
+            while not done.wait(self.settings.interval_s):
+                self.sample()
+
+        self.sample()
+        thread = threading.Thread(target=sampler, name="soak-sampler", daemon=True)
+        thread.start()
+        try:
+            if self.settings.config is not None or self.settings.devices_open:
+                self.station = OpenStation(self.station_config())
+            while time.monotonic() < end and not self.stop.is_set():
+                length = min(self.settings.episode_minutes * 60, max(end - time.monotonic(), 1.0))
+                self.episode(length)
+        finally:
+            if self.station is not None:
+                self.station.close()
+            done.set()
+            thread.join()
+        summary = self.summary(self.sample())
+        self.write(summary)
+        return summary
+
+    def sim_options(self, length_s: float | None) -> SimSessionOptions:
+        from excap.station.sim import SimSessionOptions
+
+        s = self.settings
+        return SimSessionOptions(out_dir=self.out, duration_s=length_s, cameras=s.cameras, width=s.width,
+                                 height=s.height, fps=s.fps, stale_timeout_s=0.5)
+
+    def station_config(self) -> StationConfig:
+        if self.settings.config is None:
+            from excap.station.sim import simulated_station
+
+            return simulated_station(self.sim_options(None))
+        from excap.station.config import load_station_config
+
+        return dataclasses.replace(load_station_config(self.settings.config), out_dir=self.out)
+
+    def episode(self, length_s: float) -> None:
+        def started(recorder: Recorder) -> None:
+            self.recorder = recorder
+
+        if self.station is not None:
+            path = self.station.episode(length_s, started, self.stop)
+        else:
+            from excap.station.sim import run_sim_session
+
+            path = run_sim_session(self.sim_options(length_s), stop=self.stop, on_started=started)
+        self.recorder = None
+        checked = check_episode(path)
+        self.drops_finished += checked["drop_events"]
+        self.invalid += checked["problems"] > 0
+        self.finished.append(path)
+        for old in self.finished[:-self.settings.keep]:
+            if old.exists():
+                self.written_finished += old.stat().st_size
+                old.unlink()
+
+    def summary(self, last: dict[str, Any]) -> dict[str, Any]:
+        s = self.settings
+        after_10_min = next((line for line in self.lines if line["t_s"] >= 600), last)
+        return {"summary": "soak", "hours": round(last["t_s"] / 3600, 3), "episodes": len(self.finished),
+                "invalid_episodes": self.invalid, "drops": last["drops"], "rss_mb_start": self.lines[0]["rss_mb"],
+                "rss_mb_at_10_min": after_10_min["rss_mb"], "rss_mb_end": last["rss_mb"],
+                "rss_mb_peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1),
+                "cpu_percent_mean": round(100 * cpu_s() / max(last["t_s"], 1e-9), 1),
+                "disk_mb_max": max(line["disk_mb"] for line in self.lines), "written_mb": last["written_mb"],
+                "cameras": s.cameras if s.config is None else None,
+                "resolution": f"{s.width}x{s.height}" if s.config is None else None,
+                "episode_minutes": s.episode_minutes, "devices": s.mode, "cpus": os.cpu_count()}
+
+
+def run_soak(settings: SoakSettings, out: Path, log_path: Path | None = None, echo: TextIO | None = sys.stdout,
+             stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run a soak into `out` (episodes in OUT/episodes, JSON lines in `log_path`, default OUT/soak.jsonl, appended)
+    until `hours` have passed or `stop` is set (the running episode is then finished early); returns the summary."""
+    episodes = out / "episodes"
+    episodes.mkdir(parents=True, exist_ok=True)
+    with open(log_path or out / "soak.jsonl", "a") as log:
+        return Soak(settings, episodes, log, echo, stop).run()
+
+
+def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """A soak's JSON lines per episode: the samples taken while episode n recorded (n - 1 finished before)."""
+    samples = [line for line in lines if "t_s" in line]
+    summary = next((line for line in lines if line.get("summary") == "soak"), None)
+    if not samples:
+        return {"samples": 0, "summary": summary}
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for sample in samples:
+        groups.setdefault(int(sample["episodes"]), []).append(sample)
+    rows = []
+    for finished, group in sorted(groups.items()):
+        cpu = [s["cpu_percent"] for s in group if s["cpu_percent"] is not None]
+        rows.append({"episode": finished + 1, "from_min": round(group[0]["t_s"] / 60, 1),
+                     "to_min": round(group[-1]["t_s"] / 60, 1),
+                     "rss_mb_min": min(s["rss_mb"] for s in group), "rss_mb_max": max(s["rss_mb"] for s in group),
+                     "drops": group[-1]["drops"], "disk_mb_max": max(s["disk_mb"] for s in group),
+                     "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                     "load_avg_max": max(s["load_avg_1min"] for s in group)})
+    recorded = [row for row in rows if row["to_min"] > row["from_min"]]  # not the line after the last stop
+    growth = ((recorded[-1]["rss_mb_max"] - recorded[0]["rss_mb_max"]) / (len(recorded) - 1)
+              if len(recorded) > 1 else None)
+    return {"hours": round(samples[-1]["t_s"] / 3600, 3), "samples": len(samples), "finished": summary is not None,
+            "episodes_finished": samples[-1]["episodes"], "drops": samples[-1]["drops"],
+            "rss_mb_start": samples[0]["rss_mb"], "rss_mb_peak": max(s["rss_mb"] for s in samples),
+            "rss_mb_growth_per_episode": None if growth is None else round(growth, 1),
+            "disk_mb_max": max(s["disk_mb"] for s in samples), "written_mb": samples[-1]["written_mb"],
+            "per_episode": rows, "summary": summary}
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """A soak's JSON lines (a line cut off by a stop while it was written is left out)."""
+    lines = []
+    for text in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:
+            continue
+    return lines
