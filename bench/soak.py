@@ -11,9 +11,6 @@ smoke run of three minutes. Exit status 0 when no drop and no invalid episode, 1
 """
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from excap.cli.main import main
 

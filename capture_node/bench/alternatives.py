@@ -27,7 +27,7 @@ import cv2
 import h5py
 import numpy as np
 
-from excap.bench.measure import RecorderResult, RssSampler, cpu_s, peak_rss_mb, sequence_gaps
+from excap.bench.measure import RecorderResult, RssSampler, cpu_s, disk_bytes, peak_rss_mb, sequence_gaps
 from excap.drivers.camera.shm_ring import RingFrame, RingReader
 
 ALTERNATIVES = ("floor", "aloha", "lerobot", "mcap")
@@ -292,7 +292,7 @@ def run_alternative(kind: str, rings: list[str], seconds: float, fps: float, qua
         result.stop_to_usable_s = round(t_done - t_stop, 3)
         result.frames_kept = sum(len(s) for s in streams.seqs)
         result.lost_per_stream = streams.lost()
-        result.file_mb = round(sum(p.stat().st_size for p in work.rglob("*") if p.is_file()) / 1e6, 1)
+        result.file_mb = round(disk_bytes(work) / 1e6, 1)
         result.usable = recorder.check()
         result.broke = broke
         if isinstance(recorder, Aloha):

@@ -6,6 +6,7 @@ import resource
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,11 @@ def peak_rss_mb() -> float:
 def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def disk_bytes(folder: Path) -> int:
+    """Bytes in the files below `folder`."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def sequence_gaps(seqs: np.ndarray) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from excap.bench.measure import cpu_s, rss_mb
+from excap.bench.measure import cpu_s, disk_bytes, peak_rss_mb, rss_mb
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -63,13 +62,13 @@ class SoakSettings:
     """Finished episodes kept on disk."""
     devices_open: bool = False
     """The devices stay open for the whole run (always so with `config`)."""
-    config: Path | None = None
+    config: StationConfig | None = None
     """A station config: its devices instead of the simulated station's."""
 
     @property
     def mode(self) -> str:
         if self.config is not None:
-            return f"station config {self.config}"
+            return f"station config {self.config.path}"
         return "open" if self.devices_open else "per episode"
 
 
@@ -78,10 +77,6 @@ def check_episode(path: Path) -> dict[str, int]:
     done = subprocess.run([sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, check=True)
     result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
-
-
-def disk_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 class OpenStation:
@@ -196,9 +191,7 @@ class Soak:
             from excap.station.sim import simulated_station
 
             return simulated_station(self.sim_options(None))
-        from excap.station.config import load_station_config
-
-        return dataclasses.replace(load_station_config(self.settings.config), out_dir=self.out)
+        return dataclasses.replace(self.settings.config, out_dir=self.out)
 
     def episode(self, length_s: float) -> None:
         def started(recorder: Recorder) -> None:
@@ -226,7 +219,7 @@ class Soak:
         return {"summary": "soak", "hours": round(last["t_s"] / 3600, 3), "episodes": len(self.finished),
                 "invalid_episodes": self.invalid, "drops": last["drops"], "rss_mb_start": self.lines[0]["rss_mb"],
                 "rss_mb_at_10_min": after_10_min["rss_mb"], "rss_mb_end": last["rss_mb"],
-                "rss_mb_peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1),
+                "rss_mb_peak": round(peak_rss_mb(), 1),
                 "cpu_percent_mean": round(100 * cpu_s() / max(last["t_s"], 1e-9), 1),
                 "disk_mb_max": max(line["disk_mb"] for line in self.lines), "written_mb": last["written_mb"],
                 "cameras": s.cameras if s.config is None else None,

@@ -59,6 +59,14 @@ def require_compare_tools() -> None:
         raise MissingExtraError("'excap bench capture --compare' needs mcap: pip install 'excap[dev]'") from None
 
 
+def add_frame_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """--size WxH (default 640x480) and --fps (default 30) of the cameras a bench records."""
+    parser.add_argument("--size", type=camera_size, default=(640, 480), metavar="WxH",
+                        help=f"{whose}frame size (default: 640x480)")
+    parser.add_argument("--fps", type=within(CAMERA_FPS), default=30.0,
+                        help=f"{whose}frames per second (default: %(default)s)")
+
+
 def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="built-in benchmarks (JSON)")
     bench_kinds = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
@@ -71,10 +79,7 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentP
         "capture", help="camera streams from another process recorded with CAN and joystick load: CPU per frame, "
                         "drops, peak RSS, stop to finished file")
     capture.add_argument("--streams", type=within(STREAMS), default=4, help="camera streams (default: %(default)s)")
-    capture.add_argument("--size", type=camera_size, default=(640, 480), metavar="WxH",
-                         help="frame size (default: 640x480)")
-    capture.add_argument("--fps", type=within(CAMERA_FPS), default=30.0,
-                         help="frames per second (default: %(default)s)")
+    add_frame_arguments(capture, "")
     capture.add_argument("--seconds", type=within(DURATION_S), default=60.0,
                          help="recording time of each recorder (default: %(default)s)")
     capture.add_argument("--compare", action="store_true",
@@ -95,10 +100,7 @@ def add_soak_parser(bench_kinds: argparse._SubParsersAction) -> None:
                       help="seconds between samples (default: %(default)s)")
     soak.add_argument("--cameras", type=within(SIM_CAMERAS), default=2,
                       help="simulated cameras (default: %(default)s)")
-    soak.add_argument("--size", type=camera_size, default=(640, 480), metavar="WxH",
-                      help="simulated cameras' frame size (default: 640x480)")
-    soak.add_argument("--fps", type=within(CAMERA_FPS), default=30.0,
-                      help="simulated cameras' frame rate (default: %(default)s)")
+    add_frame_arguments(soak, "simulated cameras: ")
     soak.add_argument("--keep", type=within(KEEP_EPISODES), default=3,
                       help="finished episodes kept on disk, older ones deleted (default: %(default)s)")
     devices = soak.add_mutually_exclusive_group()
@@ -127,14 +129,15 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from excap.drivers.can.lean_import import import_can_without_mf4
 
     import_can_without_mf4()
+    config = None
     if args.config is not None:
         from excap.station.config import load_station_config
 
-        load_station_config(args.config)  # every mistake reported before anything opens
+        config = load_station_config(args.config)  # every mistake reported before anything opens
     width, height = args.size
     settings = SoakSettings(hours=args.hours, episode_minutes=args.episode_minutes, interval_s=args.interval,
                             cameras=args.cameras, width=width, height=height, fps=args.fps, keep=args.keep,
-                            devices_open=args.station, config=args.config)
+                            devices_open=args.station, config=config)
     out = args.out or Path(tempfile.mkdtemp(prefix="excap-soak-"))
     summary = run_soak(settings, out, args.log, echo=sys.stdout, stop=stop)
     return 130 if stop.is_set() else (0 if summary["drops"] == 0 and summary["invalid_episodes"] == 0 else 1)
