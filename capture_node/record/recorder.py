@@ -39,7 +39,7 @@ from excap.record.disk_space import describe, free_bytes, reserve_bytes
 from excap.record.publish import publish_atomically
 from excap.record.queues import StreamHandle, StreamStatus
 
-__all__ = ["PHASES", "Recorder", "RecorderConfig", "StreamHandle", "StreamStatus", "publish_atomically"]
+__all__ = ["PHASES", "Recorder", "RecorderConfig", "StreamHandle", "StreamStatus"]
 
 log = logging.getLogger(__name__)
 
