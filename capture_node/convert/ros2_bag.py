@@ -349,11 +349,11 @@ def bag_to_episode(bag: Path, mapping_file: Path, out: Path) -> BagImportReport:
                     for topic, schema, log_time, msg in _messages(bag, handle, present):
                         kind, name = topics[topic]
                         job.take(topic, kind, name, schema, log_time, msg)
+                    job.finish()  # the last rows: a damaged field shows when its rows are written
                 except ExcapError:
                     raise
-                except Exception as exc:  # damaged chunks, undecodable CDR, fields of unexpected types
+                except Exception as exc:  # damaged chunks, undecodable CDR, fields of unexpected types or range
                     raise ExcapError(f"{bag}: cannot read its messages ({_one_line(exc)})") from exc
-                job.finish()
                 _finish_episode(bag, mapping, writer, job, recorded)
         publish_atomically(partial, out)
     finally:
