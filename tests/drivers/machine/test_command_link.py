@@ -103,27 +103,38 @@ def test_recovery_only_after_re_enable_from_neutral(link_and_events):
 
 
 def test_on_a_real_bus_the_first_frame_after_a_loss_is_neutral():
-    """Threads and a python-can virtual bus: the machine side sees neutral right after the timeout."""
+    """Threads and a python-can virtual bus: the machine side sees neutral right after the timeout.
+
+    Each frame carries the time the link decided it (its bus timestamp, as a stamping interface would carry the
+    send time): the receiving thread may read a frame decided just before the timeout only after it.
+    """
     profile = load_profile()
     channel = f"excap-test-{uuid.uuid4().hex}"
-    station, machine = can.Bus(interface="virtual", channel=channel), can.Bus(interface="virtual", channel=channel)
+    station = can.Bus(interface="virtual", channel=channel, preserve_timestamps=True)
+    machine = can.Bus(interface="virtual", channel=channel)
     receiver = CabJoystickReceiver(profile.cab_joysticks, profile.functions)
     received: list[tuple[int, tuple, bool]] = []
     lock = threading.Lock()
 
     class Listener(can.Listener):
         def on_message_received(self, msg):
-            from excap.core.clock import now_ns
-
-            t_ns = now_ns()
+            t_ns = round(msg.timestamp * 1e9)  # when the link decided it
             if receiver.feed(msg, t_ns):
                 values, enabled, _ = receiver.command()
                 with lock:
                     received.append((t_ns, values, enabled))
 
+    decided: list[can.Message] = []
+
+    def send_when_decided(t_ns: int, _values: tuple, _enabled: bool) -> None:
+        for frame in decided:
+            frame.timestamp = t_ns / 1e9
+            station.send(frame)
+        decided.clear()
+
     notifier = can.Notifier(machine, [Listener()], timeout=0.05)
     link = CommandLink(CommandLinkConfig(rate_hz=50, stale_timeout_s=0.1), CommandMapper(profile, "sae"),
-                       profile.cab_joysticks, send=station.send)
+                       profile.cab_joysticks, send=decided.append, on_command=send_when_decided)
     try:
         from excap.core.clock import now_ns
 
