@@ -79,33 +79,24 @@ def check_episode(path: Path) -> dict[str, int]:
     return result
 
 
-class OpenStation:
+class StationEpisodes:
     """A station's devices, open for the whole soak; episodes started and stopped on them."""
 
     def __init__(self, config: StationConfig) -> None:
-        from excap.station.certification import CertificationRefused, check_station_operator, session_operator
-        from excap.station.readiness import DevicesNotReady, wait_ready
-        from excap.station.runtime import StationRuntime
+        from excap.station.session import open_checked_station
 
-        self.check = check_station_operator(config, session_operator(config, None))
-        if not self.check.allowed:
-            raise CertificationRefused(self.check)
-        self.runtime = StationRuntime(config).open()
-        missing = wait_ready(self.runtime, READY_WAIT_S, threading.Event())
-        if missing:
-            self.runtime.close(reason="exception", outcome="aborted")
-            raise DevicesNotReady(missing)
+        self.station = open_checked_station(config, threading.Event(), wait_devices_s=READY_WAIT_S)
 
     def episode(self, length_s: float, started: Callable[[Recorder], None], stop: threading.Event) -> Path:
         from excap.station.certification import start_certified
 
-        recorder, _check = start_certified(self.runtime, None, self.check)
+        recorder, _check = start_certified(self.station.runtime, None, self.station.check)
         started(recorder)
         stop.wait(length_s)
-        return self.runtime.stop_episode()
+        return self.station.runtime.stop_episode()
 
     def close(self) -> None:
-        self.runtime.close(reason="end")
+        self.station.runtime.close(reason="end")
 
 
 class Soak:
@@ -117,7 +108,7 @@ class Soak:
         self.log = log
         self.echo = echo
         self.recorder: Recorder | None = None
-        self.station: OpenStation | None = None
+        self.station: StationEpisodes | None = None
         self.finished: list[Path] = []
         self.drops_finished = 0
         self.invalid = 0
@@ -166,7 +157,7 @@ class Soak:
         thread.start()
         try:
             if self.settings.config is not None or self.settings.devices_open:
-                self.station = OpenStation(self.station_config())
+                self.station = StationEpisodes(self.station_config())
             while time.monotonic() < end and not self.stop.is_set():
                 length = min(self.settings.episode_minutes * 60, max(end - time.monotonic(), 1.0))
                 self.episode(length)

@@ -17,14 +17,16 @@ StoppedBeforeStart: nothing is recorded.
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from excap.core.errors import ExcapError
 from excap.core.periodic import wait_until
+from excap.people.certification import CertificationCheck
 from excap.record.recorder import Recorder
 from excap.station.certification import CertificationRefused, check_station_operator, session_operator, start_certified
 from excap.station.config import StationConfig
-from excap.station.readiness import DevicesNotReady, override_detail, wait_ready
+from excap.station.readiness import DevicesNotReady, NotReady, override_detail, wait_ready
 from excap.station.runtime import StationRuntime
 
 
@@ -35,16 +37,24 @@ class StoppedBeforeStart(ExcapError):
         super().__init__("stopped before the episode started: nothing recorded")
 
 
-def run_station_session(config: StationConfig, stop: threading.Event | None = None,
-                        duration_s: float | None = None, on_started: Callable[[Recorder], None] | None = None,
-                        overrides: dict[str, str] | None = None, seed: int = 0, jpeg_quality: int = 90,
-                        on_open: Callable[[StationRuntime], None] | None = None, wait_devices_s: float = 5.0,
-                        start_anyway: bool = False, source: str = "record") -> Path:
-    """Record one episode with the station's devices; returns the finished episode's path.
+@dataclass
+class OpenStation:
+    """A station's devices, open and ready, with its operator's certification check (already allowed)."""
 
-    `on_open` is called with the open runtime before the episode starts (live state, subscriptions).
+    runtime: StationRuntime
+    check: CertificationCheck
+    missing: list[NotReady] = field(default_factory=list)  # devices not ready, when opened with start_anyway
+
+
+def open_checked_station(config: StationConfig, stop: threading.Event, overrides: dict[str, str] | None = None,
+                         seed: int = 0, jpeg_quality: int = 90,
+                         on_open: Callable[[StationRuntime], None] | None = None, wait_devices_s: float = 5.0,
+                         start_anyway: bool = False) -> OpenStation:
+    """Check the operator's certification, open the station's devices and wait for them.
+
+    Raises CertificationRefused before any device is opened, DevicesNotReady (unless `start_anyway`) and
+    StoppedBeforeStart after closing the devices again. `on_open` is called with the open runtime first.
     """
-    stop = stop or threading.Event()
     check = check_station_operator(config, session_operator(config, overrides))
     if not check.allowed:
         raise CertificationRefused(check)
@@ -57,9 +67,30 @@ def run_station_session(config: StationConfig, stop: threading.Event | None = No
             raise StoppedBeforeStart
         if missing and not start_anyway:
             raise DevicesNotReady(missing)
-        recorder, _check = start_certified(runtime, overrides, check)
-        if missing:
-            runtime.switch.event("start_override", **override_detail(missing, source, recorder.metadata.operator_id))
+    except BaseException:
+        runtime.close(reason="exception", outcome="aborted")
+        raise
+    return OpenStation(runtime, check, missing)
+
+
+def run_station_session(config: StationConfig, stop: threading.Event | None = None,
+                        duration_s: float | None = None, on_started: Callable[[Recorder], None] | None = None,
+                        overrides: dict[str, str] | None = None, seed: int = 0, jpeg_quality: int = 90,
+                        on_open: Callable[[StationRuntime], None] | None = None, wait_devices_s: float = 5.0,
+                        start_anyway: bool = False, source: str = "record") -> Path:
+    """Record one episode with the station's devices; returns the finished episode's path.
+
+    `on_open` is called with the open runtime before the episode starts (live state, subscriptions).
+    """
+    stop = stop or threading.Event()
+    station = open_checked_station(config, stop, overrides, seed, jpeg_quality, on_open, wait_devices_s,
+                                   start_anyway)
+    runtime = station.runtime
+    try:
+        recorder, _check = start_certified(runtime, overrides, station.check)
+        if station.missing:
+            runtime.switch.event("start_override",
+                                 **override_detail(station.missing, source, recorder.metadata.operator_id))
         if on_started is not None:
             on_started(recorder)
         wait_until(lambda: recorder.fault, stop, duration_s)  # or the recorder failed
