@@ -7,10 +7,13 @@ whole run and the episodes are started and stopped on them, as `excap station` d
 with a station config (`--config`) the station's own devices, open all along: a burn-in of a station before it
 goes to a machine. Every `interval_s` one JSON line goes to the log (and stdout): elapsed time, RSS, CPU (share of
 one core since the last line), drops so far (finished episodes plus the running one), MB on disk (finished
-episodes kept and the running episode's journal), MB written in all, episodes finished, load average. Only the
-last `keep` finished episodes stay on disk (older ones are deleted, as a station's uplink retention would), so an
-8-hour run fits on a laptop's disk; the soak deletes only episodes it recorded. At the end a summary line: RSS at
-the start, after 10 minutes and at the end, peak RSS, drops, episodes, invalid episodes, mean CPU.
+episodes kept and the running episode's journal), MB written in all, episodes finished, load average. Drops are
+counted as the station page counts them (the recorder's queues and the JPEG encoders). After each episode one line
+names it with its drops per stream and its validation problems. Only the last `keep` clean finished episodes stay
+on disk (older ones are deleted, as a station's uplink retention would), so an 8-hour run fits on a laptop's disk;
+an episode with drops or problems is never deleted, so it can be inspected; the soak deletes only episodes it
+recorded. At the end a summary line: RSS at the start, after 10 minutes and at the end, peak RSS, drops, episodes,
+invalid episodes, mean CPU, the episodes kept for inspection.
 
 Each finished episode is summarised and validated in a child process, as a station's uplink or an engineer reads
 it, so that reading a 2 GB file does not count in the recording process's memory. `report(lines)` turns a soak's
@@ -36,6 +39,7 @@ from excap.bench.measure import cpu_s, disk_bytes, peak_rss_mb, rss_mb
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
     from excap.station.config import StationConfig
+    from excap.station.runtime import StationRuntime
     from excap.station.sim import SimSessionOptions
 
 READY_WAIT_S = 10.0
@@ -45,7 +49,7 @@ import json, sys
 from excap.episode.summary import summarize
 from excap.episode.validation import validate_episode
 path = sys.argv[1]
-print(json.dumps({"drop_events": summarize(path).drop_events, "problems": len(validate_episode(path))}))
+print(json.dumps({"drops": summarize(path).drops_by_stream, "problems": len(validate_episode(path))}))
 """
 
 
@@ -72,11 +76,25 @@ class SoakSettings:
         return "open" if self.devices_open else "per episode"
 
 
-def check_episode(path: Path) -> dict[str, int]:
+@dataclass
+class EpisodeCheck:
+    """What a finished episode holds that a soak counts."""
+
+    drops: dict[str, int]
+    """Samples dropped per stream (the episode's `drop` events)."""
+    problems: int
+    """Validation problems."""
+
+    @property
+    def clean(self) -> bool:
+        return not self.drops and not self.problems
+
+
+def check_episode(path: Path) -> EpisodeCheck:
     """Drops and validation problems of a finished episode, read in a child process."""
     done = subprocess.run([sys.executable, "-c", CHECK, str(path)], capture_output=True, text=True, check=True)
-    result: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return EpisodeCheck({str(k): int(v) for k, v in result["drops"].items()}, int(result["problems"]))
 
 
 class StationEpisodes:
@@ -87,11 +105,12 @@ class StationEpisodes:
 
         self.station = open_checked_station(config, threading.Event(), wait_devices_s=READY_WAIT_S)
 
-    def episode(self, length_s: float, started: Callable[[Recorder], None], stop: threading.Event) -> Path:
+    def episode(self, length_s: float, started: Callable[[StationRuntime, Recorder], None],
+                stop: threading.Event) -> Path:
         from excap.station.certification import start_certified
 
         recorder, _check = start_certified(self.station.runtime, None, self.station.check)
-        started(recorder)
+        started(self.station.runtime, recorder)
         stop.wait(length_s)
         return self.station.runtime.stop_episode()
 
@@ -101,15 +120,17 @@ class StationEpisodes:
 
 class Soak:
     def __init__(self, settings: SoakSettings, out: Path, log: TextIO, echo: TextIO | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, check: Callable[[Path], EpisodeCheck] = check_episode) -> None:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.out = out
         self.log = log
         self.echo = echo
-        self.recorder: Recorder | None = None
+        self.check = check
+        self.running: tuple[StationRuntime, int] | None = None  # the running episode's station, its drops before it
         self.station: StationEpisodes | None = None
         self.finished: list[Path] = []
+        self.kept_for_inspection: list[Path] = []  # episodes with drops or validation problems, never deleted
         self.drops_finished = 0
         self.invalid = 0
         self.written_finished = 0
@@ -118,10 +139,12 @@ class Soak:
         self._cpu = (self.t0, cpu_s())
 
     def running_drops(self) -> int:
-        recorder = self.recorder
-        if recorder is None:
+        """Samples the running episode has dropped so far (queues and encoders, as the station page counts)."""
+        running = self.running
+        if running is None:
             return 0
-        return sum(status.dropped for status in recorder.status())
+        runtime, before = running
+        return max(0, runtime.dropped() - before)
 
     def sample(self) -> dict[str, Any]:
         now, cpu = time.monotonic(), cpu_s()
@@ -185,21 +208,28 @@ class Soak:
         return dataclasses.replace(self.settings.config, out_dir=self.out)
 
     def episode(self, length_s: float) -> None:
-        def started(recorder: Recorder) -> None:
-            self.recorder = recorder
+        def started(runtime: StationRuntime, _recorder: Recorder) -> None:
+            self.running = (runtime, runtime.dropped())
 
         if self.station is not None:
             path = self.station.episode(length_s, started, self.stop)
         else:
             from excap.station.sim import run_sim_session
 
-            path = run_sim_session(self.sim_options(length_s), stop=self.stop, on_started=started)
-        self.recorder = None
-        checked = check_episode(path)
-        self.drops_finished += checked["drop_events"]
-        self.invalid += checked["problems"] > 0
+            opened: list[StationRuntime] = []
+            path = run_sim_session(self.sim_options(length_s), stop=self.stop, on_open=opened.append,
+                                   on_started=lambda recorder: started(opened[0], recorder))
+        checked = self.check(path)
+        self.drops_finished += sum(checked.drops.values())
+        self.running = None
+        self.invalid += checked.problems > 0
         self.finished.append(path)
-        for old in self.finished[:-self.settings.keep]:
+        self.write({"episode": len(self.finished), "file": path.name, "at_s": round(time.monotonic() - self.t0, 1),
+                    "drops": checked.drops, "problems": checked.problems})
+        if not checked.clean:
+            self.kept_for_inspection.append(path)
+        rolling = [episode for episode in self.finished if episode not in self.kept_for_inspection]
+        for old in rolling[:-self.settings.keep]:
             if old.exists():
                 self.written_finished += old.stat().st_size
                 old.unlink()
@@ -215,7 +245,8 @@ class Soak:
                 "disk_mb_max": max(line["disk_mb"] for line in self.lines), "written_mb": last["written_mb"],
                 "cameras": s.cameras if s.config is None else None,
                 "resolution": f"{s.width}x{s.height}" if s.config is None else None,
-                "episode_minutes": s.episode_minutes, "devices": s.mode, "cpus": os.cpu_count()}
+                "episode_minutes": s.episode_minutes, "devices": s.mode, "cpus": os.cpu_count(),
+                "kept_for_inspection": [path.name for path in self.kept_for_inspection]}
 
 
 def run_soak(settings: SoakSettings, out: Path, log_path: Path | None = None, echo: TextIO | None = sys.stdout,
@@ -231,6 +262,7 @@ def run_soak(settings: SoakSettings, out: Path, log_path: Path | None = None, ec
 def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
     """A soak's JSON lines per episode: the samples taken while episode n recorded (n - 1 finished before)."""
     samples = [line for line in lines if "t_s" in line]
+    checked = {line["episode"]: line for line in lines if "episode" in line and "at_s" in line}
     summary = next((line for line in lines if line.get("summary") == "soak"), None)
     if not samples:
         return {"samples": 0, "summary": summary}
@@ -245,7 +277,8 @@ def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
                      "rss_mb_min": min(s["rss_mb"] for s in group), "rss_mb_max": max(s["rss_mb"] for s in group),
                      "drops": group[-1]["drops"], "disk_mb_max": max(s["disk_mb"] for s in group),
                      "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
-                     "load_avg_max": max(s["load_avg_1min"] for s in group)})
+                     "load_avg_max": max(s["load_avg_1min"] for s in group),
+                     "dropped": checked.get(finished + 1, {}).get("drops")})
     recorded = [row for row in rows if row["to_min"] > row["from_min"]]  # not the line after the last stop
     growth = ((recorded[-1]["rss_mb_max"] - recorded[0]["rss_mb_max"]) / (len(recorded) - 1)
               if len(recorded) > 1 else None)

@@ -102,7 +102,8 @@ def add_soak_parser(bench_kinds: argparse._SubParsersAction) -> None:
                       help="simulated cameras (default: %(default)s)")
     add_frame_arguments(soak, "simulated cameras: ")
     soak.add_argument("--keep", type=within(KEEP_EPISODES), default=3,
-                      help="finished episodes kept on disk, older ones deleted (default: %(default)s)")
+                      help="clean finished episodes kept on disk, older ones deleted; one with drops or validation "
+                           "problems is always kept (default: %(default)s)")
     devices = soak.add_mutually_exclusive_group()
     devices.add_argument("--station", action="store_true",
                          help="keep the simulated station's devices open for the whole run (as excap station does)")

@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,21 @@ class EpisodeSummary:
     drop_events: int
     warnings: list[str] = field(default_factory=list)  # quality warnings (excap.episode.quality), not schema errors
     label: dict[str, Any] | None = None  # the latest `label` event (excap.episode.labels), if any
+    drops_by_stream: dict[str, int] = field(default_factory=dict)  # `drop_events` per stream
 
 
 def _drop_count(event: Event) -> int:
     count = event.detail.get("count", 1)
     return count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 1
+
+
+def drops_by_stream(events: Iterable[Event]) -> dict[str, int]:
+    """Samples dropped per stream, from the episode's `drop` events (the recorder's queues and the encoders)."""
+    drops: Counter[str] = Counter()
+    for event in events:
+        if event.kind == "drop":
+            drops[str(event.detail.get("stream", "unknown"))] += _drop_count(event)
+    return dict(sorted(drops.items()))
 
 
 def _stream_summary(reader: EpisodeReader, path: str, start: int) -> StreamSummary:
@@ -87,11 +98,11 @@ def summarize(path: Path) -> EpisodeSummary:
         streams = [_stream_summary(reader, info.path, start) for info in reader.streams]
         events = reader.events()
         kinds = Counter(event.kind for event in events)
-        drop_events = sum(_drop_count(event) for event in events if event.kind == "drop")
+        drops = drops_by_stream(events)
         label = latest_label(events)
         return EpisodeSummary(str(path), path.stat().st_size, episode_duration_s(reader), dict(reader.metadata),
-                              streams, dict(kinds), drop_events, quality_warnings(reader),
-                              label.as_json() if label is not None else None)
+                              streams, dict(kinds), sum(drops.values()), quality_warnings(reader),
+                              label.as_json() if label is not None else None, drops)
 
 
 def summary_json(summary: EpisodeSummary) -> str:
@@ -130,6 +141,7 @@ def summary_text(summary: EpisodeSummary) -> str:
                      + (f"   ~{s.mean_bytes / 1024:.0f} KiB/frame" if s.mean_bytes else ""))
     lines.append("")
     lines.append("events    " + ", ".join(f"{k}={v}" for k, v in sorted(summary.events.items())))
-    lines.append(f"drops     {summary.drop_events} samples dropped in all")
+    where = ", ".join(f"{stream} {count}" for stream, count in summary.drops_by_stream.items())
+    lines.append(f"drops     {summary.drop_events} samples dropped in all" + (f" ({where})" if where else ""))
     lines += [f"WARNING   {warning}" for warning in summary.warnings]
     return "\n".join(lines)

@@ -410,6 +410,10 @@ class StationRuntime:
         return [StreamState(tee.spec.path, tee.update_rate(t_ns), tee.count, tee.dropped, tee.staleness_s(t_ns),
                             tee.recording) for tee in self._with_encoder_drops()]
 
+    def dropped(self) -> int:
+        """Samples dropped so far on every stream: the running episode's queues, the encoders, rejected messages."""
+        return sum(tee.dropped for tee in self._with_encoder_drops())
+
     def _with_encoder_drops(self) -> list[TeeStream]:
         for encoder in self.encoders.values():
             if isinstance(encoder.handle, TeeStream):

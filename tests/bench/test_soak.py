@@ -5,11 +5,18 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import pytest
 
+from excap.bench.soak import EpisodeCheck, Soak, SoakSettings, check_episode, read_log, report
+from excap.core.clock import now_ns
+from excap.episode.metadata import EpisodeMetadata
+from excap.episode.streams import camera_spec
+from excap.episode.summary import summarize, summary_text
 from excap.episode.validation import validate_episode
+from excap.record.recorder import Recorder, RecorderConfig
 from tests.support.commands import excap_command
 from tests.support.paths import REPO
 from tests.support.waiting import wait_for
@@ -25,7 +32,8 @@ def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None
                          capture_output=True, text=True, timeout=120, cwd=REPO)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in (out / "soak.jsonl").read_text().splitlines()]
-    samples, summary = lines[:-1], lines[-1]
+    samples, summary = [line for line in lines if "t_s" in line], lines[-1]
+    named = [line for line in lines if "at_s" in line]  # one line per finished episode
     assert summary["summary"] == "soak" and json.loads(run.stdout.splitlines()[-1]) == summary
     assert len(samples) >= 5 and all(s["rss_mb"] > 0 for s in samples)
     assert [s["t_s"] for s in samples] == sorted(s["t_s"] for s in samples)
@@ -34,6 +42,9 @@ def test_soak_rolls_episodes_and_samples_memory_drops_and_disk(tmp_path) -> None
     assert len(kept) == 1 and validate_episode(kept[0]) == []
     assert summary["written_mb"] > sum(path.stat().st_size for path in kept) / 1e6  # older episodes were deleted
     assert max(s["episodes"] for s in samples) == summary["episodes"]
+    assert [line["episode"] for line in named] == list(range(1, summary["episodes"] + 1))
+    assert all(line["drops"] == {} and line["problems"] == 0 for line in named)
+    assert named[-1]["file"] == kept[0].name and summary["kept_for_inspection"] == []
     shown = subprocess.run([sys.executable, str(REPO / "bench" / "soak.py"), "--report", str(out / "soak.jsonl")],
                            capture_output=True, text=True, timeout=60, cwd=REPO)
     assert shown.returncode == 0, shown.stderr
@@ -105,3 +116,54 @@ def test_excap_bench_soak_report_of_a_missing_log_is_one_line(tmp_path) -> None:
     run = subprocess.run(excap_command("bench", "soak", "--report", str(tmp_path / "none.jsonl")),
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 2 and run.stderr.strip() == f"excap: error: {tmp_path / 'none.jsonl'}: no such soak log"
+
+
+def episode_with_drops(folder) -> Path:
+    """A real episode whose camera queue overflowed: 25 frames dropped (the recorder's own drop event)."""
+    recorder = Recorder(RecorderConfig(folder, journal_interval_s=10.0),
+                        EpisodeMetadata(machine_kind="excavator", machine_model="m", machine_id="exc-1",
+                                        control_pattern="iso", profile="excavator_20t"))
+    recorder.start()
+    camera = recorder.add_stream(camera_spec("side", 2, 2, 30, "test"))
+    for _ in range(camera.spec.queue_capacity + 25):
+        camera.put((now_ns(), 0, b"\xff\xd8"))
+    return recorder.stop()
+
+
+def test_a_finished_episodes_drops_are_named_per_stream(tmp_path) -> None:
+    path = episode_with_drops(tmp_path)
+    checked = check_episode(path)  # in a child process, as the soak reads it
+    assert checked.drops == {"cameras/side": 25} and not checked.clean
+    summary = summarize(path)
+    assert summary.drop_events == 25 and summary.drops_by_stream == {"cameras/side": 25}
+    assert "25 samples dropped in all (cameras/side 25)" in summary_text(summary)
+
+
+def test_an_episode_with_drops_is_kept_for_inspection_and_named_in_the_log(tmp_path) -> None:
+    """Episodes roll (--keep 1), but one with drops stays on disk and its line says where the drops were."""
+    seen: list[Path] = []
+
+    def check(path: Path) -> EpisodeCheck:
+        real = check_episode(path)
+        seen.append(path)
+        if len(seen) == 2:  # as if its camera had lost frames under load
+            return EpisodeCheck({"cameras/front": 3}, real.problems)
+        return real
+
+    settings = SoakSettings(hours=7 / 3600, episode_minutes=1.5 / 60, interval_s=1.0, cameras=1, width=160,
+                            height=120, fps=15.0, keep=1, devices_open=True)
+    episodes, log_path = tmp_path / "episodes", tmp_path / "soak.jsonl"
+    episodes.mkdir()
+    with open(log_path, "a") as log:
+        summary = Soak(settings, episodes, log, echo=None, check=check).run()
+    assert len(seen) >= 3 and summary["episodes"] == len(seen)
+    assert summary["drops"] == 3 and summary["invalid_episodes"] == 0
+    assert summary["kept_for_inspection"] == [seen[1].name]
+    assert sorted(episodes.glob("*.h5")) == sorted([seen[1], seen[-1]])  # the one with drops and the last one
+    lines = read_log(log_path)
+    named = [line for line in lines if "at_s" in line]
+    assert [line["file"] for line in named] == [path.name for path in seen]
+    assert [line["drops"] for line in named] == [{}, {"cameras/front": 3}] + [{}] * (len(seen) - 2)
+    rows = report(lines)["per_episode"]
+    assert rows[1]["dropped"] == {"cameras/front": 3} and rows[0]["dropped"] == {}
+    assert [s["drops"] for s in lines if "t_s" in s][-1] == 3
