@@ -275,9 +275,13 @@ class RosSink:
 
     def _joint_message(self, sample: Sample, message: str, signals: list[str]) -> JointState | None:
         """The machine's joints from the latest decoded messages, at most every 20 ms of recorded time (a replay
-        that starts again from the beginning, `--loop`, starts the period again)."""
+        that starts again from the beginning, `--loop`, starts the period and the joints seen again, so every pass
+        publishes the same messages)."""
+        if self._last_joint_ns is not None and sample.t_ns < self._last_joint_ns:  # a new pass of a loop
+            self._signals.clear()
+            self._last_joint_ns = None
         self._signals[message] = {name: float(sample.row[name]) for name in signals}
-        if self._last_joint_ns is not None and 0 <= sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
+        if self._last_joint_ns is not None and sample.t_ns - self._last_joint_ns < JOINT_PERIOD_NS:
             return None
         names, positions = joints_from_signals(self._signals, self._joints)
         if not names:
