@@ -16,13 +16,16 @@ recorded. At the end a summary line: RSS at the start, after 10 minutes and at t
 invalid episodes, mean CPU, the episodes kept for inspection.
 
 Each finished episode is summarised and validated in a child process, as a station's uplink or an engineer reads
-it, so that reading a 2 GB file does not count in the recording process's memory. `report(lines)` turns a soak's
-JSON lines (finished or still running) into one row per episode and the RSS growth per episode.
+it, so that reading a 2 GB file does not count in the recording process's memory. A soak whose process ended
+(a machine restart, a kill) continues with `resume`: the episode the end cut off is recovered from its journal, as a
+station does when it starts again, and counted; time, episodes and drops count on from the log, and `hours` is the
+total. `excap.bench.soak_log` reads the lines back (the per-episode report, where a soak resumes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import os
 import subprocess
@@ -35,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from excap.bench.measure import cpu_s, disk_bytes, peak_rss_mb, rss_mb
+from excap.bench.soak_log import SoakProgress, progress, read_log
+from excap.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from excap.record.recorder import Recorder
@@ -68,6 +73,8 @@ class SoakSettings:
     """The devices stay open for the whole run (always so with `config`)."""
     config: StationConfig | None = None
     """A station config: its devices instead of the simulated station's."""
+    resume: bool = False
+    """Continue the soak logged in the folder (after its process ended) instead of starting one."""
 
     @property
     def mode(self) -> str:
@@ -137,6 +144,24 @@ class Soak:
         self.lines: list[dict[str, Any]] = []
         self.t0 = time.monotonic()
         self._cpu = (self.t0, cpu_s())
+        self.segments = 1
+
+    def resume_from(self, done: SoakProgress) -> None:
+        """Count on from a stopped soak's log: its time, episodes, drops, disk; recover the episode it cut off."""
+        from excap.record.recovery import recover_directory
+
+        self.t0 -= done.elapsed_s
+        self.segments = done.segments + 1
+        self.finished = [self.out / name for name in done.episodes]
+        self.kept_for_inspection = [self.out / name for name in done.kept_for_inspection]
+        self.drops_finished, self.invalid = done.drops, done.invalid
+        self.written_finished = max(0, round(done.written_mb * 1e6) - disk_bytes(self.out))
+        recovered = [result for result in recover_directory(self.out) if result.episode is not None]
+        self.write({"resumed_at_s": done.elapsed_s, "segment": self.segments, "utc": utc_now(),
+                    "recovered": [result.line() for result in recovered]})
+        for result in recovered:
+            assert result.episode is not None
+            self.count_episode(result.episode, recovered=True)
 
     def running_drops(self) -> int:
         """Samples the running episode has dropped so far (queues and encoders, as the station page counts)."""
@@ -219,13 +244,18 @@ class Soak:
             opened: list[StationRuntime] = []
             path = run_sim_session(self.sim_options(length_s), stop=self.stop, on_open=opened.append,
                                    on_started=lambda recorder: started(opened[0], recorder))
+        self.running = None
+        self.count_episode(path)
+
+    def count_episode(self, path: Path, recovered: bool = False) -> None:
+        """Check a finished episode, name it in the log, and roll the older clean ones away."""
         checked = self.check(path)
         self.drops_finished += sum(checked.drops.values())
-        self.running = None
         self.invalid += checked.problems > 0
         self.finished.append(path)
-        self.write({"episode": len(self.finished), "file": path.name, "at_s": round(time.monotonic() - self.t0, 1),
-                    "drops": checked.drops, "problems": checked.problems})
+        line = {"episode": len(self.finished), "file": path.name, "at_s": round(time.monotonic() - self.t0, 1),
+                "drops": checked.drops, "problems": checked.problems}
+        self.write(line | {"recovered": True} if recovered else line)
         if not checked.clean:
             self.kept_for_inspection.append(path)
         rolling = [episode for episode in self.finished if episode not in self.kept_for_inspection]
@@ -237,11 +267,12 @@ class Soak:
     def summary(self, last: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
         after_10_min = next((line for line in self.lines if line["t_s"] >= 600), last)
-        return {"summary": "soak", "hours": round(last["t_s"] / 3600, 3), "episodes": len(self.finished),
+        return {"summary": "soak", "hours": round(last["t_s"] / 3600, 3), "segments": self.segments,
+                "episodes": len(self.finished),
                 "invalid_episodes": self.invalid, "drops": last["drops"], "rss_mb_start": self.lines[0]["rss_mb"],
                 "rss_mb_at_10_min": after_10_min["rss_mb"], "rss_mb_end": last["rss_mb"],
                 "rss_mb_peak": round(peak_rss_mb(), 1),
-                "cpu_percent_mean": round(100 * cpu_s() / max(last["t_s"], 1e-9), 1),
+                "cpu_percent_mean": round(100 * cpu_s() / max(last["t_s"] - self.lines[0]["t_s"], 1e-9), 1),
                 "disk_mb_max": max(line["disk_mb"] for line in self.lines), "written_mb": last["written_mb"],
                 "cameras": s.cameras if s.config is None else None,
                 "resolution": f"{s.width}x{s.height}" if s.config is None else None,
@@ -254,48 +285,20 @@ def run_soak(settings: SoakSettings, out: Path, log_path: Path | None = None, ec
     """Run a soak into `out` (episodes in OUT/episodes, JSON lines in `log_path`, default OUT/soak.jsonl, appended)
     until `hours` have passed or `stop` is set (the running episode is then finished early); returns the summary."""
     episodes = out / "episodes"
+    log_path = log_path or out / "soak.jsonl"
+    done = None
+    if settings.resume:
+        if not log_path.is_file():
+            raise ConfigError(f"{log_path}: no soak log to resume (give the --out of the soak to continue)")
+        done = progress(read_log(log_path), settings.hours)
     episodes.mkdir(parents=True, exist_ok=True)
-    with open(log_path or out / "soak.jsonl", "a") as log:
-        return Soak(settings, episodes, log, echo, stop).run()
+    with open(log_path, "a") as log:
+        soak = Soak(settings, episodes, log, echo, stop)
+        if done is not None:
+            soak.resume_from(done)
+        return soak.run()
 
 
-def report(lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """A soak's JSON lines per episode: the samples taken while episode n recorded (n - 1 finished before)."""
-    samples = [line for line in lines if "t_s" in line]
-    checked = {line["episode"]: line for line in lines if "episode" in line and "at_s" in line}
-    summary = next((line for line in lines if line.get("summary") == "soak"), None)
-    if not samples:
-        return {"samples": 0, "summary": summary}
-    groups: dict[int, list[dict[str, Any]]] = {}
-    for sample in samples:
-        groups.setdefault(int(sample["episodes"]), []).append(sample)
-    rows = []
-    for finished, group in sorted(groups.items()):
-        cpu = [s["cpu_percent"] for s in group if s["cpu_percent"] is not None]
-        rows.append({"episode": finished + 1, "from_min": round(group[0]["t_s"] / 60, 1),
-                     "to_min": round(group[-1]["t_s"] / 60, 1),
-                     "rss_mb_min": min(s["rss_mb"] for s in group), "rss_mb_max": max(s["rss_mb"] for s in group),
-                     "drops": group[-1]["drops"], "disk_mb_max": max(s["disk_mb"] for s in group),
-                     "cpu_percent_mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
-                     "load_avg_max": max(s["load_avg_1min"] for s in group),
-                     "dropped": checked.get(finished + 1, {}).get("drops")})
-    recorded = [row for row in rows if row["to_min"] > row["from_min"]]  # not the line after the last stop
-    growth = ((recorded[-1]["rss_mb_max"] - recorded[0]["rss_mb_max"]) / (len(recorded) - 1)
-              if len(recorded) > 1 else None)
-    return {"hours": round(samples[-1]["t_s"] / 3600, 3), "samples": len(samples), "finished": summary is not None,
-            "episodes_finished": samples[-1]["episodes"], "drops": samples[-1]["drops"],
-            "rss_mb_start": samples[0]["rss_mb"], "rss_mb_peak": max(s["rss_mb"] for s in samples),
-            "rss_mb_growth_per_episode": None if growth is None else round(growth, 1),
-            "disk_mb_max": max(s["disk_mb"] for s in samples), "written_mb": samples[-1]["written_mb"],
-            "per_episode": rows, "summary": summary}
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
-
-def read_log(path: Path) -> list[dict[str, Any]]:
-    """A soak's JSON lines (a line cut off by a stop while it was written is left out)."""
-    lines = []
-    for text in path.read_text().splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            continue
-    return lines

@@ -4,7 +4,8 @@
 another process recorded by excap (with 2,000 CAN frames/s and a 200 Hz joystick), CPU per frame, drops, peak RSS
 and stop-to-file time, and with `--compare` the same for the floor, ALOHA-, LeRobot- and MCAP-style recorders.
 `soak`: hours of episodes one after another (the simulated station, or a station config's devices: a burn-in),
-memory, drops, disk use and CPU over time as JSON lines; `--report LOG` summarises one per episode."""
+memory, drops, disk use and CPU over time as JSON lines; `--resume` continues one whose process ended; `--report LOG`
+summarises one per episode."""
 
 from __future__ import annotations
 
@@ -112,6 +113,9 @@ def add_soak_parser(bench_kinds: argparse._SubParsersAction) -> None:
     soak.add_argument("--out", type=Path, default=None, metavar="DIR",
                       help="episodes in DIR/episodes, the log in DIR/soak.jsonl (default: a new temporary folder)")
     soak.add_argument("--log", type=Path, default=None, help="the JSON lines file (default: DIR/soak.jsonl)")
+    soak.add_argument("--resume", action="store_true",
+                      help="continue the soak in --out DIR after its process ended (a restart, a kill): the episode "
+                           "cut off is recovered and counted, time and episodes count on, --hours is the total")
     soak.add_argument("--report", type=Path, default=None, metavar="LOG",
                       help="print the per-episode report of a soak's JSON lines (finished or running) and exit")
 
@@ -120,7 +124,8 @@ def cmd_soak(args: argparse.Namespace) -> int:
     from excap.core.stop_request import StopRequest
 
     stop = StopRequest().install().requested  # Ctrl-C / SIGTERM: the running episode is finished, then the summary
-    from excap.bench.soak import SoakSettings, read_log, report, run_soak
+    from excap.bench.soak import SoakSettings, run_soak
+    from excap.bench.soak_log import read_log, report
 
     if args.report is not None:
         if not args.report.is_file():
@@ -138,7 +143,9 @@ def cmd_soak(args: argparse.Namespace) -> int:
     width, height = args.size
     settings = SoakSettings(hours=args.hours, episode_minutes=args.episode_minutes, interval_s=args.interval,
                             cameras=args.cameras, width=width, height=height, fps=args.fps, keep=args.keep,
-                            devices_open=args.station, config=config)
+                            devices_open=args.station, config=config, resume=args.resume)
+    if args.resume and args.out is None:
+        raise ConfigError("--resume needs the --out DIR of the soak to continue")
     out = args.out or Path(tempfile.mkdtemp(prefix="excap-soak-"))
     summary = run_soak(settings, out, args.log, echo=sys.stdout, stop=stop)
     return 130 if stop.is_set() else (0 if summary["drops"] == 0 and summary["invalid_episodes"] == 0 else 1)

@@ -11,7 +11,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from excap.bench.soak import EpisodeCheck, Soak, SoakSettings, check_episode, read_log, report
+from excap.bench.soak import EpisodeCheck, Soak, SoakSettings, check_episode
+from excap.bench.soak_log import read_log, report
 from excap.core.clock import now_ns
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec
@@ -171,3 +172,66 @@ def test_an_episode_with_drops_is_kept_for_inspection_and_named_in_the_log(tmp_p
     rows = report(lines)["per_episode"]
     assert rows[1]["dropped"] == {"cameras/front": 3} and rows[0]["dropped"] == {}
     assert [s["drops"] for s in lines if "t_s" in s][-1] == 3
+
+
+def soak_args(out: Path, hours_s: float) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "soak.py"), "--station", "--hours", str(hours_s / 3600),
+            "--episode-minutes", str(3 / 60), "--interval", "0.5", "--cameras", "1", "--size", "160x120",
+            "--fps", "15", "--keep", "5", "--out", str(out)]
+
+
+def test_a_soak_killed_mid_episode_resumes_with_that_episode_recovered_and_counted(tmp_path) -> None:
+    """The process of a soak dies (kill -9, as a machine that stops) while its second episode records; `--resume`
+    recovers that episode from its journal, counts it, and goes on counting time and episodes from the log."""
+    out = tmp_path / "soak"
+    first = subprocess.Popen(soak_args(out, 14), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             cwd=REPO)
+
+    def second_episode_journaled() -> bool:
+        lines = soak_lines(out / "soak.jsonl")
+        named = [line for line in lines if "at_s" in line]
+        journals = list(out.glob("episodes/**/*.journal"))
+        return (len(named) == 1 and bool(journals) and journals[0].stat().st_size > 4096
+                and lines[-1].get("t_s", 0) > named[0]["at_s"] + 1.0)
+
+    try:
+        wait_for(second_episode_journaled, timeout=60, message="the second episode recording into its journal")
+        first.kill()
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    before = soak_lines(out / "soak.jsonl")
+    killed_at = [line["t_s"] for line in before if "t_s" in line][-1]
+    assert not any("summary" in line for line in before)  # it never got to write one
+
+    resumed = subprocess.run([*soak_args(out, 14), "--resume"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr
+    lines = read_log(out / "soak.jsonl")
+    mark = next(line for line in lines if "resumed_at_s" in line)
+    assert mark["segment"] == 2 and mark["resumed_at_s"] == killed_at and len(mark["recovered"]) == 1
+    named = [line for line in lines if "at_s" in line]
+    assert [line["episode"] for line in named] == list(range(1, len(named) + 1)) and len(named) >= 3
+    assert named[1].get("recovered") is True and named[1]["problems"] == 0 and named[1]["drops"] == {}
+    assert validate_episode(out / "episodes" / named[1]["file"]) == []
+    times = [line["t_s"] for line in lines if "t_s" in line]
+    assert times == sorted(times) and times[-1] >= 14 - 1  # the time counts on from the log to the total
+    summary = lines[-1]
+    assert summary["summary"] == "soak" and summary["segments"] == 2 and summary["episodes"] == len(named)
+    assert summary["drops"] == 0 and summary["invalid_episodes"] == 0
+    shown = report(lines)
+    assert shown["finished"] and shown["segments"] == 2 and shown["episodes_finished"] == len(named)
+    assert {row["segment"] for row in shown["per_episode"]} == {1, 2}
+
+    again = subprocess.run([*soak_args(out, 14), "--resume"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr.strip().splitlines()[-1]
+    assert read_log(out / "soak.jsonl") == lines  # refused before it wrote anything
+
+
+def test_resume_without_a_soak_to_continue_is_one_line(tmp_path) -> None:
+    run = subprocess.run([*soak_args(tmp_path / "none", 14), "--resume"], capture_output=True, text=True, timeout=60,
+                         cwd=REPO)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"excap: error: {tmp_path / 'none' / 'soak.jsonl'}: no soak log to resume (give the " \
+                                 "--out of the soak to continue)"
