@@ -75,6 +75,11 @@ def open_page(driver, station) -> None:
              and text(driver, "enable-state") == "HELD", message="commands enabled shown")
 
 
+def recent_refreshes(driver) -> int:
+    """Times the page has asked for its list of last episodes (every 5 s)."""
+    return int(attribute(driver, "recent-episodes", "data-refreshes") or 0)
+
+
 def recording_shown(driver) -> bool:
     return text(driver, "rec-state") == "● REC"
 
@@ -264,7 +269,8 @@ def test_page_without_web_audio_says_so_and_never_throws(station, browser):
 def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browser):
     open_page(browser, station)
     turn_sound_on(browser)
-    wait_for(lambda: "hidden" in attribute(browser, "banner", "class"), message="no alerts while all is well")
+    wait_for(lambda: "hidden" in attribute(browser, "banner", "class"), message="no alerts while all is well",
+             seen=lambda: text(browser, "warnings"))
     station.console.peer.pause()
     try:
         wait_for(lambda: {"stream_stale", "neutralised"} <= set(attribute(browser, "banner", "data-codes").split()),
@@ -288,7 +294,8 @@ def test_alert_area_says_what_is_wrong_since_when_and_what_to_do(station, browse
     finally:
         station.console.peer.resume()
     wait_for(station.enabled, message="commands re-enabled")
-    wait_for(lambda: "hidden" in attribute(browser, "banner", "class"), message="alerts gone")
+    wait_for(lambda: "hidden" in attribute(browser, "banner", "class"), message="alerts gone",
+             seen=lambda: text(browser, "warnings"))
 
 
 def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(station, browser):
@@ -301,24 +308,28 @@ def test_connection_lost_blanks_the_page_and_reconnecting_says_what_happened(sta
     episode_id = text(browser, "episode-id")
 
     running.server.stop()  # the page's station stops answering; the recording goes on
-    wait_for(lambda: script(browser, "return document.body.className") == "lost", message="connection lost state")
-    assert browser.find_element("id", "connection").is_displayed()
-    assert "CONNECTION LOST" in text(browser, "connection-state")
-    assert text(browser, "rec-state") == "REC ?" and text(browser, "rec-timer") == "--:--"
-    assert text(browser, "link-state") == "UNKNOWN" and text(browser, "enable-state") == "?"
-    assert all(attribute(browser, b, "disabled") for b in ACTIONS)
-    assert "hidden" in attribute(browser, "banner", "class") and not text(browser, "warnings")
-    assert all(c.text == "?" for c in browser.find_elements("css selector", "#streams tbody td:not(:first-child)"))
-    assert script(browser, "return document.body.dataset.alarm") == "connection"
-    wait_for(lambda: beeps(browser) > 0, message="the connection alarm beeps")
-    assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
+    try:
+        wait_for(lambda: script(browser, "return document.body.className") == "lost", message="connection lost state")
+        assert browser.find_element("id", "connection").is_displayed()
+        assert "CONNECTION LOST" in text(browser, "connection-state")
+        assert text(browser, "rec-state") == "REC ?" and text(browser, "rec-timer") == "--:--"
+        assert text(browser, "link-state") == "UNKNOWN" and text(browser, "enable-state") == "?"
+        assert all(attribute(browser, b, "disabled") for b in ACTIONS)
+        assert "hidden" in attribute(browser, "banner", "class") and not text(browser, "warnings")
+        assert all(c.text == "?" for c in browser.find_elements("css selector", "#streams tbody td:not(:first-child)"))
+        assert script(browser, "return document.body.dataset.alarm") == "connection"
+        wait_for(lambda: beeps(browser) > 0, message="the connection alarm beeps")
+        refreshes = recent_refreshes(browser)  # the page's other requests fail too, and are not thrown either
+        wait_for(lambda: recent_refreshes(browser) > refreshes, timeout=15, message="the episode list tried again")
+        assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
 
-    # meanwhile the recording is stopped from elsewhere (a joystick gesture)
-    assert running.station.controller.act("success", "joystick").ok
-    assert not running.runtime.recording
-    running.parts.remove(running.server)
-    running.server = StationServer(running.station, "127.0.0.1", port).start()
-    running.parts.append(running.server)
+        # meanwhile the recording is stopped from elsewhere (a joystick gesture)
+        assert running.station.controller.act("success", "joystick").ok
+        assert not running.runtime.recording
+    finally:  # the station's page answers again (also for the tests after this one if this one fails)
+        running.parts.remove(running.server)
+        running.server = StationServer(running.station, "127.0.0.1", port).start()
+        running.parts.append(running.server)
     wait_for(lambda: browser.find_element("id", "summary").is_displayed(), message="meanwhile summary")
     summary = text(browser, "summary-text")
     assert summary.startswith("connection lost ") and "; meanwhile: " in summary

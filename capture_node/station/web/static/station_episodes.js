@@ -20,10 +20,15 @@
     byId("start-anyway-reason").textContent = refused ? data.message : "";
   }
 
+  // a station that does not answer is said, never thrown: the page's watchdog shows the connection lost
   async function startAnyway() {
-    const result = await send("/api/start", {override: true});
-    say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
-    showStartAnyway(result.ok ? null : result.data);
+    try {
+      const result = await send("/api/start", {override: true});
+      say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
+      showStartAnyway(result.ok ? null : result.data);
+    } catch (e) {
+      say("/api/start: station not reachable", "error");
+    }
   }
 
   function labelButton(episode, outcome) {
@@ -80,16 +85,28 @@
   }
 
   async function loadRecentEpisodes() {
-    const result = await send("/api/episodes/recent");
+    const table = byId("recent-episodes");
+    table.dataset.refreshes = String(Number(table.dataset.refreshes || 0) + 1);
+    let result;
+    try {
+      result = await send("/api/episodes/recent");
+    } catch (e) {
+      return;  // the list stays as it was until the station answers again
+    }
     if (!result.ok) return;
-    const body = byId("recent-episodes").querySelector("tbody");
+    const body = table.querySelector("tbody");
     if (sameRows(body, result.data.episodes)) return;
     body.replaceChildren(...result.data.episodes.map(episodeRow));
   }
 
   async function labelEpisode(episodeId, outcome) {
-    const result = await send("/api/label", {episode: episodeId, outcome: outcome});
-    say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
+    try {
+      const result = await send("/api/label", {episode: episodeId, outcome: outcome});
+      say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
+    } catch (e) {
+      say("/api/label: station not reachable", "error");
+      return;
+    }
     await loadRecentEpisodes();
   }
 
