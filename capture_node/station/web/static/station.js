@@ -581,9 +581,14 @@ function showLogin(who) {
   });
 }
 
-api("GET", "/api/whoami").then((r) => {
-  csrfToken = (r.ok && r.data.csrf) || "";
-  if (r.status === 401) return;
-  showLogin(r.ok ? r.data : {});
-  wire();
-});
+// who is logged in, then the page starts; a station that does not answer yet is asked again every second
+function start() {
+  api("GET", "/api/whoami", undefined, 5 * REQUEST_TIMEOUT_MS).then((r) => {
+    csrfToken = (r.ok && r.data.csrf) || "";
+    if (r.status === 401) return;
+    showLogin(r.ok ? r.data : {});
+    wire();
+  }, () => setTimeout(start, 1000));
+}
+
+start();
