@@ -147,7 +147,8 @@ class Soak:
         self.segments = 1
 
     def resume_from(self, done: SoakProgress) -> None:
-        """Count on from a stopped soak's log: its time, episodes, drops, disk; recover the episode it cut off."""
+        """Count on from a stopped soak's log: its time, episodes, drops, disk; count an episode it finished but had
+        not checked, and recover the episode it cut off."""
         from excap.record.recovery import recover_directory
 
         self.t0 -= done.elapsed_s
@@ -156,9 +157,13 @@ class Soak:
         self.kept_for_inspection = [self.out / name for name in done.kept_for_inspection]
         self.drops_finished, self.invalid = done.drops, done.invalid
         self.written_finished = max(0, round(done.written_mb * 1e6) - disk_bytes(self.out))
+        unchecked = [self.out / name for name in done.unchecked if (self.out / name).is_file()]
         recovered = [result for result in recover_directory(self.out) if result.episode is not None]
         self.write({"resumed_at_s": done.elapsed_s, "segment": self.segments, "utc": utc_now(),
+                    "unchecked": [path.name for path in unchecked],
                     "recovered": [result.line() for result in recovered]})
+        for path in unchecked:  # finished before the end came, while they were being checked
+            self.count_episode(path)
         for result in recovered:
             assert result.episode is not None
             self.count_episode(result.episode, recovered=True)
@@ -248,7 +253,9 @@ class Soak:
         self.count_episode(path)
 
     def count_episode(self, path: Path, recovered: bool = False) -> None:
-        """Check a finished episode, name it in the log, and roll the older clean ones away."""
+        """Check a finished episode, name it in the log, and roll the older clean ones away. The log names it as
+        finished before the check, which takes seconds: a soak ended then counts it when it resumes."""
+        self.write({"finished": path.name})
         checked = self.check(path)
         self.drops_finished += sum(checked.drops.values())
         self.invalid += checked.problems > 0

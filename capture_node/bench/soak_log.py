@@ -1,9 +1,10 @@
 """A soak's JSON lines (`excap.bench.soak`) read back: the per-episode report, and where a stopped soak resumes.
 
-A log holds three kinds of line: a sample every interval (`t_s`, RSS, drops, disk ...), one line per finished
-episode (`episode`, `at_s`, its drops per stream and validation problems) and, at the end, the summary. A soak
-continued after a restart (`--resume`) adds a `resumed_at_s` line where the new process took over; the lines after
-it belong to the next segment (time counts on from the last sample; RSS is the new process's).
+A log holds these kinds of line: a sample every interval (`t_s`, RSS, drops, disk ...); for each finished episode,
+one as it finishes (`finished`: its file) and one once it is checked (`episode`, `at_s`, its drops per stream and
+validation problems); and, at the end, the summary. A soak continued after a restart (`--resume`) adds a
+`resumed_at_s` line where the new process took over; the lines after it belong to the next segment (time counts on
+from the last sample; RSS is the new process's).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class SoakProgress:
     """MB written in all by the last sample (finished episodes kept or deleted, and the running one)."""
     segments: int = 1
     """Processes that have run the soak so far."""
+    unchecked: list[str] = field(default_factory=list)
+    """Episodes finished but not yet checked and named when the soak ended."""
 
 
 def progress(lines: list[dict[str, Any]], hours: float) -> SoakProgress:
@@ -56,10 +59,13 @@ def progress(lines: list[dict[str, Any]], hours: float) -> SoakProgress:
                           "nothing to resume")
     episodes = [line for line in lines if "episode" in line and "at_s" in line]
     unclean = [line for line in episodes if line["drops"] or line["problems"]]
+    named = {str(line["file"]) for line in episodes}
+    unchecked = [str(line["finished"]) for line in lines if "finished" in line and line["finished"] not in named]
     return SoakProgress(elapsed, [str(line["file"]) for line in episodes],
                         sum(sum(line["drops"].values()) for line in episodes),
                         sum(1 for line in episodes if line["problems"]), [str(line["file"]) for line in unclean],
-                        float(samples[-1]["written_mb"]), 1 + sum(1 for line in lines if "resumed_at_s" in line))
+                        float(samples[-1]["written_mb"]), 1 + sum(1 for line in lines if "resumed_at_s" in line),
+                        unchecked)
 
 
 def report(lines: list[dict[str, Any]]) -> dict[str, Any]:

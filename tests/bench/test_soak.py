@@ -12,7 +12,7 @@ import h5py
 import pytest
 
 from excap.bench.soak import EpisodeCheck, Soak, SoakSettings, check_episode
-from excap.bench.soak_log import read_log, report
+from excap.bench.soak_log import progress, read_log, report
 from excap.core.clock import now_ns
 from excap.episode.metadata import EpisodeMetadata
 from excap.episode.streams import camera_spec
@@ -235,3 +235,47 @@ def test_resume_without_a_soak_to_continue_is_one_line(tmp_path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip() == f"excap: error: {tmp_path / 'none' / 'soak.jsonl'}: no soak log to resume (give the " \
                                  "--out of the soak to continue)"
+
+
+class Killed(BaseException):
+    """The end of a soak's process, as far as the soak can tell."""
+
+
+def test_an_episode_finished_but_not_yet_checked_when_the_soak_ended_is_counted_when_it_resumes(tmp_path) -> None:
+    """The check of a finished episode takes seconds; a soak that ends then (its process killed) has the episode on
+    disk but not in its count: resumed, it checks and counts it before going on."""
+    settings = SoakSettings(hours=1.0, episode_minutes=1.5 / 60, interval_s=0.5, cameras=1, width=160,
+                            height=120, fps=15.0, keep=5, devices_open=True)
+    episodes, log_path = tmp_path / "episodes", tmp_path / "soak.jsonl"
+    episodes.mkdir()
+    seen: list[Path] = []
+
+    def dies_checking_the_second(path: Path) -> EpisodeCheck:
+        seen.append(path)
+        if len(seen) == 2:
+            raise Killed  # the process ends while the second episode is being checked
+        return check_episode(path)
+
+    with open(log_path, "a") as log, pytest.raises(Killed):
+        Soak(settings, episodes, log, echo=None, check=dies_checking_the_second).run()
+    assert seen[1].is_file() and [line["file"] for line in read_log(log_path) if "at_s" in line] == [seen[0].name]
+
+    stop = threading.Event()
+
+    def stops_after_one_more(path: Path) -> EpisodeCheck:
+        seen.append(path)
+        if len(seen) == 4:
+            stop.set()
+        return check_episode(path)
+
+    with open(log_path, "a") as log:
+        soak = Soak(settings, episodes, log, echo=None, stop=stop, check=stops_after_one_more)
+        soak.resume_from(progress(read_log(log_path), settings.hours))
+        summary = soak.run()
+    lines = read_log(log_path)
+    mark = next(line for line in lines if "resumed_at_s" in line)
+    assert mark["unchecked"] == [seen[1].name] and mark["recovered"] == []
+    named = [line for line in lines if "at_s" in line]
+    assert [line["file"] for line in named] == [seen[0].name, seen[1].name, seen[3].name]
+    assert [line["episode"] for line in named] == [1, 2, 3] and summary["episodes"] == 3
+    assert summary["segments"] == 2 and summary["drops"] == 0 and summary["invalid_episodes"] == 0
