@@ -25,7 +25,6 @@ total. `excap.bench.soak_log` reads the lines back (the per-episode report, wher
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import os
 import subprocess
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from excap.bench.measure import cpu_s, disk_bytes, peak_rss_mb, rss_mb
 from excap.bench.soak_log import SoakProgress, progress, read_log
+from excap.core.clock import utc_now_iso
 from excap.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ class Soak:
         self.written_finished = max(0, round(done.written_mb * 1e6) - disk_bytes(self.out))
         unchecked = [self.out / name for name in done.unchecked if (self.out / name).is_file()]
         recovered = [result for result in recover_directory(self.out) if result.episode is not None]
-        self.write({"resumed_at_s": done.elapsed_s, "segment": self.segments, "utc": utc_now(),
+        self.write({"resumed_at_s": done.elapsed_s, "segment": self.segments, "utc": utc_now_iso(),
                     "unchecked": [path.name for path in unchecked],
                     "recovered": [result.line() for result in recovered]})
         for path in unchecked:  # finished before the end came, while they were being checked
@@ -304,8 +304,4 @@ def run_soak(settings: SoakSettings, out: Path, log_path: Path | None = None, ec
         if done is not None:
             soak.resume_from(done)
         return soak.run()
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 

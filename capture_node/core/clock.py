@@ -27,6 +27,11 @@ def utc_offset_ns(samples: int = 5) -> int:
     return best_offset
 
 
+def utc_now_iso() -> str:
+    """The wall-clock time now as ISO 8601 UTC text to the second (`2026-12-05T10:14:11Z`)."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def utc_iso(t_ns: int, offset_ns: int) -> str:
     """ISO 8601 UTC text for a monotonic time, given the recording's offset."""
     stamp = datetime.fromtimestamp((t_ns + offset_ns) / 1e9, tz=UTC)

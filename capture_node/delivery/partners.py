@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from excap.core.clock import utc_now_iso
 from excap.core.errors import ConfigError, ExcapError
 from excap.core.state_dir import STATE_DIR, create_private, private_file, state_dir
 
@@ -59,7 +59,7 @@ class Partner:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_now_iso()
 
 
 def check_name(name: str, kind: str) -> str:

@@ -23,12 +23,12 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import h5py
 
+from excap.core.clock import utc_now_iso
 from excap.core.errors import EpisodeError
 from excap.episode.reader import EpisodeReader, Event
 
@@ -149,8 +149,7 @@ def _label(path: Path, outcome: str, note: str, by: str, source: str) -> Label:
                         + [e.t_ns for e in events])
     was_valid = not validate_episode(path)
     recover_annotation(path)  # a leftover annotation sidecar goes in first, so the copy holds it
-    label = Label(outcome, effective_outcome(events, recorded), note, by,
-                  datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"), source)
+    label = Label(outcome, effective_outcome(events, recorded), note, by, utc_now_iso(), source)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.label-", dir=path.parent)
     os.close(fd)
     copy = Path(name)
