@@ -1,5 +1,7 @@
 """The station page in headless Chromium: "Start anyway" after a start refused for devices not ready, and a label
-given from "Last episodes"."""
+given from "Last episodes"; each tried first while its request cannot reach the station (said, never thrown)."""
+
+from contextlib import contextmanager
 
 import pytest
 
@@ -15,6 +17,23 @@ pytestmark = pytest.mark.slow
 
 def shown(driver, element_id: str) -> bool:
     return "hidden" not in (driver.find_element("id", element_id).get_attribute("class") or "")
+
+
+@contextmanager
+def unreachable(driver, path: str):
+    """Requests to `path` fail in the browser as if the station did not answer (the page's other requests go on)."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"*{path}"]})
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        driver.execute_cdp_cmd("Network.disable", {})
+
+
+def said_unreachable(driver, path: str) -> bool:
+    box = driver.find_element("id", "message")
+    return box.text == f"{path}: station not reachable" and "error" in (box.get_attribute("class") or "")
 
 
 def test_start_anyway_and_a_label_from_the_page(tmp_path):
@@ -33,6 +52,10 @@ def test_start_anyway_and_a_label_from_the_page(tmp_path):
             reason = browser.find_element("id", "start-anyway-reason").text
             assert reason == "not ready: camera cab (no picture yet, disconnected), can can0 (no frames yet)"
             assert not running.runtime.recording
+            with unreachable(browser, "/api/start"):
+                browser.find_element("id", "btn-start-anyway").click()
+                wait_for(lambda: said_unreachable(browser, "/api/start"), message="start anyway: not reachable")
+            assert shown(browser, "start-anyway") and not running.runtime.recording  # the offer stays
             browser.find_element("id", "btn-start-anyway").click()
             wait_for(lambda: running.runtime.recording, message="started anyway")
             wait_for(lambda: not shown(browser, "start-anyway"), message="offer withdrawn")
@@ -42,8 +65,15 @@ def test_start_anyway_and_a_label_from_the_page(tmp_path):
             assert isinstance(episode, dict)
             row = f"#recent-episodes button.success[data-episode='{episode['episode_id']}']"
             wait_for(lambda: browser.find_elements("css selector", row), message="episode listed")
+            with unreachable(browser, "/api/label"):
+                browser.find_element("css selector", row).click()
+                wait_for(lambda: said_unreachable(browser, "/api/label"), message="label: not reachable")
+            assert episode_label(episode["path"])[1] is None
             browser.find_element("css selector", row).click()
             wait_for(lambda: episode_label(episode["path"])[1] is not None, message="labelled")
+            chosen = f"#recent-episodes button.success.chosen[data-episode='{episode['episode_id']}']"
+            wait_for(lambda: browser.find_elements("css selector", chosen), message="the list shows the label")
+            assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
     finally:
         running.stop()
     recorded, label = episode_label(episode["path"])

@@ -7,29 +7,16 @@
   const byId = (id) => document.getElementById(id);
   const RECENT_MS = 5000;
 
-  // through station.js's `api` (its headers: the login's CSRF token)
-  const send = (path, body) => api(body === undefined ? "GET" : "POST", path, body);
-
-  function say(text, level) {
-    if (typeof showMessage === "function") showMessage(text, level);
-  }
-
   function showStartAnyway(data) {
     const refused = Boolean(data && data.code === "devices_not_ready");
     byId("start-anyway").classList.toggle("hidden", !refused);
     byId("start-anyway-reason").textContent = refused ? data.message : "";
   }
 
-  // a station that does not answer is said, never thrown: the page's watchdog shows the connection lost
-  async function startAnyway() {
-    try {
-      const result = await send("/api/start", {override: true});
-      say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
-      showStartAnyway(result.ok ? null : result.data);
-    } catch (e) {
-      say("/api/start: station not reachable", "error");
-    }
-  }
+  // through station.js's `action()`: it says the result (or that the station is not reachable, never thrown), skips
+  // while the connection is lost, and announces it with `excap-action`, which updates the offer and the list below
+  const startAnyway = () => action("/api/start", {override: true});
+  const labelEpisode = (episodeId, outcome) => action("/api/label", {episode: episodeId, outcome: outcome});
 
   function labelButton(episode, outcome) {
     const button = document.createElement("button");
@@ -89,7 +76,7 @@
     table.dataset.refreshes = String(Number(table.dataset.refreshes || 0) + 1);
     let result;
     try {
-      result = await send("/api/episodes/recent");
+      result = await api("GET", "/api/episodes/recent");  // station.js: with the login's CSRF token
     } catch (e) {
       return;  // the list stays as it was until the station answers again
     }
@@ -97,17 +84,6 @@
     const body = table.querySelector("tbody");
     if (sameRows(body, result.data.episodes)) return;
     body.replaceChildren(...result.data.episodes.map(episodeRow));
-  }
-
-  async function labelEpisode(episodeId, outcome) {
-    try {
-      const result = await send("/api/label", {episode: episodeId, outcome: outcome});
-      say(result.data.message || result.data.detail || `HTTP ${result.status}`, result.ok ? "info" : "error");
-    } catch (e) {
-      say("/api/label: station not reachable", "error");
-      return;
-    }
-    await loadRecentEpisodes();
   }
 
   document.addEventListener("excap-action", (event) => {
