@@ -33,6 +33,7 @@ import h5py
 
 from excap.core.clock import now_ns
 from excap.core.errors import EpisodeError, JournalError
+from excap.core.memory import release_free_memory
 from excap.episode.h5writer import MIN_CHUNK_BYTES, EpisodeFileWriter, chunk_rows, row_bytes
 from excap.episode.journal_reader import JournalScan, read_batches, scan_journal
 from excap.episode.metadata import OUTCOMES, RECORDING_DIR, EpisodePaths
@@ -53,8 +54,10 @@ from excap.record.publish import publish_atomically
 log = logging.getLogger(__name__)
 
 QUARANTINE_DIR = "quarantine"
-_FLUSH_ROWS = 8192
-_FLUSH_BYTES = 32 * 1024 * 1024
+_FLUSH_ROWS = 8192  # a stream's rows written together (small rows: CAN, control)
+#: Bytes held for writing across all streams; past it the stream holding the most is written (camera frames):
+#: a rebuild's memory does not grow with the number of cameras.
+PENDING_BYTES = 8 * MB
 #: Free space a rebuild leaves beyond its own estimated size.
 RECOVERY_MARGIN_BYTES = 8 * MB
 _LABELS = tuple(o for o in OUTCOMES if o != "unlabeled")  # an outcome given before the crash is kept
@@ -139,6 +142,8 @@ def recover_directory(out_dir: Path) -> list[RecoveryResult]:
             log.debug("recovery of %s failed", journal, exc_info=True)
             results.append(RecoveryResult(journal, None, 0, f"not recovered, kept in place: {exc}",
                                           RecoveryStatus.KEPT))
+    if results:
+        release_free_memory()  # a station recovers at its start and then records for days in the same process
     return results
 
 
@@ -285,7 +290,8 @@ def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
     last_t_ns = start_t_ns
     total_rows = 0
     pending: dict[str, list[Batch]] = {}
-    pending_size: dict[str, tuple[int, int]] = {}
+    pending_rows: dict[str, int] = {}
+    pending_bytes: dict[str, int] = {}
     specs: dict[str, StreamSpec] = {spec.path: spec for spec in scan.streams.values()}
     with EpisodeFileWriter(target, attrs) as writer:
         for index, spec in scan.streams.items():
@@ -294,8 +300,7 @@ def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
         def flush(path: str) -> None:
             if pending.get(path):
                 writer.append(specs[path], concat_batches(specs[path], pending[path]))
-                pending[path] = []
-                pending_size[path] = (0, 0)
+            pending[path], pending_rows[path], pending_bytes[path] = [], 0, 0
 
         for spec, batch in read_batches(scan):
             rows = batch_length(batch)
@@ -303,10 +308,12 @@ def _rebuild(paths: EpisodePaths, scan: JournalScan, target: Path) -> int:
                 last_t_ns = max(last_t_ns, int(max(batch["t_ns"])))
             total_rows += rows
             pending.setdefault(spec.path, []).append(batch)
-            size_rows, size_bytes = pending_size.get(spec.path, (0, 0))
-            pending_size[spec.path] = (size_rows + rows, size_bytes + batch_bytes(batch))
-            if pending_size[spec.path][0] >= _FLUSH_ROWS or pending_size[spec.path][1] >= _FLUSH_BYTES:
+            pending_rows[spec.path] = pending_rows.get(spec.path, 0) + rows
+            pending_bytes[spec.path] = pending_bytes.get(spec.path, 0) + batch_bytes(batch)
+            if pending_rows[spec.path] >= _FLUSH_ROWS:
                 flush(spec.path)
+            if sum(pending_bytes.values()) >= PENDING_BYTES:
+                flush(max(pending_bytes, key=pending_bytes.__getitem__))
         for path in list(pending):
             flush(path)
         events = specs.get("events", events_spec())

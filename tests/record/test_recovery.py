@@ -4,6 +4,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import tracemalloc
 
 import h5py
 import pytest
@@ -16,7 +17,7 @@ from excap.episode.streams import camera_spec, can_spec, control_spec, rows_to_b
 from excap.episode.validation import validate_episode
 from excap.record.disk_space import describe, free_bytes
 from excap.record.recorder import Recorder, RecorderConfig
-from excap.record.recovery import RecoveryStatus, quarantine_dir, recover_directory, recover_journal
+from excap.record.recovery import PENDING_BYTES, RecoveryStatus, quarantine_dir, recover_directory, recover_journal
 from tests.support.commands import excap_command
 from tests.support.journals import BATCH, METADATA, crash_copy, expected_rows, record_spans
 from tests.support.jpeg import jpeg_frame
@@ -343,3 +344,34 @@ def test_without_room_to_rebuild_the_journal_is_kept_untouched(tmp_path):
     assert len(data) / 1e6 + 8 + free / 1e6 <= needed_mb + 0.1
     assert journal.read_bytes() == data and partial.exists() and list(out.glob("*.h5")) == []
     assert recover_journal(journal).status is RecoveryStatus.RECOVERED
+
+
+def test_a_rebuild_holds_a_bounded_amount_of_frames_whatever_the_number_of_cameras(tmp_path):
+    """Frames wait for writing under one budget for all streams: 4 cameras of 10 MB each are rebuilt holding less
+    than a third of them at any time (each stream's own budget would hold all 40 MB until the end)."""
+    recording = tmp_path / ".recording"
+    recording.mkdir()
+    episode_id = "20261204T000000Z_exc-1_000002"
+    writer = JournalWriter(recording / f"{episode_id}.journal")
+    writer.write_metadata(metadata(episode_id=episode_id).to_attrs() | {
+        "start_t_ns": 1_000, "started_at": "2026-12-04T00:00:00Z", "clock_offset_ns": 0, "recovered": False})
+    control = control_spec(["boom"])
+    writer.write_batch(control, rows_to_batch(control, [(2_000, [0.0], True)]))
+    cameras = [camera_spec(f"cam{n}", 160, 120, 30, "test") for n in range(4)]
+    frame = jpeg_frame(7, 160, 120)
+    batches = -(-10_000_000 // (5 * len(frame)))  # 5 frames per batch, 10 MB per camera
+    for number in range(batches):
+        for camera in cameras:
+            rows = [(2_000 + 5 * number + i, 0, frame) for i in range(5)]
+            writer.write_batch(camera, rows_to_batch(camera, rows))
+    writer.close()
+    tracemalloc.start()
+    try:
+        [result] = recover_directory(tmp_path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.status is RecoveryStatus.RECOVERED and result.rows == 1 + 4 * 5 * batches
+    assert peak < 3 * PENDING_BYTES, f"{peak / 1e6:.1f} MB held"
+    with h5py.File(result.episode, "r") as f:
+        assert all(f[f"cameras/cam{n}/frames"].shape == (5 * batches,) for n in range(4))
