@@ -62,10 +62,9 @@ class J1939TrafficGenerator:
         return sum(1e9 / s.period_ns for s in self._schedules)
 
     def due(self, t_ns: int, state: Any) -> list[can.Message]:
+        """The frames due by `t_ns`, in the order they fell due (a late call sends them as the ECUs would have)."""
         frames = []
-        for schedule in self._schedules:
-            if schedule.next_ns > t_ns:
-                continue
+        for schedule in sorted((s for s in self._schedules if s.next_ns <= t_ns), key=lambda s: s.next_ns):
             # Catch up without bursting if the caller fell far behind (e.g. a paused process).
             missed = (t_ns - schedule.next_ns) // schedule.period_ns
             schedule.next_ns += (missed + 1) * schedule.period_ns

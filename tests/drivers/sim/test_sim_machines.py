@@ -72,3 +72,20 @@ def test_the_wheel_loader_is_driven_by_its_cab_joystick_frames_on_the_bus():
         finally:
             machine.stop()
         assert machine.guard.fault is None and machine.frames_sent > 100
+
+
+@pytest.mark.parametrize("kind", sorted(SIM_MACHINES))
+def test_frames_of_a_late_call_come_in_the_order_they_fell_due(kind):
+    """A machine thread that runs late (a loaded host) sends what fell due meanwhile in that order, not the DBC's."""
+    entry = SIM_MACHINES[kind]
+    state = entry.model(seed=1).step(0.05, tuple(0.5 for _ in entry.functions), True)
+    database = cantools.database.load_file(str(entry.dbc))
+    on_time = J1939TrafficGenerator(entry.dbc, 0, entry.message_values, seed=3)
+    expected = [database.get_message_by_frame_id(f.arbitration_id).name
+                for t_ms in range(0, 1001) for f in on_time.due(t_ms * 1_000_000, state)]
+    late = J1939TrafficGenerator(entry.dbc, 0, entry.message_values, seed=3)
+    first_period_ms = min(m.cycle_time for m in database.messages if m.cycle_time)
+    names = [database.get_message_by_frame_id(f.arbitration_id).name
+             for f in late.due(first_period_ms * 1_000_000, state)]  # everything's first frame, in one call
+    assert len(names) == len(set(names)) > 1
+    assert names == [name for name in expected if name in names][:len(names)]
