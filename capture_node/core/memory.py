@@ -3,8 +3,8 @@
 A station records one episode after another in one process. Each episode's threads, HDF5 caches and frame buffers
 are freed when it ends, but glibc keeps freed memory in its per-thread arenas, so the process's resident size
 steps up with every episode although nothing is still in use; so does a recovery of crashed episodes at a
-station's start. `release_free_memory` asks glibc to return what is
-free (`malloc_trim`); on other C libraries it does nothing.
+station's start. `release_free_memory` asks glibc to return what is free (`malloc_trim`); on other C libraries it
+does nothing.
 """
 
 from __future__ import annotations

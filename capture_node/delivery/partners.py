@@ -58,10 +58,6 @@ class Partner:
         return self.revoked_at is None
 
 
-def _now() -> str:
-    return utc_now_iso()
-
-
 def check_name(name: str, kind: str) -> str:
     """A partner or dataset name: one plain path segment of letters, digits, '.', '_' and '-'."""
     if not _NAME.match(name) or ".." in name:
@@ -114,7 +110,7 @@ class PartnerStore:
                 if db.execute("SELECT 1 FROM partners WHERE token_id = ?", (token_id,)).fetchone() is None:
                     break
             db.execute("INSERT INTO partners (name, token_id, token_sha256, created_at) VALUES (?, ?, ?, ?)",
-                       (name, token_id, _hash(secret), _now()))
+                       (name, token_id, _hash(secret), utc_now_iso()))
         return f"{TOKEN_PREFIX}_{token_id}_{secret}"
 
     def grant(self, name: str, dataset: str) -> None:
@@ -122,14 +118,14 @@ class PartnerStore:
         with self._connect() as db:
             self._require_active(db, name)
             db.execute("INSERT OR IGNORE INTO grants (partner, dataset, granted_at) VALUES (?, ?, ?)",
-                       (name, dataset, _now()))
+                       (name, dataset, utc_now_iso()))
 
     def revoke(self, name: str, dataset: str | None = None) -> None:
         """Without a dataset: the partner's token stops working and every grant is removed."""
         with self._connect() as db:
             self._require_active(db, name)
             if dataset is None:
-                db.execute("UPDATE partners SET revoked_at = ? WHERE name = ?", (_now(), name))
+                db.execute("UPDATE partners SET revoked_at = ? WHERE name = ?", (utc_now_iso(), name))
                 db.execute("DELETE FROM grants WHERE partner = ?", (name,))
                 return
             removed = db.execute("DELETE FROM grants WHERE partner = ? AND dataset = ?", (name, dataset)).rowcount

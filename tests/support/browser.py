@@ -26,3 +26,15 @@ def chromium(profile: Path, *arguments: str) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@contextmanager
+def unreachable(driver: Any, path: str) -> Iterator[None]:
+    """Requests to `path` fail in the browser as if the station did not answer (the page's other requests go on)."""
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"*{path}"]})
+    try:
+        yield
+    finally:
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        driver.execute_cdp_cmd("Network.disable", {})

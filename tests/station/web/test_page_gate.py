@@ -1,14 +1,12 @@
 """The station page in headless Chromium: "Start anyway" after a start refused for devices not ready, and a label
 given from "Last episodes"; each tried first while its request cannot reach the station (said, never thrown)."""
 
-from contextlib import contextmanager
-
 import pytest
 
 from excap.episode.labels import episode_label
 from excap.station.app import RunningStation
 from excap.station.config import load_station_config
-from tests.support.browser import chromium
+from tests.support.browser import chromium, unreachable
 from tests.support.gated_station import episode_events, gated_station_yaml
 from tests.support.waiting import wait_for
 
@@ -17,18 +15,6 @@ pytestmark = pytest.mark.slow
 
 def shown(driver, element_id: str) -> bool:
     return "hidden" not in (driver.find_element("id", element_id).get_attribute("class") or "")
-
-
-@contextmanager
-def unreachable(driver, path: str):
-    """Requests to `path` fail in the browser as if the station did not answer (the page's other requests go on)."""
-    driver.execute_cdp_cmd("Network.enable", {})
-    driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": [f"*{path}"]})
-    try:
-        yield
-    finally:
-        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
-        driver.execute_cdp_cmd("Network.disable", {})
 
 
 def said_unreachable(driver, path: str) -> bool:

@@ -16,7 +16,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from excap.episode.validation import validate_episode
 from excap.station.web.app import StationServer
-from tests.support.browser import chromium
+from tests.support.browser import chromium, unreachable
 from tests.support.commands import excap_command
 from tests.support.station import certify
 from tests.support.waiting import wait_for
@@ -410,17 +410,12 @@ def test_uplink_line_shows_the_upload_queue(station, browser, sim_episode):
 def test_a_page_opened_before_its_station_answers_starts_once_it_does(station, browser):
     """The page's first question (who is logged in) fails: the page says it is connecting, asks again, and starts
     once the station answers; nothing is thrown."""
-    browser.execute_cdp_cmd("Network.enable", {})
-    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/whoami"]})
-    try:
+    with unreachable(browser, "/api/whoami"):
         browser.get(station.url)
         browser.get_log("browser")  # only what follows counts
         wait_for(lambda: script(browser, "return document.readyState") == "complete", message="page loaded")
         assert script(browser, "return document.body.className") == "connecting"
-    finally:
-        browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
     wait_for(lambda: text(browser, "link-state") == "ENABLED" and text(browser, "enable-state") == "HELD",
              message="the page started once the station answered", seen=lambda: text(browser, "link-state"))
     assert script(browser, "return document.body.className") == ""
     assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
-    browser.execute_cdp_cmd("Network.disable", {})
