@@ -415,7 +415,8 @@ def test_a_page_opened_before_its_station_answers_starts_once_it_does(station, b
         browser.get_log("browser")  # only what follows counts
         wait_for(lambda: script(browser, "return document.readyState") == "complete", message="page loaded")
         assert script(browser, "return document.body.className") == "connecting"
-    wait_for(lambda: text(browser, "link-state") == "ENABLED" and text(browser, "enable-state") == "HELD",
+    wait_for(lambda: station.enabled() and text(browser, "link-state") == "ENABLED"
+             and text(browser, "enable-state") == "HELD",
              message="the page started once the station answered", seen=lambda: text(browser, "link-state"))
     assert script(browser, "return document.body.className") == ""
     assert not [e for e in browser.get_log("browser") if "Uncaught" in e["message"]]
