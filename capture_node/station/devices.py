@@ -8,6 +8,7 @@ command path, the command link is told the input is lost first, so the commands 
 from collections.abc import Callable
 from typing import Any
 
+from excap.core.clock import now_ns
 from excap.core.periodic import Poller
 from excap.drivers.base import DeviceFault, Health, ThreadGuard
 from excap.drivers.joystick.base import JoystickSample, SampleCallback
@@ -89,8 +90,9 @@ class HealthSupervisor:
             if health == previous or previous is None:
                 continue
             if health == Health.DISCONNECTED:
-                self.event("joystick_lost", device=name)
-                if name in self.bound and self.link is not None:
-                    self.link.input_lost(f"joystick {name} disconnected")
+                lost_at = now_ns()
+                if name in self.bound and self.link is not None:  # the commands first, the record after
+                    self.link.input_lost(f"joystick {name} disconnected", lost_at)
+                self.event("joystick_lost", t_ns=lost_at, device=name)
             elif previous == Health.DISCONNECTED:
                 self.event("joystick_back", device=name)
