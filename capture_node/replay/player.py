@@ -71,7 +71,7 @@ class Replay:
         self.paths = sorted(wanted, key=order.index)
         self.start_ns, self.end_ns = window_ns(reader, options.start_s, options.end_s)
         self.timeline = Timeline(reader, self.paths, self.start_ns, self.end_ns)
-        self.scheduler = Scheduler(options.rate, options.loop, max_gap_s=options.max_gap_s)
+        self.scheduler = Scheduler(options.rate, options.loop, max_gap_s=options.max_gap_s, end_ns=self.end_ns)
         self.scheduler.on_pause = self._on_pause
         self.scheduler.on_resume = self._on_resume
         self._routes: dict[str, list[Sink]] = {}

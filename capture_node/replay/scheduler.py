@@ -8,6 +8,9 @@ sample instead of rushing to catch up. A stretch of recorded time without sample
 `max_gap_s` (a recording paused for a while, or a timestamp far in the future) is shortened to
 `max_gap_s`, counted in the statistics and reported through `on_gap`, so a replay never waits for it.
 
+`recorded_now_ns` (the recorded time being replayed, for /clock) never goes past `end_ns`, the end of the replayed
+window, and holds where the replay ended once it has.
+
 While it waits for a sample, the scheduler reads and prepares the samples after it (`Lookahead`, at most
 `HORIZON_S` of replay ahead) as long as the next one is not due within `PREPARE_MARGIN_S`, so that at the due
 time only `emit` is left.
@@ -59,7 +62,8 @@ class ReplayStats:
 
 class Scheduler:
     def __init__(self, rate: float = 1.0, loop: bool = False, resync_after_s: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic, max_gap_s: float = MAX_GAP_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_gap_s: float = MAX_GAP_S,
+                 end_ns: int | None = None) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be positive, not {rate}")
         if not max_gap_s > 0:
@@ -68,6 +72,7 @@ class Scheduler:
         self.loop = loop
         self.resync_after_s = resync_after_s
         self.max_gap_ns = round(max_gap_s * 1e9)
+        self.end_ns = end_ns
         self.on_gap: Callable[[int, float], None] | None = None  # (t_ns after the gap, recorded gap in s)
         self.clock = clock
         self._lock = threading.Lock()
@@ -79,6 +84,7 @@ class Scheduler:
         self._pause_position = 0
         self._paused_at = 0.0
         self._anchored = False
+        self._held_ns: int | None = None  # where a finished replay holds its recorded time
         self.stats = ReplayStats()
         self.on_pause: Callable[[], None] | None = None  # called from the replay thread when it pauses
         self.on_resume: Callable[[], None] | None = None
@@ -139,7 +145,13 @@ class Scheduler:
         with self._lock:
             if not self._anchored:
                 return None
-            return self._pause_position if self._paused else self._position(self.clock())
+            if self._held_ns is not None:
+                return self._held_ns
+            return self._bounded_position()
+
+    def _bounded_position(self) -> int:
+        position = self._pause_position if self._paused else self._position(self.clock())
+        return position if self.end_ns is None else min(position, self.end_ns)
 
     def _position(self, wall: float) -> int:
         return self._t0 + round((wall - self._wall0) * self.rate * 1e9)
@@ -225,6 +237,7 @@ class Scheduler:
                     with self._lock:
                         self._anchor(self.clock(), origin)
                         self._anchored = True
+                        self._held_ns = None
                         if self._paused:
                             self._pause_position = origin
                 if previous is not None and sample.t_ns - previous > self.max_gap_ns:
@@ -247,6 +260,9 @@ class Scheduler:
                 stats.emitted[sample.path] = stats.emitted.get(sample.path, 0) + 1
             if not self.loop or emitted_this_pass == 0:
                 break
+        with self._lock:
+            if self._anchored:
+                self._held_ns = self._bounded_position()
         stats.stopped = self._stopped
         return stats
 

@@ -221,6 +221,34 @@ def test_scheduler_stop_and_loop() -> None:
         Scheduler(rate=0)
 
 
+class SteppingClock:
+    """A monotonic clock that moves on `step_s` every time it is read."""
+
+    def __init__(self, step_s: float) -> None:
+        self.step_s = step_s
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step_s
+        return self.now
+
+
+@pytest.mark.parametrize("end_ns", [25_000_000, None], ids=["window end", "episode end"])
+def test_the_recorded_time_never_passes_the_replays_end_and_holds_there_once_done(end_ns: int | None) -> None:
+    samples = [Sample(t * 10_000_000, "s", "control", t, {}) for t in range(3)]  # 0, 10, 20 ms
+    scheduler = Scheduler(rate=1.0, clock=SteppingClock(0.004), end_ns=end_ns)
+    assert scheduler.recorded_now_ns() is None  # nothing due yet
+    during: list[int | None] = []
+    scheduler.run(samples, lambda _sample: during.append(scheduler.recorded_now_ns()))
+    after = [scheduler.recorded_now_ns() for _ in range(5)]  # /clock ticks after the last sample: time goes on
+    assert all(t is not None for t in during + after)
+    held = after[0]
+    assert held is not None and after == [held] * 5  # held where the replay ended
+    assert during == sorted(during) and during[-1] <= held  # (monotonic for /clock)
+    if end_ns is not None:
+        assert held <= end_ns and max(t for t in during if t is not None) <= end_ns
+
+
 def test_scheduler_prepares_samples_ahead_of_their_due_time() -> None:
     samples = [Sample(t * 20_000_000, "s", "control", t, {}) for t in range(6)]
     prepared_at: dict[int, float] = {}
