@@ -1,7 +1,11 @@
 """Reading a journal (`excap.episode.journal`) the way recovery needs it: a scan of every readable record that
 resynchronises past damage (a record whose header or checksum is wrong is skipped up to the next offset where a
 whole valid record starts), tells damage from a torn tail, and remembers where the batches are; then the batches
-themselves, read again from the file one by one."""
+themselves, read again from the file one by one.
+
+Both passes map the file and walk it front to back. Mapped pages count in the process's memory, so the pages behind
+the reader are handed back as it goes (`MappedWindow`): recovering a journal of a 10-minute episode (about 2 GB)
+keeps a window of it resident, not the whole file."""
 
 import json
 import mmap
@@ -25,6 +29,9 @@ from excap.episode.journal import (
     record_crc,
 )
 from excap.episode.streams import Batch, StreamSpec
+
+#: Bytes a reader moves past before the pages behind it are handed back.
+RELEASE_BYTES = 16 * 1024 * 1024
 
 __all__ = ["Damage", "JournalScan", "read_batches", "read_journal", "scan_journal"]
 
@@ -77,6 +84,22 @@ class JournalScan:
         if self.torn_tail is not None:
             parts.append(f"last {self.torn_tail.length} bytes cut short ({self.torn_tail.reason})")
         return "; ".join(parts)
+
+
+class MappedWindow:
+    """Keeps only the part of a mapped file near a forward-moving reader resident: once the reader is
+    `RELEASE_BYTES` past what was handed back, the whole pages behind it are dropped from the mapping (read again
+    from the page cache if touched again)."""
+
+    def __init__(self, view: mmap.mmap) -> None:
+        self.view = view
+        self.released = 0
+
+    def passed(self, position: int) -> None:
+        end = position - position % mmap.PAGESIZE
+        if end - self.released >= RELEASE_BYTES and hasattr(mmap, "MADV_DONTNEED"):
+            self.view.madvise(mmap.MADV_DONTNEED, self.released, end - self.released)
+            self.released = end
 
 
 def _record_at(view: bytes | mmap.mmap, offset: int, size: int) -> tuple[int, int] | None:
@@ -167,7 +190,9 @@ def _scan_view(scan: JournalScan, view: mmap.mmap, size: int) -> None:
     if not scan.has_magic and size < len(FILE_MAGIC) and FILE_MAGIC.startswith(view[:size]):
         scan.torn_tail = Damage(0, size, "file header cut short")
         return
+    window = MappedWindow(view)
     while position < size:
+        window.passed(position)
         found = _record_at(view, position, size)
         if found is not None:
             kind, length = found
@@ -194,7 +219,9 @@ def read_batches(scan: JournalScan) -> Iterator[tuple[StreamSpec, Batch]]:
     if not scan.batch_offsets:
         return
     with open(scan.path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        window = MappedWindow(view)
         for offset in scan.batch_offsets:
+            window.passed(offset)
             length = HEADER.unpack_from(view, offset)[4]
             start = offset + HEADER.size
             payload = view[start:start + length]

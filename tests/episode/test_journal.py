@@ -15,7 +15,7 @@ from excap.episode.journal import (
     encode_record,
     journal_is_live,
 )
-from excap.episode.journal_reader import Damage, read_journal, scan_journal
+from excap.episode.journal_reader import RELEASE_BYTES, Damage, read_journal, scan_journal
 from excap.episode.streams import camera_spec, control_spec, events_spec, rows_to_batch
 from tests.support.descriptors import descriptors_to
 from tests.support.journals import record_spans
@@ -376,3 +376,31 @@ def test_a_removed_journal_loses_its_name_at_once_and_its_space_on_release(tmp_p
     writer.close()  # nothing left to close: no error, no stray write
     assert not path.exists()
     JournalWriter(path).close()  # the name is free for a new journal
+
+
+def status_kb(field):
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(f"{field}:"))
+
+
+def test_reading_a_large_journal_keeps_only_a_window_of_it_resident(tmp_path):
+    """Both passes over a journal six windows long raise the process's peak resident size by less than two windows
+    (mapped pages count in it: holding the whole file mapped raised it by the whole journal)."""
+    path = tmp_path / "large.journal"
+    camera = camera_spec("front", 640, 480, 30, "test")
+    frame = np.random.default_rng(3).bytes(256 * 1024)
+    batches = 6 * RELEASE_BYTES // (4 * len(frame))
+    writer = JournalWriter(path)
+    writer.write_metadata({"episode_id": "e1", "start_t_ns": 0})
+    for number in range(batches):
+        writer.write_batch(camera, rows_to_batch(camera, [(4 * number + i, 0, frame) for i in range(4)]))
+    writer.close()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # the peak resident size starts again from the resident size now
+    before_kb = status_kb("VmRSS")
+    scan, read = read_journal(path)
+    rows = sum(len(batch["t_ns"]) for _, batch in read)
+    rise = (status_kb("VmHWM") - before_kb) * 1024
+    assert scan.intact and rows == 4 * batches
+    assert path.stat().st_size >= 6 * RELEASE_BYTES
+    assert rise < 2 * RELEASE_BYTES, f"peak resident size rose by {rise / 1e6:.1f} MB"
