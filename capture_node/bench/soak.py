@@ -19,7 +19,8 @@ Each finished episode is summarised and validated in a child process, as a stati
 it, so that reading a 2 GB file does not count in the recording process's memory. A soak whose process ended
 (a machine restart, a kill) continues with `resume`: the episode the end cut off is recovered from its journal, as a
 station does when it starts again, and counted; time, episodes and drops count on from the log, and `hours` is the
-total. `excap.bench.soak_log` reads the lines back (the per-episode report, where a soak resumes).
+total; the summary's RSS and mean CPU are then the last process's (the report gives every segment's).
+`excap.bench.soak_log` reads the lines back (the per-episode report, where a soak resumes).
 """
 
 from __future__ import annotations
