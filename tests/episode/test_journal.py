@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 
+from excap.bench.measure import peak_rss_mb, rss_mb
 from excap.core.errors import JournalError
 from excap.episode.journal import (
     HEADER,
@@ -378,11 +379,6 @@ def test_a_removed_journal_loses_its_name_at_once_and_its_space_on_release(tmp_p
     JournalWriter(path).close()  # the name is free for a new journal
 
 
-def status_kb(field):
-    with open("/proc/self/status") as handle:
-        return next(int(line.split()[1]) for line in handle if line.startswith(f"{field}:"))
-
-
 def test_reading_a_large_journal_keeps_only_a_window_of_it_resident(tmp_path):
     """Both passes over a journal six windows long raise the process's peak resident size by less than two windows
     (mapped pages count in it: holding the whole file mapped raised it by the whole journal)."""
@@ -397,10 +393,10 @@ def test_reading_a_large_journal_keeps_only_a_window_of_it_resident(tmp_path):
     writer.close()
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # the peak resident size starts again from the resident size now
-    before_kb = status_kb("VmRSS")
+    before_mb = rss_mb()
     scan, read = read_journal(path)
     rows = sum(len(batch["t_ns"]) for _, batch in read)
-    rise = (status_kb("VmHWM") - before_kb) * 1024
+    rise = (peak_rss_mb() - before_mb) * 1e6
     assert scan.intact and rows == 4 * batches
     assert path.stat().st_size >= 6 * RELEASE_BYTES
     assert rise < 2 * RELEASE_BYTES, f"peak resident size rose by {rise / 1e6:.1f} MB"
